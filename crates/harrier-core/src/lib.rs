@@ -1,1 +1,9 @@
-pub fn x(){}
+//! harrier's engine, without Node.js: HTTP/1.1 on mio event loops, a radix router, and a
+//! batch interface through which a handler (the napi bridge, a test, a benchmark) answers.
+
+pub mod engine;
+pub mod http1;
+pub mod router;
+
+pub use engine::{Batch, Config, Handler, Replier, ReplyWriter, RequestRef, Server};
+pub use router::{RouteError, RouteMatch, Router};

@@ -1,0 +1,106 @@
+//! The engine: N I/O threads, each a mio poll with its own listener, parsing HTTP/1.1,
+//! routing, batching requests for the handler and writing its replies.
+
+mod batch;
+mod config;
+mod connection;
+mod event_loop;
+mod listener;
+mod pool;
+mod reply;
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+pub use batch::{Batch, EVENT_ABORT, EVENT_BODY, EVENT_END, EVENT_REQUEST, FLAG_HAS_BODY, FLAG_HTTP10};
+pub use config::Config;
+pub use reply::{Replier, ReplyWriter, RequestRef, OP_CHUNK, OP_END, OP_FULL, OP_HEAD};
+
+use crate::router::Router;
+use event_loop::{Worker, WAKER};
+use reply::Inbox;
+
+/// What the engine calls with each batch of requests. It answers through the `Replier`,
+/// from any thread, at any later time.
+pub trait Handler: Send + Sync + 'static {
+    fn on_batch(&self, batch: Batch, replier: &Replier);
+}
+
+pub(crate) struct Shared {
+    pub config: Config,
+    pub router: Router,
+    pub handler: Box<dyn Handler>,
+    pub replier: Replier,
+    pub shutdown: AtomicBool,
+}
+
+/// A running server.
+pub struct Server {
+    shared: Arc<Shared>,
+    threads: Vec<JoinHandle<()>>,
+    local_addr: SocketAddr,
+}
+
+impl Server {
+    /// Binds and starts the I/O threads; returns once every listener is bound.
+    pub fn start(config: Config, router: Router, handler: Box<dyn Handler>) -> io::Result<Server> {
+        let count = config.thread_count();
+        let addr = listener::resolve(&config.host, config.port)?;
+        let mut polls = Vec::with_capacity(count);
+        let mut inboxes = Vec::with_capacity(count);
+        let mut listeners = Vec::with_capacity(count);
+        let mut local_addr = addr;
+        for i in 0..count {
+            let poll = mio::Poll::new()?;
+            inboxes.push(Inbox::new(mio::Waker::new(poll.registry(), WAKER)?));
+            polls.push(poll);
+            if i == 0 || listener::REUSE_PORT {
+                // Port 0 is resolved by the first bind; the others join that port.
+                let l = listener::bind(local_addr, listener::REUSE_PORT)?;
+                local_addr = l.local_addr()?;
+                listeners.push(Some(l));
+            } else {
+                listeners.push(None);
+            }
+        }
+        let shared = Arc::new(Shared {
+            config,
+            router,
+            handler,
+            replier: Replier { inboxes: inboxes.into() },
+            shutdown: AtomicBool::new(false),
+        });
+        let mut threads = Vec::with_capacity(count);
+        for (i, (poll, listener)) in polls.into_iter().zip(listeners).enumerate() {
+            let worker = Worker::new(i as u8, poll, listener, shared.clone())?;
+            threads.push(std::thread::Builder::new().name(format!("harrier-io-{i}")).spawn(move || worker.run())?);
+        }
+        Ok(Server { shared, threads, local_addr })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn replier(&self) -> Replier {
+        self.shared.replier.clone()
+    }
+
+    /// Starts a graceful shutdown: stop accepting, finish what is in flight, close.
+    pub fn shutdown(&self) {
+        self.shared.shutdown.store(true, Ordering::SeqCst);
+        for inbox in self.shared.replier.inboxes.iter() {
+            inbox.wake();
+        }
+    }
+
+    /// Waits for every I/O thread to finish (after `shutdown`).
+    pub fn join(self) {
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}

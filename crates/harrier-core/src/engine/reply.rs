@@ -1,0 +1,266 @@
+//! Replies from the handler to the engine: a byte format that the JS side writes in one
+//! buffer per flush and the I/O thread reads in place, and the inboxes that carry it.
+//!
+//! Every op starts with a 20-byte header, little-endian:
+//! `u32 op_len` (whole op), `u8 kind`, `u8 thread`, `u16 status`, `u32 slot`, `u32 rid`,
+//! `u32 header_count`. `FULL` and `HEAD` then carry `header_count` headers as
+//! `u32 name_len, u32 value_len, name, value`; the rest of the op is body bytes
+//! (`FULL`: the whole body; `CHUNK`, `END`: one piece of a streamed body; `HEAD`: nothing).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+pub const OP_FULL: u8 = 1;
+pub const OP_HEAD: u8 = 2;
+pub const OP_CHUNK: u8 = 3;
+pub const OP_END: u8 = 4;
+
+const OP_HEADER_LEN: usize = 20;
+
+/// One decoded op, borrowing from the buffer it was read from.
+pub(crate) struct ReplyOp<'a> {
+    pub kind: u8,
+    pub status: u16,
+    pub slot: u32,
+    pub rid: u32,
+    pub header_count: u32,
+    headers_and_body: &'a [u8],
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
+}
+
+impl<'a> ReplyOp<'a> {
+    /// The headers, and the body after them; `None` if the op is malformed.
+    pub fn split(&self) -> Option<(HeaderIter<'a>, &'a [u8])> {
+        let mut pos = 0;
+        let b = self.headers_and_body;
+        for _ in 0..self.header_count {
+            if b.len() < pos + 8 {
+                return None;
+            }
+            let n = u32_at(b, pos) as usize + u32_at(b, pos + 4) as usize;
+            pos = pos.checked_add(8 + n).filter(|&p| p <= b.len())?;
+        }
+        Some((HeaderIter { rest: &b[..pos] }, &b[pos..]))
+    }
+}
+
+#[derive(Clone)]
+pub(crate) struct HeaderIter<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Iterator for HeaderIter<'a> {
+    type Item = (&'a [u8], &'a [u8]);
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.rest.len() < 8 {
+            return None;
+        }
+        let name_len = u32_at(self.rest, 0) as usize;
+        let value_len = u32_at(self.rest, 4) as usize;
+        let name = &self.rest[8..8 + name_len];
+        let value = &self.rest[8 + name_len..8 + name_len + value_len];
+        self.rest = &self.rest[8 + name_len + value_len..];
+        Some((name, value))
+    }
+}
+
+/// Reads ops one after another; stops at the first malformed one.
+pub(crate) struct ReplyOps<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> ReplyOps<'a> {
+    pub fn new(buf: &'a [u8]) -> ReplyOps<'a> {
+        ReplyOps { rest: buf }
+    }
+}
+
+impl<'a> Iterator for ReplyOps<'a> {
+    type Item = ReplyOp<'a>;
+    fn next(&mut self) -> Option<ReplyOp<'a>> {
+        let b = self.rest;
+        if b.len() < OP_HEADER_LEN {
+            return None;
+        }
+        let len = u32_at(b, 0) as usize;
+        if len < OP_HEADER_LEN || len > b.len() {
+            return None;
+        }
+        self.rest = &b[len..];
+        Some(ReplyOp {
+            kind: b[4],
+            status: u16::from_le_bytes([b[6], b[7]]),
+            slot: u32_at(b, 8),
+            rid: u32_at(b, 12),
+            header_count: u32_at(b, 16),
+            headers_and_body: &b[OP_HEADER_LEN..len],
+        })
+    }
+}
+
+/// Writes ops in the reply format; what a Rust handler (a test, a benchmark) uses.
+#[derive(Default)]
+pub struct ReplyWriter {
+    pub buf: Vec<u8>,
+}
+
+impl ReplyWriter {
+    fn op(&mut self, kind: u8, thread: u8, status: u16, slot: u32, rid: u32, headers: &[(&[u8], &[u8])], body: &[u8]) {
+        let start = self.buf.len();
+        self.buf.extend_from_slice(&[0; 4]);
+        self.buf.extend_from_slice(&[kind, thread]);
+        self.buf.extend_from_slice(&status.to_le_bytes());
+        self.buf.extend_from_slice(&slot.to_le_bytes());
+        self.buf.extend_from_slice(&rid.to_le_bytes());
+        self.buf.extend_from_slice(&(headers.len() as u32).to_le_bytes());
+        for (name, value) in headers {
+            self.buf.extend_from_slice(&(name.len() as u32).to_le_bytes());
+            self.buf.extend_from_slice(&(value.len() as u32).to_le_bytes());
+            self.buf.extend_from_slice(name);
+            self.buf.extend_from_slice(value);
+        }
+        self.buf.extend_from_slice(body);
+        let len = (self.buf.len() - start) as u32;
+        self.buf[start..start + 4].copy_from_slice(&len.to_le_bytes());
+    }
+
+    pub fn full(&mut self, to: RequestRef, status: u16, headers: &[(&[u8], &[u8])], body: &[u8]) {
+        self.op(OP_FULL, to.thread, status, to.slot, to.rid, headers, body);
+    }
+
+    pub fn head(&mut self, to: RequestRef, status: u16, headers: &[(&[u8], &[u8])]) {
+        self.op(OP_HEAD, to.thread, status, to.slot, to.rid, headers, b"");
+    }
+
+    pub fn chunk(&mut self, to: RequestRef, data: &[u8]) {
+        self.op(OP_CHUNK, to.thread, 0, to.slot, to.rid, &[], data);
+    }
+
+    pub fn end(&mut self, to: RequestRef, data: &[u8]) {
+        self.op(OP_END, to.thread, 0, to.slot, to.rid, &[], data);
+    }
+}
+
+/// Names one request for a reply: the I/O thread, the connection's slot, the request id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestRef {
+    pub thread: u8,
+    pub slot: u32,
+    pub rid: u32,
+}
+
+/// One I/O thread's inbox: ops appended by `Replier::send`, taken whole by the thread.
+pub(crate) struct Inbox {
+    ops: Mutex<Vec<u8>>,
+    has_ops: AtomicBool,
+    /// Set while the thread blocks in poll: only then is a wake-up (a syscall) needed.
+    sleeping: AtomicBool,
+    waker: mio::Waker,
+}
+
+impl Inbox {
+    pub fn new(waker: mio::Waker) -> Inbox {
+        Inbox { ops: Mutex::new(Vec::new()), has_ops: AtomicBool::new(false), sleeping: AtomicBool::new(false), waker }
+    }
+
+    fn push(&self, op: &[u8]) {
+        self.ops.lock().unwrap().extend_from_slice(op);
+    }
+
+    fn notify(&self) {
+        self.has_ops.store(true, Ordering::SeqCst);
+        if self.sleeping.load(Ordering::SeqCst) {
+            let _ = self.waker.wake();
+        }
+    }
+
+    pub fn wake(&self) {
+        let _ = self.waker.wake();
+    }
+
+    /// Swaps the pending ops into `into` (emptied first); false if there were none.
+    pub fn take(&self, into: &mut Vec<u8>) -> bool {
+        into.clear();
+        if !self.has_ops.swap(false, Ordering::SeqCst) {
+            return false;
+        }
+        std::mem::swap(&mut *self.ops.lock().unwrap(), into);
+        !into.is_empty()
+    }
+
+    /// Marks the thread as about to block; returns false if ops arrived meanwhile.
+    pub fn sleep(&self) -> bool {
+        self.sleeping.store(true, Ordering::SeqCst);
+        !self.has_ops.load(Ordering::SeqCst)
+    }
+
+    pub fn awake(&self) {
+        self.sleeping.store(false, Ordering::SeqCst);
+    }
+}
+
+/// Hands replies to the I/O threads. Cheap to clone, usable from any thread.
+#[derive(Clone)]
+pub struct Replier {
+    pub(crate) inboxes: Arc<[Inbox]>,
+}
+
+impl Replier {
+    /// Routes every op in `ops` to its thread's inbox, then wakes each thread at most once.
+    pub fn send(&self, ops: &[u8]) {
+        let mut touched = 0u64;
+        let mut rest = ops;
+        while rest.len() >= OP_HEADER_LEN {
+            let len = u32_at(rest, 0) as usize;
+            if len < OP_HEADER_LEN || len > rest.len() {
+                break;
+            }
+            let thread = rest[5] as usize;
+            if let Some(inbox) = self.inboxes.get(thread) {
+                inbox.push(&rest[..len]);
+                touched |= 1 << (thread % 64);
+            }
+            rest = &rest[len..];
+        }
+        for (i, inbox) in self.inboxes.iter().enumerate() {
+            if touched & (1 << (i % 64)) != 0 {
+                inbox.notify();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ops_round_trip() {
+        let to = RequestRef { thread: 1, slot: 7, rid: 99 };
+        let mut w = ReplyWriter::default();
+        w.full(to, 201, &[(b"a", b"bc"), (b"x-long", b"value")], b"body");
+        w.chunk(to, b"piece");
+        let ops: Vec<_> = ReplyOps::new(&w.buf).collect();
+        assert_eq!(ops.len(), 2);
+        assert_eq!((ops[0].kind, ops[0].status, ops[0].slot, ops[0].rid), (OP_FULL, 201, 7, 99));
+        let (headers, body) = ops[0].split().unwrap();
+        assert_eq!(headers.collect::<Vec<_>>(), vec![(&b"a"[..], &b"bc"[..]), (&b"x-long"[..], &b"value"[..])]);
+        assert_eq!(body, b"body");
+        assert_eq!(ops[1].split().unwrap().1, b"piece");
+    }
+
+    #[test]
+    fn malformed_ops_stop_reading() {
+        let mut w = ReplyWriter::default();
+        w.full(RequestRef { thread: 0, slot: 0, rid: 0 }, 200, &[(b"a", b"b")], b"");
+        let mut bad = w.buf.clone();
+        bad[0] = 200; // claims more bytes than there are
+        assert_eq!(ReplyOps::new(&bad).count(), 0);
+        let mut bad = w.buf.clone();
+        bad[16] = 9; // claims more headers than there are
+        assert!(ReplyOps::new(&bad).next().unwrap().split().is_none());
+    }
+}

@@ -1,0 +1,262 @@
+//! The request head: parsed with httparse into offsets, so nothing is copied or allocated.
+
+use super::Status;
+
+/// Most requests carry far fewer; past this the head is refused with 431.
+pub(crate) const MAX_HEADERS: usize = 100;
+
+/// How the body of a request is framed (RFC 9112 section 6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BodyFraming {
+    None,
+    Length(u64),
+    Chunked,
+}
+
+/// A byte range into the buffer the head was parsed from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Span {
+    pub start: u32,
+    pub len: u32,
+}
+
+impl Span {
+    fn of(base: &[u8], part: &[u8]) -> Span {
+        Span { start: (part.as_ptr() as usize - base.as_ptr() as usize) as u32, len: part.len() as u32 }
+    }
+    pub fn slice<'a>(&self, buf: &'a [u8]) -> &'a [u8] {
+        &buf[self.start as usize..(self.start + self.len) as usize]
+    }
+}
+
+/// One parsed request head, as offsets into the bytes it came from.
+#[derive(Debug)]
+pub(crate) struct RequestHead {
+    pub method: Span,
+    /// Path and query, as sent.
+    pub target: Span,
+    /// Length of the path part of `target` (up to `?`).
+    pub path_len: u32,
+    pub http10: bool,
+    pub keep_alive: bool,
+    pub expect_continue: bool,
+    pub body: BodyFraming,
+    pub headers: Vec<(Span, Span)>,
+    /// Bytes of the head, including the blank line.
+    pub len: usize,
+}
+
+impl RequestHead {
+    pub fn new() -> RequestHead {
+        RequestHead {
+            method: Span::default(),
+            target: Span::default(),
+            path_len: 0,
+            http10: false,
+            keep_alive: true,
+            expect_continue: false,
+            body: BodyFraming::None,
+            headers: Vec::with_capacity(16),
+            len: 0,
+        }
+    }
+}
+
+pub(crate) enum Parse {
+    Complete,
+    Partial,
+}
+
+/// Parses one request head from the start of `buf` into `head` (reused between requests).
+pub(crate) fn parse_head(buf: &[u8], head: &mut RequestHead) -> Result<Parse, Status> {
+    let mut raw = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut raw);
+    let len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Ok(Parse::Partial),
+        Err(httparse::Error::TooManyHeaders) => return Err(Status::HEADERS_TOO_LARGE),
+        Err(httparse::Error::Version) => return Err(Status::VERSION_NOT_SUPPORTED),
+        Err(_) => return Err(Status::BAD_REQUEST),
+    };
+    let method = req.method.unwrap_or("");
+    let target = req.path.unwrap_or("");
+    if target.is_empty() {
+        return Err(Status::BAD_REQUEST);
+    }
+    head.method = Span::of(buf, method.as_bytes());
+    head.target = Span::of(buf, target.as_bytes());
+    head.path_len = target.find('?').unwrap_or(target.len()) as u32;
+    head.http10 = req.version == Some(0);
+    head.len = len;
+    head.headers.clear();
+
+    let mut keep_alive = !head.http10;
+    let mut expect_continue = false;
+    let mut length: Option<u64> = None;
+    let mut chunked = false;
+    let mut hosts = 0;
+    for h in req.headers.iter() {
+        let name = h.name.as_bytes();
+        let value = h.value;
+        head.headers.push((Span::of(buf, name), Span::of(buf, value)));
+        if name.eq_ignore_ascii_case(b"content-length") {
+            let n = parse_content_length(value).ok_or(Status::BAD_REQUEST)?;
+            // Several Content-Length fields must agree, or the framing is ambiguous.
+            if length.is_some_and(|prev| prev != n) {
+                return Err(Status::BAD_REQUEST);
+            }
+            length = Some(n);
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            chunked = transfer_encoding_is_chunked(value, chunked)?;
+        } else if name.eq_ignore_ascii_case(b"connection") {
+            if has_token(value, b"close") {
+                keep_alive = false;
+            } else if has_token(value, b"keep-alive") {
+                keep_alive = true;
+            }
+        } else if name.eq_ignore_ascii_case(b"expect") {
+            if value.eq_ignore_ascii_case(b"100-continue") {
+                expect_continue = true;
+            }
+        } else if name.eq_ignore_ascii_case(b"host") {
+            hosts += 1;
+        }
+    }
+    if !head.http10 && hosts != 1 {
+        return Err(Status::BAD_REQUEST);
+    }
+    head.body = match (chunked, length) {
+        // Both at once is how requests are smuggled past proxies.
+        (true, Some(_)) => return Err(Status::BAD_REQUEST),
+        (true, None) => BodyFraming::Chunked,
+        (false, Some(0)) | (false, None) => BodyFraming::None,
+        (false, Some(n)) => BodyFraming::Length(n),
+    };
+    head.keep_alive = keep_alive;
+    head.expect_continue = expect_continue && head.body != BodyFraming::None;
+    Ok(Parse::Complete)
+}
+
+fn parse_content_length(value: &[u8]) -> Option<u64> {
+    if value.is_empty() || value.len() > 19 {
+        return None;
+    }
+    let mut n: u64 = 0;
+    for &b in value {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        n = n * 10 + (b - b'0') as u64;
+    }
+    Some(n)
+}
+
+/// `chunked` must be the last coding; any other coding is one we do not implement.
+fn transfer_encoding_is_chunked(value: &[u8], already: bool) -> Result<bool, Status> {
+    if already {
+        // chunked applied twice
+        return Err(Status::BAD_REQUEST);
+    }
+    let mut last: &[u8] = b"";
+    for coding in value.split(|&b| b == b',') {
+        let coding = coding.trim_ascii();
+        if coding.is_empty() {
+            continue;
+        }
+        if !last.is_empty() {
+            // a coding after another: only `chunked` may come last, and we implement no other
+            return Err(if last.eq_ignore_ascii_case(b"chunked") { Status::BAD_REQUEST } else { Status::NOT_IMPLEMENTED });
+        }
+        last = coding;
+    }
+    if last.eq_ignore_ascii_case(b"chunked") {
+        Ok(true)
+    } else if last.is_empty() {
+        Err(Status::BAD_REQUEST)
+    } else {
+        Err(Status::NOT_IMPLEMENTED)
+    }
+}
+
+fn has_token(value: &[u8], token: &[u8]) -> bool {
+    value.split(|&b| b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<RequestHead, Status> {
+        let mut head = RequestHead::new();
+        match parse_head(s.as_bytes(), &mut head)? {
+            Parse::Complete => Ok(head),
+            Parse::Partial => panic!("partial"),
+        }
+    }
+
+    #[test]
+    fn simple_get() {
+        let s = "GET /users/7?q=1 HTTP/1.1\r\nHost: x\r\nAccept: */*\r\n\r\n";
+        let h = parse(s).unwrap();
+        assert_eq!(h.method.slice(s.as_bytes()), b"GET");
+        assert_eq!(h.target.slice(s.as_bytes()), b"/users/7?q=1");
+        assert_eq!(h.path_len, 8);
+        assert_eq!(h.headers.len(), 2);
+        assert_eq!(h.len, s.len());
+        assert!(h.keep_alive);
+        assert_eq!(h.body, BodyFraming::None);
+    }
+
+    #[test]
+    fn partial_head() {
+        let mut head = RequestHead::new();
+        assert!(matches!(parse_head(b"GET / HTTP/1.1\r\nHost: x\r\n", &mut head), Ok(Parse::Partial)));
+    }
+
+    #[test]
+    fn http10_closes_unless_keep_alive() {
+        assert!(!parse("GET / HTTP/1.0\r\n\r\n").unwrap().keep_alive);
+        assert!(parse("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").unwrap().keep_alive);
+        assert!(!parse("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap().keep_alive);
+    }
+
+    #[test]
+    fn body_framing() {
+        let h = parse("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n").unwrap();
+        assert_eq!(h.body, BodyFraming::Length(5));
+        let h = parse("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n").unwrap();
+        assert_eq!(h.body, BodyFraming::Chunked);
+        let h = parse("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n").unwrap();
+        assert_eq!(h.body, BodyFraming::Length(5));
+    }
+
+    #[test]
+    fn expect_continue_only_with_body() {
+        let h = parse("POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n").unwrap();
+        assert!(h.expect_continue);
+        let h = parse("GET / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\r\n").unwrap();
+        assert!(!h.expect_continue);
+    }
+
+    #[test]
+    fn framing_errors() {
+        let bad = [
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+            "GET / HTTP/1.1\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+            "GET / HTTP/1.1\r\nHo st: a\r\n\r\n",
+        ];
+        for s in bad {
+            assert!(parse(s).is_err(), "{s:?} should be refused");
+        }
+        assert_eq!(
+            parse("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n").unwrap_err(),
+            Status::NOT_IMPLEMENTED
+        );
+        assert_eq!(parse("GET / HTTP/2.0\r\nHost: x\r\n\r\n").unwrap_err(), Status::VERSION_NOT_SUPPORTED);
+    }
+}

@@ -1,0 +1,112 @@
+//! The engine driven by a Rust handler over real loopback sockets: what the napi bridge does,
+//! without Node.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use harrier_core::engine::{Batch, Handler, Replier, ReplyWriter, RequestRef, EVENT_REQUEST};
+use harrier_core::{Config, Router, Server};
+
+/// Answers every request with its route id and path; route 1 holds its answer until the
+/// next batch, so that a later request is answered first.
+struct Echo {
+    held: Mutex<Vec<(RequestRef, String)>>,
+}
+
+impl Handler for Echo {
+    fn on_batch(&self, batch: Batch, replier: &Replier) {
+        let m = &batch.meta;
+        let mut w = ReplyWriter::default();
+        let mut held = self.held.lock().unwrap();
+        let mut i = 1;
+        while i < m.len() {
+            match m[i] {
+                EVENT_REQUEST => {
+                    let to = RequestRef { thread: batch.thread, slot: m[i + 2], rid: m[i + 1] };
+                    let route = m[i + 3];
+                    let (off, len) = (m[i + 7] as usize, m[i + 8] as usize);
+                    let target = String::from_utf8_lossy(&batch.bytes[off..off + len]).into_owned();
+                    let headers = m[i + 10] as usize;
+                    let params = m[i + 11] as usize;
+                    i += 12 + headers * 4 + params * 2;
+                    if route == 1 {
+                        held.push((to, target));
+                        continue;
+                    }
+                    w.full(to, 200, &[(b"content-type", b"text/plain")], format!("{route} {target}").as_bytes());
+                }
+                2 => i += 4,
+                _ => i += 2,
+            }
+        }
+        // A held answer goes out after the ones of its batch, in reverse of request order.
+        for (to, target) in held.drain(..).rev() {
+            w.full(to, 200, &[], format!("1 {target}").as_bytes());
+        }
+        replier.send(&w.buf);
+    }
+}
+
+fn start() -> Server {
+    let mut router = Router::new();
+    router.add("GET", "/", 0).unwrap();
+    router.add("GET", "/slow/:n", 1).unwrap();
+    router.add("POST", "/", 2).unwrap();
+    let config = Config { io_threads: 2, ..Config::default() };
+    Server::start(config, router, Box::new(Echo { held: Mutex::new(Vec::new()) })).unwrap()
+}
+
+fn exchange(server: &Server, request: &[u8], until: impl Fn(&str) -> bool) -> String {
+    let mut s = TcpStream::connect(server.local_addr()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(request).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !until(&String::from_utf8_lossy(&got)) {
+        let n = s.read(&mut buf).expect("response in time");
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8(got).unwrap()
+}
+
+#[test]
+fn answers_pipelined_requests_in_order() {
+    let server = start();
+    let reqs = b"GET /slow/a HTTP/1.1\r\nHost: x\r\n\r\nGET /?q HTTP/1.1\r\nHost: x\r\n\r\nGET /missing HTTP/1.1\r\nHost: x\r\n\r\n";
+    let got = exchange(&server, reqs, |s| s.matches("HTTP/1.1").count() == 3 && s.ends_with("Not Found"));
+    let bodies: Vec<&str> = got.split("HTTP/1.1 ").skip(1).collect();
+    assert!(bodies[0].starts_with("200 OK") && bodies[0].ends_with("1 /slow/a"), "{got}");
+    assert!(bodies[1].ends_with("0 /?q"), "{got}");
+    assert!(bodies[2].starts_with("404 Not Found"), "{got}");
+    server.shutdown();
+    server.join();
+}
+
+#[test]
+fn refuses_what_it_cannot_route_or_parse() {
+    let server = start();
+    let got = exchange(&server, b"DELETE / HTTP/1.1\r\nHost: x\r\n\r\n", |s| s.ends_with("Allowed"));
+    assert!(got.starts_with("HTTP/1.1 405 Method Not Allowed\r\n"), "{got}");
+    assert!(got.contains("\r\nallow: GET, HEAD, POST\r\n"), "{got}");
+    let got = exchange(&server, b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", |_| false);
+    assert!(got.starts_with("HTTP/1.1 400 Bad Request\r\n") && got.contains("connection: close"), "{got}");
+    server.shutdown();
+    server.join();
+}
+
+#[test]
+fn shutdown_closes_idle_connections() {
+    let server = start();
+    let mut idle = TcpStream::connect(server.local_addr()).unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    server.shutdown();
+    let mut buf = [0u8; 16];
+    assert_eq!(idle.read(&mut buf).unwrap(), 0, "the idle connection is closed");
+    server.join();
+}
