@@ -1,0 +1,286 @@
+import { HttpError } from './errors'
+import { NativeServer, checkRoute } from './native'
+import { ReplyBuffer } from './reply-buffer'
+import { Request } from './request'
+import { Response } from './response'
+import { unwatchSignals, watchSignals } from './signals'
+import type { AppOptions, ErrorHook, Handler, Listening, ListenOptions, Middleware, Next, RouteParams } from './types'
+import { EVENT_ABORT, EVENT_BODY, EVENT_END, EVENT_REQUEST, REQUEST_FIXED_WORDS } from './wire'
+
+interface Route {
+  method: string
+  path: string
+  paramNames: readonly string[]
+  /** Position among routes and middleware, for running middleware in registration order. */
+  order: number
+  handlers: Handler[]
+}
+
+interface Use {
+  prefix: string
+  fn: Middleware
+  order: number
+}
+
+interface InFlight {
+  req: Request
+  res: Response
+}
+
+const RESOLVED: Promise<void> = Promise.resolve()
+const done: Next = () => RESOLVED
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return value !== null && typeof value === 'object' && typeof (value as PromiseLike<unknown>).then === 'function'
+}
+
+function underPrefix(path: string, prefix: string): boolean {
+  return prefix === '/' || path === prefix || (path.startsWith(prefix) && path[prefix.length] === '/')
+}
+
+function checkHandlers(handlers: unknown[]): Handler[] {
+  if (handlers.length === 0) throw new TypeError('harrier: a route needs at least one handler')
+  for (const h of handlers) if (typeof h !== 'function') throw new TypeError('harrier: handlers must be functions')
+  return handlers as Handler[]
+}
+
+/**
+ * An HTTP server: routes and middleware in TypeScript, the engine in Rust. Routing, 404 and
+ * 405 happen in the engine; handlers see only requests for their routes.
+ */
+export class App {
+  /** Called once for every error a handler throws or rejects with; the default logs it. */
+  onError: ErrorHook | null = null
+
+  private readonly settings: AppOptions
+  private readonly routes: Route[] = []
+  private readonly uses: Use[] = []
+  private order = 0
+  private chains: Handler[][] = []
+  private native: NativeServer | null = null
+  private out: ReplyBuffer | null = null
+  private readonly inflight = new Map<number, InFlight>()
+  private closing: Promise<void> | null = null
+  private keepAlive: NodeJS.Timeout | null = null
+
+  constructor(options: AppOptions = {}) {
+    for (const key of ['ioThreads', 'handlerTimeout', 'drainTimeout'] as const) {
+      const v = options[key]
+      if (v !== undefined && (!Number.isInteger(v) || v < 0 || v > 2 ** 31)) {
+        throw new RangeError(`harrier: option ${key} must be a non-negative integer, got ${v}`)
+      }
+    }
+    this.settings = { ...options }
+  }
+
+  get<P extends string>(path: P, ...handlers: Handler<RouteParams<P>>[]): this {
+    return this.route('GET', path, handlers)
+  }
+  post<P extends string>(path: P, ...handlers: Handler<RouteParams<P>>[]): this {
+    return this.route('POST', path, handlers)
+  }
+  put<P extends string>(path: P, ...handlers: Handler<RouteParams<P>>[]): this {
+    return this.route('PUT', path, handlers)
+  }
+  patch<P extends string>(path: P, ...handlers: Handler<RouteParams<P>>[]): this {
+    return this.route('PATCH', path, handlers)
+  }
+  delete<P extends string>(path: P, ...handlers: Handler<RouteParams<P>>[]): this {
+    return this.route('DELETE', path, handlers)
+  }
+  head<P extends string>(path: P, ...handlers: Handler<RouteParams<P>>[]): this {
+    return this.route('HEAD', path, handlers)
+  }
+  options<P extends string>(path: P, ...handlers: Handler<RouteParams<P>>[]): this {
+    return this.route('OPTIONS', path, handlers)
+  }
+  /** A route for every method. */
+  all<P extends string>(path: P, ...handlers: Handler<RouteParams<P>>[]): this {
+    return this.route('*', path, handlers)
+  }
+
+  /** Middleware for every route, or for the routes under a path prefix; runs in registration order with the routes. */
+  use(middleware: Middleware): this
+  use(prefix: string, middleware: Middleware): this
+  use(prefixOrMiddleware: string | Middleware, middleware?: Middleware): this {
+    this.assertNotListening()
+    const prefix = typeof prefixOrMiddleware === 'string' ? prefixOrMiddleware : '/'
+    const fn = typeof prefixOrMiddleware === 'string' ? middleware : prefixOrMiddleware
+    if (typeof fn !== 'function') throw new TypeError('harrier: use() needs a middleware function')
+    if (!prefix.startsWith('/')) throw new TypeError(`harrier: middleware prefix ${JSON.stringify(prefix)} must start with '/'`)
+    this.uses.push({ prefix: prefix.length > 1 ? prefix.replace(/\/+$/, '') : prefix, fn, order: this.order++ })
+    return this
+  }
+
+  private route(method: string, path: string, handlers: unknown[]): this {
+    this.assertNotListening()
+    if (typeof path !== 'string') throw new TypeError('harrier: a route path must be a string')
+    const checked = checkHandlers(handlers)
+    const paramNames = checkRoute(method, path)
+    const same = this.routes.find((r) => r.method === method && r.path === path)
+    if (same) same.handlers.push(...checked)
+    else this.routes.push({ method, path, paramNames, order: this.order++, handlers: [...checked] })
+    return this
+  }
+
+  private assertNotListening(): void {
+    if (this.native) throw new Error('harrier: routes and middleware must be added before listen()')
+  }
+
+  /** Middleware that applies to `route`, then its handlers. */
+  private compile(route: Route): Handler[] {
+    const chain: Handler[] = []
+    const dynamic = /[:*]/.test(route.path)
+    for (const use of this.uses) {
+      if (use.order > route.order) continue
+      if (underPrefix(route.path, use.prefix)) chain.push(use.fn as Handler)
+      else if (dynamic) {
+        // Whether a path with params falls under the prefix is known only per request.
+        const { prefix, fn } = use
+        chain.push((req, res, next) => (underPrefix(req.path, prefix) ? fn(req, res, next) : next()))
+      }
+    }
+    chain.push(...route.handlers)
+    return chain
+  }
+
+  /** Starts serving; resolves once every I/O thread listens. */
+  async listen(options: ListenOptions = {}): Promise<Listening> {
+    if (this.native) throw new Error('harrier: already listening')
+    const port = options.port ?? (process.env.PORT ? Number(process.env.PORT) : 3000)
+    const host = options.host ?? process.env.HOST ?? '0.0.0.0'
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`harrier: port must be 0-65535, got ${port}`)
+    this.chains = this.routes.map((r) => this.compile(r))
+    const out = new ReplyBuffer((ops) => this.native?.respond(ops))
+    const native = NativeServer.listen(
+      {
+        host,
+        port,
+        ioThreads: this.settings.ioThreads,
+        handlerTimeoutMs: this.settings.handlerTimeout,
+        drainTimeoutMs: this.settings.drainTimeout,
+      },
+      this.routes.map((r) => ({ method: r.method, path: r.path })),
+      (bytes, meta) => this.onBatch(bytes, meta),
+    )
+    this.native = native
+    this.out = out
+    // The engine's callback does not hold the process open; this does, until close().
+    this.keepAlive = setInterval(() => {}, 2 ** 30)
+    if (options.signals !== false) watchSignals(this)
+    return { port: native.port, host: native.host }
+  }
+
+  /** Stops accepting, lets in-flight requests finish, closes idle connections, then resolves. */
+  close(): Promise<void> {
+    if (this.closing) return this.closing
+    const native = this.native
+    if (!native) return RESOLVED
+    this.closing = (async () => {
+      this.out?.flush()
+      await native.close()
+      for (const { req, res } of this.inflight.values()) {
+        res.abandoned = true
+        req.abort()
+      }
+      this.inflight.clear()
+      if (this.keepAlive) clearInterval(this.keepAlive)
+      this.keepAlive = null
+      unwatchSignals(this)
+      this.native = null
+      this.out = null
+      this.closing = null
+    })()
+    return this.closing
+  }
+
+  /** One batch from an I/O thread: every event it gathered in one wake. */
+  private onBatch(bytes: Buffer, meta: Uint32Array): void {
+    const out = this.out
+    if (out === null) return
+    const thread = meta[0]
+    out.dispatching = true
+    try {
+      let i = 1
+      while (i < meta.length) {
+        const kind = meta[i]
+        if (kind === EVENT_REQUEST) {
+          const route = meta[i + 3]
+          const req = new Request(thread, bytes, meta, i, this.routes[route].paramNames)
+          const key = req.rid * 256 + thread
+          const res = new Response(out, thread, req.slot, req.rid, () => this.inflight.delete(key))
+          this.inflight.set(key, { req, res })
+          i += REQUEST_FIXED_WORDS + meta[i + 10] * 4 + meta[i + 11] * 2
+          this.run(this.chains[route], req, res)
+        } else if (kind === EVENT_BODY) {
+          this.inflight.get(meta[i + 1] * 256 + thread)?.req.pushBody(bytes.subarray(meta[i + 2], meta[i + 2] + meta[i + 3]))
+          i += 4
+        } else if (kind === EVENT_END) {
+          this.inflight.get(meta[i + 1] * 256 + thread)?.req.endBody()
+          i += 2
+        } else if (kind === EVENT_ABORT) {
+          const key = meta[i + 1] * 256 + thread
+          const entry = this.inflight.get(key)
+          if (entry) {
+            this.inflight.delete(key)
+            entry.res.abandoned = true
+            entry.req.abort()
+          }
+          i += 2
+        } else {
+          throw new Error(`harrier: unknown batch event ${kind}`)
+        }
+      }
+    } finally {
+      out.dispatching = false
+      out.flush()
+    }
+  }
+
+  private run(chain: Handler[], req: Request, res: Response): void {
+    if (chain.length === 1) {
+      try {
+        const result = chain[0](req, res, done)
+        if (isThenable(result)) result.then(undefined, (e) => this.fail(e, req, res))
+      } catch (e) {
+        this.fail(e, req, res)
+      }
+      return
+    }
+    let index = 0
+    const next: Next = () => {
+      const fn = chain[index++]
+      if (fn === undefined) return RESOLVED
+      let p: Promise<void>
+      try {
+        p = Promise.resolve(fn(req, res, next)).then(() => {})
+      } catch (e) {
+        p = Promise.reject(e)
+      }
+      if (index > 1) {
+        // Inner calls: the middleware may await and handle the error; if nobody answers, it is reported.
+        p.catch((e) => setImmediate(() => !res.finished && this.fail(e, req, res)))
+      }
+      return p
+    }
+    next().then(undefined, (e) => this.fail(e, req, res))
+  }
+
+  private readonly failed = new WeakSet<Request>()
+
+  /** A handler threw or rejected: report it once, answer 500 (or the HttpError's status). */
+  private fail(error: unknown, req: Request, res: Response): void {
+    if (this.failed.has(req)) return
+    this.failed.add(req)
+    const http = error instanceof HttpError && error.status >= 400 && error.status <= 599 ? error : null
+    if (!http || http.status >= 500) {
+      try {
+        if (this.onError) this.onError(error, req)
+        else console.error(`harrier: ${req.method} ${req.url} failed:`, error)
+      } catch (hookError) {
+        console.error('harrier: onError threw:', hookError)
+      }
+    }
+    res.fail(http ? http.status : 500, http ? http.message : 'Internal Server Error')
+  }
+}

@@ -1,0 +1,5 @@
+export { App } from './app'
+export { HttpError } from './errors'
+export { Request } from './request'
+export { Response } from './response'
+export type { AppOptions, ErrorHook, Handler, Listening, ListenOptions, Middleware, Next, RouteParams } from './types'

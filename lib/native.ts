@@ -1,0 +1,6 @@
+// The native addon, through the loader that `napi build` generates (binding.js at the top).
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const binding = require('../binding.js') as typeof import('../binding')
+
+export const { NativeServer, checkRoute } = binding
+export type NativeServer = import('../binding').NativeServer

@@ -1,0 +1,218 @@
+import { parse as parseQuery, type ParsedUrlQuery } from 'node:querystring'
+
+import { FLAG_HAS_BODY, FLAG_HTTP10, REQUEST_FIXED_WORDS } from './wire'
+
+/** A request body that arrives in pieces after the request itself. */
+type Waiter = { resolve: () => void; reject: (e: Error) => void }
+
+function abortError(): Error {
+  const e = new Error('the client closed the connection before the response was sent')
+  e.name = 'AbortError'
+  return e
+}
+
+/**
+ * An incoming request: a view into the bytes of the batch it came in. Nothing is decoded
+ * until it is read; the bytes belong to this request's batch, so they stay valid after `await`.
+ */
+export class Request<Params extends Record<string, string> = Record<string, string>> {
+  /** @internal */ readonly thread: number
+  /** @internal */ readonly rid: number
+  /** @internal */ readonly slot: number
+  /** @internal */ readonly route: number
+  private readonly bytes: Buffer
+  private readonly meta: Uint32Array
+  private readonly at: number
+  private readonly paramNames: readonly string[]
+  private _method: string | undefined
+  private _url: string | undefined
+  private _path: string | undefined
+  private _params: Params | undefined
+  private _query: ParsedUrlQuery | undefined
+  private _headers: Record<string, string> | undefined
+  private _controller: AbortController | undefined
+  private _aborted = false
+  private chunks: Uint8Array[] = []
+  private ended: boolean
+  private waiter: Waiter | null = null
+  private consumed = false
+
+  /** @internal */
+  constructor(thread: number, bytes: Buffer, meta: Uint32Array, at: number, paramNames: readonly string[]) {
+    this.thread = thread
+    this.bytes = bytes
+    this.meta = meta
+    this.at = at
+    this.rid = meta[at + 1]
+    this.slot = meta[at + 2]
+    this.route = meta[at + 3]
+    this.paramNames = paramNames
+    this.ended = (meta[at + 4] & FLAG_HAS_BODY) === 0
+  }
+
+  /** The request method, upper-case as sent. */
+  get method(): string {
+    return (this._method ??= this.bytes.latin1Slice(this.meta[this.at + 5], this.meta[this.at + 5] + this.meta[this.at + 6]))
+  }
+
+  /** Path and query, exactly as sent. */
+  get url(): string {
+    return (this._url ??= this.bytes.latin1Slice(this.meta[this.at + 7], this.meta[this.at + 7] + this.meta[this.at + 8]))
+  }
+
+  /** The path, without the query, as sent (not percent-decoded). */
+  get path(): string {
+    return (this._path ??= this.bytes.latin1Slice(this.meta[this.at + 7], this.meta[this.at + 7] + this.meta[this.at + 9]))
+  }
+
+  /** `HTTP/1.0` or `HTTP/1.1`. */
+  get httpVersion(): '1.0' | '1.1' {
+    return this.meta[this.at + 4] & FLAG_HTTP10 ? '1.0' : '1.1'
+  }
+
+  /** Route parameters, percent-decoded; `*` holds what a trailing wildcard matched. */
+  get params(): Params {
+    if (this._params !== undefined) return this._params
+    const params: Record<string, string> = {}
+    const m = this.meta
+    let i = this.at + REQUEST_FIXED_WORDS + m[this.at + 10] * 4
+    for (const name of this.paramNames) {
+      const raw = this.bytes.latin1Slice(m[i], m[i] + m[i + 1])
+      params[name] = raw.includes('%') ? decodeComponent(raw) : raw
+      i += 2
+    }
+    return (this._params = params as Params)
+  }
+
+  /** The query string as an object; a key given several times maps to an array. */
+  get query(): ParsedUrlQuery {
+    if (this._query !== undefined) return this._query
+    const m = this.meta
+    const pathLen = m[this.at + 9]
+    const targetLen = m[this.at + 8]
+    const start = m[this.at + 7]
+    this._query = pathLen + 1 < targetLen ? parseQuery(this.bytes.latin1Slice(start + pathLen + 1, start + targetLen)) : parseQuery('')
+    return this._query
+  }
+
+  /** One header's value by case-insensitive name; repeated headers are joined with `, `. */
+  header(name: string): string | undefined {
+    if (this._headers !== undefined) return this._headers[name.toLowerCase()]
+    const wanted = name.toLowerCase()
+    const m = this.meta
+    const count = m[this.at + 10]
+    let found: string | undefined
+    for (let i = this.at + REQUEST_FIXED_WORDS, end = i + count * 4; i < end; i += 4) {
+      if (m[i + 1] !== wanted.length || this.bytes.latin1Slice(m[i], m[i] + m[i + 1]) !== wanted) continue
+      const value = this.bytes.latin1Slice(m[i + 2], m[i + 2] + m[i + 3])
+      found = found === undefined ? value : `${found}, ${value}`
+    }
+    return found
+  }
+
+  /** Every header, by lower-case name; repeated headers are joined with `, `. */
+  get headers(): Record<string, string> {
+    if (this._headers !== undefined) return this._headers
+    const headers: Record<string, string> = Object.create(null)
+    const m = this.meta
+    const count = m[this.at + 10]
+    for (let i = this.at + REQUEST_FIXED_WORDS, end = i + count * 4; i < end; i += 4) {
+      const name = this.bytes.latin1Slice(m[i], m[i] + m[i + 1])
+      const value = this.bytes.latin1Slice(m[i + 2], m[i + 2] + m[i + 3])
+      headers[name] = headers[name] === undefined ? value : `${headers[name]}, ${value}`
+    }
+    return (this._headers = headers)
+  }
+
+  /** Aborted when the client goes away before the response is sent, or the engine answered for the handler (timeout). */
+  get signal(): AbortSignal {
+    if (this._controller === undefined) {
+      this._controller = new AbortController()
+      if (this._aborted) this._controller.abort(abortError())
+    }
+    return this._controller.signal
+  }
+
+  /** @internal a piece of the body arrived */
+  pushBody(chunk: Uint8Array): void {
+    this.chunks.push(chunk)
+    this.wake()
+  }
+
+  /** @internal the body is complete */
+  endBody(): void {
+    this.ended = true
+    this.wake()
+  }
+
+  /** @internal the client went away, or the engine answered instead */
+  abort(): void {
+    if (this._aborted) return
+    this._aborted = true
+    this._controller?.abort(abortError())
+    const w = this.waiter
+    this.waiter = null
+    w?.reject(abortError())
+  }
+
+  private wake(): void {
+    const w = this.waiter
+    this.waiter = null
+    w?.resolve()
+  }
+
+  private next(): Promise<void> {
+    if (this._aborted) return Promise.reject(abortError())
+    return new Promise((resolve, reject) => (this.waiter = { resolve, reject }))
+  }
+
+  /** The body, piece by piece, as it arrives. */
+  async *[Symbol.asyncIterator](): AsyncIterableIterator<Buffer> {
+    this.claimBody()
+    for (;;) {
+      while (this.chunks.length > 0) {
+        const chunk = this.chunks.shift()!
+        yield Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)
+      }
+      if (this.ended) return
+      await this.next()
+    }
+  }
+
+  /** The whole body. */
+  async arrayBuffer(): Promise<ArrayBuffer> {
+    const bytes = await this.bytesOfBody()
+    return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer
+  }
+
+  /** The whole body, decoded as UTF-8. */
+  async text(): Promise<string> {
+    return (await this.bytesOfBody()).toString('utf8')
+  }
+
+  /** The whole body, parsed as JSON. */
+  async json<T = unknown>(): Promise<T> {
+    return JSON.parse(await this.text()) as T
+  }
+
+  private async bytesOfBody(): Promise<Buffer> {
+    this.claimBody()
+    while (!this.ended) await this.next()
+    const chunks = this.chunks
+    this.chunks = []
+    return chunks.length === 1 ? Buffer.from(chunks[0].buffer, chunks[0].byteOffset, chunks[0].byteLength) : Buffer.concat(chunks)
+  }
+
+  private claimBody(): void {
+    if (this.consumed) throw new Error('harrier: the request body was already read')
+    this.consumed = true
+  }
+}
+
+function decodeComponent(raw: string): string {
+  try {
+    return decodeURIComponent(raw)
+  } catch {
+    return raw
+  }
+}
