@@ -1,6 +1,7 @@
 //! The napi bridge: starts the engine for a JS app, carries batches of requests to one JS
 //! callback through a threadsafe function, and takes replies back in one call per flush.
 
+use std::sync::Mutex;
 use std::time::Duration;
 
 use harrier_core::{Batch, Config, Handler, Replier, Router, Server};
@@ -50,7 +51,9 @@ pub fn check_route(method: String, path: String) -> Result<Vec<String>> {
 
 #[napi]
 pub struct NativeServer {
-    server: Option<Server>,
+    /// Taken by `close`; behind a lock so that `close` needs no `&mut` borrow of the JS object
+    /// while `respond` calls keep coming during the drain.
+    server: Mutex<Option<Server>>,
     replier: Replier,
     port: u32,
     host: String,
@@ -88,7 +91,7 @@ impl NativeServer {
         let server = Server::start(config, router, Box::new(JsHandler { callback }))
             .map_err(|e| Error::new(Status::GenericFailure, format!("listen failed: {e}")))?;
         let addr = server.local_addr();
-        Ok(NativeServer { replier: server.replier(), port: addr.port() as u32, host: addr.ip().to_string(), server: Some(server) })
+        Ok(NativeServer { replier: server.replier(), port: addr.port() as u32, host: addr.ip().to_string(), server: Mutex::new(Some(server)) })
     }
 
     #[napi(getter)]
@@ -109,11 +112,12 @@ impl NativeServer {
 
     /// Stops accepting, finishes what is in flight, and resolves when every I/O thread is done.
     #[napi]
-    pub fn close(&mut self) -> AsyncTask<Drain> {
-        if let Some(server) = &self.server {
+    pub fn close(&self) -> AsyncTask<Drain> {
+        let server = self.server.lock().unwrap().take();
+        if let Some(server) = &server {
             server.shutdown();
         }
-        AsyncTask::new(Drain { server: self.server.take() })
+        AsyncTask::new(Drain { server })
     }
 }
 

@@ -75,7 +75,7 @@ pub(crate) fn parse_head(buf: &[u8], head: &mut RequestHead) -> Result<Parse, St
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => return Ok(Parse::Partial),
         Err(httparse::Error::TooManyHeaders) => return Err(Status::HEADERS_TOO_LARGE),
-        Err(httparse::Error::Version) => return Err(Status::VERSION_NOT_SUPPORTED),
+        Err(httparse::Error::Version) => return Err(version_error(buf)),
         Err(_) => return Err(Status::BAD_REQUEST),
     };
     let method = req.method.unwrap_or("");
@@ -135,6 +135,18 @@ pub(crate) fn parse_head(buf: &[u8], head: &mut RequestHead) -> Result<Parse, St
     head.keep_alive = keep_alive;
     head.expect_continue = expect_continue && head.body != BodyFraming::None;
     Ok(Parse::Complete)
+}
+
+/// 505 only for a well-formed `HTTP/x.y` of another version; anything else is just malformed.
+fn version_error(buf: &[u8]) -> Status {
+    let line = buf.split(|&b| b == b'\n').next().unwrap_or(b"");
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let version = line.rsplit(|&b| b == b' ').next().unwrap_or(b"");
+    match version {
+        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor] if major.is_ascii_digit() && minor.is_ascii_digit() => Status::VERSION_NOT_SUPPORTED,
+        [b'H', b'T', b'T', b'P', b'/', major] if major.is_ascii_digit() => Status::VERSION_NOT_SUPPORTED,
+        _ => Status::BAD_REQUEST,
+    }
 }
 
 fn parse_content_length(value: &[u8]) -> Option<u64> {
@@ -258,5 +270,7 @@ mod tests {
             Status::NOT_IMPLEMENTED
         );
         assert_eq!(parse("GET / HTTP/2.0\r\nHost: x\r\n\r\n").unwrap_err(), Status::VERSION_NOT_SUPPORTED);
+        assert_eq!(parse("GET / HTTP/3\r\nHost: x\r\n\r\n").unwrap_err(), Status::VERSION_NOT_SUPPORTED);
+        assert_eq!(parse("this is not http\r\n\r\n").unwrap_err(), Status::BAD_REQUEST);
     }
 }
