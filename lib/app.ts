@@ -272,6 +272,8 @@ export class App {
   private fail(error: unknown, req: Request, res: Response): void {
     if (this.failed.has(req)) return
     this.failed.add(req)
+    // A client that went away is not a handler failure: its body read rejects, nobody is answered.
+    if (req.aborted) return
     const http = error instanceof HttpError && error.status >= 400 && error.status <= 599 ? error : null
     if (!http || http.status >= 500) {
       try {

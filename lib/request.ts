@@ -124,6 +124,11 @@ export class Request<Params extends Record<string, string> = Record<string, stri
     return (this._headers = headers)
   }
 
+  /** Whether the client went away (or the engine answered for the handler) before the response was sent. */
+  get aborted(): boolean {
+    return this._aborted
+  }
+
   /** Aborted when the client goes away before the response is sent, or the engine answered for the handler (timeout). */
   get signal(): AbortSignal {
     if (this._controller === undefined) {
