@@ -1,5 +1,5 @@
 import { HttpError } from './errors'
-import { NativeServer, checkRoute } from './native'
+import { NativeServer, checkRoute, inlineSupported } from './native'
 import { ReplyBuffer } from './reply-buffer'
 import { Request } from './request'
 import { Response } from './response'
@@ -70,7 +70,25 @@ export class App {
         throw new RangeError(`harrier: option ${key} must be a non-negative integer, got ${v}`)
       }
     }
+    if (options.driver !== undefined && !['auto', 'inline', 'threads'].includes(options.driver)) {
+      throw new RangeError(`harrier: option driver must be 'auto', 'inline' or 'threads', got ${String(options.driver)}`)
+    }
     this.settings = { ...options }
+  }
+
+  /** The driver `listen()` uses: what was asked, else `HARRIER_DRIVER`, else inline where possible. */
+  get driver(): 'inline' | 'threads' {
+    let asked = this.settings.driver ?? 'auto'
+    if (asked === 'auto') {
+      const env = process.env.HARRIER_DRIVER
+      if (env === 'inline' || env === 'threads') asked = env
+    }
+    if (asked === 'auto') asked = this.settings.ioThreads === undefined ? 'inline' : 'threads'
+    if (asked === 'inline' && !inlineSupported()) {
+      if (this.settings.driver === 'inline') throw new Error(`harrier: the inline driver is not available on ${process.platform}`)
+      return 'threads'
+    }
+    return asked
   }
 
   get<P extends string>(path: P, ...handlers: Handler<RouteParams<P>>[]): this {
@@ -156,12 +174,14 @@ export class App {
       {
         host,
         port,
+        driver: this.driver,
         ioThreads: this.settings.ioThreads,
         handlerTimeoutMs: this.settings.handlerTimeout,
         drainTimeoutMs: this.settings.drainTimeout,
       },
       this.routes.map((r) => ({ method: r.method, path: r.path })),
       (bytes, meta) => this.onBatch(bytes, meta),
+      () => out.flush(),
     )
     this.native = native
     this.out = out

@@ -28,7 +28,14 @@ export type Middleware = Handler<Record<string, string>>
 export type ErrorHook = (error: unknown, req: Request) => void
 
 export interface AppOptions {
-  /** I/O threads (default: one per core). */
+  /**
+   * Who runs the engine: `inline` (on the JS thread, driven by Node's event loop: the least
+   * CPU and latency per request), `threads` (native I/O threads hand batches to JS: for spare
+   * cores). `auto` (default) is `inline` where the platform has it, unless `ioThreads` is set.
+   * The `HARRIER_DRIVER` environment variable overrides `auto`.
+   */
+  driver?: 'auto' | 'inline' | 'threads'
+  /** I/O threads of the `threads` driver (default: one per core). */
   ioThreads?: number
   /** Milliseconds a handler may take before the engine answers 503 for it (default 30000). */
   handlerTimeout?: number

@@ -5,5 +5,5 @@ pub mod engine;
 pub mod http1;
 pub mod router;
 
-pub use engine::{Batch, Config, Handler, Replier, ReplyWriter, RequestRef, Server};
+pub use engine::{Batch, Config, Handler, InlineServer, Replier, ReplyWriter, RequestRef, Server};
 pub use router::{RouteError, RouteMatch, Router};

@@ -1,34 +1,29 @@
-//! The napi bridge: starts the engine for a JS app, carries batches of requests to one JS
-//! callback through a threadsafe function, and takes replies back in one call per flush.
+//! The napi bridge: starts the engine for a JS app under one of two drivers, carries batches
+//! of requests to one JS callback, and takes replies back in one call per flush.
+//!
+//! - `inline` (unix): the engine runs on the JS thread, driven by libuv (see `inline.rs`).
+//! - `threads`: I/O threads hand batches over a threadsafe function (see `threads.rs`).
+
+#[cfg(unix)]
+mod inline;
+mod threads;
+#[cfg(unix)]
+mod uv;
 
 use std::sync::Mutex;
 use std::time::Duration;
 
-use harrier_core::{Batch, Config, Handler, Replier, Router, Server};
+use harrier_core::{Config, Replier, Router, Server};
 use napi::bindgen_prelude::*;
-use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
-
-/// Weak: a listening server is kept alive by the JS side (a referenced handle), so that
-/// nothing native holds the process once the app is closed.
-type BatchCallback = ThreadsafeFunction<Batch, (), FnArgs<(Buffer, Uint32Array)>, Status, false, true>;
-
-struct JsHandler {
-    callback: BatchCallback,
-}
-
-impl Handler for JsHandler {
-    fn on_batch(&self, batch: Batch, _replier: &Replier) {
-        // NonBlocking: the queue is unbounded, and an I/O thread must never wait on JS.
-        self.callback.call(batch, ThreadsafeFunctionCallMode::NonBlocking);
-    }
-}
 
 #[napi(object)]
 pub struct ListenOptions {
     pub host: String,
     pub port: u32,
-    /// 0 or absent: one per core.
+    /// `inline` (the JS thread runs the engine) or `threads` (I/O threads).
+    pub driver: String,
+    /// For `threads`; 0 or absent: one per core.
     pub io_threads: Option<u32>,
     pub handler_timeout_ms: Option<u32>,
     pub drain_timeout_ms: Option<u32>,
@@ -41,7 +36,8 @@ pub struct RouteSpec {
     pub path: String,
 }
 
-/// Checks route paths without starting anything, so that `app.get` can throw at once.
+/// Checks a route without starting anything, so that `app.get` can throw at once; returns
+/// the names of its params in the order the engine reports them.
 #[napi]
 pub fn check_route(method: String, path: String) -> Result<Vec<String>> {
     let mut router = Router::new();
@@ -49,49 +45,85 @@ pub fn check_route(method: String, path: String) -> Result<Vec<String>> {
     Router::param_names(&path).map_err(|e| Error::new(Status::InvalidArg, e.0))
 }
 
+/// Whether this platform has the inline driver.
+#[napi]
+pub fn inline_supported() -> bool {
+    cfg!(unix)
+}
+
+/// Resolves the promise `close` returned.
+pub(crate) type Resolver = fn(Env) -> Result<()>;
+
+enum Driver {
+    /// Taken by `close`; behind a lock so that `close` needs no `&mut` borrow of the JS
+    /// object while `respond` calls keep coming during the drain.
+    Threads { server: Mutex<Option<Server>>, replier: Replier },
+    #[cfg(unix)]
+    Inline(std::rc::Rc<inline::InlineDriver>),
+}
+
 #[napi]
 pub struct NativeServer {
-    /// Taken by `close`; behind a lock so that `close` needs no `&mut` borrow of the JS object
-    /// while `respond` calls keep coming during the drain.
-    server: Mutex<Option<Server>>,
-    replier: Replier,
+    driver: Driver,
     port: u32,
     host: String,
 }
 
+fn config(options: &ListenOptions) -> Result<Config> {
+    let port = u16::try_from(options.port).map_err(|_| Error::new(Status::InvalidArg, format!("port {} is out of range", options.port)))?;
+    let mut config = Config { host: options.host.clone(), port, ..Config::default() };
+    if let Some(n) = options.io_threads {
+        config.io_threads = n as usize;
+    }
+    if let Some(ms) = options.handler_timeout_ms {
+        config.handler_timeout = Duration::from_millis(ms as u64);
+    }
+    if let Some(ms) = options.drain_timeout_ms {
+        config.drain_timeout = Duration::from_millis(ms as u64);
+    }
+    Ok(config)
+}
+
+fn listen_error(e: std::io::Error) -> Error {
+    Error::new(Status::GenericFailure, format!("listen failed: {e}"))
+}
+
 #[napi]
 impl NativeServer {
-    /// Binds and starts the I/O threads; `on_batch(bytes, meta)` receives every batch.
+    /// Binds and starts the engine. `on_batch(bytes, meta)` receives every batch; the inline
+    /// driver calls `on_flush()` after each batch's promise jobs ran.
     #[napi(factory)]
     pub fn listen(
+        env: Env,
         options: ListenOptions,
         routes: Vec<RouteSpec>,
         on_batch: Function<FnArgs<(Buffer, Uint32Array)>, ()>,
+        on_flush: Function<(), ()>,
     ) -> Result<NativeServer> {
         let mut router = Router::new();
         for (id, route) in routes.iter().enumerate() {
             router.add(&route.method, &route.path, id as u32).map_err(|e| Error::new(Status::InvalidArg, e.0))?;
         }
-        let port = u16::try_from(options.port).map_err(|_| Error::new(Status::InvalidArg, format!("port {} is out of range", options.port)))?;
-        let mut config = Config { host: options.host, port, ..Config::default() };
-        if let Some(n) = options.io_threads {
-            config.io_threads = n as usize;
-        }
-        if let Some(ms) = options.handler_timeout_ms {
-            config.handler_timeout = Duration::from_millis(ms as u64);
-        }
-        if let Some(ms) = options.drain_timeout_ms {
-            config.drain_timeout = Duration::from_millis(ms as u64);
-        }
-        let callback: BatchCallback = on_batch
-            .build_threadsafe_function::<Batch>()
-            .callee_handled::<false>()
-            .weak::<true>()
-            .build_callback(|ctx| Ok(FnArgs::from((Buffer::from(ctx.value.bytes), Uint32Array::new(ctx.value.meta)))))?;
-        let server = Server::start(config, router, Box::new(JsHandler { callback }))
-            .map_err(|e| Error::new(Status::GenericFailure, format!("listen failed: {e}")))?;
-        let addr = server.local_addr();
-        Ok(NativeServer { replier: server.replier(), port: addr.port() as u32, host: addr.ip().to_string(), server: Mutex::new(Some(server)) })
+        let config = config(&options)?;
+        let (driver, addr) = match options.driver.as_str() {
+            "threads" => {
+                let handler = threads::TsfnHandler { callback: threads::callback(on_batch)? };
+                let server = Server::start(config, router, Box::new(handler)).map_err(listen_error)?;
+                let addr = server.local_addr();
+                (Driver::Threads { replier: server.replier(), server: Mutex::new(Some(server)) }, addr)
+            }
+            #[cfg(unix)]
+            "inline" => {
+                let handler = unsafe { inline::JsCaller::new(env.raw(), on_batch.raw(), on_flush.raw())? };
+                let engine = harrier_core::InlineServer::start(config, router, Box::new(handler)).map_err(listen_error)?;
+                let addr = engine.local_addr();
+                (Driver::Inline(inline::InlineDriver::start(&env, engine)?), addr)
+            }
+            other => return Err(Error::new(Status::InvalidArg, format!("unknown driver {other:?} on this platform"))),
+        };
+        #[cfg(not(unix))]
+        let _ = (&env, &on_flush);
+        Ok(NativeServer { driver, port: addr.port() as u32, host: addr.ip().to_string() })
     }
 
     #[napi(getter)]
@@ -107,36 +139,28 @@ impl NativeServer {
     /// Every reply op finished in one JS turn, in one call.
     #[napi]
     pub fn respond(&self, ops: &[u8]) {
-        self.replier.send(ops);
-    }
-
-    /// Stops accepting, finishes what is in flight, and resolves when every I/O thread is done.
-    #[napi]
-    pub fn close(&self) -> AsyncTask<Drain> {
-        let server = self.server.lock().unwrap().take();
-        if let Some(server) = &server {
-            server.shutdown();
+        match &self.driver {
+            Driver::Threads { replier, .. } => replier.send(ops),
+            #[cfg(unix)]
+            Driver::Inline(d) => d.respond(ops),
         }
-        AsyncTask::new(Drain { server })
     }
-}
 
-pub struct Drain {
-    server: Option<Server>,
-}
-
-impl Task for Drain {
-    type Output = ();
-    type JsValue = ();
-
-    fn compute(&mut self) -> Result<()> {
-        if let Some(server) = self.server.take() {
-            server.join();
+    /// Stops accepting, finishes what is in flight, and resolves when the engine is done.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn close<'env>(&self, env: &'env Env) -> Result<Unknown<'env>> {
+        match &self.driver {
+            Driver::Threads { server, .. } => {
+                let (deferred, promise) = env.create_deferred::<(), Resolver>()?;
+                threads::drain(server.lock().unwrap().take(), deferred);
+                Ok(promise.to_unknown())
+            }
+            #[cfg(unix)]
+            Driver::Inline(d) => {
+                let (deferred, promise) = env.create_deferred::<(), Resolver>()?;
+                d.close(deferred);
+                Ok(promise.to_unknown())
+            }
         }
-        Ok(())
-    }
-
-    fn resolve(&mut self, _env: Env, _output: ()) -> Result<()> {
-        Ok(())
     }
 }

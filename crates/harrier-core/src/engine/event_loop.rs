@@ -61,6 +61,7 @@ pub(crate) struct Worker {
     listener: Option<TcpListener>,
     conns: Slab<Conn>,
     ctx: Ctx,
+    events: Option<Events>,
     replies: Vec<u8>,
     dirty: Vec<usize>,
     last_sweep: Instant,
@@ -89,6 +90,7 @@ impl Worker {
                 draining: false,
                 next_rid: 0,
             },
+            events: Some(Events::with_capacity(1024)),
             replies: Vec::new(),
             dirty: Vec::new(),
             last_sweep: Instant::now(),
@@ -96,45 +98,93 @@ impl Worker {
         })
     }
 
+    /// The threads driver: this I/O thread's whole life.
     pub fn run(mut self) {
-        let mut events = Events::with_capacity(1024);
         let thread = self.ctx.thread as usize;
         loop {
-            let inbox = &self.ctx.shared.replier.inboxes[thread];
-            let timeout = if inbox.sleep() { SWEEP_EVERY } else { Duration::ZERO };
-            let polled = self.poll.poll(&mut events, Some(timeout));
+            let timeout = if self.ctx.shared.replier.inboxes[thread].sleep() { SWEEP_EVERY } else { Duration::ZERO };
+            let polled = self.poll_once(timeout);
             self.ctx.shared.replier.inboxes[thread].awake();
             if let Err(e) = polled {
-                if e.kind() != io::ErrorKind::Interrupted {
-                    eprintln!("harrier: I/O thread {thread} cannot poll: {e}");
-                    break;
-                }
+                eprintln!("harrier: I/O thread {thread} cannot poll: {e}");
+                break;
             }
-            self.ctx.now = Instant::now();
-            self.ctx.date.update(SystemTime::now());
-            for event in events.iter() {
-                match event.token() {
-                    LISTENER => self.accept(),
-                    WAKER => {}
-                    Token(key) => self.on_socket(key, event.is_readable(), event.is_writable()),
-                }
-            }
-            // Hand requests over before writing answers, so the handler works while we write.
-            self.ctx.hand_over_batch();
-            self.take_replies();
-            self.flush_dirty();
-            if self.ctx.now.duration_since(self.last_sweep) >= SWEEP_EVERY {
-                self.sweep();
-            }
-            if !self.ctx.draining && self.ctx.shared.shutdown.load(Ordering::SeqCst) {
-                self.begin_drain();
-            }
-            // Aborts raised while writing or sweeping.
-            self.ctx.hand_over_batch();
-            if self.ctx.draining && self.conns.is_empty() {
+            self.after_events();
+            if self.finished() {
                 break;
             }
         }
+    }
+
+    /// The inline driver: one non-blocking turn, when the poll's descriptor is readable.
+    pub fn step(&mut self) -> io::Result<()> {
+        self.poll_once(Duration::ZERO)?;
+        self.after_events();
+        Ok(())
+    }
+
+    /// Handles what one poll reported: reads, accepts, writes.
+    fn poll_once(&mut self, timeout: Duration) -> io::Result<()> {
+        let mut events = self.events.take().unwrap_or_else(|| Events::with_capacity(1024));
+        let polled = self.poll.poll(&mut events, Some(timeout));
+        self.ctx.now = Instant::now();
+        self.ctx.date.update(SystemTime::now());
+        if let Err(e) = polled {
+            self.events = Some(events);
+            return if e.kind() == io::ErrorKind::Interrupted { Ok(()) } else { Err(e) };
+        }
+        for event in events.iter() {
+            match event.token() {
+                LISTENER => self.accept(),
+                WAKER => {}
+                Token(key) => self.on_socket(key, event.is_readable(), event.is_writable()),
+            }
+        }
+        self.events = Some(events);
+        Ok(())
+    }
+
+    fn after_events(&mut self) {
+        // Hand requests over before writing answers, so that a handler on another thread
+        // works while this one writes.
+        self.ctx.hand_over_batch();
+        self.answer();
+        if self.ctx.now.duration_since(self.last_sweep) >= SWEEP_EVERY {
+            self.sweep();
+        }
+        if !self.ctx.draining && self.ctx.shared.shutdown.load(Ordering::SeqCst) {
+            self.begin_drain();
+        }
+        // Aborts raised while writing or sweeping.
+        self.ctx.hand_over_batch();
+    }
+
+    /// Applies the replies waiting in this thread's inbox and writes them.
+    pub fn answer(&mut self) {
+        self.take_replies();
+        self.flush_dirty();
+    }
+
+    /// Timers only (the inline driver calls this from a libuv timer).
+    pub fn tick(&mut self) {
+        self.ctx.now = Instant::now();
+        self.ctx.date.update(SystemTime::now());
+        self.sweep();
+        if !self.ctx.draining && self.ctx.shared.shutdown.load(Ordering::SeqCst) {
+            self.begin_drain();
+        }
+        self.ctx.hand_over_batch();
+    }
+
+    /// Draining is over: nothing is left to answer or close.
+    pub fn finished(&self) -> bool {
+        self.ctx.draining && self.conns.is_empty()
+    }
+
+    #[cfg(unix)]
+    pub fn raw_fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        self.poll.as_raw_fd()
     }
 
     fn accept(&mut self) {

@@ -44,38 +44,41 @@ pub struct Server {
     local_addr: SocketAddr,
 }
 
+/// Binds a listener per loop (one, where SO_REUSEPORT is missing) and builds the shared state.
+fn prepare(config: Config, router: Router, handler: Box<dyn Handler>, count: usize) -> io::Result<(Arc<Shared>, Vec<Worker>, SocketAddr)> {
+    let addr = listener::resolve(&config.host, config.port)?;
+    let mut polls = Vec::with_capacity(count);
+    let mut inboxes = Vec::with_capacity(count);
+    let mut listeners = Vec::with_capacity(count);
+    let mut local_addr = addr;
+    for i in 0..count {
+        let poll = mio::Poll::new()?;
+        inboxes.push(Inbox::new(mio::Waker::new(poll.registry(), WAKER)?));
+        polls.push(poll);
+        if i == 0 || listener::REUSE_PORT {
+            // Port 0 is resolved by the first bind; the others join that port.
+            let l = listener::bind(local_addr, listener::REUSE_PORT)?;
+            local_addr = l.local_addr()?;
+            listeners.push(Some(l));
+        } else {
+            listeners.push(None);
+        }
+    }
+    let shared = Arc::new(Shared { config, router, handler, replier: Replier { inboxes: inboxes.into() }, shutdown: AtomicBool::new(false) });
+    let mut workers = Vec::with_capacity(count);
+    for (i, (poll, listener)) in polls.into_iter().zip(listeners).enumerate() {
+        workers.push(Worker::new(i as u8, poll, listener, shared.clone())?);
+    }
+    Ok((shared, workers, local_addr))
+}
+
 impl Server {
     /// Binds and starts the I/O threads; returns once every listener is bound.
     pub fn start(config: Config, router: Router, handler: Box<dyn Handler>) -> io::Result<Server> {
         let count = config.thread_count();
-        let addr = listener::resolve(&config.host, config.port)?;
-        let mut polls = Vec::with_capacity(count);
-        let mut inboxes = Vec::with_capacity(count);
-        let mut listeners = Vec::with_capacity(count);
-        let mut local_addr = addr;
-        for i in 0..count {
-            let poll = mio::Poll::new()?;
-            inboxes.push(Inbox::new(mio::Waker::new(poll.registry(), WAKER)?));
-            polls.push(poll);
-            if i == 0 || listener::REUSE_PORT {
-                // Port 0 is resolved by the first bind; the others join that port.
-                let l = listener::bind(local_addr, listener::REUSE_PORT)?;
-                local_addr = l.local_addr()?;
-                listeners.push(Some(l));
-            } else {
-                listeners.push(None);
-            }
-        }
-        let shared = Arc::new(Shared {
-            config,
-            router,
-            handler,
-            replier: Replier { inboxes: inboxes.into() },
-            shutdown: AtomicBool::new(false),
-        });
+        let (shared, workers, local_addr) = prepare(config, router, handler, count)?;
         let mut threads = Vec::with_capacity(count);
-        for (i, (poll, listener)) in polls.into_iter().zip(listeners).enumerate() {
-            let worker = Worker::new(i as u8, poll, listener, shared.clone())?;
+        for (i, worker) in workers.into_iter().enumerate() {
             threads.push(std::thread::Builder::new().name(format!("harrier-io-{i}")).spawn(move || worker.run())?);
         }
         Ok(Server { shared, threads, local_addr })
@@ -102,5 +105,61 @@ impl Server {
         for t in self.threads {
             let _ = t.join();
         }
+    }
+}
+
+/// The engine on the caller's thread, with no thread of its own: whoever owns it watches
+/// `raw_fd` (readable means events wait) and calls `step`, calls `tick` every 100 ms or so,
+/// and `answer` after replies were sent. The handler is called synchronously from `step`.
+/// This is what Node's own event loop drives on the JS thread: no handoff, no context switch.
+pub struct InlineServer {
+    shared: Arc<Shared>,
+    worker: Worker,
+    local_addr: SocketAddr,
+}
+
+impl InlineServer {
+    pub fn start(config: Config, router: Router, handler: Box<dyn Handler>) -> io::Result<InlineServer> {
+        let (shared, mut workers, local_addr) = prepare(config, router, handler, 1)?;
+        Ok(InlineServer { shared, worker: workers.pop().unwrap(), local_addr })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn replier(&self) -> Replier {
+        self.shared.replier.clone()
+    }
+
+    /// The poll's descriptor: readable when `step` has work.
+    #[cfg(unix)]
+    pub fn raw_fd(&self) -> std::os::fd::RawFd {
+        self.worker.raw_fd()
+    }
+
+    /// Reads, dispatches (calling the handler), and writes what was answered meanwhile.
+    pub fn step(&mut self) -> io::Result<()> {
+        self.worker.step()
+    }
+
+    /// Applies and writes replies sent since the last turn.
+    pub fn answer(&mut self) {
+        self.worker.answer();
+    }
+
+    /// Timeouts and drain progress.
+    pub fn tick(&mut self) {
+        self.worker.tick();
+    }
+
+    /// Starts a graceful shutdown; `finished` tells when it is over.
+    pub fn shutdown(&mut self) {
+        self.shared.shutdown.store(true, Ordering::SeqCst);
+        self.worker.tick();
+    }
+
+    pub fn finished(&self) -> bool {
+        self.worker.finished()
     }
 }
