@@ -11,8 +11,13 @@ type ParamNames<P extends string> = P extends `${string}:${infer Name}/${infer R
 /** `'*'` when the path ends with a wildcard. */
 type WildcardName<P extends string> = P extends `${string}*` ? '*' : never
 
-/** The params object a route path gives its handlers: `'/users/:id'` gives `{ id: string }`. */
-export type RouteParams<P extends string> = { [K in ParamNames<P> | WildcardName<P>]: string }
+/**
+ * The params object a route path gives its handlers: `'/users/:id'` gives `{ id: string }`.
+ * A path that is not a literal type (a `string` variable) gives `Record<string, string>`.
+ */
+export type RouteParams<P extends string> = string extends P
+  ? Record<string, string>
+  : { [K in ParamNames<P> | WildcardName<P>]: string }
 
 /** Calls the next middleware or handler; resolves when it (and those after it) finished. */
 export type Next = () => Promise<void>
