@@ -65,6 +65,25 @@ unsafe fn rethrow_pending(env: sys::napi_env, status: sys::napi_status) {
     }
 }
 
+/// A batch is copied into memory V8 owns: cheaper than an external buffer, whose finalizer
+/// costs a callback per batch, and the copy is small (heads, not bodies, dominate).
+unsafe fn buffer_copy(env: sys::napi_env, data: &[u8]) -> sys::napi_value {
+    let mut out = ptr::null_mut();
+    let mut at = ptr::null_mut();
+    sys::napi_create_buffer_copy(env, data.len(), data.as_ptr().cast(), &mut at, &mut out);
+    out
+}
+
+unsafe fn u32_array_copy(env: sys::napi_env, data: &[u32]) -> sys::napi_value {
+    let mut buffer = ptr::null_mut();
+    let mut at: *mut c_void = ptr::null_mut();
+    sys::napi_create_arraybuffer(env, data.len() * 4, &mut at, &mut buffer);
+    ptr::copy_nonoverlapping(data.as_ptr(), at as *mut u32, data.len());
+    let mut out = ptr::null_mut();
+    sys::napi_create_typedarray(env, sys::TypedarrayType::uint32_array, data.len(), buffer, 0, &mut out);
+    out
+}
+
 impl JsCaller {
     pub unsafe fn new(env: sys::napi_env, on_batch: sys::napi_value, on_flush: sys::napi_value) -> Result<JsCaller> {
         let mut resource = ptr::null_mut();
@@ -91,8 +110,8 @@ impl Handler for JsCaller {
             sys::napi_open_handle_scope(env, &mut handles);
             let mut scope = ptr::null_mut();
             sys::napi_open_callback_scope(env, deref(env, self.resource), self.async_context, &mut scope);
-            let bytes = Buffer::to_napi_value(env, Buffer::from(batch.bytes)).unwrap_or(ptr::null_mut());
-            let meta = Uint32Array::to_napi_value(env, Uint32Array::new(batch.meta)).unwrap_or(ptr::null_mut());
+            let bytes = buffer_copy(env, &batch.bytes);
+            let meta = u32_array_copy(env, &batch.meta);
             let mut undefined = ptr::null_mut();
             sys::napi_get_undefined(env, &mut undefined);
             let mut result = ptr::null_mut();
