@@ -42,13 +42,13 @@ test('the packed packages install without a registry and serve from CommonJS, ES
   const rootPack = await pack(root, tarballs, env)
   const rootFiles = rootPack.files.map((f) => f.path.replace(/\\/g, '/')).sort()
   t.log(`${rootPack.filename}: ${rootFiles.length} files`)
-  for (const file of ['package.json', 'README.md', 'index.js', 'index.mjs', 'index.d.ts', 'binding.js', 'binding.d.ts', 'dist/index.js', 'dist/index.d.ts']) {
+  for (const file of ['package.json', 'README.md', 'CHANGELOG.md', 'index.js', 'index.mjs', 'index.d.ts', 'binding.js', 'binding.d.ts', 'dist/index.js', 'dist/index.d.ts']) {
     t.true(rootFiles.includes(file), `${rootPack.filename} contains ${file}`)
   }
   t.deepEqual(
-    rootFiles.filter((f) => f.endsWith('.node') || /^(crates|lib|__test__|benchmark|npm|target|node_modules|examples|scripts)\//.test(f)),
+    rootFiles.filter((f) => f.endsWith('.node') || f.endsWith('.map') || /^(crates|lib|__test__|benchmark|npm|target|node_modules|examples|scripts)\//.test(f)),
     [],
-    'no native binary, sources, tests or tooling in the root package',
+    'no native binary, source maps, sources, tests or tooling in the root package',
   )
   // every module in dist/ has its declarations
   for (const js of rootFiles.filter((f) => /^dist\/.*\.js$/.test(f))) {
