@@ -1,4 +1,5 @@
 import { HttpError } from './errors'
+import { InflightTable } from './inflight'
 import { NativeServer, checkRoute, inlineSupported } from './native'
 import { ReplyBuffer } from './reply-buffer'
 import { Request } from './request'
@@ -22,10 +23,6 @@ interface Use {
   order: number
 }
 
-interface InFlight {
-  req: Request
-  res: Response
-}
 
 const RESOLVED: Promise<void> = Promise.resolve()
 const done: Next = () => RESOLVED
@@ -59,7 +56,7 @@ export class App {
   private chains: Handler[][] = []
   private native: NativeServer | null = null
   private out: ReplyBuffer | null = null
-  private readonly inflight = new Map<number, InFlight>()
+  private readonly inflight = new InflightTable<Request>()
   private closing: Promise<void> | null = null
   private keepAlive: NodeJS.Timeout | null = null
 
@@ -199,11 +196,10 @@ export class App {
     this.closing = (async () => {
       this.out?.flush()
       await native.close()
-      for (const { req, res } of this.inflight.values()) {
-        res.abandoned = true
+      for (const req of this.inflight.drain()) {
+        if (req.response) req.response.abandoned = true
         req.abort()
       }
-      this.inflight.clear()
       if (this.keepAlive) clearInterval(this.keepAlive)
       this.keepAlive = null
       unwatchSignals(this)
@@ -227,24 +223,23 @@ export class App {
         if (kind === EVENT_REQUEST) {
           const route = meta[i + 3]
           const req = new Request(thread, bytes, meta, i, this.routes[route].paramNames)
-          const key = req.rid * 256 + thread
-          const res = new Response(out, thread, req.slot, req.rid, () => this.inflight.delete(key))
-          this.inflight.set(key, { req, res })
+          const res = new Response(out, thread, req.slot, req.rid, this.inflight)
+          req.response = res
+          this.inflight.add(thread, req)
           i += REQUEST_FIXED_WORDS + meta[i + 10] * 4 + meta[i + 11] * 2
           this.run(this.chains[route], req, res)
         } else if (kind === EVENT_BODY) {
-          this.inflight.get(meta[i + 1] * 256 + thread)?.req.pushBody(bytes.subarray(meta[i + 2], meta[i + 2] + meta[i + 3]))
+          this.inflight.get(thread, meta[i + 1])?.pushBody(bytes.subarray(meta[i + 2], meta[i + 2] + meta[i + 3]))
           i += 4
         } else if (kind === EVENT_END) {
-          this.inflight.get(meta[i + 1] * 256 + thread)?.req.endBody()
+          this.inflight.get(thread, meta[i + 1])?.endBody()
           i += 2
         } else if (kind === EVENT_ABORT) {
-          const key = meta[i + 1] * 256 + thread
-          const entry = this.inflight.get(key)
-          if (entry) {
-            this.inflight.delete(key)
-            entry.res.abandoned = true
-            entry.req.abort()
+          const req = this.inflight.get(thread, meta[i + 1])
+          if (req) {
+            this.inflight.delete(thread, req.rid)
+            if (req.response) req.response.abandoned = true
+            req.abort()
           }
           i += 2
         } else {

@@ -20,6 +20,8 @@ export class Request<Params extends Record<string, string> = Record<string, stri
   /** @internal */ readonly rid: number
   /** @internal */ readonly slot: number
   /** @internal */ readonly route: number
+  /** @internal the response to this request, while both are in flight */
+  response: import('./response').Response | null = null
   private readonly bytes: Buffer
   private readonly meta: Uint32Array
   private readonly at: number

@@ -1,12 +1,13 @@
-import type { ReplyBuffer } from './reply-buffer'
+import type { InflightTable } from './inflight'
+import { encodedHeader, type ReplyBuffer } from './reply-buffer'
 import { OP_CHUNK, OP_END, OP_FULL, OP_HEAD } from './wire'
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
 const BAD_VALUE = /[\r\n\0]|[^\u0000-\u00ff]/
 
-const TEXT = 'text/plain; charset=utf-8'
-const JSON_TYPE = 'application/json; charset=utf-8'
-const BYTES = 'application/octet-stream'
+const TEXT = encodedHeader('content-type', 'text/plain; charset=utf-8')
+const JSON_TYPE = encodedHeader('content-type', 'application/json; charset=utf-8')
+const BYTES = encodedHeader('content-type', 'application/octet-stream')
 
 type State = 'open' | 'streaming' | 'done'
 
@@ -16,20 +17,25 @@ type State = 'open' | 'streaming' | 'done'
  */
 export class Response {
   private statusCode = 200
-  private names: string[] = []
-  private values: string[] = []
+  /** Headers set by the handler; null until the first (most responses set none). */
+  private names: string[] | null = null
+  private values: string[] | null = null
   private state: State = 'open'
   /** @internal set when the engine or the client ended the exchange first */
   abandoned = false
 
-  /** @internal */
+  /** @internal `inflight` holds this exchange until the response is complete. */
   constructor(
     private readonly out: ReplyBuffer,
     private readonly thread: number,
     private readonly slot: number,
     private readonly rid: number,
-    private readonly onFinish: () => void,
+    private readonly inflight: InflightTable<{ readonly rid: number }>,
   ) {}
+
+  private onFinish(): void {
+    this.inflight.delete(this.thread, this.rid)
+  }
 
   /** Whether the response has started (headers can no longer change). */
   get headersSent(): boolean {
@@ -58,28 +64,38 @@ export class Response {
       if (BAD_VALUE.test(v)) throw new TypeError(`harrier: invalid character in the value of header ${JSON.stringify(name)}`)
     }
     this.removeHeader(lower)
+    const names = (this.names ??= [])
+    const vals = (this.values ??= [])
     for (const v of values) {
-      this.names.push(lower)
-      this.values.push(v)
+      names.push(lower)
+      vals.push(v)
     }
     return this
   }
 
   /** The value of a header set so far (the first, if several). */
   getHeader(name: string): string | undefined {
+    if (this.names === null) return undefined
     const i = this.names.indexOf(name.toLowerCase())
-    return i < 0 ? undefined : this.values[i]
+    return i < 0 ? undefined : this.values![i]
   }
 
   removeHeader(name: string): this {
+    const names = this.names
+    if (names === null) return this
     const lower = name.toLowerCase()
-    for (let i = this.names.length - 1; i >= 0; i--) {
-      if (this.names[i] === lower) {
-        this.names.splice(i, 1)
-        this.values.splice(i, 1)
+    for (let i = names.length - 1; i >= 0; i--) {
+      if (names[i] === lower) {
+        names.splice(i, 1)
+        this.values!.splice(i, 1)
       }
     }
     return this
+  }
+
+  /** The default content type, unless the handler set one. */
+  private typeUnlessSet(type: Buffer): Buffer | null {
+    return this.names !== null && this.names.includes('content-type') ? null : type
   }
 
   /** A text body, `text/plain; charset=utf-8` unless a content-type was set. */
@@ -104,7 +120,7 @@ export class Response {
     if (this.abandoned) return false
     if (this.state === 'done') throw new Error('harrier: write() after the response ended')
     if (this.state === 'open') this.startStream(typeof chunk === 'string' ? TEXT : BYTES)
-    this.out.op(OP_CHUNK, this.thread, this.slot, this.rid, 0, null, null, chunk)
+    this.out.op(OP_CHUNK, this.thread, this.slot, this.rid, 0, null, null, null, chunk)
     return true
   }
 
@@ -117,23 +133,21 @@ export class Response {
     if (this.abandoned) return
     if (this.state === 'done') throw new Error('harrier: end() after the response ended')
     this.state = 'done'
-    this.out.op(OP_END, this.thread, this.slot, this.rid, 0, null, null, chunk ?? null)
+    this.out.op(OP_END, this.thread, this.slot, this.rid, 0, null, null, null, chunk ?? null)
     this.onFinish()
   }
 
-  private full(body: string | Uint8Array, type: string): void {
+  private full(body: string | Uint8Array, type: Buffer): void {
     if (this.abandoned) return
     if (this.state !== 'open') throw new Error('harrier: the response was already sent')
     this.state = 'done'
-    if (!this.names.includes('content-type')) this.names.push('content-type'), this.values.push(type)
-    this.out.op(OP_FULL, this.thread, this.slot, this.rid, this.statusCode, this.names, this.values, body)
+    this.out.op(OP_FULL, this.thread, this.slot, this.rid, this.statusCode, this.names, this.values, this.typeUnlessSet(type), body)
     this.onFinish()
   }
 
-  private startStream(type: string): void {
+  private startStream(type: Buffer): void {
     this.state = 'streaming'
-    if (!this.names.includes('content-type')) this.names.push('content-type'), this.values.push(type)
-    this.out.op(OP_HEAD, this.thread, this.slot, this.rid, this.statusCode, this.names, this.values, null)
+    this.out.op(OP_HEAD, this.thread, this.slot, this.rid, this.statusCode, this.names, this.values, this.typeUnlessSet(type), null)
   }
 
   /** @internal answers an error after a handler failed, if nothing was sent yet */
@@ -144,8 +158,8 @@ export class Response {
       this.end()
       return
     }
-    this.names = []
-    this.values = []
+    this.names = null
+    this.values = null
     this.statusCode = status
     this.full(message, TEXT)
   }
