@@ -36,11 +36,32 @@ pub(crate) struct BatchBuilder {
     thread: u8,
     bytes: Vec<u8>,
     meta: Vec<u32>,
+    /// Counts batches handed over, so that a mark knows whether it still applies.
+    generation: u64,
+}
+
+/// Where a batch stood before some work, to undo what that work added if it failed halfway.
+#[derive(Clone, Copy)]
+pub(crate) struct BatchMark {
+    generation: u64,
+    meta: usize,
+    bytes: usize,
 }
 
 impl BatchBuilder {
     pub fn new(thread: u8) -> BatchBuilder {
-        BatchBuilder { thread, bytes: Vec::new(), meta: vec![thread as u32] }
+        BatchBuilder { thread, bytes: Vec::new(), meta: vec![thread as u32], generation: 0 }
+    }
+
+    pub fn mark(&self) -> BatchMark {
+        BatchMark { generation: self.generation, meta: self.meta.len(), bytes: self.bytes.len() }
+    }
+
+    /// Drops every event added since `mark` (all of this batch, if it was started since).
+    pub fn rollback(&mut self, mark: BatchMark) {
+        let (meta, bytes) = if mark.generation == self.generation { (mark.meta, mark.bytes) } else { (1, 0) };
+        self.meta.truncate(meta.max(1));
+        self.bytes.truncate(bytes);
     }
 
     pub fn is_empty(&self) -> bool {
@@ -115,6 +136,7 @@ impl BatchBuilder {
         let cap = self.meta.capacity();
         let meta = std::mem::replace(&mut self.meta, Vec::with_capacity(cap));
         self.meta.push(self.thread as u32);
+        self.generation += 1;
         Batch { thread: self.thread, bytes: std::mem::take(&mut self.bytes), meta }
     }
 }

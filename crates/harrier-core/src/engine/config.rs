@@ -1,4 +1,4 @@
-//! What the engine can be told, with its defaults.
+//! What the engine can be told, with its defaults. For every timeout and limit, 0 turns it off.
 
 use std::time::Duration;
 
@@ -13,6 +13,47 @@ pub struct Config {
     pub handler_timeout: Duration,
     /// How long `shutdown` waits for in-flight requests before closing what is left.
     pub drain_timeout: Duration,
+
+    /// A request head must arrive whole within this, from its first byte: else 408 and close
+    /// (slowloris).
+    pub header_timeout: Duration,
+    /// A request body that makes no progress for this long: 408 (or, once the handler has
+    /// started answering, an abort) and close.
+    pub body_timeout: Duration,
+    /// A connection with no request under way (before its first, or between two) is closed
+    /// after this; announced as `keep-alive: timeout=N` on responses that keep it.
+    pub keep_alive_timeout: Duration,
+    /// A response that the client does not take (no byte written) for this long: close.
+    pub write_timeout: Duration,
+
+    /// Bytes of the header section (field lines after the request line): past it, 431.
+    pub max_header_size: usize,
+    /// Header fields: past it, 431 (at most 1024).
+    pub max_header_count: usize,
+    /// Bytes of the request target: past it, 414.
+    pub max_url_length: usize,
+    /// Bytes of a request body: past it, 413 (at once for a `Content-Length`, the moment a
+    /// chunked body crosses it) and close.
+    pub max_body_size: u64,
+    /// Per route (index = route id): a body limit that replaces `max_body_size` for it.
+    pub route_body_limits: Vec<Option<u64>>,
+
+    /// Open connections, all threads together: past it, new ones are closed at once.
+    pub max_connections: usize,
+    /// Open connections from one client address: past it, its new ones are closed at once.
+    pub max_connections_per_ip: usize,
+    /// Requests per second from one client address (a token bucket): past it, 429 with
+    /// `Retry-After`.
+    pub rate_limit: f64,
+    /// The bucket's size: how many requests an address may send at once (0: one second's worth).
+    pub rate_burst: u32,
+    /// Requests handed to the handler and not answered yet: past it, new requests get 503 with
+    /// `Retry-After` from the engine, and connections with a request waiting are not read
+    /// until the count falls. Split evenly between I/O threads.
+    pub max_pending_requests: usize,
+    /// A connection whose unsent output exceeds this is not read (no new requests parsed)
+    /// until the client takes it.
+    pub write_high_water: usize,
 }
 
 impl Default for Config {
@@ -23,6 +64,21 @@ impl Default for Config {
             io_threads: 0,
             handler_timeout: Duration::from_secs(30),
             drain_timeout: Duration::from_secs(30),
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
+            keep_alive_timeout: Duration::from_secs(5),
+            write_timeout: Duration::from_secs(10),
+            max_header_size: 16 * 1024,
+            max_header_count: 100,
+            max_url_length: 8 * 1024,
+            max_body_size: 1024 * 1024,
+            route_body_limits: Vec::new(),
+            max_connections: 10_000,
+            max_connections_per_ip: 0,
+            rate_limit: 0.0,
+            rate_burst: 0,
+            max_pending_requests: 4096,
+            write_high_water: 256 * 1024,
         }
     }
 }
@@ -31,5 +87,10 @@ impl Config {
     pub(crate) fn thread_count(&self) -> usize {
         let n = if self.io_threads == 0 { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) } else { self.io_threads };
         n.min(64)
+    }
+
+    /// The body limit of a route (0: none).
+    pub(crate) fn body_limit(&self, route: u32) -> u64 {
+        self.route_body_limits.get(route as usize).copied().flatten().unwrap_or(self.max_body_size)
     }
 }

@@ -3,11 +3,13 @@
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 
 use super::event_loop::Ctx;
+use super::limits::IpState;
 use super::reply::{ReplyOp, OP_CHUNK, OP_END, OP_FULL, OP_HEAD};
 use crate::http1::chunked::{Chunk, ChunkedDecoder};
 use crate::http1::encode::{self, Framing, Persistence};
@@ -15,8 +17,9 @@ use crate::http1::request::{parse_head, BodyFraming, Parse};
 use crate::http1::Status;
 use crate::router::RouteMatch;
 
-/// A head that has not ended within this many bytes is refused (431).
-const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// A connection with this many requests in flight is not read further until some are
+/// answered: a client that pipelines without reading cannot queue without end.
+const MAX_PIPELINED: usize = 128;
 /// How long a closing connection may keep sending before it is dropped; reading what it
 /// sends meanwhile keeps the kernel from answering with a reset that would eat our response.
 const LINGER: Duration = Duration::from_secs(2);
@@ -42,15 +45,44 @@ struct Pending {
     chunked: bool,
     body_allowed: bool,
     since: Instant,
+    /// Counted among the requests waiting for the handler (`Ctx::waiting`).
+    counted: bool,
     /// Bytes of a response finished before those of earlier requests: held back to keep order.
     out: Vec<u8>,
+}
+
+impl Pending {
+    fn new(rid: u32, now: Instant) -> Pending {
+        Pending {
+            rid,
+            answer: Answer::Waiting,
+            head_only: false,
+            http10: false,
+            keep_alive: false,
+            close: false,
+            chunked: false,
+            body_allowed: true,
+            since: now,
+            counted: false,
+            out: Vec::new(),
+        }
+    }
+
+    /// The handler no longer holds this request unanswered.
+    fn uncount(&mut self, ctx: &mut Ctx) {
+        if self.counted {
+            self.counted = false;
+            ctx.waiting -= 1;
+        }
+    }
 }
 
 enum ReadState {
     Head,
     /// `rid` is `None` for a request answered by the engine: its body is read and dropped.
     Length { rid: Option<u32>, left: u64 },
-    Chunked { rid: Option<u32>, decoder: ChunkedDecoder },
+    /// `seen` body bytes so far, refused past `limit` (0: none).
+    Chunked { rid: Option<u32>, decoder: ChunkedDecoder, seen: u64, limit: u64 },
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -74,10 +106,22 @@ pub(crate) struct Conn {
     /// Set once the write side is shut; the connection is dropped at EOF or at this instant.
     lingering_until: Option<Instant>,
     pub dirty: bool,
+    /// When the first byte of the head being read arrived; `None` between requests.
+    head_since: Option<Instant>,
+    /// The last read that brought bytes (or the accept).
+    last_read: Instant,
+    /// The last write that took bytes (or the accept).
+    last_write: Instant,
+    /// Since when output has waited on a socket that takes none of it.
+    write_blocked_since: Option<Instant>,
+    /// Not read for now (backpressure): listed in `Ctx::paused` until resumed.
+    paused: bool,
+    /// The client address's limits, when per-address limits are on.
+    pub ip: Option<Arc<IpState>>,
 }
 
 impl Conn {
-    pub fn new(sock: TcpStream, slot: u32) -> Conn {
+    pub fn new(sock: TcpStream, slot: u32, now: Instant, ip: Option<Arc<IpState>>) -> Conn {
         Conn {
             sock,
             slot,
@@ -90,6 +134,12 @@ impl Conn {
             close_after_flush: false,
             lingering_until: None,
             dirty: false,
+            head_since: None,
+            last_read: now,
+            last_write: now,
+            write_blocked_since: None,
+            paused: false,
+            ip,
         }
     }
 
@@ -108,6 +158,11 @@ impl Conn {
             if self.lingering_until.is_some() || self.stop_reading {
                 return self.discard_input(ctx);
             }
+            if self.paused || (matches!(self.read, ReadState::Head) && self.must_pause(ctx)) {
+                // What the client sends meanwhile waits in the kernel: its window closes.
+                self.pause(ctx);
+                return Liveness::Open;
+            }
             let result = if self.rbuf.is_empty() {
                 self.sock.read(&mut ctx.scratch)
             } else {
@@ -122,6 +177,7 @@ impl Conn {
             match result {
                 Ok(0) => return Liveness::Closed,
                 Ok(n) => {
+                    self.last_read = ctx.now;
                     if self.rbuf.is_empty() {
                         let scratch = std::mem::take(&mut ctx.scratch);
                         let used = self.parse(ctx, &scratch[..n]);
@@ -139,6 +195,7 @@ impl Conn {
                             ctx.pool.put(std::mem::take(&mut self.rbuf));
                         }
                     }
+                    self.after_parse(ctx);
                     if n < ctx.scratch.len() && self.rbuf.is_empty() {
                         // A short read drained the socket; with edge-triggered polling there is
                         // no need to try again and hear WouldBlock.
@@ -150,6 +207,59 @@ impl Conn {
                 Err(_) => return Liveness::Closed,
             }
         }
+    }
+
+    /// A head left partial starts its clock; none left, no clock.
+    fn after_parse(&mut self, ctx: &Ctx) {
+        if self.rbuf.is_empty() {
+            self.head_since = None;
+        } else if self.head_since.is_none() {
+            self.head_since = Some(ctx.now);
+        }
+    }
+
+    /// Whether to stop taking new requests from this connection for now: its output is not
+    /// being taken, it has too many requests in flight, or the handler is behind and this
+    /// connection already has a request waiting for it.
+    fn must_pause(&self, ctx: &Ctx) -> bool {
+        let unsent = self.wbuf.len() - self.wpos;
+        (ctx.write_high_water > 0 && unsent > ctx.write_high_water)
+            || self.inflight.len() >= MAX_PIPELINED
+            || (ctx.waiting >= ctx.max_waiting && self.inflight.iter().any(|p| p.counted))
+    }
+
+    fn pause(&mut self, ctx: &mut Ctx) {
+        if !self.paused {
+            self.paused = true;
+            ctx.paused.push(self.slot);
+        }
+    }
+
+    /// Called for a paused connection when the engine's state changed: reads again (what is
+    /// buffered first) if the reason to pause is gone.
+    pub fn resume(&mut self, ctx: &mut Ctx) -> Liveness {
+        if !self.paused {
+            return Liveness::Open;
+        }
+        if self.lingering_until.is_none() && !self.stop_reading && self.must_pause(ctx) {
+            ctx.paused.push(self.slot);
+            return Liveness::Open;
+        }
+        self.paused = false;
+        if !self.rbuf.is_empty() && !self.stop_reading {
+            let rbuf = std::mem::take(&mut self.rbuf);
+            let used = self.parse(ctx, &rbuf);
+            self.rbuf = rbuf;
+            self.rbuf.drain(..used);
+            if self.rbuf.is_empty() || self.stop_reading {
+                ctx.pool.put(std::mem::take(&mut self.rbuf));
+            }
+            self.after_parse(ctx);
+            if self.paused {
+                return Liveness::Open;
+            }
+        }
+        self.on_readable(ctx)
     }
 
     /// After the last request the connection will serve: read and drop, until EOF.
@@ -170,22 +280,24 @@ impl Conn {
         let mut pos = 0;
         while pos < input.len() && !self.stop_reading {
             match &mut self.read {
-                ReadState::Head => match parse_head(&input[pos..], &mut ctx.head) {
-                    Ok(Parse::Complete) => {
-                        self.dispatch(ctx, &input[pos..]);
-                        pos += ctx.head.len;
+                ReadState::Head => {
+                    if self.must_pause(ctx) {
+                        self.pause(ctx);
+                        break;
                     }
-                    Ok(Parse::Partial) => {
-                        if input.len() - pos > MAX_HEAD_BYTES {
-                            self.refuse(ctx, Status::HEADERS_TOO_LARGE);
+                    match parse_head(&input[pos..], &mut ctx.head, &ctx.limits) {
+                        Ok(Parse::Complete) => {
+                            self.dispatch(ctx, &input[pos..]);
+                            pos += ctx.head.len;
+                            self.head_since = None;
                         }
-                        break;
+                        Ok(Parse::Partial) => break,
+                        Err(status) => {
+                            self.refuse(ctx, status);
+                            break;
+                        }
                     }
-                    Err(status) => {
-                        self.refuse(ctx, status);
-                        break;
-                    }
-                },
+                }
                 ReadState::Length { rid, left } => {
                     let n = (*left).min((input.len() - pos) as u64) as usize;
                     *left -= n as u64;
@@ -201,10 +313,16 @@ impl Conn {
                     }
                     pos += n;
                 }
-                ReadState::Chunked { rid, decoder } => {
+                ReadState::Chunked { rid, decoder, seen, limit } => {
                     let rid = *rid;
                     match decoder.decode(&input[pos..]) {
                         Ok((Chunk::Data { start, len }, used)) => {
+                            *seen += len as u64;
+                            if *limit > 0 && *seen > *limit {
+                                // The moment the body crosses its limit: nothing more is read.
+                                self.fail_body(ctx, rid, Status::CONTENT_TOO_LARGE);
+                                break;
+                            }
                             if let Some(rid) = rid {
                                 ctx.batch.body(rid, &input[pos + start..pos + start + len]);
                             }
@@ -236,78 +354,99 @@ impl Conn {
     }
 
     fn dispatch(&mut self, ctx: &mut Ctx, input: &[u8]) {
+        #[cfg(test)]
+        if ctx.head.target.slice(input) == b"/__panic__" {
+            panic!("harrier test hook: a panic while dispatching");
+        }
         let rid = ctx.next_rid();
         let head = &ctx.head;
         let method = head.method.slice(input);
         let path_start = head.target.start as usize;
         let path = &input[path_start..path_start + head.path_len as usize];
         let mut pending = Pending {
-            rid,
-            answer: Answer::Waiting,
             head_only: method == b"HEAD",
             http10: head.http10,
             keep_alive: head.keep_alive,
-            close: false,
-            chunked: false,
-            body_allowed: true,
-            since: ctx.now,
-            out: Vec::new(),
+            ..Pending::new(rid, ctx.now)
         };
-        let routed = ctx.shared.router.find(method, path, &mut ctx.params);
-        let to_handler = match routed {
-            RouteMatch::Found { route } => {
-                ctx.batch.request(rid, self.slot, route, input, head, &ctx.params);
-                if head.expect_continue && self.inflight.is_empty() {
-                    self.take_wbuf(ctx);
-                    encode::status_line(&mut self.wbuf, Status::CONTINUE);
-                    encode::end_head(&mut self.wbuf);
-                    self.dirty = true;
-                }
-                self.inflight.push_back(pending);
-                Some(rid)
+        let body = head.body;
+        let expect_continue = head.expect_continue;
+        let declared = if let BodyFraming::Length(n) = body { n } else { 0 };
+        let default_limit = ctx.shared.config.max_body_size;
+        let mut number = [0u8; 20];
+
+        // Everything the engine answers itself is decided before the handler sees anything.
+        let rate = match (&ctx.shared.ips, &self.ip) {
+            (Some(table), Some(ip)) => table.take(ip, ctx.now),
+            _ => Ok(()),
+        };
+        let routed = if rate.is_ok() { ctx.shared.router.find(method, path, &mut ctx.params) } else { RouteMatch::NotFound };
+        let (to_handler, limit) = match (&routed, rate) {
+            (_, Err(secs)) => {
+                self.answer_new(ctx, pending, Status::TOO_MANY_REQUESTS, &[(b"retry-after", decimal(&mut number, secs))], expect_continue || declared > default_limit);
+                (None, default_limit)
             }
-            RouteMatch::NotFound | RouteMatch::MethodNotAllowed { .. } => {
-                if head.expect_continue {
-                    // The client may be holding its body back; close rather than guess.
+            (RouteMatch::Found { route }, Ok(())) => {
+                let limit = ctx.shared.config.body_limit(*route);
+                if limit > 0 && declared > limit {
+                    // Refused on the declared length alone: the body is not read.
                     pending.keep_alive = false;
+                    self.answer_new(ctx, pending, Status::CONTENT_TOO_LARGE, &[], true);
+                    self.stop_reading = true;
+                    self.read = ReadState::Head;
+                    return;
                 }
-                self.inflight.push_back(pending);
-                let i = self.inflight.len() - 1;
-                match routed {
-                    RouteMatch::MethodNotAllowed { allow } => {
-                        self.answer_in_engine(ctx, i, Status::METHOD_NOT_ALLOWED, &[(b"allow", allow.as_bytes())], b"Method Not Allowed")
+                if ctx.waiting >= ctx.max_waiting {
+                    self.answer_new(ctx, pending, Status::SERVICE_UNAVAILABLE, &[(b"retry-after", b"1")], expect_continue || declared > default_limit);
+                    (None, default_limit)
+                } else {
+                    ctx.batch.request(rid, self.slot, *route, input, &ctx.head, &ctx.params);
+                    if expect_continue && self.inflight.is_empty() {
+                        self.take_wbuf(ctx);
+                        encode::status_line(&mut self.wbuf, Status::CONTINUE);
+                        encode::end_head(&mut self.wbuf);
+                        self.dirty = true;
                     }
-                    _ => self.answer_in_engine(ctx, i, Status::NOT_FOUND, &[], b"Not Found"),
+                    pending.counted = true;
+                    ctx.waiting += 1;
+                    self.inflight.push_back(pending);
+                    (Some(rid), limit)
                 }
-                None
+            }
+            (RouteMatch::MethodNotAllowed { allow }, Ok(())) => {
+                self.answer_new(ctx, pending, Status::METHOD_NOT_ALLOWED, &[(b"allow", allow.as_bytes())], expect_continue || declared > default_limit);
+                (None, default_limit)
+            }
+            (RouteMatch::NotFound, Ok(())) => {
+                self.answer_new(ctx, pending, Status::NOT_FOUND, &[], expect_continue || declared > default_limit);
+                (None, default_limit)
             }
         };
-        let head = &ctx.head;
-        if !head.keep_alive {
+        if !ctx.head.keep_alive {
             self.stop_reading = true;
         }
-        self.read = match head.body {
+        self.read = match body {
             BodyFraming::None => ReadState::Head,
             BodyFraming::Length(left) => ReadState::Length { rid: to_handler, left },
-            BodyFraming::Chunked => ReadState::Chunked { rid: to_handler, decoder: ChunkedDecoder::new() },
+            BodyFraming::Chunked => ReadState::Chunked { rid: to_handler, decoder: ChunkedDecoder::new(), seen: 0, limit },
         };
+    }
+
+    /// Answers a request the handler will not see. `close` when its body is not worth reading
+    /// (too large), or the client may be holding it back (`Expect: 100-continue`).
+    fn answer_new(&mut self, ctx: &mut Ctx, mut pending: Pending, status: Status, extra: &[(&[u8], &[u8])], close: bool) {
+        if close {
+            pending.keep_alive = false;
+        }
+        self.inflight.push_back(pending);
+        let i = self.inflight.len() - 1;
+        self.answer_in_engine(ctx, i, status, extra, status.reason().as_bytes());
     }
 
     /// A malformed request: answer with `status` after what is in flight, then close.
     fn refuse(&mut self, ctx: &mut Ctx, status: Status) {
         let rid = ctx.next_rid();
-        self.inflight.push_back(Pending {
-            rid,
-            answer: Answer::Waiting,
-            head_only: false,
-            http10: false,
-            keep_alive: false,
-            close: true,
-            chunked: false,
-            body_allowed: true,
-            since: ctx.now,
-            out: Vec::new(),
-        });
+        self.inflight.push_back(Pending { close: true, ..Pending::new(rid, ctx.now) });
         self.stop_reading = true;
         let i = self.inflight.len() - 1;
         self.answer_in_engine(ctx, i, status, &[], status.reason().as_bytes());
@@ -327,7 +466,14 @@ impl Conn {
                 if let Some(rid) = rid {
                     ctx.batch.abort(rid);
                 }
-                self.refuse(ctx, status);
+                if rid.is_some_and(|rid| !self.inflight.iter().any(|p| p.rid == rid)) && self.inflight.is_empty() {
+                    // The handler answered in full before the body ended: nothing to tell the
+                    // client but the close.
+                    self.close_after_flush = true;
+                    self.dirty = true;
+                } else {
+                    self.refuse(ctx, status);
+                }
             }
         }
     }
@@ -336,9 +482,10 @@ impl Conn {
     fn answer_in_engine(&mut self, ctx: &mut Ctx, i: usize, status: Status, extra: &[(&[u8], &[u8])], body: &[u8]) {
         let mut out = self.take_out(ctx, i);
         let p = &mut self.inflight[i];
+        p.uncount(ctx);
         let persistence = persistence(p, ctx.draining, false);
         p.close = persistence == Persistence::Close;
-        encode::simple(&mut out, status, ctx.date.bytes(), persistence, extra, if p.head_only { b"" } else { body });
+        encode::simple(&mut out, status, ctx.date.bytes(), persistence, &ctx.keep_alive_line, extra, if p.head_only { b"" } else { body });
         p.answer = Answer::Done;
         self.put_out(i, out);
         if i == 0 {
@@ -379,7 +526,8 @@ impl Conn {
             if done.close {
                 self.close_after_flush = true;
                 self.stop_reading = true;
-                for p in self.inflight.drain(..) {
+                for mut p in self.inflight.drain(..) {
+                    p.uncount(ctx);
                     if p.answer != Answer::Done {
                         ctx.batch.abort(p.rid);
                     }
@@ -405,6 +553,7 @@ impl Conn {
             (OP_FULL | OP_HEAD, Answer::Waiting) => {
                 let mut out = self.take_out(ctx, i);
                 let p = &mut self.inflight[i];
+                p.uncount(ctx);
                 let status = if (200..=999).contains(&op.status) { Status(op.status) } else { Status::INTERNAL_SERVER_ERROR };
                 let mut close_asked = false;
                 for (name, value) in headers.clone() {
@@ -424,7 +573,7 @@ impl Conn {
                 };
                 let persistence = persistence(p, ctx.draining, close_asked || framing == Framing::UntilClose);
                 encode::status_line(&mut out, status);
-                encode::engine_headers(&mut out, ctx.date.bytes(), framing, persistence);
+                encode::engine_headers(&mut out, ctx.date.bytes(), framing, persistence, &ctx.keep_alive_line);
                 for (name, value) in headers {
                     if !encode::is_engine_header(name) {
                         encode::header(&mut out, name, value);
@@ -487,18 +636,69 @@ impl Conn {
         }
     }
 
+    /// The connection's own clocks, checked by the sweep: a head that takes too long (408), a
+    /// body that stops (408), a client that takes no output, an idle keep-alive connection.
+    pub fn check_timers(&mut self, ctx: &mut Ctx) -> Liveness {
+        let now = ctx.now;
+        let config = &ctx.shared.config;
+        let over = |since: Instant, limit: Duration| !limit.is_zero() && now.saturating_duration_since(since) >= limit;
+        if let Some(since) = self.write_blocked_since {
+            if over(since, config.write_timeout) {
+                return Liveness::Closed;
+            }
+        }
+        if self.lingering_until.is_some() || self.stop_reading || self.paused {
+            return Liveness::Open;
+        }
+        let (header_timeout, body_timeout, idle_timeout) = (config.header_timeout, config.body_timeout, config.keep_alive_timeout);
+        match &self.read {
+            ReadState::Head => {
+                if let Some(since) = self.head_since {
+                    if over(since, header_timeout) {
+                        self.refuse(ctx, Status::REQUEST_TIMEOUT);
+                    }
+                } else if self.is_idle() && over(self.last_read.max(self.last_write), idle_timeout) {
+                    return Liveness::Closed;
+                }
+            }
+            ReadState::Length { rid, .. } | ReadState::Chunked { rid, .. } => {
+                if over(self.last_read, body_timeout) {
+                    let rid = *rid;
+                    self.fail_body(ctx, rid, Status::REQUEST_TIMEOUT);
+                }
+            }
+        }
+        Liveness::Open
+    }
+
     /// Writes what is buffered. Returns `Closed` once a closing connection has said all.
     pub fn flush(&mut self, ctx: &mut Ctx) -> Liveness {
         self.dirty = false;
+        let mut progressed = false;
         while self.wpos < self.wbuf.len() {
             match self.sock.write(&self.wbuf[self.wpos..]) {
                 Ok(0) => return Liveness::Closed,
-                Ok(n) => self.wpos += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Liveness::Open,
+                Ok(n) => {
+                    self.wpos += n;
+                    progressed = true;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if progressed || self.write_blocked_since.is_none() {
+                        self.write_blocked_since = Some(ctx.now);
+                    }
+                    if progressed {
+                        self.last_write = ctx.now;
+                    }
+                    return Liveness::Open;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => return Liveness::Closed,
             }
         }
+        if progressed {
+            self.last_write = ctx.now;
+        }
+        self.write_blocked_since = None;
         self.wpos = 0;
         self.wbuf.clear();
         if self.inflight.is_empty() {
@@ -529,13 +729,28 @@ impl Conn {
 
     /// The connection is going away: tell the handler about every request it still holds.
     pub fn abort_all(&mut self, ctx: &mut Ctx) {
-        for p in self.inflight.drain(..) {
+        self.paused = false;
+        for mut p in self.inflight.drain(..) {
+            p.uncount(ctx);
             if p.answer != Answer::Done {
                 ctx.batch.abort(p.rid);
             }
         }
         ctx.pool.put(std::mem::take(&mut self.wbuf));
         ctx.pool.put(std::mem::take(&mut self.rbuf));
+    }
+}
+
+/// `n` in decimal, in `buf`.
+fn decimal(buf: &mut [u8; 20], mut n: u64) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[i..];
+        }
     }
 }
 

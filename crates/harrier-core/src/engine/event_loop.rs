@@ -2,6 +2,7 @@
 //! events for the handler, and its inbox of replies.
 
 use std::io;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -16,7 +17,8 @@ use super::pool::BufPool;
 use super::reply::ReplyOps;
 use super::Shared;
 use crate::http1::date::CachedDate;
-use crate::http1::request::RequestHead;
+use crate::http1::encode;
+use crate::http1::request::{HeadLimits, RequestHead};
 
 pub(crate) const LISTENER: Token = Token(usize::MAX - 1);
 pub(crate) const WAKER: Token = Token(usize::MAX - 2);
@@ -25,6 +27,8 @@ pub(crate) const WAKER: Token = Token(usize::MAX - 2);
 const SWEEP_EVERY: Duration = Duration::from_millis(100);
 /* 64k: one read takes what a pipelining client or a fast upload has sent. */
 const READ_BUFFER: usize = 64 * 1024;
+/// Per-address state is pruned this often (by thread 0).
+const PRUNE_EVERY: Duration = Duration::from_secs(1);
 
 /// Everything a connection needs from its thread while it works.
 pub(crate) struct Ctx {
@@ -38,6 +42,17 @@ pub(crate) struct Ctx {
     pub pool: BufPool,
     pub now: Instant,
     pub draining: bool,
+    /// What a head may hold.
+    pub limits: HeadLimits,
+    /// `keep-alive: timeout=N\r\n`, or empty.
+    pub keep_alive_line: Vec<u8>,
+    /// Requests of this thread handed to the handler and not answered yet.
+    pub waiting: usize,
+    /// This thread's share of `max_pending_requests`.
+    pub max_waiting: usize,
+    pub write_high_water: usize,
+    /// Slots of connections paused for backpressure, resumed when the reason is gone.
+    pub paused: Vec<u32>,
     next_rid: u32,
 }
 
@@ -65,6 +80,7 @@ pub(crate) struct Worker {
     replies: Vec<u8>,
     dirty: Vec<usize>,
     last_sweep: Instant,
+    last_prune: Instant,
     drain_deadline: Option<Instant>,
 }
 
@@ -73,6 +89,11 @@ impl Worker {
         if let Some(l) = listener.as_mut() {
             poll.registry().register(l, LISTENER, Interest::READABLE)?;
         }
+        let config = &shared.config;
+        let limits = HeadLimits::new(config.max_header_count, config.max_header_size, config.max_url_length);
+        let keep_alive_line = encode::keep_alive_line(config.keep_alive_timeout);
+        let max_waiting = if config.max_pending_requests == 0 { usize::MAX } else { config.max_pending_requests.div_ceil(shared.threads.max(1)) };
+        let write_high_water = config.write_high_water;
         Ok(Worker {
             poll,
             listener,
@@ -88,12 +109,19 @@ impl Worker {
                 pool: BufPool::default(),
                 now: Instant::now(),
                 draining: false,
+                limits,
+                keep_alive_line,
+                waiting: 0,
+                max_waiting,
+                write_high_water,
+                paused: Vec::new(),
                 next_rid: 0,
             },
             events: Some(Events::with_capacity(1024)),
             replies: Vec::new(),
             dirty: Vec::new(),
             last_sweep: Instant::now(),
+            last_prune: Instant::now(),
             drain_deadline: None,
         })
     }
@@ -163,6 +191,62 @@ impl Worker {
     pub fn answer(&mut self) {
         self.take_replies();
         self.flush_dirty();
+        if !self.ctx.paused.is_empty() {
+            self.resume_paused();
+            // What the handler answered for the requests read just now.
+            self.take_replies();
+            self.flush_dirty();
+        }
+    }
+
+    /// Reads again from connections paused for backpressure whose reason is gone.
+    fn resume_paused(&mut self) {
+        if self.ctx.paused.is_empty() {
+            return;
+        }
+        for slot in std::mem::take(&mut self.ctx.paused) {
+            self.guarded(slot as usize, |conn, ctx| {
+                let alive = conn.resume(ctx);
+                if alive == Liveness::Open && conn.dirty {
+                    return conn.flush(ctx);
+                }
+                alive
+            });
+        }
+        // Requests read just now go to the handler in this turn.
+        self.ctx.hand_over_batch();
+    }
+
+    /// Runs `f` on one connection; a panic in it is contained there: the connection is
+    /// dropped (its requests aborted), what it added to the batch is undone, the thread and
+    /// every other connection go on. Closes the connection when `f` says it is closed.
+    fn guarded(&mut self, key: usize, f: impl FnOnce(&mut Conn, &mut Ctx) -> Liveness) -> Liveness {
+        let Some(conn) = self.conns.get_mut(key) else { return Liveness::Closed };
+        let mark = self.ctx.batch.mark();
+        let ctx = &mut self.ctx;
+        match catch_unwind(AssertUnwindSafe(|| f(conn, ctx))) {
+            Ok(Liveness::Open) => Liveness::Open,
+            Ok(Liveness::Closed) => {
+                self.close(key);
+                Liveness::Closed
+            }
+            Err(_) => {
+                eprintln!("harrier: internal error on a connection; it was dropped, the server goes on");
+                self.ctx.batch.rollback(mark);
+                if self.ctx.scratch.len() != READ_BUFFER {
+                    self.ctx.scratch = vec![0; READ_BUFFER];
+                }
+                if let Some(mut conn) = self.conns.try_remove(key) {
+                    let _ = self.poll.registry().deregister(&mut conn.sock);
+                    self.forget(&conn);
+                    let ctx = &mut self.ctx;
+                    if catch_unwind(AssertUnwindSafe(|| conn.abort_all(ctx))).is_err() {
+                        self.ctx.batch.rollback(mark);
+                    }
+                }
+                Liveness::Closed
+            }
+        }
     }
 
     /// Timers only (the inline driver calls this from a libuv timer).
@@ -170,6 +254,7 @@ impl Worker {
         self.ctx.now = Instant::now();
         self.ctx.date.update(SystemTime::now());
         self.sweep();
+        self.resume_paused();
         if !self.ctx.draining && self.ctx.shared.shutdown.load(Ordering::SeqCst) {
             self.begin_drain();
         }
@@ -191,13 +276,33 @@ impl Worker {
         let Some(listener) = self.listener.as_ref() else { return };
         loop {
             match listener.accept() {
-                Ok((mut sock, _)) => {
+                Ok((mut sock, peer)) => {
+                    let shared = &self.ctx.shared;
+                    let max = shared.config.max_connections;
+                    if max > 0 && shared.open.load(Ordering::Relaxed) >= max {
+                        // Closed at once: the connections already open are not disturbed.
+                        drop(sock);
+                        continue;
+                    }
+                    let ip = match &shared.ips {
+                        Some(table) => match table.open(peer.ip(), self.ctx.now) {
+                            Some(state) => Some(state),
+                            None => {
+                                drop(sock);
+                                continue;
+                            }
+                        },
+                        None => None,
+                    };
                     let _ = sock.set_nodelay(true);
                     let entry = self.conns.vacant_entry();
                     let key = entry.key();
                     // Edge-triggered, both directions, registered once: no re-arming per write.
                     if self.poll.registry().register(&mut sock, Token(key), Interest::READABLE | Interest::WRITABLE).is_ok() {
-                        entry.insert(Conn::new(sock, key as u32));
+                        shared.open.fetch_add(1, Ordering::Relaxed);
+                        entry.insert(Conn::new(sock, key as u32, self.ctx.now, ip));
+                    } else if let (Some(table), Some(state)) = (&shared.ips, ip) {
+                        table.close(&state);
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -212,17 +317,16 @@ impl Worker {
     }
 
     fn on_socket(&mut self, key: usize, readable: bool, writable: bool) {
-        let Some(conn) = self.conns.get_mut(key) else { return };
-        let mut alive = Liveness::Open;
-        if readable {
-            alive = conn.on_readable(&mut self.ctx);
-        }
-        if alive == Liveness::Open && (writable || conn.dirty) {
-            alive = conn.flush(&mut self.ctx);
-        }
-        if alive == Liveness::Closed {
-            self.close(key);
-        }
+        self.guarded(key, |conn, ctx| {
+            let mut alive = Liveness::Open;
+            if readable {
+                alive = conn.on_readable(ctx);
+            }
+            if alive == Liveness::Open && (writable || conn.dirty) {
+                alive = conn.flush(ctx);
+            }
+            alive
+        });
     }
 
     fn take_replies(&mut self) {
@@ -230,24 +334,31 @@ impl Worker {
         if !self.ctx.shared.replier.inboxes[thread].take(&mut self.replies) {
             return;
         }
-        for op in ReplyOps::new(&self.replies) {
-            if let Some(conn) = self.conns.get_mut(op.slot as usize) {
-                conn.apply(&mut self.ctx, &op);
-                if conn.dirty {
-                    self.dirty.push(op.slot as usize);
-                }
+        let replies = std::mem::take(&mut self.replies);
+        for op in ReplyOps::new(&replies) {
+            let key = op.slot as usize;
+            if !self.conns.contains(key) {
+                continue;
+            }
+            let alive = self.guarded(key, |conn, ctx| {
+                conn.apply(ctx, &op);
+                Liveness::Open
+            });
+            if alive == Liveness::Open && self.conns.get(key).is_some_and(|c| c.dirty) {
+                self.dirty.push(key);
             }
         }
+        self.replies = replies;
     }
 
     fn flush_dirty(&mut self) {
-        for key in std::mem::take(&mut self.dirty) {
-            if let Some(conn) = self.conns.get_mut(key) {
-                if conn.dirty && conn.flush(&mut self.ctx) == Liveness::Closed {
-                    self.close(key);
-                }
+        let mut dirty = std::mem::take(&mut self.dirty);
+        for key in dirty.drain(..) {
+            if self.conns.get(key).is_some_and(|c| c.dirty) {
+                self.guarded(key, |conn, ctx| conn.flush(ctx));
             }
         }
+        self.dirty = dirty;
         // Connections dirtied while reading (a 404, a 100 Continue) are flushed by on_socket.
     }
 
@@ -256,24 +367,38 @@ impl Worker {
         let timeout = self.ctx.shared.config.handler_timeout;
         let now = self.ctx.now;
         let force = self.drain_deadline.is_some_and(|d| now >= d);
-        let mut closing = Vec::new();
-        for (key, conn) in self.conns.iter_mut() {
+        for key in 0..self.conns.capacity() {
+            let Some(conn) = self.conns.get(key) else { continue };
             if force || conn.linger_expired(now) {
-                closing.push(key);
+                self.close(key);
                 continue;
             }
-            conn.expire(&mut self.ctx, timeout);
-            if conn.dirty && conn.flush(&mut self.ctx) == Liveness::Closed {
-                closing.push(key);
-            }
+            self.guarded(key, |conn, ctx| {
+                if !timeout.is_zero() {
+                    conn.expire(ctx, timeout);
+                }
+                if conn.check_timers(ctx) == Liveness::Closed {
+                    return Liveness::Closed;
+                }
+                if conn.dirty {
+                    return conn.flush(ctx);
+                }
+                Liveness::Open
+            });
         }
-        for key in closing {
-            self.close(key);
+        if self.ctx.thread == 0 && now.saturating_duration_since(self.last_prune) >= PRUNE_EVERY {
+            self.last_prune = now;
+            if let Some(table) = &self.ctx.shared.ips {
+                table.prune(now);
+            }
         }
     }
 
     /// Stops accepting and closes idle connections; busy ones close after their last answer.
     fn begin_drain(&mut self) {
+        // Connections the kernel completed already are taken and served (or closed if idle),
+        // rather than reset with the listener.
+        self.accept();
         self.ctx.draining = true;
         self.drain_deadline = Some(self.ctx.now + self.ctx.shared.config.drain_timeout);
         if let Some(mut l) = self.listener.take() {
@@ -288,8 +413,18 @@ impl Worker {
 
     fn close(&mut self, key: usize) {
         if let Some(mut conn) = self.conns.try_remove(key) {
-            conn.abort_all(&mut self.ctx);
             let _ = self.poll.registry().deregister(&mut conn.sock);
+            self.forget(&conn);
+            conn.abort_all(&mut self.ctx);
+        }
+    }
+
+    /// Takes a closing connection off the counts.
+    fn forget(&self, conn: &Conn) {
+        let shared = &self.ctx.shared;
+        shared.open.fetch_sub(1, Ordering::Relaxed);
+        if let (Some(table), Some(state)) = (&shared.ips, &conn.ip) {
+            table.close(state);
         }
     }
 }

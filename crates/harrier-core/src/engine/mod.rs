@@ -5,13 +5,14 @@ mod batch;
 mod config;
 mod connection;
 mod event_loop;
+mod limits;
 mod listener;
 mod pool;
 mod reply;
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -35,6 +36,12 @@ pub(crate) struct Shared {
     pub handler: Box<dyn Handler>,
     pub replier: Replier,
     pub shutdown: AtomicBool,
+    /// I/O threads serving this engine.
+    pub threads: usize,
+    /// Open connections, all threads together.
+    pub open: AtomicUsize,
+    /// Per-address limits, when any is on.
+    pub ips: Option<limits::IpTable>,
 }
 
 /// A running server.
@@ -64,7 +71,17 @@ fn prepare(config: Config, router: Router, handler: Box<dyn Handler>, count: usi
             listeners.push(None);
         }
     }
-    let shared = Arc::new(Shared { config, router, handler, replier: Replier { inboxes: inboxes.into() }, shutdown: AtomicBool::new(false) });
+    let ips = limits::IpTable::new(config.max_connections_per_ip, config.rate_limit, config.rate_burst);
+    let shared = Arc::new(Shared {
+        config,
+        router,
+        handler,
+        replier: Replier { inboxes: inboxes.into() },
+        shutdown: AtomicBool::new(false),
+        threads: count,
+        open: AtomicUsize::new(0),
+        ips,
+    });
     let mut workers = Vec::with_capacity(count);
     for (i, (poll, listener)) in polls.into_iter().zip(listeners).enumerate() {
         workers.push(Worker::new(i as u8, poll, listener, shared.clone())?);
@@ -163,3 +180,6 @@ impl InlineServer {
         self.worker.finished()
     }
 }
+
+#[cfg(test)]
+mod tests;

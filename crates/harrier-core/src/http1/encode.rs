@@ -33,7 +33,9 @@ pub(crate) fn status_line(out: &mut Vec<u8>, status: Status) {
 }
 
 /// Writes the headers the engine owns, then leaves the head open for the handler's headers.
-pub(crate) fn engine_headers(out: &mut Vec<u8>, date: &[u8], framing: Framing, persistence: Persistence) {
+/// `keep_alive` is the whole `keep-alive: timeout=N\r\n` line announcing the idle timeout
+/// (rendered once, when the engine starts), written on responses that keep the connection.
+pub(crate) fn engine_headers(out: &mut Vec<u8>, date: &[u8], framing: Framing, persistence: Persistence, keep_alive: &[u8]) {
     out.extend_from_slice(b"date: ");
     out.extend_from_slice(date);
     out.extend_from_slice(b"\r\n");
@@ -47,8 +49,11 @@ pub(crate) fn engine_headers(out: &mut Vec<u8>, date: &[u8], framing: Framing, p
         Framing::UntilClose | Framing::Empty => {}
     }
     match persistence {
-        Persistence::KeepAlive11 => {}
-        Persistence::KeepAlive10 => out.extend_from_slice(b"connection: keep-alive\r\n"),
+        Persistence::KeepAlive11 => out.extend_from_slice(keep_alive),
+        Persistence::KeepAlive10 => {
+            out.extend_from_slice(b"connection: keep-alive\r\n");
+            out.extend_from_slice(keep_alive);
+        }
         Persistence::Close => out.extend_from_slice(b"connection: close\r\n"),
     }
 }
@@ -93,9 +98,9 @@ pub(crate) fn last_chunk(out: &mut Vec<u8>) {
 }
 
 /// A complete response with a short text body, for answers the engine gives itself.
-pub(crate) fn simple(out: &mut Vec<u8>, status: Status, date: &[u8], persistence: Persistence, extra: &[(&[u8], &[u8])], body: &[u8]) {
+pub(crate) fn simple(out: &mut Vec<u8>, status: Status, date: &[u8], persistence: Persistence, keep_alive: &[u8], extra: &[(&[u8], &[u8])], body: &[u8]) {
     status_line(out, status);
-    engine_headers(out, date, Framing::Length(body.len()), persistence);
+    engine_headers(out, date, Framing::Length(body.len()), persistence, keep_alive);
     out.extend_from_slice(b"content-type: text/plain; charset=utf-8\r\n");
     for (name, value) in extra {
         header(out, name, value);
@@ -111,7 +116,19 @@ fn is_token(name: &[u8]) -> bool {
         })
 }
 
-fn write_decimal(out: &mut Vec<u8>, mut n: u64) {
+/// The `keep-alive` line for an idle timeout, or nothing when there is none.
+pub(crate) fn keep_alive_line(timeout: std::time::Duration) -> Vec<u8> {
+    let secs = timeout.as_secs();
+    if secs == 0 {
+        return Vec::new();
+    }
+    let mut out = b"keep-alive: timeout=".to_vec();
+    write_decimal(&mut out, secs);
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+pub(crate) fn write_decimal(out: &mut Vec<u8>, mut n: u64) {
     let mut buf = [0u8; 20];
     let mut i = buf.len();
     loop {
@@ -147,13 +164,13 @@ mod tests {
     fn full_response() {
         let mut out = Vec::new();
         status_line(&mut out, Status::OK);
-        engine_headers(&mut out, b"Sun, 06 Nov 1994 08:49:37 GMT", Framing::Length(5), Persistence::KeepAlive11);
+        engine_headers(&mut out, b"Sun, 06 Nov 1994 08:49:37 GMT", Framing::Length(5), Persistence::KeepAlive11, b"keep-alive: timeout=5\r\n");
         assert!(header(&mut out, b"content-type", b"text/plain"));
         end_head(&mut out);
         out.extend_from_slice(b"hello");
         assert_eq!(
             out,
-            b"HTTP/1.1 200 OK\r\ndate: Sun, 06 Nov 1994 08:49:37 GMT\r\ncontent-length: 5\r\ncontent-type: text/plain\r\n\r\nhello"
+            b"HTTP/1.1 200 OK\r\ndate: Sun, 06 Nov 1994 08:49:37 GMT\r\ncontent-length: 5\r\nkeep-alive: timeout=5\r\ncontent-type: text/plain\r\n\r\nhello"
         );
     }
 
@@ -174,6 +191,12 @@ mod tests {
         last_chunk(&mut out);
         assert!(out.starts_with(b"ff\r\nxxx"));
         assert!(out.ends_with(b"xx\r\n0\r\n\r\n"));
+    }
+
+    #[test]
+    fn keep_alive_lines() {
+        assert_eq!(keep_alive_line(std::time::Duration::from_millis(5300)), b"keep-alive: timeout=5\r\n");
+        assert!(keep_alive_line(std::time::Duration::from_millis(300)).is_empty());
     }
 
     #[test]

@@ -1,0 +1,76 @@
+//! Engine tests that need hooks only a test build has (see `cfg(test)` in `connection.rs`).
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use super::*;
+use crate::engine::{ReplyWriter, RequestRef, EVENT_REQUEST};
+
+/// Answers every request with `ok`.
+struct Ok200;
+
+impl Handler for Ok200 {
+    fn on_batch(&self, batch: Batch, replier: &Replier) {
+        let m = &batch.meta;
+        let mut w = ReplyWriter::default();
+        let mut i = 1;
+        while i < m.len() {
+            match m[i] {
+                EVENT_REQUEST => {
+                    let to = RequestRef { thread: batch.thread, slot: m[i + 2], rid: m[i + 1] };
+                    i += 12 + m[i + 10] as usize * 4 + m[i + 11] as usize * 2;
+                    w.full(to, 200, &[], b"ok");
+                }
+                EVENT_BODY => i += 4,
+                _ => i += 2,
+            }
+        }
+        replier.send(&w.buf);
+    }
+}
+
+fn get(s: &mut TcpStream, path: &str) -> String {
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes()).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !got.ends_with(b"ok") {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+#[test]
+fn a_panic_is_contained_at_its_connection() {
+    let router = || {
+        let mut router = Router::new();
+        router.add("GET", "/", 0).unwrap();
+        router.add("GET", "/__panic__", 1).unwrap();
+        router
+    };
+    for threads in [1, 2] {
+        let server = Server::start(Config { io_threads: threads, ..Config::default() }, router(), Box::new(Ok200)).unwrap();
+        let mut bystander = TcpStream::connect(server.local_addr()).unwrap();
+        bystander.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        assert!(get(&mut bystander, "/").ends_with("ok"));
+
+        let mut victim = TcpStream::connect(server.local_addr()).unwrap();
+        victim.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        // A request before the panicking one in the same read: undone with it, never answered.
+        victim.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET /__panic__ HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut buf = [0u8; 1024];
+        let n = victim.read(&mut buf).unwrap_or(0);
+        assert_eq!(n, 0, "the connection is dropped without an answer: {:?}", String::from_utf8_lossy(&buf[..n]));
+
+        // The thread, the open connection and new ones go on.
+        assert!(get(&mut bystander, "/").ends_with("ok"));
+        let mut fresh = TcpStream::connect(server.local_addr()).unwrap();
+        fresh.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        assert!(get(&mut fresh, "/").ends_with("ok"));
+        server.shutdown();
+        server.join();
+    }
+}
