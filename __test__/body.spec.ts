@@ -47,7 +47,8 @@ test('POST echoes a 1 MiB binary Content-Length body intact', async (t) => {
 })
 
 test('10 MiB chunked upload is echoed back intact', async (t) => {
-  const { base } = await useApp(t, echoRoutes)
+  // past the default maxBodySize of 1 MiB
+  const { base } = await useApp(t, echoRoutes, { maxBodySize: 16 * 1024 * 1024 })
   const data = randomBytes(10 * 1024 * 1024)
   const r = await fetchT(
     `${base}/echo`,
@@ -95,7 +96,7 @@ test('request body streamed with for await, arriving in delayed pieces', async (
       seen = { bytes, chunks, allBinary, hash: hash.digest('hex') }
       res.json({ bytes, hash: seen.hash })
     })
-  })
+  }, { maxBodySize: 16 * 1024 * 1024 }) // past the default of 1 MiB
 
   // 3 MiB through fetch (chunked)
   const data = randomBytes(3 * 1024 * 1024)

@@ -15,7 +15,11 @@ interface Route {
   /** Position among routes and middleware, for running middleware in registration order. */
   order: number
   handlers: Handler[]
+  /** Body limit of this route (`App.bodyLimit`), replacing `maxBodySize`. */
+  bodyLimit?: number
 }
+
+const BODY_LIMIT = Symbol('harrier.bodyLimit')
 
 interface Use {
   prefix: string
@@ -61,11 +65,20 @@ export class App {
   private keepAlive: NodeJS.Timeout | null = null
 
   constructor(options: AppOptions = {}) {
-    for (const key of ['ioThreads', 'handlerTimeout', 'drainTimeout'] as const) {
+    for (const key of [
+      'ioThreads', 'handlerTimeout', 'drainTimeout', 'headerTimeout', 'bodyTimeout', 'keepAliveTimeout', 'writeTimeout',
+      'maxHeaderSize', 'maxHeaderCount', 'maxUrlLength', 'maxConnections', 'maxConnectionsPerIp', 'rateBurst', 'maxPendingRequests',
+    ] as const) {
       const v = options[key]
       if (v !== undefined && (!Number.isInteger(v) || v < 0 || v > 2 ** 31)) {
         throw new RangeError(`harrier: option ${key} must be a non-negative integer, got ${v}`)
       }
+    }
+    if (options.maxBodySize !== undefined && !(Number.isSafeInteger(options.maxBodySize) && options.maxBodySize >= 0)) {
+      throw new RangeError(`harrier: option maxBodySize must be a non-negative integer, got ${options.maxBodySize}`)
+    }
+    if (options.rateLimit !== undefined && !(Number.isFinite(options.rateLimit) && options.rateLimit >= 0)) {
+      throw new RangeError(`harrier: option rateLimit must be a non-negative number, got ${options.rateLimit}`)
     }
     if (options.driver !== undefined && !['auto', 'inline', 'threads'].includes(options.driver)) {
       throw new RangeError(`harrier: option driver must be 'auto', 'inline' or 'threads', got ${String(options.driver)}`)
@@ -127,14 +140,27 @@ export class App {
     return this
   }
 
+  /**
+   * A route option, given among its handlers: `app.post('/upload', App.bodyLimit(50 * 2 ** 20), handler)`.
+   * Bodies of that route may be up to `bytes` long instead of `maxBodySize` (0: no limit).
+   */
+  static bodyLimit(bytes: number): Middleware {
+    if (!(Number.isSafeInteger(bytes) && bytes >= 0)) throw new RangeError(`harrier: bodyLimit must be a non-negative integer, got ${bytes}`)
+    return Object.assign((req: Request, res: Response, next: Next) => next(), { [BODY_LIMIT]: bytes })
+  }
+
   private route(method: string, path: string, handlers: unknown[]): this {
     this.assertNotListening()
     if (typeof path !== 'string') throw new TypeError('harrier: a route path must be a string')
-    const checked = checkHandlers(handlers)
+    const options = handlers.filter((h) => typeof h === 'function' && BODY_LIMIT in h) as Array<{ [BODY_LIMIT]: number }>
+    const checked = checkHandlers(handlers.filter((h) => !options.includes(h as never)))
+    const bodyLimit = options.length > 0 ? options[options.length - 1][BODY_LIMIT] : undefined
     const paramNames = checkRoute(method, path)
     const same = this.routes.find((r) => r.method === method && r.path === path)
-    if (same) same.handlers.push(...checked)
-    else this.routes.push({ method, path, paramNames, order: this.order++, handlers: [...checked] })
+    if (same) {
+      same.handlers.push(...checked)
+      if (bodyLimit !== undefined) same.bodyLimit = bodyLimit
+    } else this.routes.push({ method, path, paramNames, order: this.order++, handlers: [...checked], bodyLimit })
     return this
   }
 
@@ -175,8 +201,21 @@ export class App {
         ioThreads: this.settings.ioThreads,
         handlerTimeoutMs: this.settings.handlerTimeout,
         drainTimeoutMs: this.settings.drainTimeout,
+        headerTimeoutMs: this.settings.headerTimeout,
+        bodyTimeoutMs: this.settings.bodyTimeout,
+        keepAliveTimeoutMs: this.settings.keepAliveTimeout,
+        writeTimeoutMs: this.settings.writeTimeout,
+        maxHeaderSize: this.settings.maxHeaderSize,
+        maxHeaderCount: this.settings.maxHeaderCount,
+        maxUrlLength: this.settings.maxUrlLength,
+        maxBodySize: this.settings.maxBodySize,
+        maxConnections: this.settings.maxConnections,
+        maxConnectionsPerIp: this.settings.maxConnectionsPerIp,
+        rateLimit: this.settings.rateLimit,
+        rateBurst: this.settings.rateBurst,
+        maxPendingRequests: this.settings.maxPendingRequests,
       },
-      this.routes.map((r) => ({ method: r.method, path: r.path })),
+      this.routes.map((r) => ({ method: r.method, path: r.path, bodyLimit: r.bodyLimit })),
       (bytes, meta) => this.onBatch(bytes, meta),
       () => out.flush(),
     )

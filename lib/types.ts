@@ -46,6 +46,45 @@ export interface AppOptions {
   handlerTimeout?: number
   /** Milliseconds `close()` waits for in-flight requests before closing what is left (default 30000). */
   drainTimeout?: number
+
+  // Protection. Every limit is enforced by the engine before JavaScript sees the request;
+  // 0 turns a timeout or limit off.
+
+  /** Milliseconds a request head may take to arrive, from its first byte; then 408 and close (default 10000). */
+  headerTimeout?: number
+  /** Milliseconds a request body may go without a byte; then 408 and close (default 10000). */
+  bodyTimeout?: number
+  /**
+   * Milliseconds a connection may sit with no request under way (before its first or between
+   * two) before it is closed (default 5000); announced as `Keep-Alive: timeout=N` seconds.
+   */
+  keepAliveTimeout?: number
+  /** Milliseconds a client may take none of its response while some is waiting; then close (default 10000). */
+  writeTimeout?: number
+  /** Bytes of the header section (the field lines after the request line); past it 431 (default 16384). */
+  maxHeaderSize?: number
+  /** Header fields in a request; past it 431 (default 100, at most 1024). */
+  maxHeaderCount?: number
+  /** Bytes of the request target (path and query); past it 414 (default 8192). */
+  maxUrlLength?: number
+  /**
+   * Bytes of a request body; past it 413 and close: at once when `Content-Length` says so, the
+   * moment a chunked body crosses it (default 1048576). `App.bodyLimit(bytes)` sets it per route.
+   */
+  maxBodySize?: number
+  /** Open connections; past it new ones are closed at once, open ones are not touched (default 10000). */
+  maxConnections?: number
+  /** Open connections from one client address; past it its new ones are closed at once (default 0: off). */
+  maxConnectionsPerIp?: number
+  /** Requests per second from one client address (token bucket); past it 429 with `Retry-After` (default 0: off). */
+  rateLimit?: number
+  /** Requests one client address may send in a burst (default: one second's worth of `rateLimit`). */
+  rateBurst?: number
+  /**
+   * Requests handed to handlers and not answered yet; past it the engine answers 503 with
+   * `Retry-After: 1` and stops reading from connections that already wait (default 4096).
+   */
+  maxPendingRequests?: number
 }
 
 export interface ListenOptions {

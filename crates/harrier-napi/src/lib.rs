@@ -27,6 +27,21 @@ pub struct ListenOptions {
     pub io_threads: Option<u32>,
     pub handler_timeout_ms: Option<u32>,
     pub drain_timeout_ms: Option<u32>,
+    pub header_timeout_ms: Option<u32>,
+    pub body_timeout_ms: Option<u32>,
+    pub keep_alive_timeout_ms: Option<u32>,
+    pub write_timeout_ms: Option<u32>,
+    pub max_header_size: Option<u32>,
+    pub max_header_count: Option<u32>,
+    pub max_url_length: Option<u32>,
+    /// Bytes; a double so that limits past 4 GiB can be said.
+    pub max_body_size: Option<f64>,
+    pub max_connections: Option<u32>,
+    pub max_connections_per_ip: Option<u32>,
+    /// Requests per second per client address.
+    pub rate_limit: Option<f64>,
+    pub rate_burst: Option<u32>,
+    pub max_pending_requests: Option<u32>,
 }
 
 #[napi(object)]
@@ -34,6 +49,8 @@ pub struct RouteSpec {
     /// Upper-case method, or `*` for every method.
     pub method: String,
     pub path: String,
+    /// Replaces `max_body_size` for this route.
+    pub body_limit: Option<f64>,
 }
 
 /// Checks a route without starting anything, so that `app.get` can throw at once; returns
@@ -81,7 +98,39 @@ fn config(options: &ListenOptions) -> Result<Config> {
     if let Some(ms) = options.drain_timeout_ms {
         config.drain_timeout = Duration::from_millis(ms as u64);
     }
+    let ms = |v: Option<u32>, default: Duration| v.map_or(default, |ms| Duration::from_millis(ms as u64));
+    config.header_timeout = ms(options.header_timeout_ms, config.header_timeout);
+    config.body_timeout = ms(options.body_timeout_ms, config.body_timeout);
+    config.keep_alive_timeout = ms(options.keep_alive_timeout_ms, config.keep_alive_timeout);
+    config.write_timeout = ms(options.write_timeout_ms, config.write_timeout);
+    let count = |v: Option<u32>, default: usize| v.map_or(default, |n| n as usize);
+    config.max_header_size = count(options.max_header_size, config.max_header_size);
+    config.max_header_count = count(options.max_header_count, config.max_header_count);
+    config.max_url_length = count(options.max_url_length, config.max_url_length);
+    config.max_connections = count(options.max_connections, config.max_connections);
+    config.max_connections_per_ip = count(options.max_connections_per_ip, config.max_connections_per_ip);
+    config.max_pending_requests = count(options.max_pending_requests, config.max_pending_requests);
+    if let Some(bytes) = options.max_body_size {
+        config.max_body_size = bytes_option(bytes, "maxBodySize")?;
+    }
+    if let Some(rate) = options.rate_limit {
+        if !(rate.is_finite() && rate >= 0.0) {
+            return Err(Error::new(Status::InvalidArg, format!("rateLimit must be a non-negative number, got {rate}")));
+        }
+        config.rate_limit = rate;
+    }
+    if let Some(n) = options.rate_burst {
+        config.rate_burst = n;
+    }
     Ok(config)
+}
+
+fn bytes_option(bytes: f64, name: &str) -> Result<u64> {
+    if bytes.is_finite() && bytes >= 0.0 && bytes.fract() == 0.0 && bytes < 2f64.powi(63) {
+        Ok(bytes as u64)
+    } else {
+        Err(Error::new(Status::InvalidArg, format!("{name} must be a non-negative integer, got {bytes}")))
+    }
 }
 
 fn listen_error(e: std::io::Error) -> Error {
@@ -104,7 +153,10 @@ impl NativeServer {
         for (id, route) in routes.iter().enumerate() {
             router.add(&route.method, &route.path, id as u32).map_err(|e| Error::new(Status::InvalidArg, e.0))?;
         }
-        let config = config(&options)?;
+        let mut config = config(&options)?;
+        for route in &routes {
+            config.route_body_limits.push(route.body_limit.map(|b| bytes_option(b, "bodyLimit")).transpose()?);
+        }
         let (driver, addr) = match options.driver.as_str() {
             "threads" => {
                 let handler = threads::TsfnHandler { callback: threads::callback(on_batch)? };
