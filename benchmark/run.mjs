@@ -1,55 +1,70 @@
 #!/usr/bin/env node
-// Quick HTTP benchmark: harrier against node:http on one plain-text route.
+// harrier's benchmark suite: harrier against node:http, Fastify, Deno.serve, Bun.serve and
+// a floor responder, scenario by scenario, in interleaved rounds. See benchmark/README.md.
 //
-//   npm run bench -- [--server harrier|node] [--duration S] [--runs N]
-//                    [--connections C] [--warmup S]
+//   npm run bench -- [--scenario NAME,...] [--server NAME,...] [--runs N] [--quick] ...
 //
-// Each measured run starts the server afresh, pinned to CPU 0 with taskset,
-// waits until it answers, warms it up with a short unmeasured wrk run, then
-// drives it with `wrk -t1 -c<C> -d<S>s --latency` pinned to CPU 1. The
-// server's CPU time (utime + stime of the whole process, every thread
-// included) is read from /proc before and after the measured run, and its
-// resident set size (VmRSS) just after it. Runs are interleaved between the
-// servers (A, B, A, B, ...) and the median of each figure is reported.
-// Results: a markdown table on stdout and benchmark/results/latest.json.
-//
-// Linux only (taskset, /proc). Needs wrk: `apt-get install wrk`.
+// Linux only (taskset, /proc). Needs wrk (`apt-get install wrk`) and `npm install`.
 
 import { execFileSync, spawn } from 'node:child_process'
-import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
-import http from 'node:http'
-import net from 'node:net'
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
-import { dirname, join, relative } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { join, relative } from 'node:path'
+import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
 
-const here = dirname(fileURLToPath(import.meta.url))
-const root = join(here, '..')
-const resultsDir = join(here, 'results')
+import { autocannon, which, wrk, wrkVersion } from './suite/load.mjs'
+import { paths, setShared } from './suite/paths.mjs'
+import { clockTicksPerSecond, delta, memoryKiB, snapshot, threadCount } from './suite/proc.mjs'
+import { headerMarkdown, scenarioMarkdown, summarise } from './suite/report.mjs'
+import { SCENARIOS, applies, formatMs, probe } from './suite/scenarios.mjs'
+import {
+  RAISE_NOFILE,
+  SERVERS,
+  bunBinary,
+  buildFloor,
+  cleanupFloor,
+  denoBinary,
+  harrierBuilt,
+  killAll,
+  parseServerSpec,
+  runtimeVersion,
+  startServer,
+  stopServer,
+  track,
+} from './suite/servers.mjs'
 
-const SERVERS = {
-  harrier: { label: 'harrier', file: join(here, 'servers', 'harrier.mjs') },
-  node: { label: 'node:http', file: join(here, 'servers', 'node-http.mjs') },
-}
-const BASELINE = 'node'
-const EXPECTED_BODY = 'Hello, World!'
-const EXPECTED_CONTENT_TYPE = 'text/plain; charset=utf-8'
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
-// ---------------------------------------------------------------- arguments
+// ---------------------------------------------------------------- options
+
+const DEFAULTS = { runs: 3, duration: 10, warmup: 2, connections: 64, idle: 10_000, rss: [100_000, 1_000_000] }
+const QUICK = { runs: 1, duration: 2, warmup: 1, connections: 64, idle: 2_000, rss: [20_000, 200_000] }
 
 function usage() {
-  return `usage: node benchmark/run.mjs [options]
+  return `usage: npm run bench -- [options]        (or: node benchmark/run.mjs [options])
 
-  --server NAME      harrier or node; repeat or comma-separate for several
-                     (default: harrier,node)
-  --duration S       seconds of each measured wrk run (default 10)
-  --runs N           measured runs per server, interleaved (default 3)
-  --connections C    open connections held by wrk (default 64)
-  --warmup S         seconds of unmeasured load before each run (default 2, 0 = none)
-  --server-cpu LIST  taskset CPU list for the server (default 0)
-  --client-cpu LIST  taskset CPU list for wrk (default 1)
-  --help             this text`
+  --scenario LIST      scenarios to run, comma-separated or repeated (default: all)
+                       ${SCENARIOS.map((s) => s.name).join(', ')}
+  --server LIST        servers, comma-separated or repeated (default: all)
+                       ${Object.keys(SERVERS).join(', ')}
+                       NAME:VAR=value[:VAR=value] runs a server with extra environment,
+                       e.g. harrier:HARRIER_IO_THREADS=1 (a variant, side by side)
+  --runs N             rounds per scenario; servers interleaved in each (default ${DEFAULTS.runs})
+  --duration S         seconds of each measured wrk run (default ${DEFAULTS.duration})
+  --warmup S           seconds of unmeasured load before each run (default ${DEFAULTS.warmup})
+  --connections C      connections for scenarios that do not set their own (default ${DEFAULTS.connections})
+  --idle-connections N idle keep-alive connections in idle-10k (default ${DEFAULTS.idle})
+  --rss-requests A,B   rss-growth: RSS after A requests against after B (default ${DEFAULTS.rss.join(',')})
+  --quick              short runs: ${QUICK.runs} round, ${QUICK.duration} s runs, ${QUICK.warmup} s warm-up, ` +
+    `${QUICK.idle} idle connections, rss-growth ${QUICK.rss.join(',')}
+                       (flags given explicitly still win)
+  --server-cpu LIST    taskset CPU list for the servers (default 0)
+  --client-cpu LIST    taskset CPU list for the load generator (default 1)
+  --shared DIR         the shared folder with bench/pipeline.lua and bench/floor.c (default ../shared)
+  --out NAME           results/NAME.json and results/NAME.md (default latest)
+  --list               list scenarios and servers, then exit
+  --help               this text`
 }
 
 function fail(message) {
@@ -58,466 +73,498 @@ function fail(message) {
 }
 
 function parseOptions(argv) {
-  let parsed
+  let values
   try {
-    parsed = parseArgs({
+    ;({ values } = parseArgs({
       args: argv,
       options: {
+        scenario: { type: 'string', multiple: true },
         server: { type: 'string', multiple: true },
-        duration: { type: 'string', default: '10' },
-        runs: { type: 'string', default: '3' },
-        connections: { type: 'string', default: '64' },
-        warmup: { type: 'string', default: '2' },
+        runs: { type: 'string' },
+        duration: { type: 'string' },
+        warmup: { type: 'string' },
+        connections: { type: 'string' },
+        'idle-connections': { type: 'string' },
+        'rss-requests': { type: 'string' },
+        quick: { type: 'boolean', default: false },
         'server-cpu': { type: 'string', default: '0' },
         'client-cpu': { type: 'string', default: '1' },
+        shared: { type: 'string' },
+        out: { type: 'string', default: 'latest' },
+        list: { type: 'boolean', default: false },
         help: { type: 'boolean', default: false },
       },
       strict: true,
       allowPositionals: false,
-    })
+    }))
   } catch (error) {
     fail(`${error.message}\n\n${usage()}`)
   }
-  const { values } = parsed
   if (values.help) {
     console.log(usage())
     process.exit(0)
   }
-  const integer = (name, min) => {
+  if (values.list) {
+    for (const s of SCENARIOS) console.log(`scenario ${s.name.padEnd(20)} ${s.title}`)
+    for (const [name, s] of Object.entries(SERVERS)) console.log(`server   ${name.padEnd(20)} ${s.label}`)
+    process.exit(0)
+  }
+  const base = values.quick ? QUICK : DEFAULTS
+  const integer = (name, fallback, min) => {
+    if (values[name] === undefined) return fallback
     const value = Number(values[name])
     if (!Number.isInteger(value) || value < min) fail(`--${name} must be an integer >= ${min}, got ${values[name]}`)
     return value
   }
-  const servers = (values.server ?? ['harrier,node'])
-    .flatMap((value) => value.split(','))
-    .map((name) => name.trim())
-    .filter(Boolean)
-    .map((name) => (name === 'node:http' || name === 'node-http' ? 'node' : name))
-  for (const name of servers) {
-    if (!SERVERS[name]) fail(`unknown server "${name}" (expected harrier or node)`)
+  const list = (entries) => (entries ?? []).flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean)
+
+  const scenarioNames = list(values.scenario)
+  for (const name of scenarioNames) {
+    if (!SCENARIOS.some((s) => s.name === name)) fail(`unknown scenario "${name}" (known: ${SCENARIOS.map((s) => s.name).join(', ')})`)
   }
+  const scenarios = scenarioNames.length ? SCENARIOS.filter((s) => scenarioNames.includes(s.name)) : SCENARIOS
+
+  const servers = []
+  for (const spec of list(values.server).length ? list(values.server) : Object.keys(SERVERS)) {
+    let server
+    try {
+      server = parseServerSpec(spec)
+    } catch (error) {
+      fail(error.message)
+    }
+    if (!server) fail(`unknown server "${spec}" (known: ${Object.keys(SERVERS).join(', ')})`)
+    if (!servers.some((s) => s.id === server.id)) servers.push(server)
+  }
+
+  let rss = base.rss
+  if (values['rss-requests'] !== undefined) {
+    rss = values['rss-requests'].split(',').map(Number)
+    if (rss.length !== 2 || !rss.every((n) => Number.isInteger(n) && n > 0) || rss[0] >= rss[1]) {
+      fail(`--rss-requests must be two integers A,B with 0 < A < B, got ${values['rss-requests']}`)
+    }
+  }
+  if (values.shared) setShared(values.shared)
+  if (!/^[\w.-]+$/.test(values.out)) fail(`--out must be a plain file name, got ${values.out}`)
+
   return {
-    servers: [...new Set(servers)],
-    duration: integer('duration', 1),
-    runs: integer('runs', 1),
-    connections: integer('connections', 1),
-    warmup: integer('warmup', 0),
+    scenarios,
+    servers,
+    quick: values.quick,
+    runs: integer('runs', base.runs, 1),
+    duration: integer('duration', base.duration, 1),
+    warmup: integer('warmup', base.warmup, 0),
+    connections: integer('connections', base.connections, 1),
+    idleConnections: integer('idle-connections', base.idle, 1),
+    rssRequests: rss,
     serverCpu: values['server-cpu'],
     clientCpu: values['client-cpu'],
+    allCpus: `0-${os.cpus().length - 1}`,
+    out: values.out,
   }
 }
 
 // ---------------------------------------------------------------- environment
 
-function which(command) {
-  for (const dir of (process.env.PATH ?? '').split(':')) {
-    if (dir && existsSync(join(dir, command))) return join(dir, command)
-  }
-  return null
+function need(command, pkg) {
+  if (!which(command)) fail(`${command} is not installed. Install it with:\n\n    apt-get install ${pkg}\n`)
 }
 
+/** Checks tools; drops servers that cannot run here, saying why. */
 function checkEnvironment(options) {
-  if (process.platform !== 'linux' || !existsSync('/proc/self/stat')) {
-    fail('this benchmark needs Linux (taskset and /proc)')
+  if (process.platform !== 'linux' || !existsSync('/proc/self/stat')) fail('the suite needs Linux (taskset and /proc)')
+  need('taskset', 'util-linux')
+  need('getconf', 'libc-bin')
+  if (options.scenarios.some((s) => s.kind === 'wrk')) need('wrk', 'wrk')
+  if (options.scenarios.some((s) => s.script === 'pipeline') && !existsSync(paths.pipelineScript)) {
+    fail(`${paths.pipelineScript} not found: the pipelined scenarios need the shared folder (--shared DIR)`)
   }
-  if (!which('wrk')) {
-    console.error('bench: wrk is not installed. Install it with:\n\n    apt-get install wrk\n')
-    process.exit(1)
-  }
-  if (!which('taskset')) {
-    console.error('bench: taskset is not installed. Install it with:\n\n    apt-get install util-linux\n')
-    process.exit(1)
-  }
-  if (options.servers.includes('harrier')) {
-    const hasDist = existsSync(join(root, 'dist', 'index.js'))
-    const hasAddon = readdirSync(root).some((name) => /^harrier\..+\.node$/.test(name))
-    if (!hasDist || !hasAddon) {
-      fail(
-        'harrier is not built (need dist/index.js and harrier.<platform>.node): run `npm run build` first, ' +
-          'or benchmark only node:http with `--server node`',
-      )
-    }
-  }
-}
+  if (os.cpus().length < 2) console.warn('bench: warning: fewer than 2 CPUs; the server and the load generator share one')
 
-function clockTicksPerSecond() {
-  const value = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim())
-  if (!Number.isFinite(value) || value <= 0) fail('getconf CLK_TCK returned no usable value')
-  return value
-}
-
-function machineInfo() {
-  const cpus = os.cpus()
-  let wrkVersion = 'unknown'
-  try {
-    execFileSync('wrk', ['--version'], { encoding: 'utf8', stdio: 'pipe' })
-  } catch (error) {
-    // wrk --version prints its banner and exits non-zero.
-    wrkVersion = `${error.stdout ?? ''}`.split('\n')[0].trim() || wrkVersion
-  }
-  return {
-    cpu: cpus[0]?.model?.trim() ?? 'unknown',
-    cores: cpus.length,
-    memoryGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
-    kernel: os.release(),
-    node: process.version,
-    wrk: wrkVersion,
-  }
-}
-
-// ---------------------------------------------------------------- /proc
-
-// utime + stime of the whole process in clock ticks. /proc/<pid>/stat counts
-// every thread of the process, including threads that have already exited,
-// so it already covers the engine's worker threads.
-function cpuTicks(pid) {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-  // The command name (field 2) is in parentheses and may contain spaces.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-  // fields[0] is field 3 (state); utime is field 14, stime field 15.
-  return Number(fields[11]) + Number(fields[12])
-}
-
-function memoryKiB(pid) {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8')
-  const read = (key) => {
-    const match = status.match(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm'))
-    return match ? Number(match[1]) : null
-  }
-  return { rss: read('VmRSS'), hwm: read('VmHWM') }
-}
-
-function threadCount(pid) {
-  try {
-    return readdirSync(`/proc/${pid}/task`).length
-  } catch {
-    return null
-  }
-}
-
-// ---------------------------------------------------------------- servers
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const probe = net.createServer()
-    probe.unref()
-    probe.on('error', reject)
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address()
-      probe.close(() => resolve(port))
-    })
-  })
-}
-
-function get(port) {
-  return new Promise((resolve, reject) => {
-    const req = http.get({ host: '127.0.0.1', port, path: '/', agent: false, timeout: 1000 }, (res) => {
-      let body = ''
-      res.setEncoding('utf8')
-      res.on('data', (chunk) => (body += chunk))
-      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body }))
-      res.on('error', reject)
-    })
-    req.on('timeout', () => req.destroy(new Error('timed out')))
-    req.on('error', reject)
-  })
-}
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
-
-// Servers still running, so that an interrupted benchmark leaves none behind.
-const live = new Set()
-for (const signal of ['SIGINT', 'SIGTERM']) {
-  process.on(signal, () => {
-    for (const child of live) child.kill('SIGKILL')
-    process.exit(130)
-  })
-}
-
-async function startServer(name, options) {
-  const server = SERVERS[name]
-  const port = await freePort()
-  // taskset execs the command, so the child's pid is the server's own pid.
-  const child = spawn('taskset', ['-c', options.serverCpu, process.execPath, server.file], {
-    cwd: root,
-    env: { ...process.env, PORT: String(port), NODE_ENV: 'production' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  live.add(child)
-  let output = ''
-  child.stdout.on('data', (chunk) => (output += chunk))
-  child.stderr.on('data', (chunk) => (output += chunk))
-  let exited = null
-  const exit = new Promise((resolve) => {
-    child.on('exit', (code, signal) => {
-      live.delete(child)
-      exited = { code, signal }
-      resolve(exited)
-    })
-  })
-
-  const deadline = Date.now() + 20_000
-  let lastError
-  while (Date.now() < deadline) {
-    if (exited) {
-      fail(`${server.label} exited before answering (code ${exited.code}, signal ${exited.signal}):\n${output}`)
-    }
+  const unavailable = []
+  options.servers = options.servers.filter((server) => {
     try {
-      const response = await get(port)
-      if (response.status !== 200 || response.body !== EXPECTED_BODY) {
-        await stopServer({ child, exit })
-        fail(`${server.label} answered ${response.status} ${JSON.stringify(response.body)}, expected 200 ${JSON.stringify(EXPECTED_BODY)}`)
+      if (server.name === 'harrier' && !harrierBuilt()) {
+        throw new Error('not built (need dist/index.js and harrier.<platform>.node): run `npm run build`')
       }
-      return { name, port, pid: child.pid, child, exit, contentType: response.headers['content-type'] }
+      if (server.runtime === 'deno') denoBinary()
+      if (server.runtime === 'bun') bunBinary()
+      if (server.runtime === 'floor') {
+        need('cc', 'gcc libc6-dev')
+        buildFloor()
+      }
+      return true
     } catch (error) {
-      lastError = error
-      await sleep(50)
+      unavailable.push({ server: server.id, reason: error.message })
+      console.error(`bench: skipping ${server.label}: ${error.message}`)
+      return false
     }
-  }
-  await stopServer({ child, exit })
-  fail(`${server.label} did not answer on port ${port} within 20 s (${lastError?.message}):\n${output}`)
-}
-
-async function stopServer({ child, exit }) {
-  if (child.exitCode !== null || child.signalCode !== null) return
-  child.kill('SIGTERM')
-  const timer = setTimeout(() => child.kill('SIGKILL'), 3000)
-  await exit
-  clearTimeout(timer)
-}
-
-// ---------------------------------------------------------------- wrk
-
-const TIME_UNITS = { us: 1e-3, ms: 1, s: 1e3, m: 60e3, h: 3600e3 }
-
-function parseDurationMs(text) {
-  const match = /^([\d.]+)(us|ms|s|m|h)$/.exec(text)
-  if (!match) throw new Error(`cannot read wrk duration "${text}"`)
-  return Number(match[1]) * TIME_UNITS[match[2]]
-}
-
-function parseWrk(output) {
-  const number = (regex) => {
-    const match = regex.exec(output)
-    return match ? Number(match[1]) : null
-  }
-  const percentile = (p) => {
-    const match = new RegExp(`^\\s+${p}%\\s+([\\d.]+(?:us|ms|s|m|h))\\s*$`, 'm').exec(output)
-    return match ? parseDurationMs(match[1]) : null
-  }
-  const socket = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(output)
-  const result = {
-    requests: number(/^\s*(\d+) requests in /m),
-    requestsPerSec: number(/^Requests\/sec:\s+([\d.]+)/m),
-    p50Ms: percentile(50),
-    p75Ms: percentile(75),
-    p90Ms: percentile(90),
-    p99Ms: percentile(99),
-    non2xx: number(/Non-2xx or 3xx responses: (\d+)/) ?? 0,
-    socketErrors: socket
-      ? { connect: +socket[1], read: +socket[2], write: +socket[3], timeout: +socket[4] }
-      : { connect: 0, read: 0, write: 0, timeout: 0 },
-  }
-  for (const key of ['requests', 'requestsPerSec', 'p50Ms', 'p99Ms']) {
-    if (result[key] === null) throw new Error(`cannot find ${key} in wrk output:\n${output}`)
-  }
-  return result
-}
-
-function runWrk(port, seconds, options) {
-  const args = [
-    '-c', options.clientCpu,
-    'wrk', '-t1', `-c${options.connections}`, `-d${seconds}s`, '--latency',
-    `http://127.0.0.1:${port}/`,
-  ]
-  return new Promise((resolve, reject) => {
-    const child = spawn('taskset', args, { stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (chunk) => (stdout += chunk))
-    child.stderr.on('data', (chunk) => (stderr += chunk))
-    child.on('error', reject)
-    child.on('exit', (code) => {
-      if (code === 0) resolve(stdout)
-      else reject(new Error(`taskset ${args.join(' ')} exited with ${code}:\n${stdout}${stderr}`))
-    })
   })
+  if (options.servers.length === 0) fail('no server can run')
+  return unavailable
 }
 
-// ---------------------------------------------------------------- one run
-
-async function measure(name, options, ticksPerSecond) {
-  const server = await startServer(name, options)
+function gitDescription() {
   try {
-    if (options.warmup > 0) await runWrk(server.port, options.warmup, options)
-    const ticksBefore = cpuTicks(server.pid)
-    const output = await runWrk(server.port, options.duration, options)
-    const ticksAfter = cpuTicks(server.pid)
-    const memory = memoryKiB(server.pid)
-    const threads = threadCount(server.pid)
-    const wrk = parseWrk(output)
-    const cpuSeconds = (ticksAfter - ticksBefore) / ticksPerSecond
-    return {
-      ...wrk,
-      cpuSeconds,
-      cpuUsPerRequest: wrk.requests > 0 ? (cpuSeconds * 1e6) / wrk.requests : null,
-      serverCpuUtilisation: cpuSeconds / options.duration,
-      rssMiB: memory.rss === null ? null : memory.rss / 1024,
-      peakRssMiB: memory.hwm === null ? null : memory.hwm / 1024,
-      threads,
-      contentType: server.contentType,
-    }
-  } finally {
-    await stopServer(server)
+    const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: paths.root, encoding: 'utf8' }).trim()
+    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'crates', 'lib', 'index.js', 'index.mjs'], {
+      cwd: paths.root,
+      encoding: 'utf8',
+    }).trim()
+    return dirty ? `${commit} with uncommitted changes in crates/ or lib/` : commit
+  } catch {
+    return 'unknown'
   }
 }
 
-// ---------------------------------------------------------------- report
-
-const METRICS = [
-  { key: 'requestsPerSec', title: 'requests/s', better: 'higher', format: (v) => Math.round(v).toLocaleString('en-US') },
-  { key: 'p50Ms', title: 'p50 latency', better: 'lower', format: (v) => formatMs(v) },
-  { key: 'p99Ms', title: 'p99 latency', better: 'lower', format: (v) => formatMs(v) },
-  { key: 'cpuUsPerRequest', title: 'server CPU µs/req', better: 'lower', format: (v) => v.toFixed(2) },
-  { key: 'rssMiB', title: 'RSS MiB', better: 'lower', format: (v) => v.toFixed(1) },
-]
-
-function formatMs(ms) {
-  return ms < 1 ? `${(ms * 1000).toFixed(0)} µs` : `${ms.toFixed(2)} ms`
+function packageVersion(name) {
+  try {
+    return JSON.parse(readFileSync(join(paths.root, 'node_modules', name, 'package.json'), 'utf8')).version
+  } catch {
+    return 'not installed'
+  }
 }
 
-function median(values) {
-  const sorted = values.filter((v) => typeof v === 'number' && Number.isFinite(v)).sort((a, b) => a - b)
-  if (sorted.length === 0) return null
-  const mid = Math.floor(sorted.length / 2)
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
-}
-
-function markdownTable(header, rows) {
-  const widths = header.map((cell, i) => Math.max(cell.length, ...rows.map((row) => row[i].length)))
-  const line = (cells) => `| ${cells.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join(' | ')} |`
-  const rule = `|${widths.map((w, i) => (i === 0 ? ` ${'-'.repeat(w)} ` : ` ${'-'.repeat(w - 1)}: `)).join('|')}|`
-  return [line(header), rule, ...rows.map(line)].join('\n')
-}
-
-function report(options, results, machine) {
-  const medians = {}
-  for (const name of options.servers) {
-    medians[name] = {}
-    for (const metric of METRICS) medians[name][metric.key] = median(results[name].map((run) => run[metric.key]))
-  }
-
-  console.log(
-    `\n## harrier quick benchmark\n\n` +
-      `GET / -> 200 "${EXPECTED_BODY}" (text/plain); wrk -t1 -c${options.connections} -d${options.duration}s, ` +
-      `median of ${options.runs} interleaved run(s), ${options.warmup}s warm-up each; ` +
-      `server on CPU ${options.serverCpu}, wrk on CPU ${options.clientCpu}.\n` +
-      `${machine.cpu}, ${machine.cores} cores, Linux ${machine.kernel}, Node ${machine.node}.\n`,
-  )
-  const header = ['server', ...METRICS.map((m) => m.title)]
-  const rows = options.servers.map((name) => [
-    SERVERS[name].label,
-    ...METRICS.map((m) => (medians[name][m.key] === null ? 'n/a' : m.format(medians[name][m.key]))),
-  ])
-  console.log(markdownTable(header, rows))
-
-  let ratios = null
-  if (medians[BASELINE]) {
-    ratios = {}
-    for (const name of options.servers) {
-      ratios[name] = {}
-      for (const metric of METRICS) {
-        const value = medians[name][metric.key]
-        const base = medians[BASELINE][metric.key]
-        ratios[name][metric.key] = value !== null && base ? value / base : null
-      }
-    }
-    console.log(`\nRatio to node:http (requests/s: higher is better; latency, CPU and RSS: lower is better):\n`)
-    console.log(
-      markdownTable(
-        header,
-        options.servers.map((name) => [
-          SERVERS[name].label,
-          ...METRICS.map((m) => (ratios[name][m.key] === null ? 'n/a' : `${ratios[name][m.key].toFixed(2)}x`)),
-        ]),
-      ),
-    )
-  }
-
-  const problems = []
-  for (const name of options.servers) {
-    for (const [i, run] of results[name].entries()) {
-      if (run.contentType !== EXPECTED_CONTENT_TYPE) {
-        problems.push(`${SERVERS[name].label} run ${i + 1}: content-type ${JSON.stringify(run.contentType)}, expected ${JSON.stringify(EXPECTED_CONTENT_TYPE)}`)
-      }
-      const socket = Object.values(run.socketErrors).reduce((a, b) => a + b, 0)
-      if (run.non2xx || socket) {
-        problems.push(`${SERVERS[name].label} run ${i + 1}: ${run.non2xx} non-2xx responses, socket errors ${JSON.stringify(run.socketErrors)}`)
-      }
-    }
-  }
-  if (problems.length) console.log(`\nWarnings:\n${problems.map((p) => `- ${p}`).join('\n')}`)
-
-  const document = {
-    date: new Date().toISOString(),
-    machine,
-    config: {
-      route: 'GET /',
-      body: EXPECTED_BODY,
-      tool: 'wrk',
-      threads: 1,
-      connections: options.connections,
-      durationSeconds: options.duration,
-      warmupSeconds: options.warmup,
-      runs: options.runs,
-      serverCpu: options.serverCpu,
-      clientCpu: options.clientCpu,
+function describe(options) {
+  const cpus = os.cpus()
+  const runtimes = new Set(options.servers.map((s) => s.runtime))
+  return {
+    machine: {
+      cpu: cpus[0]?.model?.trim() ?? 'unknown',
+      cores: cpus.length,
+      memoryGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
+      kernel: os.release(),
+      clockTicksPerSecond: clockTicksPerSecond(),
     },
-    servers: Object.fromEntries(
-      options.servers.map((name) => [name, { label: SERVERS[name].label, median: medians[name], runs: results[name] }]),
-    ),
-    ratioToNodeHttp: ratios,
-    warnings: problems,
+    versions: {
+      node: process.version,
+      deno: runtimes.has('deno') ? runtimeVersion('deno') : 'deno not run',
+      bun: runtimes.has('bun') ? runtimeVersion('bun') : 'not run',
+      floorCompiler: runtimes.has('floor') ? runtimeVersion('floor') : 'not run',
+      wrk: which('wrk') ? wrkVersion() : 'wrk not installed',
+      autocannon: packageVersion('autocannon'),
+      fastify: packageVersion('fastify'),
+      harrier: gitDescription(),
+    },
   }
-  mkdirSync(resultsDir, { recursive: true })
-  const file = join(resultsDir, 'latest.json')
-  writeFileSync(file, JSON.stringify(document, null, 2) + '\n')
-  console.log(`\nWrote ${relative(process.cwd(), file) || file}`)
+}
+
+// ---------------------------------------------------------------- measurements
+
+function serverCpus(scenario, options) {
+  return scenario.serverCpus === 'all' ? options.allCpus : options.serverCpu
+}
+
+function loadWarnings(scenario, server, result) {
+  const warnings = []
+  const expect404 = scenario.expectStatus === 404 && server.name !== 'floor'
+  const wrong = expect404 ? result.requests - result.non2xx : result.non2xx
+  if (wrong) warnings.push(`${wrong} of ${result.requests} answers had an unexpected status (expected ${expect404 ? 404 : '2xx'})`)
+  const socket = result.socketErrors ? Object.values(result.socketErrors).reduce((a, b) => a + b, 0) : 0
+  if (socket) warnings.push(`socket errors ${JSON.stringify(result.socketErrors)}`)
+  if (result.errors) warnings.push(`${result.errors} errors, ${result.timeouts ?? 0} timeouts`)
+  warnings.push(...(result.latencyWarnings ?? []))
+  return warnings
+}
+
+function aliveOrThrow(handle) {
+  const exited = handle.exited()
+  if (exited) throw new Error(`${handle.server.label} exited during the run (code ${exited.code}, signal ${exited.signal}):\n${handle.output()}`)
+}
+
+/** A fixed-time wrk run: requests/s, latency, CPU and context switches per request, RSS. */
+async function measureLoad(scenario, server, options, handle) {
+  const load = {
+    port: handle.port,
+    path: scenario.path,
+    connections: scenario.connections ?? options.connections,
+    cpus: options.clientCpu,
+    script: scenario.script,
+    scriptArgs: scenario.scriptArgs,
+  }
+  if (options.warmup > 0) await wrk({ ...load, seconds: options.warmup })
+  const before = snapshot(handle.pid)
+  const result = await wrk({ ...load, seconds: options.duration })
+  const after = snapshot(handle.pid)
+  aliveOrThrow(handle)
+  const memory = memoryKiB(handle.pid)
+  return {
+    ...result,
+    ...delta(before, after, result.requests),
+    rssMiB: memory.rss / 1024,
+    peakRssMiB: memory.hwm / 1024,
+    threads: threadCount(handle.pid),
+    warnings: loadWarnings(scenario, server, result),
+  }
+}
+
+function lineReader(stream) {
+  const queue = []
+  const waiters = []
+  createInterface({ input: stream }).on('line', (line) => {
+    if (waiters.length) waiters.shift()(line)
+    else queue.push(line)
+  })
+  return (timeoutMs, what) =>
+    queue.length
+      ? Promise.resolve(queue.shift())
+      : new Promise((resolve, reject) => {
+          const timer = setTimeout(() => reject(new Error(`idle client: no ${what} within ${timeoutMs / 1000} s`)), timeoutMs)
+          waiters.push((line) => {
+            clearTimeout(timer)
+            resolve(line)
+          })
+        })
+}
+
+/** RSS before and with N idle keep-alive connections open (each answered once), per connection. */
+async function measureIdle(scenario, server, options, handle) {
+  if (options.warmup > 0) {
+    await wrk({ port: handle.port, path: '/', connections: options.connections, cpus: options.clientCpu, seconds: options.warmup })
+  }
+  await sleep(1000)
+  const before = memoryKiB(handle.pid)
+  const client = track(
+    spawn(
+      'sh',
+      ['-c', RAISE_NOFILE, 'sh', 'taskset', '-c', options.clientCpu, process.execPath, join(paths.bench, 'suite', 'idle-client.mjs'), String(handle.port), String(options.idleConnections)],
+      { stdio: ['pipe', 'pipe', 'pipe'] },
+    ),
+  )
+  let stderr = ''
+  client.stderr.on('data', (chunk) => (stderr += chunk))
+  const exited = new Promise((resolve) => client.on('exit', resolve))
+  const next = lineReader(client.stdout)
+  try {
+    const ready = JSON.parse(await next(300_000, 'connections'))
+    await sleep(1000)
+    client.stdin.write('count\n')
+    const openBefore = JSON.parse(await next(10_000, 'count')).open
+    const withIdle = memoryKiB(handle.pid)
+    client.stdin.write('count\n')
+    const openAfter = JSON.parse(await next(10_000, 'count')).open
+    aliveOrThrow(handle)
+    const open = Math.min(openBefore, openAfter)
+    client.stdin.write('close\n')
+    await exited
+    await sleep(1000)
+    const closed = memoryKiB(handle.pid)
+    const warnings = []
+    if (ready.failed) warnings.push(`${ready.failed} of ${options.idleConnections} connections failed (first: ${ready.firstError})`)
+    if (open < ready.open) warnings.push(`${ready.open - open} connections were closed by the server while idle`)
+    return {
+      connections: open,
+      opened: ready.open,
+      failed: ready.failed,
+      openMs: ready.ms,
+      rssBeforeMiB: before.rss / 1024,
+      rssAfterMiB: withIdle.rss / 1024,
+      kibPerConnection: open > 0 ? (withIdle.rss - before.rss) / open : null,
+      rssAfterCloseMiB: closed.rss / 1024,
+      peakRssMiB: closed.hwm / 1024,
+      threads: threadCount(handle.pid),
+      warnings,
+    }
+  } catch (error) {
+    error.message += stderr ? `\n${stderr}` : ''
+    throw error
+  } finally {
+    client.kill('SIGKILL')
+  }
+}
+
+/** RSS after the first A requests, then after B in all (autocannon -a counts exactly). */
+async function measureGrowth(scenario, server, options, handle) {
+  const [first, last] = options.rssRequests
+  const load = { port: handle.port, path: scenario.path, connections: options.connections, cpus: options.clientCpu }
+  const a = await autocannon({ ...load, amount: first })
+  const rssFirst = memoryKiB(handle.pid).rss
+  const before = snapshot(handle.pid)
+  const b = await autocannon({ ...load, amount: last - first })
+  const after = snapshot(handle.pid)
+  aliveOrThrow(handle)
+  const memory = memoryKiB(handle.pid)
+  return {
+    requests: a.requests + b.requests,
+    firstRequests: a.requests,
+    rssFirstMiB: rssFirst / 1024,
+    rssLastMiB: memory.rss / 1024,
+    growthMiB: (memory.rss - rssFirst) / 1024,
+    growthPct: ((memory.rss - rssFirst) / rssFirst) * 100,
+    peakRssMiB: memory.hwm / 1024,
+    // Throughput, latency, CPU and switches of the second, longer phase.
+    requestsPerSec: b.requestsPerSec,
+    p50Ms: b.p50Ms,
+    p99Ms: b.p99Ms,
+    ...delta(before, after, b.requests),
+    threads: threadCount(handle.pid),
+    warnings: [...loadWarnings(scenario, server, a), ...loadWarnings(scenario, server, b)],
+  }
+}
+
+const MEASURE = { wrk: measureLoad, idle: measureIdle, growth: measureGrowth }
+
+async function measure(scenario, server, options) {
+  let handle
+  try {
+    handle = await startServer(server, serverCpus(scenario, options))
+    const problem = await probe(scenario, server, handle.port)
+    if (problem) throw new Error(problem)
+    const result = await MEASURE[scenario.kind](scenario, server, options, handle)
+    result.warnings.unshift(...handle.warnings)
+    result.banner = handle.output().split('\n')[0].trim()
+    return result
+  } catch (error) {
+    return { error: error.message }
+  } finally {
+    if (handle) await stopServer(handle)
+  }
+}
+
+function loadDescription(scenario, options) {
+  const cpus = `server on CPU ${serverCpus(scenario, options)}, client on CPU ${options.clientCpu}`
+  switch (scenario.kind) {
+    case 'wrk': {
+      const script = scenario.script === 'pipeline' ? ' -s ../shared/bench/pipeline.lua' : scenario.script === 'post' ? ` -s benchmark/scripts/post.lua -- ${scenario.scriptArgs[0]}` : ''
+      return `\`wrk -t1 -c${scenario.connections ?? options.connections} -d${options.duration}s --latency${script}\`, ${cpus}`
+    }
+    case 'idle':
+      return `${options.idleConnections.toLocaleString('en-US')} connections opened by benchmark/suite/idle-client.mjs (one GET / each, then idle), ${cpus}`
+    case 'growth':
+      return `\`autocannon -c${options.connections} -a\` ${options.rssRequests[0].toLocaleString('en-US')} requests, then up to ${options.rssRequests[1].toLocaleString('en-US')} in all; throughput, latency, CPU and switches are of the second phase; ${cpus}`
+  }
+}
+
+function progressLine(scenario, round, options, server, result) {
+  const head = `  ${scenario.name} ${round}/${options.runs} ${server.label.padEnd(10)}`
+  if (result.error) return `${head} FAILED: ${result.error.split('\n')[0]}`
+  const fmt = (v, f) => (v === null || v === undefined ? 'n/a' : f(v))
+  let body
+  if (scenario.kind === 'idle') {
+    body = `${result.connections} open, RSS ${result.rssBeforeMiB.toFixed(1)} → ${result.rssAfterMiB.toFixed(1)} MiB, ${fmt(result.kibPerConnection, (v) => v.toFixed(2))} KiB/conn`
+  } else if (scenario.kind === 'growth') {
+    body = `RSS ${result.rssFirstMiB.toFixed(1)} → ${result.rssLastMiB.toFixed(1)} MiB (${result.growthPct.toFixed(1)}%), ${Math.round(result.requestsPerSec)} req/s, cpu ${fmt(result.cpuUsPerRequest, (v) => v.toFixed(2))} µs/req`
+  } else {
+    body =
+      `${Math.round(result.requestsPerSec).toLocaleString('en-US').padStart(9)} req/s  p50 ${fmt(result.p50Ms, formatMs)}  p99 ${fmt(result.p99Ms, formatMs)}  ` +
+      `cpu ${fmt(result.cpuUsPerRequest, (v) => v.toFixed(2))} µs/req  ctx ${fmt(result.ctxPerRequest, (v) => v.toFixed(3))}/req  ` +
+      `rss ${result.rssMiB.toFixed(1)} MiB  threads ${result.threads}`
+  }
+  const warn = result.warnings?.length ? `  [${result.warnings.join('; ')}]` : ''
+  return `${head} ${body}${warn}`
+}
+
+function estimateSeconds(options) {
+  let total = 0
+  for (const scenario of options.scenarios) {
+    const count = options.servers.filter((s) => applies(scenario, s)).length * options.runs
+    const per =
+      scenario.kind === 'wrk'
+        ? options.warmup + options.duration + 1.5
+        : scenario.kind === 'idle'
+          ? options.warmup + 5 + options.idleConnections / 2000
+          : options.rssRequests[1] / 25_000 + 2
+    total += count * per
+  }
+  return total
 }
 
 // ---------------------------------------------------------------- main
 
-async function main() {
-  const options = parseOptions(process.argv.slice(2))
-  checkEnvironment(options)
-  const ticksPerSecond = clockTicksPerSecond()
-  const machine = machineInfo()
-  const results = Object.fromEntries(options.servers.map((name) => [name, []]))
+function commandLine() {
+  const args = process.argv.slice(2).map((a) => (/^[\w,.:=/@+-]+$/.test(a) ? a : `'${a.replace(/'/g, "'\\''")}'`))
+  if (process.env.npm_lifecycle_event === 'bench') return `npm run bench${args.length ? ` -- ${args.join(' ')}` : ''}`
+  return `node benchmark/run.mjs${args.length ? ` ${args.join(' ')}` : ''}`
+}
 
-  const total = options.runs * options.servers.length
-  const perRun = options.duration + options.warmup
-  const estimate = total * (perRun + 1)
-  console.log(
-    `Benchmarking ${options.servers.map((n) => SERVERS[n].label).join(', ')}: ${total} run(s) of ` +
-      `${perRun}s (about ${estimate < 120 ? `${estimate} s` : `${Math.ceil(estimate / 60)} min`})`,
-  )
-  for (let run = 1; run <= options.runs; run++) {
-    for (const name of options.servers) {
-      const result = await measure(name, options, ticksPerSecond)
-      results[name].push(result)
-      console.log(
-        `  run ${run}/${options.runs} ${SERVERS[name].label.padEnd(9)} ` +
-          `${Math.round(result.requestsPerSec).toLocaleString('en-US').padStart(9)} req/s  ` +
-          `p50 ${formatMs(result.p50Ms)}  p99 ${formatMs(result.p99Ms)}  ` +
-          `cpu ${result.cpuUsPerRequest?.toFixed(2) ?? 'n/a'} µs/req  ` +
-          `rss ${result.rssMiB?.toFixed(1) ?? 'n/a'} MiB  threads ${result.threads ?? 'n/a'}`,
-      )
-    }
+async function main() {
+  for (const signal of ['SIGINT', 'SIGTERM']) {
+    process.on(signal, () => {
+      killAll()
+      cleanupFloor()
+      process.exit(130)
+    })
   }
-  report(options, results, machine)
+  const options = parseOptions(process.argv.slice(2))
+  const unavailable = checkEnvironment(options)
+  const meta = {
+    date: new Date().toISOString(),
+    command: commandLine(),
+    ...describe(options),
+    config: {
+      quick: options.quick,
+      runs: options.runs,
+      duration: options.duration,
+      warmup: options.warmup,
+      connections: options.connections,
+      idleConnections: options.idleConnections,
+      rssRequests: options.rssRequests,
+      serverCpu: options.serverCpu,
+      clientCpu: options.clientCpu,
+      servers: options.servers.map((s) => ({ id: s.id, label: s.label, env: s.env })),
+      scenarios: options.scenarios.map((s) => s.name),
+    },
+  }
+  const header = headerMarkdown(meta)
+  const estimate = estimateSeconds(options)
+  console.log(
+    `Benchmarking ${options.servers.map((s) => s.label).join(', ')} in ${options.scenarios.length} scenario(s), ` +
+      `${options.runs} round(s) each: about ${estimate < 120 ? `${Math.round(estimate)} s` : `${Math.round(estimate / 60)} min`}\n`,
+  )
+
+  mkdirSync(paths.results, { recursive: true })
+  const document = { ...meta, unavailable, scenarios: {}, warnings: [] }
+  const sections = []
+  const write = () => {
+    writeFileSync(join(paths.results, `${options.out}.json`), JSON.stringify(document, null, 2) + '\n')
+    const md = [header, ...(unavailable.length ? ['', ...unavailable.map((u) => `Not run: ${u.server}: ${u.reason}`)] : []), ...sections.map((s) => `\n${s}`)]
+    if (document.warnings.length) md.push('', '## Warnings', '', ...document.warnings.map((w) => `- ${w}`))
+    writeFileSync(join(paths.results, `${options.out}.md`), md.join('\n') + '\n')
+  }
+
+  for (const scenario of options.scenarios) {
+    const servers = options.servers.filter((s) => applies(scenario, s))
+    const rounds = []
+    for (let round = 0; round < options.runs; round++) {
+      const results = {}
+      // Rotate the order each round so that no server always runs first or last.
+      const order = servers.map((_, i) => servers[(i + round) % servers.length])
+      for (const server of order) {
+        const result = await measure(scenario, server, options)
+        results[server.id] = result
+        console.log(progressLine(scenario, round + 1, options, server, result))
+        const where = `${scenario.name} round ${round + 1} ${server.label}`
+        if (result.error) document.warnings.push(`${where} failed: ${result.error}`)
+        for (const w of result.warnings ?? []) document.warnings.push(`${where}: ${w}`)
+      }
+      rounds.push(results)
+    }
+    const load = loadDescription(scenario, options)
+    const summary = summarise(scenario, servers, rounds)
+    document.scenarios[scenario.name] = {
+      title: scenario.title,
+      about: scenario.about,
+      kind: scenario.kind,
+      load,
+      metrics: scenario.metrics,
+      ...summary,
+    }
+    const section = scenarioMarkdown(scenario, load, servers, summary)
+    sections.push(section)
+    write()
+    console.log(`\n${section}\n`)
+  }
+
+  cleanupFloor()
+  write()
+  console.log(`${header}\n`)
+  if (document.warnings.length) console.log(`Warnings:\n${document.warnings.map((w) => `- ${w.split('\n')[0]}`).join('\n')}\n`)
+  const rel = (f) => relative(process.cwd(), join(paths.results, f)) || f
+  console.log(`Wrote ${rel(`${options.out}.md`)} and ${rel(`${options.out}.json`)}`)
 }
 
 main().catch((error) => {
+  killAll()
+  cleanupFloor()
   console.error(error?.stack ?? error)
   process.exit(1)
 })

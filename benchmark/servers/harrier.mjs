@@ -1,8 +1,31 @@
-// The harrier server for the benchmark: one route answering plain text.
-// Listens on 127.0.0.1:$PORT. Needs the build (`npm run build`).
+// harrier, with the suite's routes. Listens on 127.0.0.1:$PORT. Needs `npm run build`.
+//
+// App options come from the environment, over the defaults below: HARRIER_IO_THREADS=2
+// gives { ioThreads: 2 }, HARRIER_DRIVER=threads { driver: 'threads' }, and so on for any
+// option (numbers and true/false are converted, anything else is passed as a string).
 import { App } from '../../index.mjs'
 
-const app = new App()
+// As for the peers: idle keep-alive connections stay open for the idle scenario (the
+// default closes them after 5 s), and 10,000 of them must fit under the connection cap.
+const options = { keepAliveTimeout: 120_000, maxConnections: 100_000 }
+for (const [key, raw] of Object.entries(process.env)) {
+  if (!key.startsWith('HARRIER_') || raw === undefined) continue
+  const name = key
+    .slice('HARRIER_'.length)
+    .toLowerCase()
+    .replace(/_([a-z0-9])/g, (_, c) => c.toUpperCase())
+  options[name] = raw === 'true' ? true : raw === 'false' ? false : raw !== '' && Number.isFinite(Number(raw)) ? Number(raw) : raw
+}
+
+const app = new App(options)
 app.get('/', (req, res) => res.text('Hello, World!'))
-await app.listen({ port: Number(process.env.PORT), host: '127.0.0.1' })
-console.log(`harrier listening on http://127.0.0.1:${process.env.PORT}/`)
+app.get('/json', (req, res) => res.json({ message: 'Hello, World!' }))
+app.get('/users/:id', (req, res) => res.json({ id: req.params.id, q: req.query.q }))
+app.post('/echo', async (req, res) =>
+  res.header('content-type', req.header('content-type') ?? 'application/octet-stream').send(Buffer.from(await req.arrayBuffer())),
+)
+app.onError = (error) => console.error(error)
+
+const port = Number(process.env.PORT)
+await app.listen({ port, host: '127.0.0.1' })
+console.log(`harrier listening on http://127.0.0.1:${port}/, driver ${app.driver ?? 'threads'}, options ${JSON.stringify(options)}`)

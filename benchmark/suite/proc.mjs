@@ -1,0 +1,103 @@
+// What the suite reads about a server process from /proc (Linux only).
+
+import { execFileSync } from 'node:child_process'
+import { readFileSync, readdirSync, readlinkSync } from 'node:fs'
+
+let ticks = null
+
+/** Clock ticks per second, the unit of utime and stime in /proc/<pid>/stat. */
+export function clockTicksPerSecond() {
+  if (ticks === null) {
+    const value = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim())
+    if (!Number.isFinite(value) || value <= 0) throw new Error('getconf CLK_TCK returned no usable value')
+    ticks = value
+  }
+  return ticks
+}
+
+/**
+ * utime + stime of the whole process in seconds. /proc/<pid>/stat adds up every
+ * thread of the process, those that have exited included.
+ */
+export function cpuSeconds(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  // Field 2, the command name, is in parentheses and may hold spaces.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  // fields[0] is field 3 (state); utime is field 14, stime field 15.
+  return (Number(fields[11]) + Number(fields[12])) / clockTicksPerSecond()
+}
+
+function statusField(text, key) {
+  const match = text.match(new RegExp(`^${key}:\\s+(\\d+)`, 'm'))
+  return match ? Number(match[1]) : null
+}
+
+/**
+ * Voluntary plus non-voluntary context switches, added up over the threads alive
+ * now (/proc/<pid>/task/<tid>/status). A thread that exits between two readings
+ * takes its count with it; the servers here keep their threads.
+ */
+export function contextSwitches(pid) {
+  let total = 0
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    let text
+    try {
+      text = readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8')
+    } catch {
+      continue // the thread exited meanwhile
+    }
+    total += (statusField(text, 'voluntary_ctxt_switches') ?? 0) + (statusField(text, 'nonvoluntary_ctxt_switches') ?? 0)
+  }
+  return total
+}
+
+/** VmRSS and VmHWM (peak RSS) in KiB. */
+export function memoryKiB(pid) {
+  const text = readFileSync(`/proc/${pid}/status`, 'utf8')
+  return { rss: statusField(text, 'VmRSS'), hwm: statusField(text, 'VmHWM') }
+}
+
+export function threadCount(pid) {
+  try {
+    return readdirSync(`/proc/${pid}/task`).length
+  } catch {
+    return null
+  }
+}
+
+/** The executable the process runs, to check that the pid measured is the server itself. */
+export function executable(pid) {
+  return readlinkSync(`/proc/${pid}/exe`)
+}
+
+/** Pids of the process's children (of any of its threads). */
+export function childPids(pid) {
+  const out = []
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      out.push(...readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').split(' ').filter(Boolean).map(Number))
+    } catch {
+      // thread gone, or no children file on this kernel
+    }
+  }
+  return out
+}
+
+/** CPU seconds, context switches and memory at one instant. */
+export function snapshot(pid) {
+  return { at: process.hrtime.bigint(), cpu: cpuSeconds(pid), ctx: contextSwitches(pid) }
+}
+
+/** The per-request figures between two snapshots. */
+export function delta(before, after, requests) {
+  const cpu = after.cpu - before.cpu
+  const ctx = after.ctx - before.ctx
+  const wall = Number(after.at - before.at) / 1e9
+  return {
+    cpuSeconds: cpu,
+    cpuUsPerRequest: requests > 0 ? (cpu * 1e6) / requests : null,
+    ctxSwitches: ctx,
+    ctxPerRequest: requests > 0 ? ctx / requests : null,
+    serverCpuUtilisation: wall > 0 ? cpu / wall : null,
+  }
+}

@@ -1,0 +1,209 @@
+// The scenarios: what load each one applies, which answer it expects, which figures it
+// reports. `kind` picks how it is measured (see run.mjs): `wrk` (throughput and latency
+// over a fixed time), `idle` (RSS per idle keep-alive connection), `growth` (RSS after
+// many requests against RSS after the first ones).
+
+import { request } from './servers.mjs'
+
+const HELLO = 'Hello, World!'
+
+// How each figure is shown, and which way is better. `ratio: false` figures get no ratio
+// table (differences of near-zero values, counts).
+export const METRICS = {
+  requestsPerSec: { title: 'req/s', better: 'higher', format: (v) => Math.round(v).toLocaleString('en-US') },
+  p50Ms: { title: 'p50', better: 'lower', format: formatMs },
+  p99Ms: { title: 'p99', better: 'lower', format: formatMs },
+  cpuUsPerRequest: { title: 'CPU µs/req', better: 'lower', format: (v) => v.toFixed(2) },
+  ctxPerRequest: { title: 'ctx sw/req', better: 'lower', format: (v) => v.toFixed(3) },
+  rssMiB: { title: 'RSS MiB', better: 'lower', format: (v) => v.toFixed(1) },
+  connections: { title: 'idle conns', better: 'higher', format: (v) => Math.round(v).toLocaleString('en-US'), ratio: false },
+  rssBeforeMiB: { title: 'RSS before MiB', better: 'lower', format: (v) => v.toFixed(1) },
+  rssAfterMiB: { title: 'RSS idle MiB', better: 'lower', format: (v) => v.toFixed(1) },
+  kibPerConnection: { title: 'KiB/conn', better: 'lower', format: (v) => v.toFixed(2) },
+  rssAfterCloseMiB: { title: 'RSS closed MiB', better: 'lower', format: (v) => v.toFixed(1), ratio: false },
+  rssFirstMiB: { title: 'RSS first MiB', better: 'lower', format: (v) => v.toFixed(1) },
+  rssLastMiB: { title: 'RSS last MiB', better: 'lower', format: (v) => v.toFixed(1) },
+  growthMiB: { title: 'growth MiB', better: 'lower', format: (v) => v.toFixed(1), ratio: false },
+  growthPct: { title: 'growth %', better: 'lower', format: (v) => `${v.toFixed(1)}%`, ratio: false },
+}
+
+export function formatMs(ms) {
+  if (ms < 1) return `${(ms * 1000).toFixed(0)} µs`
+  if (ms < 1000) return `${ms.toFixed(2)} ms`
+  return `${(ms / 1000).toFixed(2)} s`
+}
+
+const LOAD_METRICS = ['requestsPerSec', 'p50Ms', 'p99Ms', 'cpuUsPerRequest', 'ctxPerRequest', 'rssMiB']
+
+// ---------------------------------------------------------------- answers
+
+function checkType(res, prefix) {
+  const type = res.headers['content-type'] ?? ''
+  return type.toLowerCase().startsWith(prefix) ? null : `content-type ${JSON.stringify(type)}, expected ${prefix}…`
+}
+
+function expectText(res) {
+  if (res.status !== 200) return `status ${res.status}, expected 200`
+  if (res.body.toString() !== HELLO) return `body ${JSON.stringify(res.body.toString().slice(0, 100))}, expected "${HELLO}"`
+  return checkType(res, 'text/plain')
+}
+
+function expectJson(expected) {
+  return (res) => {
+    if (res.status !== 200) return `status ${res.status}, expected 200`
+    let value
+    try {
+      value = JSON.parse(res.body.toString())
+    } catch {
+      return `body ${JSON.stringify(res.body.toString().slice(0, 100))} is not JSON`
+    }
+    if (JSON.stringify(value) !== JSON.stringify(expected)) return `body ${JSON.stringify(value)}, expected ${JSON.stringify(expected)}`
+    return checkType(res, 'application/json')
+  }
+}
+
+function echoBody(size) {
+  // Not one repeated byte, so that an echo that mixes up offsets shows.
+  const body = Buffer.alloc(size)
+  for (let i = 0; i < size; i++) body[i] = 97 + (i % 26)
+  return body
+}
+
+// ---------------------------------------------------------------- scenarios
+
+function loadScenario(fields) {
+  return { kind: 'wrk', connections: null, script: null, scriptArgs: [], floor: false, metrics: LOAD_METRICS, expectStatus: 200, ...fields }
+}
+
+const helloProbe = { request: { path: '/' }, check: expectText }
+
+export const SCENARIOS = [
+  loadScenario({
+    name: 'hello',
+    title: 'GET / → "Hello, World!" (text/plain)',
+    about: 'the smallest answer a handler can give: the cost of the request path itself',
+    path: '/',
+    probe: helloProbe,
+    floor: true,
+  }),
+  loadScenario({
+    name: 'json',
+    title: 'GET /json → {"message":"Hello, World!"}',
+    about: 'a handler that serialises an object to JSON',
+    path: '/json',
+    probe: { request: { path: '/json' }, check: expectJson({ message: HELLO }) },
+  }),
+  loadScenario({
+    name: 'params',
+    title: 'GET /users/42?q=hello → {"id":"42","q":"hello"}',
+    about: 'a route parameter and a query-string value read by the handler',
+    path: '/users/42?q=hello',
+    probe: { request: { path: '/users/42?q=hello' }, check: expectJson({ id: '42', q: 'hello' }) },
+  }),
+  ...[
+    ['echo-1k', 1024, '1 KiB'],
+    ['echo-64k', 65536, '64 KiB'],
+  ].map(([name, size, label]) =>
+    loadScenario({
+      name,
+      title: `POST /echo with ${label} → the same ${label}`,
+      about: `a request body of ${label} read whole by the handler and sent back`,
+      path: '/echo',
+      script: 'post',
+      scriptArgs: [size],
+      probe: {
+        request: { method: 'POST', path: '/echo', headers: { 'content-type': 'application/octet-stream' }, body: echoBody(size) },
+        check: (res) => {
+          if (res.status !== 200) return `status ${res.status}, expected 200`
+          if (!res.body.equals(echoBody(size))) return `echoed ${res.body.length} bytes, not the ${size} sent`
+          return null
+        },
+      },
+    }),
+  ),
+  loadScenario({
+    name: 'pipelined',
+    title: 'GET / pipelined 16 deep (../shared/bench/pipeline.lua)',
+    about: '16 requests per write on each connection: per-request cost once the per-read cost is shared',
+    path: '/',
+    script: 'pipeline',
+    probe: helloProbe,
+    floor: true,
+  }),
+  loadScenario({
+    name: 'notfound-pipelined',
+    title: 'GET /nope pipelined 16 deep → 404',
+    about: 'an answer that needs no handler (harrier answers it in Rust); the floor answers 200 and is the reference',
+    path: '/nope',
+    script: 'pipeline',
+    probe: {
+      request: { path: '/nope' },
+      check: (res) => (res.status === 404 ? null : `status ${res.status}, expected 404`),
+    },
+    expectStatus: 404,
+    floor: true,
+  }),
+  loadScenario({
+    name: 'conn-1000',
+    title: 'GET /, 1,000 connections',
+    about: 'many busy connections: the cost of readiness polling and per-connection state',
+    path: '/',
+    connections: 1000,
+    probe: helloProbe,
+    floor: true,
+  }),
+  loadScenario({
+    name: 'conn-4',
+    title: 'GET /, 4 connections',
+    about: 'light load: little is queued, so every hand-off and wake-up shows in latency and CPU per request',
+    path: '/',
+    connections: 4,
+    probe: helloProbe,
+    floor: true,
+  }),
+  loadScenario({
+    name: 'hello-unpinned',
+    title: 'GET /, server free to use every CPU',
+    about: 'the hello scenario with the server not pinned (the load generator still on its CPU): whether threads run in parallel',
+    path: '/',
+    serverCpus: 'all',
+    probe: helloProbe,
+    floor: true,
+  }),
+  {
+    name: 'idle-10k',
+    kind: 'idle',
+    title: 'idle keep-alive connections (10,000 unless --idle-connections)',
+    about: 'RSS each idle keep-alive connection costs: (RSS with them open − RSS before) ÷ connections still open',
+    probe: helloProbe,
+    floor: true,
+    metrics: ['connections', 'rssBeforeMiB', 'rssAfterMiB', 'kibPerConnection', 'rssAfterCloseMiB'],
+  },
+  {
+    name: 'rss-growth',
+    kind: 'growth',
+    title: 'RSS after 1,000,000 requests against after the first 100,000 (autocannon -a)',
+    about: 'memory that grows with the number of requests served (a leak shows as growth)',
+    path: '/',
+    probe: helloProbe,
+    floor: true,
+    metrics: ['rssFirstMiB', 'rssLastMiB', 'growthMiB', 'growthPct', 'requestsPerSec', 'p99Ms', 'cpuUsPerRequest', 'ctxPerRequest'],
+  },
+]
+
+/** Whether `server` takes part in `scenario`: the floor only answers `GET /`-like loads. */
+export function applies(scenario, server) {
+  return server.name !== 'floor' || scenario.floor
+}
+
+/**
+ * Sends the scenario's request once and checks the answer. The floor answers every
+ * request with its fixed hello, so only hello is checked on it.
+ */
+export async function probe(scenario, server, port) {
+  if (server.name === 'floor' && scenario.probe !== helloProbe) return null
+  const { request: req, check } = scenario.probe
+  const res = await request(port, { ...req, timeout: 5000 })
+  const problem = server.name === 'floor' ? (res.status === 200 && res.body.toString() === HELLO ? null : expectText(res)) : check(res)
+  return problem ? `${scenario.name}: ${server.label} answered ${req.method ?? 'GET'} ${req.path} wrongly: ${problem}` : null
+}

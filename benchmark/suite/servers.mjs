@@ -1,0 +1,275 @@
+// The servers under test: how to find their runtime, start them pinned to a CPU, check
+// that they answer, and stop them.
+
+import { execFileSync, spawn } from 'node:child_process'
+import { closeSync, existsSync, mkdtempSync, openSync, readSync, readdirSync, realpathSync, rmSync } from 'node:fs'
+import http from 'node:http'
+import net from 'node:net'
+import os from 'node:os'
+import { join } from 'node:path'
+
+import { childPids, executable } from './proc.mjs'
+import { paths } from './paths.mjs'
+
+/** Every server the suite knows, in the order tables list them. */
+export const SERVERS = {
+  harrier: { label: 'harrier', runtime: 'node', script: 'harrier.mjs' },
+  node: { label: 'node:http', runtime: 'node', script: 'node-http.mjs' },
+  fastify: { label: 'fastify', runtime: 'node', script: 'fastify.mjs' },
+  deno: { label: 'deno', runtime: 'deno', script: 'deno.mjs' },
+  bun: { label: 'bun', runtime: 'bun', script: 'bun.mjs' },
+  // Answers every request head with the same fixed "Hello, World!", parsing nothing.
+  floor: { label: 'floor', runtime: 'floor', script: null, hello: true },
+}
+
+const ALIASES = { 'node:http': 'node', 'node-http': 'node', http: 'node', 'deno.serve': 'deno', 'bun.serve': 'bun' }
+
+/**
+ * Reads one `--server` entry: a name, optionally followed by `:VAR=value` settings that go
+ * into that server's environment (`harrier:HARRIER_IO_THREADS=1`), so that variants of one
+ * server can run side by side. Its id is the whole spec; its label shows the settings.
+ */
+export function parseServerSpec(spec) {
+  const [rawName, ...settings] = spec.split(':').map((s) => s.trim())
+  const lower = rawName.toLowerCase()
+  const name = ALIASES[lower] ?? lower
+  if (!SERVERS[name]) return null
+  const env = {}
+  for (const setting of settings) {
+    const eq = setting.indexOf('=')
+    if (eq <= 0) throw new Error(`server setting "${setting}" in "${spec}" is not VAR=value`)
+    env[setting.slice(0, eq)] = setting.slice(eq + 1)
+  }
+  const suffix = settings.length ? ` (${settings.join(' ')})` : ''
+  return { id: settings.length ? `${name}:${settings.join(':')}` : name, name, label: SERVERS[name].label + suffix, env, ...SERVERS[name] }
+}
+
+function isElf(file) {
+  try {
+    const fd = openSync(file, 'r')
+    const head = Buffer.alloc(4)
+    readSync(fd, head, 0, 4, 0)
+    closeSync(fd)
+    return head.equals(Buffer.from([0x7f, 0x45, 0x4c, 0x46]))
+  } catch {
+    return false
+  }
+}
+
+// The npm packages `deno` and `bun` put their native binary in place at install time
+// (their postinstall); before that, or if it did not run, the binary sits in the
+// platform package. Either way the server must be the binary itself, never the Node
+// wrapper script of the package's `bin`, or the pid measured would not be the server.
+function nativeBinary(candidates, what) {
+  for (const file of candidates) {
+    if (existsSync(file) && isElf(file)) return realpathSync(file)
+  }
+  throw new Error(`${what}: no native binary found (looked at ${candidates.join(', ')}); run \`npm install\``)
+}
+
+const arch = process.arch === 'x64' ? 'x64' : process.arch === 'arm64' ? 'aarch64' : process.arch
+const denoArch = process.arch === 'x64' ? 'x64' : 'arm64'
+
+export function denoBinary() {
+  const nm = join(paths.root, 'node_modules')
+  return nativeBinary(
+    [join(nm, 'deno', 'deno'), join(nm, '@deno', `linux-${denoArch}-glibc`, 'deno'), join(nm, '@deno', `linux-${denoArch}`, 'deno')],
+    'deno (npm package `deno`)',
+  )
+}
+
+export function bunBinary() {
+  const nm = join(paths.root, 'node_modules')
+  return nativeBinary(
+    [
+      join(nm, 'bun', 'bin', 'bun.exe'),
+      join(nm, '@oven', `bun-linux-${arch}`, 'bin', 'bun'),
+      join(nm, '@oven', `bun-linux-${arch}-baseline`, 'bin', 'bun'),
+      join(nm, '@oven', `bun-linux-${arch}-musl`, 'bin', 'bun'),
+    ],
+    'bun (npm package `bun`)',
+  )
+}
+
+let floorDir = null
+let floorBinary = null
+
+/** Compiles ../shared/bench/floor.c with cc into a temporary directory, once per suite run. */
+export function buildFloor() {
+  if (floorBinary) return floorBinary
+  if (!existsSync(paths.floorSource)) throw new Error(`floor: ${paths.floorSource} not found (the shared/ folder beside the repo)`)
+  floorDir = mkdtempSync(join(os.tmpdir(), 'harrier-bench-floor-'))
+  const out = join(floorDir, 'floor')
+  try {
+    execFileSync('cc', ['-O2', '-o', out, paths.floorSource], { stdio: 'pipe' })
+  } catch (error) {
+    throw new Error(`floor: cc -O2 -o ${out} ${paths.floorSource} failed: ${error.stderr ?? error.message}`)
+  }
+  floorBinary = out
+  return out
+}
+
+export function cleanupFloor() {
+  if (floorDir) rmSync(floorDir, { recursive: true, force: true })
+  floorDir = null
+  floorBinary = null
+}
+
+/** The command line that runs a server, with the executable the server process will have. */
+export function command(server) {
+  switch (server.runtime) {
+    case 'node':
+      return { exe: process.execPath, args: [join(paths.servers, server.script)] }
+    case 'deno': {
+      const exe = denoBinary()
+      return { exe, args: ['run', '--allow-net', '--allow-env', '--no-prompt', join(paths.servers, server.script)] }
+    }
+    case 'bun':
+      return { exe: bunBinary(), args: [join(paths.servers, server.script)] }
+    case 'floor':
+      return { exe: buildFloor(), args: [] }
+    default:
+      throw new Error(`unknown runtime ${server.runtime}`)
+  }
+}
+
+/** Version of each runtime, for the record. */
+export function runtimeVersion(runtime) {
+  try {
+    switch (runtime) {
+      case 'node':
+        return process.version
+      case 'deno':
+        return execFileSync(denoBinary(), ['--version'], { encoding: 'utf8' }).split('\n')[0].trim()
+      case 'bun':
+        return execFileSync(bunBinary(), ['--version'], { encoding: 'utf8' }).trim()
+      case 'floor':
+        return execFileSync('cc', ['--version'], { encoding: 'utf8' }).split('\n')[0].trim()
+    }
+  } catch (error) {
+    return `unavailable: ${error.message.split('\n')[0]}`
+  }
+  return null
+}
+
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer()
+    probe.unref()
+    probe.on('error', reject)
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address()
+      probe.close(() => resolve(port))
+    })
+  })
+}
+
+/**
+ * One HTTP exchange on a fresh keep-alive connection (as the load generators send them),
+ * closed afterwards; the body is returned as a Buffer.
+ */
+export function request(port, { method = 'GET', path = '/', headers = {}, body = null, timeout = 2000 } = {}) {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, method, path, headers, agent, timeout }, (res) => {
+      const chunks = []
+      res.on('data', (chunk) => chunks.push(chunk))
+      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) }))
+      res.on('error', reject)
+    })
+    req.on('timeout', () => req.destroy(new Error(`no answer to ${method} ${path} within ${timeout} ms`)))
+    req.on('error', reject)
+    req.end(body ?? undefined)
+  }).finally(() => agent.destroy())
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+
+// Children still running (servers, idle clients), so that an interrupted suite leaves
+// none behind.
+const live = new Set()
+export function track(child) {
+  live.add(child)
+  child.on('exit', () => live.delete(child))
+  return child
+}
+export function killAll() {
+  for (const child of live) child.kill('SIGKILL')
+}
+
+/** `ulimit -n` as high as the hard limit allows (root may raise it), then exec the rest. */
+export const RAISE_NOFILE = 'ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec "$@"'
+
+/**
+ * Starts a server pinned to `cpus` (a taskset list) and waits until `GET /` answers.
+ * `sh` raises the open-file limit and execs taskset, which execs the server: the child's
+ * pid is the server process itself, which is checked against /proc/<pid>/exe.
+ */
+export async function startServer(server, cpus) {
+  const port = await freePort()
+  const { exe, args } = command(server)
+  const child = spawn('sh', ['-c', RAISE_NOFILE, 'sh', 'taskset', '-c', cpus, exe, ...args], {
+    cwd: paths.root,
+    env: { ...process.env, ...server.env, PORT: String(port), NODE_ENV: 'production', DENO_NO_UPDATE_CHECK: '1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  track(child)
+  let output = ''
+  const keep = (chunk) => {
+    output += chunk
+    if (output.length > 20_000) output = output.slice(-10_000)
+  }
+  child.stdout.on('data', keep)
+  child.stderr.on('data', keep)
+  let exited = null
+  const exit = new Promise((resolve) => {
+    child.on('exit', (code, signal) => {
+      exited = { code, signal }
+      resolve(exited)
+    })
+  })
+  const handle = { server, port, pid: child.pid, child, exit, output: () => output, exited: () => exited }
+
+  const deadline = Date.now() + 30_000
+  let lastError
+  while (Date.now() < deadline) {
+    if (exited) throw new Error(`${server.label} exited before answering (code ${exited.code}, signal ${exited.signal}):\n${output}`)
+    let res
+    try {
+      res = await request(port, { timeout: 1000 })
+    } catch (error) {
+      lastError = error
+      await sleep(50)
+      continue
+    }
+    if (res.status !== 200 || res.body.toString() !== 'Hello, World!') {
+      await stopServer(handle)
+      throw new Error(`${server.label}: GET / answered ${res.status} ${JSON.stringify(res.body.toString().slice(0, 200))}`)
+    }
+    const exePath = executable(child.pid)
+    if (exePath !== realpathSync(exe)) {
+      await stopServer(handle)
+      throw new Error(`${server.label}: pid ${child.pid} runs ${exePath}, not ${exe}: the measured process would not be the server`)
+    }
+    const children = childPids(child.pid)
+    handle.warnings = children.length ? [`${server.label} has child processes (${children.join(', ')}); their CPU is not counted`] : []
+    return handle
+  }
+  await stopServer(handle)
+  throw new Error(`${server.label} did not answer on port ${port} within 30 s (${lastError?.message}):\n${output}`)
+}
+
+export async function stopServer({ child, exit }) {
+  if (child.exitCode !== null || child.signalCode !== null) return
+  child.kill('SIGTERM')
+  const timer = setTimeout(() => child.kill('SIGKILL'), 3000)
+  await exit
+  clearTimeout(timer)
+}
+
+/** Whether harrier's build is in place (dist/ and the native addon). */
+export function harrierBuilt() {
+  const hasDist = existsSync(join(paths.root, 'dist', 'index.js'))
+  const hasAddon = readdirSync(paths.root).some((name) => /^harrier\..+\.node$/.test(name))
+  return hasDist && hasAddon
+}
