@@ -2,6 +2,8 @@
 //! batch interface through which a handler (the napi bridge, a test, a benchmark) answers.
 
 pub mod engine;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http1;
 pub mod router;
 
