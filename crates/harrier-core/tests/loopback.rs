@@ -136,3 +136,58 @@ fn inline_server_is_driven_by_its_owner() {
     server.shutdown();
     assert!(server.finished(), "no connection left, so the drain is over at once");
 }
+
+/// Reads until the server closes (or 5 s pass).
+fn read_to_close(s: &mut TcpStream) -> String {
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut got = Vec::new();
+    let _ = s.read_to_end(&mut got);
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+#[test]
+fn protection_without_node() {
+    let config = Config {
+        io_threads: 1,
+        header_timeout: Duration::from_millis(200),
+        keep_alive_timeout: Duration::from_millis(1500),
+        max_body_size: 10,
+        max_url_length: 32,
+        ..Config::default()
+    };
+    let server = Server::start(config, router(), Box::new(Echo { held: Mutex::new(Vec::new()) })).unwrap();
+    let addr = server.local_addr();
+
+    // a head that never ends: 408 after the header timeout, then the close
+    let mut slow = TcpStream::connect(addr).unwrap();
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: 1").unwrap();
+    let got = read_to_close(&mut slow);
+    assert!(got.starts_with("HTTP/1.1 408 Request Timeout\r\n") && got.contains("connection: close"), "{got}");
+
+    // a declared body over the limit: 413 without waiting for it
+    let mut big = TcpStream::connect(addr).unwrap();
+    big.write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\n").unwrap();
+    assert!(read_to_close(&mut big).starts_with("HTTP/1.1 413 Content Too Large\r\n"));
+
+    // a chunked body crossing it
+    let mut chunked = TcpStream::connect(addr).unwrap();
+    chunked.write_all(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nabcdef\r\n6\r\nghijkl\r\n").unwrap();
+    assert!(read_to_close(&mut chunked).starts_with("HTTP/1.1 413 Content Too Large\r\n"));
+
+    // a long target
+    let long = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(40));
+    let mut uri = TcpStream::connect(addr).unwrap();
+    uri.write_all(long.as_bytes()).unwrap();
+    assert!(read_to_close(&mut uri).starts_with("HTTP/1.1 414 URI Too Long\r\n"));
+
+    // keep-alive is announced, and an idle connection is closed after it
+    let got = exchange_with(addr, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", |s| s.ends_with("0 /"));
+    assert!(got.contains("\r\nkeep-alive: timeout=1\r\n"), "{got}");
+    let mut idle = TcpStream::connect(addr).unwrap();
+    let started = std::time::Instant::now();
+    assert_eq!(read_to_close(&mut idle), "");
+    assert!(started.elapsed() >= Duration::from_millis(1400), "closed after {:?}", started.elapsed());
+
+    server.shutdown();
+    server.join();
+}
