@@ -16,7 +16,7 @@ import { parseArgs } from 'node:util'
 import { autocannon, which, wrk, wrkVersion } from './suite/load.mjs'
 import { paths, setShared } from './suite/paths.mjs'
 import { clockTicksPerSecond, delta, memoryKiB, snapshot, threadCount } from './suite/proc.mjs'
-import { headerMarkdown, scenarioMarkdown, summarise } from './suite/report.mjs'
+import { headerMarkdown, scenarioMarkdown, summarise, summaryMarkdown } from './suite/report.mjs'
 import { SCENARIOS, applies, formatMs, probe } from './suite/scenarios.mjs'
 import {
   RAISE_NOFILE,
@@ -516,7 +516,13 @@ async function main() {
   const sections = []
   const write = () => {
     writeFileSync(join(paths.results, `${options.out}.json`), JSON.stringify(document, null, 2) + '\n')
-    const md = [header, ...(unavailable.length ? ['', ...unavailable.map((u) => `Not run: ${u.server}: ${u.reason}`)] : []), ...sections.map((s) => `\n${s}`)]
+    const summary = summaryMarkdown(document.scenarios, options.servers)
+    const md = [
+      header,
+      ...(unavailable.length ? ['', ...unavailable.map((u) => `Not run: ${u.server}: ${u.reason}`)] : []),
+      ...(summary ? ['', summary] : []),
+      ...sections.map((s) => `\n${s}`),
+    ]
     if (document.warnings.length) md.push('', '## Warnings', '', ...document.warnings.map((w) => `- ${w}`))
     writeFileSync(join(paths.results, `${options.out}.md`), md.join('\n') + '\n')
   }
@@ -541,9 +547,9 @@ async function main() {
     const load = loadDescription(scenario, options)
     const summary = summarise(scenario, servers, rounds)
     document.scenarios[scenario.name] = {
+      kind: scenario.kind,
       title: scenario.title,
       about: scenario.about,
-      kind: scenario.kind,
       load,
       metrics: scenario.metrics,
       ...summary,
@@ -556,7 +562,7 @@ async function main() {
 
   cleanupFloor()
   write()
-  console.log(`${header}\n`)
+  console.log(`${header}\n\n${summaryMarkdown(document.scenarios, options.servers)}\n`)
   if (document.warnings.length) console.log(`Warnings:\n${document.warnings.map((w) => `- ${w.split('\n')[0]}`).join('\n')}\n`)
   const rel = (f) => relative(process.cwd(), join(paths.results, f)) || f
   console.log(`Wrote ${rel(`${options.out}.md`)} and ${rel(`${options.out}.json`)}`)

@@ -112,3 +112,30 @@ export function headerMarkdown(meta) {
       'ctx sw/req the voluntary + non-voluntary context switches of its threads ÷ requests; RSS its VmRSS after the run.',
   ].join('\n')
 }
+
+/**
+ * One table for the whole run: a row per scenario, a column per server, the headline
+ * figures in each cell (req/s and CPU µs per request; KiB per idle connection; RSS growth).
+ */
+export function summaryMarkdown(results, servers) {
+  const names = Object.keys(results)
+  if (names.length === 0) return ''
+  const cell = (scenario, entry) => {
+    if (!entry) return '—'
+    const m = entry.median
+    const f = (key) => (m[key] === null || m[key] === undefined ? 'n/a' : METRICS[key].format(m[key]))
+    if (entry.runs.length && entry.failed === entry.runs.length) return 'failed'
+    if (scenario.kind === 'idle') return `${f('kibPerConnection')} KiB`
+    if (scenario.kind === 'growth') return `${m.growthPct === null ? 'n/a' : `${m.growthPct >= 0 ? '+' : ''}${m.growthPct.toFixed(1)}%`}`
+    return `${f('requestsPerSec')} · ${f('cpuUsPerRequest')} µs`
+  }
+  const rows = names.map((name) => [name, ...servers.map((s) => cell(results[name], results[name].servers[s.id]))])
+  return [
+    '## Summary',
+    '',
+    'Medians. Load scenarios: requests/s · server CPU µs per request; idle-10k: RSS per idle connection; ' +
+      'rss-growth: RSS growth from the first phase to the end. — : not run there. Details and ratios below.',
+    '',
+    markdownTable(['scenario', ...servers.map((s) => s.label)], rows),
+  ].join('\n')
+}
