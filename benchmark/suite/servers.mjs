@@ -30,6 +30,7 @@ const ALIASES = { 'node:http': 'node', 'node-http': 'node', http: 'node', 'deno.
  * server can run side by side. Its id is the whole spec; its label shows the settings.
  */
 export function parseServerSpec(spec) {
+  if (ALIASES[spec.toLowerCase()]) spec = ALIASES[spec.toLowerCase()]
   const [rawName, ...settings] = spec.split(':').map((s) => s.trim())
   const lower = rawName.toLowerCase()
   const name = ALIASES[lower] ?? lower
@@ -41,7 +42,7 @@ export function parseServerSpec(spec) {
     env[setting.slice(0, eq)] = setting.slice(eq + 1)
   }
   const suffix = settings.length ? ` (${settings.join(' ')})` : ''
-  return { id: settings.length ? `${name}:${settings.join(':')}` : name, name, label: SERVERS[name].label + suffix, env, ...SERVERS[name] }
+  return { ...SERVERS[name], id: settings.length ? `${name}:${settings.join(':')}` : name, name, label: SERVERS[name].label + suffix, env }
 }
 
 function isElf(file) {
