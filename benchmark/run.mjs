@@ -237,10 +237,10 @@ function describe(options) {
     },
     versions: {
       node: process.version,
-      deno: runtimes.has('deno') ? runtimeVersion('deno') : 'deno not run',
+      deno: runtimes.has('deno') ? runtimeVersion('deno') : 'not run',
       bun: runtimes.has('bun') ? runtimeVersion('bun') : 'not run',
       floorCompiler: runtimes.has('floor') ? runtimeVersion('floor') : 'not run',
-      wrk: which('wrk') ? wrkVersion() : 'wrk not installed',
+      wrk: which('wrk') ? wrkVersion() : 'not installed',
       autocannon: packageVersion('autocannon'),
       fastify: packageVersion('fastify'),
       harrier: gitDescription(),

@@ -42,12 +42,12 @@ function run(args, what) {
 
 // ---------------------------------------------------------------- wrk
 
-const TIME_UNITS = { us: 1e-3, ms: 1, s: 1e3, m: 60e3, h: 3600e3 }
+const TO_MS = { us: (v) => v / 1000, ms: (v) => v, s: (v) => v * 1e3, m: (v) => v * 60e3, h: (v) => v * 3600e3 }
 
 function parseDurationMs(text) {
   const match = /^([\d.]+)(us|ms|s|m|h)$/.exec(text)
   if (!match) throw new Error(`cannot read wrk duration "${text}"`)
-  return Number(match[1]) * TIME_UNITS[match[2]]
+  return TO_MS[match[2]](Number(match[1]))
 }
 
 export function parseWrk(output) {

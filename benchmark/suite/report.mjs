@@ -101,7 +101,8 @@ export function headerMarkdown(meta) {
     `Command: \`${meta.command}\``,
     '',
     `Machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, Linux ${m.kernel}. ` +
-      `Runtimes: Node ${v.node}, ${v.deno}, bun ${v.bun}, ${v.wrk}, autocannon ${v.autocannon}. ` +
+      `Node ${v.node}, Fastify ${v.fastify}, Deno ${v.deno.replace(/^deno /, '').replace(/ \(.*$/, '')}, Bun ${v.bun}, ` +
+      `wrk ${v.wrk.replace(/^wrk /, '').split(' ')[0]}, autocannon ${v.autocannon}. ` +
       `harrier at ${v.harrier}.`,
     '',
     `Server on CPU ${c.serverCpu}, load generator on CPU ${c.clientCpu}. ${c.runs} round(s) per scenario, ` +
