@@ -235,6 +235,30 @@ test('timeouts: a body that stops arriving gets 408 and a close after bodyTimeou
   t.true(Date.now() - started >= 250)
 })
 
+test('timeouts: a body that stops while its response is streaming drops the connection', async (t) => {
+  const { port } = await useApp(
+    t,
+    (app) =>
+      app.post('/stream', async (req, res) => {
+        res.write('started;')
+        try {
+          await req.arrayBuffer()
+          res.end('done')
+        } catch {
+          // aborted: the engine gave up on the body
+        }
+      }),
+    { bodyTimeout: 300 },
+  )
+  const client = await RawClient.connect(port)
+  t.teardown(() => client.destroy())
+  await client.write(rawReq('POST', '/stream', { 'Content-Length': '10' }, 'abc'))
+  await client.waitForText('started;')
+  await client.waitForClose(3000)
+  t.false(client.receivedText.includes('done'))
+  t.false(client.receivedText.includes('0\r\n\r\n'), 'the response was not ended as if complete')
+})
+
 test('timeouts: keep-alive responses announce Keep-Alive: timeout, idle connections are closed after it', async (t) => {
   const defaults = await useApp(t, (app) => app.get('/', (req, res) => res.text('ok')))
   const r = await rawRequest(defaults.port, rawReq('GET', '/'))

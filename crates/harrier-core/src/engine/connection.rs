@@ -116,6 +116,8 @@ pub(crate) struct Conn {
     write_blocked_since: Option<Instant>,
     /// Not read for now (backpressure): listed in `Ctx::paused` until resumed.
     paused: bool,
+    /// A body broke off while its response was being streamed: the connection must go.
+    doomed: bool,
     /// The client address's limits, when per-address limits are on.
     pub ip: Option<Arc<IpState>>,
 }
@@ -139,6 +141,7 @@ impl Conn {
             last_write: now,
             write_blocked_since: None,
             paused: false,
+            doomed: false,
             ip,
         }
     }
@@ -196,6 +199,9 @@ impl Conn {
                         }
                     }
                     self.after_parse(ctx);
+                    if self.doomed {
+                        return Liveness::Closed;
+                    }
                     if n < ctx.scratch.len() && self.rbuf.is_empty() {
                         // A short read drained the socket; with edge-triggered polling there is
                         // no need to try again and hear WouldBlock.
@@ -255,6 +261,9 @@ impl Conn {
                 ctx.pool.put(std::mem::take(&mut self.rbuf));
             }
             self.after_parse(ctx);
+            if self.doomed {
+                return Liveness::Closed;
+            }
             if self.paused {
                 return Liveness::Open;
             }
@@ -466,7 +475,10 @@ impl Conn {
                 if let Some(rid) = rid {
                     ctx.batch.abort(rid);
                 }
-                if rid.is_some_and(|rid| !self.inflight.iter().any(|p| p.rid == rid)) && self.inflight.is_empty() {
+                if rid.is_some_and(|rid| self.inflight.iter().any(|p| p.rid == rid && p.answer == Answer::Streaming)) {
+                    // Its response is under way and can no longer end well: drop the connection.
+                    self.doomed = true;
+                } else if rid.is_some_and(|rid| !self.inflight.iter().any(|p| p.rid == rid)) && self.inflight.is_empty() {
                     // The handler answered in full before the body ended: nothing to tell the
                     // client but the close.
                     self.close_after_flush = true;
@@ -665,6 +677,9 @@ impl Conn {
                 if over(self.last_read, body_timeout) {
                     let rid = *rid;
                     self.fail_body(ctx, rid, Status::REQUEST_TIMEOUT);
+                    if self.doomed {
+                        return Liveness::Closed;
+                    }
                 }
             }
         }
