@@ -252,6 +252,18 @@ test('Connection: close closes after the response and ignores pipelined requests
   t.is((responses[0].headers['connection'] ?? '').toLowerCase(), 'close')
 })
 
+test('a request with Connection: close still has its body read (POST echo), then the connection closes', async (t) => {
+  const { port } = await useApp(t, (app) =>
+    app.post('/echo', async (req, res) => res.send(Buffer.from(await req.arrayBuffer()))),
+  )
+  const bytes = Buffer.concat([rawReq('POST', '/echo', { Connection: 'close', 'Content-Length': '12' }, 'closing body'), rawReq('GET', '/echo')])
+  const { responses, ended } = await rawRequest(port, bytes, { until: 'end' })
+  t.true(ended)
+  t.is(responses.length, 1)
+  t.is(responses[0].status, 200)
+  t.is(responses[0].body.toString(), 'closing body')
+})
+
 test('streamed response uses chunked transfer encoding and decodes to abc', async (t) => {
   const { port } = await useApp(t, routes)
   const client = await RawClient.connect(port)

@@ -191,3 +191,28 @@ fn protection_without_node() {
     server.shutdown();
     server.join();
 }
+
+#[test]
+fn deep_pipelines_do_not_wait_for_a_timer() {
+    // Past the per-connection cap on requests in flight, reading pauses; it must resume as
+    // soon as answers free room, not on the next 100 ms sweep.
+    let server = start();
+    let n = 1000;
+    let request = b"GET /?deep HTTP/1.1\r\nHost: x\r\n\r\n".repeat(n);
+    let started = std::time::Instant::now();
+    let got = exchange(&server, &request, |s| s.matches("0 /?deep").count() == n);
+    assert_eq!(got.matches("HTTP/1.1 200 OK").count(), n);
+    let took = started.elapsed();
+    assert!(took < Duration::from_millis(400), "{n} pipelined requests took {took:?}");
+    server.shutdown();
+    server.join();
+}
+
+#[test]
+fn the_body_of_a_closing_request_is_still_read() {
+    let server = start();
+    let got = exchange(&server, b"POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 3\r\n\r\nabc", |_| false);
+    assert!(got.starts_with("HTTP/1.1 200 OK\r\n") && got.contains("connection: close") && got.ends_with("2 /"), "{got}");
+    server.shutdown();
+    server.join();
+}

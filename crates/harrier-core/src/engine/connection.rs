@@ -102,6 +102,9 @@ pub(crate) struct Conn {
     inflight: VecDeque<Pending>,
     /// A request closed the connection or was malformed: nothing after it is read.
     stop_reading: bool,
+    /// The request being read is the last (`Connection: close`, HTTP/1.0): its body is read,
+    /// then reading stops.
+    last_request: bool,
     close_after_flush: bool,
     /// Set once the write side is shut; the connection is dropped at EOF or at this instant.
     lingering_until: Option<Instant>,
@@ -134,6 +137,7 @@ impl Conn {
             inflight: VecDeque::new(),
             stop_reading: false,
             close_after_flush: false,
+            last_request: false,
             lingering_until: None,
             dirty: false,
             head_since: None,
@@ -161,11 +165,14 @@ impl Conn {
             if self.lingering_until.is_some() || self.stop_reading {
                 return self.discard_input(ctx);
             }
-            if self.paused || (matches!(self.read, ReadState::Head) && self.must_pause(ctx)) {
+            if matches!(self.read, ReadState::Head) && self.must_pause(ctx) {
                 // What the client sends meanwhile waits in the kernel: its window closes.
                 self.pause(ctx);
                 return Liveness::Open;
             }
+            // The reason to pause is gone (its slot in `ctx.paused` is skipped when resumed):
+            // with edge-triggered polling, this event may be the last word the socket says.
+            self.paused = false;
             let result = if self.rbuf.is_empty() {
                 self.sock.read(&mut ctx.scratch)
             } else {
@@ -290,6 +297,10 @@ impl Conn {
         while pos < input.len() && !self.stop_reading {
             match &mut self.read {
                 ReadState::Head => {
+                    if self.last_request {
+                        self.stop_reading = true;
+                        break;
+                    }
                     if self.must_pause(ctx) {
                         self.pause(ctx);
                         break;
@@ -358,6 +369,10 @@ impl Conn {
             if ctx.batch.is_full() {
                 ctx.hand_over_batch();
             }
+        }
+        if self.last_request && matches!(self.read, ReadState::Head) {
+            // The last request's body is in: nothing after it is read.
+            self.stop_reading = true;
         }
         pos
     }
@@ -432,7 +447,10 @@ impl Conn {
             }
         };
         if !ctx.head.keep_alive {
-            self.stop_reading = true;
+            self.last_request = true;
+            if body == BodyFraming::None {
+                self.stop_reading = true;
+            }
         }
         self.read = match body {
             BodyFraming::None => ReadState::Head,

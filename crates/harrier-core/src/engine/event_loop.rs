@@ -191,11 +191,19 @@ impl Worker {
     pub fn answer(&mut self) {
         self.take_replies();
         self.flush_dirty();
-        if !self.ctx.paused.is_empty() {
+        // A paused connection resumes once answers free room; what it reads then may be
+        // answered at once (a handler on this thread), freeing room again: go on while that
+        // happens, a bounded number of rounds, so one deep pipeline cannot hold the loop.
+        for _ in 0..64 {
+            if self.ctx.paused.is_empty() {
+                break;
+            }
             self.resume_paused();
-            // What the handler answered for the requests read just now.
-            self.take_replies();
+            let answered = self.take_replies();
             self.flush_dirty();
+            if !answered {
+                break;
+            }
         }
     }
 
@@ -329,10 +337,11 @@ impl Worker {
         });
     }
 
-    fn take_replies(&mut self) {
+    /// Applies what the inbox holds; false if it held nothing.
+    fn take_replies(&mut self) -> bool {
         let thread = self.ctx.thread as usize;
         if !self.ctx.shared.replier.inboxes[thread].take(&mut self.replies) {
-            return;
+            return false;
         }
         let replies = std::mem::take(&mut self.replies);
         for op in ReplyOps::new(&replies) {
@@ -349,6 +358,7 @@ impl Worker {
             }
         }
         self.replies = replies;
+        true
     }
 
     fn flush_dirty(&mut self) {
