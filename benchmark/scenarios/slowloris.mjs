@@ -7,7 +7,8 @@
 //
 // Rounds alternate a run without and a run under attack; the medians are compared.
 //
-// The server runs pinned to core 0, wrk and the attacker to core 1 (taskset, when present).
+// The server runs pinned to core 0, wrk and the attacker to core 1 (taskset, when present), the
+// attacker at nice 19 so that its own work does not show up as wrk's latency.
 // The attacker keeps `connections` sockets open; each sends a request line and then one more
 // header line every `interval` ms, never the end of the head. The engine answers such a head
 // with 408 after headerTimeout (10 s) and closes it; the attacker then reconnects at once, as
@@ -56,6 +57,12 @@ function attacker(port, count, interval) {
 function pinned(core, command, commandArgs) {
   const taskset = spawnSync('sh', ['-c', 'command -v taskset']).status === 0
   return taskset ? ['taskset', ['-c', String(core), command, ...commandArgs]] : [command, commandArgs]
+}
+
+/** Like `pinned`, at the lowest priority: the attacker shares wrk's core and must not slow wrk's own clock. */
+function pinnedLow(core, command, commandArgs) {
+  const [cmd, cmdArgs] = pinned(core, command, commandArgs)
+  return ['nice', ['-n', '19', cmd, ...cmdArgs]]
 }
 
 function toMs(text) {
@@ -116,7 +123,7 @@ async function main() {
       quiet.push(baseline)
       show(`round ${round}, no attack:   `, baseline)
 
-      const [acmd, aargs] = pinned(1, process.execPath, [fileURLToPath(import.meta.url), '--attacker', String(port), String(connections), String(interval)])
+      const [acmd, aargs] = pinnedLow(1, process.execPath, [fileURLToPath(import.meta.url), '--attacker', String(port), String(connections), String(interval)])
       attack = spawn(acmd, aargs, { stdio: ['ignore', 'pipe', 'inherit'] })
       let stats = { open: 0, timedOut: 0, reconnects: 0 }
       attack.stdout.on('data', (d) => {
