@@ -12,7 +12,7 @@ use super::event_loop::Ctx;
 use super::limits::IpState;
 use super::reply::{ReplyOp, OP_CHUNK, OP_END, OP_FULL, OP_HEAD};
 use crate::http1::chunked::{Chunk, ChunkedDecoder};
-use crate::http1::encode::{self, Framing, Persistence};
+use crate::http1::encode::{self, decimal, Framing, Persistence};
 use crate::http1::request::{parse_head, BodyFraming, Parse};
 use crate::http1::Status;
 use crate::router::RouteMatch;
@@ -196,16 +196,10 @@ impl Conn {
                             self.rbuf.extend_from_slice(&scratch[used..n]);
                         }
                         ctx.scratch = scratch;
+                        self.after_parse(ctx);
                     } else {
-                        let rbuf = std::mem::take(&mut self.rbuf);
-                        let used = self.parse(ctx, &rbuf);
-                        self.rbuf = rbuf;
-                        self.rbuf.drain(..used);
-                        if self.rbuf.is_empty() || self.stop_reading {
-                            ctx.pool.put(std::mem::take(&mut self.rbuf));
-                        }
+                        self.parse_buffered(ctx);
                     }
-                    self.after_parse(ctx);
                     if self.doomed {
                         return Liveness::Closed;
                     }
@@ -220,6 +214,18 @@ impl Conn {
                 Err(_) => return Liveness::Closed,
             }
         }
+    }
+
+    /// Parses what `rbuf` holds; gives the buffer back to the pool once it is used up.
+    fn parse_buffered(&mut self, ctx: &mut Ctx) {
+        let rbuf = std::mem::take(&mut self.rbuf);
+        let used = self.parse(ctx, &rbuf);
+        self.rbuf = rbuf;
+        self.rbuf.drain(..used);
+        if self.rbuf.is_empty() || self.stop_reading {
+            ctx.pool.put(std::mem::take(&mut self.rbuf));
+        }
+        self.after_parse(ctx);
     }
 
     /// A head left partial starts its clock; none left, no clock.
@@ -260,14 +266,7 @@ impl Conn {
         }
         self.paused = false;
         if !self.rbuf.is_empty() && !self.stop_reading {
-            let rbuf = std::mem::take(&mut self.rbuf);
-            let used = self.parse(ctx, &rbuf);
-            self.rbuf = rbuf;
-            self.rbuf.drain(..used);
-            if self.rbuf.is_empty() || self.stop_reading {
-                ctx.pool.put(std::mem::take(&mut self.rbuf));
-            }
-            self.after_parse(ctx);
+            self.parse_buffered(ctx);
             if self.doomed {
                 return Liveness::Closed;
             }
@@ -771,19 +770,6 @@ impl Conn {
         }
         ctx.pool.put(std::mem::take(&mut self.wbuf));
         ctx.pool.put(std::mem::take(&mut self.rbuf));
-    }
-}
-
-/// `n` in decimal, in `buf`.
-fn decimal(buf: &mut [u8; 20], mut n: u64) -> &[u8] {
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            return &buf[i..];
-        }
     }
 }
 

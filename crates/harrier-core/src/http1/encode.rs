@@ -128,18 +128,21 @@ pub(crate) fn keep_alive_line(timeout: std::time::Duration) -> Vec<u8> {
     out
 }
 
-pub(crate) fn write_decimal(out: &mut Vec<u8>, mut n: u64) {
-    let mut buf = [0u8; 20];
+/// `n` in decimal, in `buf`.
+pub(crate) fn decimal(buf: &mut [u8; 20], mut n: u64) -> &[u8] {
     let mut i = buf.len();
     loop {
         i -= 1;
         buf[i] = b'0' + (n % 10) as u8;
         n /= 10;
         if n == 0 {
-            break;
+            return &buf[i..];
         }
     }
-    out.extend_from_slice(&buf[i..]);
+}
+
+pub(crate) fn write_decimal(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(decimal(&mut [0u8; 20], n));
 }
 
 fn write_hex(out: &mut Vec<u8>, mut n: usize) {
