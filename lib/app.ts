@@ -1,3 +1,4 @@
+import { resolve as resolvePath } from 'node:path'
 import { HttpError } from './errors'
 import { InflightTable } from './inflight'
 import { NativeServer, checkRoute, inlineSupported } from './native'
@@ -5,7 +6,7 @@ import { ReplyBuffer } from './reply-buffer'
 import { Request } from './request'
 import { Response } from './response'
 import { unwatchSignals, watchSignals } from './signals'
-import type { AppOptions, ErrorHook, Handler, Listening, ListenOptions, Middleware, Next, RouteParams } from './types'
+import type { AppOptions, ErrorHook, Handler, Listening, ListenOptions, Middleware, Next, RouteParams, StaticOptions } from './types'
 import { EVENT_ABORT, EVENT_BODY, EVENT_END, EVENT_REQUEST, REQUEST_FIXED_WORDS } from './wire'
 
 interface Route {
@@ -17,6 +18,8 @@ interface Route {
   handlers: Handler[]
   /** Body limit of this route (`App.bodyLimit`), replacing `maxBodySize`. */
   bodyLimit?: number
+  /** A directory the engine serves for this route (`app.static`). */
+  static?: { root: string; options: StaticOptions }
 }
 
 const BODY_LIMIT = Symbol('harrier.bodyLimit')
@@ -37,6 +40,18 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
 
 function underPrefix(path: string, prefix: string): boolean {
   return prefix === '/' || path === prefix || (path.startsWith(prefix) && path[prefix.length] === '/')
+}
+
+/** Throws at once for a static option of the wrong kind. */
+export function checkStaticOptions(options: StaticOptions): void {
+  if (options === null || typeof options !== 'object') throw new TypeError('harrier: static options must be an object')
+  const { maxAge, immutable, index, fallback, dotfiles, precompressed } = options
+  if (maxAge !== undefined && !(Number.isSafeInteger(maxAge) && maxAge >= 0)) throw new RangeError(`harrier: maxAge must be a non-negative integer (seconds), got ${maxAge}`)
+  if (immutable !== undefined && typeof immutable !== 'boolean') throw new TypeError('harrier: immutable must be a boolean')
+  if (precompressed !== undefined && typeof precompressed !== 'boolean') throw new TypeError('harrier: precompressed must be a boolean')
+  if (index !== undefined && typeof index !== 'string') throw new TypeError('harrier: index must be a string')
+  if (fallback !== undefined && typeof fallback !== 'string') throw new TypeError('harrier: fallback must be a string')
+  if (dotfiles !== undefined && dotfiles !== 'ignore' && dotfiles !== 'allow') throw new RangeError(`harrier: dotfiles must be 'ignore' or 'allow', got ${String(dotfiles)}`)
 }
 
 function checkHandlers(handlers: unknown[]): Handler[] {
@@ -149,6 +164,26 @@ export class App {
     return Object.assign((req: Request, res: Response, next: Next) => next(), { [BODY_LIMIT]: bytes })
   }
 
+  /**
+   * Serves the files under `root` at `prefix` (`app.static('/assets', './public')`), in the
+   * engine: requests for them never reach JavaScript or middleware.
+   */
+  static(prefix: string, root: string, options: StaticOptions = {}): this {
+    this.assertNotListening()
+    if (typeof prefix !== 'string' || !prefix.startsWith('/')) throw new TypeError(`harrier: static prefix ${JSON.stringify(prefix)} must start with '/'`)
+    if (typeof root !== 'string' || root === '') throw new TypeError('harrier: static() needs a root directory')
+    checkStaticOptions(options)
+    const bare = prefix.replace(/\/+$/, '')
+    const mount = { root: resolvePath(root), options: { ...options } }
+    // `/assets/*` (which also answers `/assets/`), and `/assets` itself
+    for (const path of bare === '' ? ['/*'] : [`${bare}/*`, bare]) {
+      const paramNames = checkRoute('GET', path)
+      if (this.routes.some((r) => r.method === 'GET' && r.path === path)) throw new Error(`harrier: ${path} already has a GET route`)
+      this.routes.push({ method: 'GET', path, paramNames, order: this.order++, handlers: [], static: mount })
+    }
+    return this
+  }
+
   private route(method: string, path: string, handlers: unknown[]): this {
     this.assertNotListening()
     if (typeof path !== 'string') throw new TypeError('harrier: a route path must be a string')
@@ -215,7 +250,18 @@ export class App {
         rateBurst: this.settings.rateBurst,
         maxPendingRequests: this.settings.maxPendingRequests,
       },
-      this.routes.map((r) => ({ method: r.method, path: r.path, bodyLimit: r.bodyLimit })),
+      this.routes.map((r) => ({
+        method: r.method,
+        path: r.path,
+        bodyLimit: r.bodyLimit,
+        staticRoot: r.static?.root,
+        maxAge: r.static?.options.maxAge,
+        immutable: r.static?.options.immutable,
+        index: r.static?.options.index,
+        fallback: r.static?.options.fallback,
+        dotfiles: r.static?.options.dotfiles,
+        precompressed: r.static?.options.precompressed,
+      })),
       (bytes, meta) => this.onBatch(bytes, meta),
       () => out.flush(),
     )

@@ -100,3 +100,19 @@ export interface Listening {
   port: number
   host: string
 }
+
+/** How `app.static` and `res.sendFile` serve files (all answered by the engine, not by JS). */
+export interface StaticOptions {
+  /** Seconds for `Cache-Control: public, max-age=N`; no `Cache-Control` when absent. */
+  maxAge?: number
+  /** Adds `immutable` to `Cache-Control`. */
+  immutable?: boolean
+  /** The file served for a directory (default `index.html`; `''`: none, a directory is 404). */
+  index?: string
+  /** A file, relative to the root, served for paths that name nothing (single-page apps). */
+  fallback?: string
+  /** Whether files and directories whose name starts with `.` are served (default `ignore`: 404). */
+  dotfiles?: 'ignore' | 'allow'
+  /** Whether `file.br` / `file.gz` beside `file` are served to clients that accept them (default true). */
+  precompressed?: boolean
+}

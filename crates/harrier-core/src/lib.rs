@@ -6,6 +6,8 @@ pub mod engine;
 pub mod fuzzing;
 pub mod http1;
 pub mod router;
+pub mod statics;
 
 pub use engine::{Batch, Config, Handler, InlineServer, Replier, ReplyWriter, RequestRef, Server};
 pub use router::{RouteError, RouteMatch, Router};
+pub use statics::{StaticMount, StaticOptions};

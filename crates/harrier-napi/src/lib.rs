@@ -13,7 +13,7 @@ mod uv;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use harrier_core::{Config, Replier, Router, Server};
+use harrier_core::{Config, Replier, Router, Server, StaticMount, StaticOptions};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
@@ -51,6 +51,32 @@ pub struct RouteSpec {
     pub path: String,
     /// Replaces `max_body_size` for this route.
     pub body_limit: Option<f64>,
+    /// A directory the engine serves for this route (`app.static`), with its options.
+    pub static_root: Option<String>,
+    pub max_age: Option<f64>,
+    pub immutable: Option<bool>,
+    pub index: Option<String>,
+    pub fallback: Option<String>,
+    /// `allow` or `ignore`.
+    pub dotfiles: Option<String>,
+    pub precompressed: Option<bool>,
+}
+
+fn static_mount(route: &RouteSpec) -> Result<Option<std::sync::Arc<StaticMount>>> {
+    let Some(root) = &route.static_root else { return Ok(None) };
+    let mut options = StaticOptions::default();
+    if let Some(age) = route.max_age {
+        options.max_age = Some(bytes_option(age, "maxAge")?);
+    }
+    options.immutable = route.immutable.unwrap_or(false);
+    if let Some(index) = &route.index {
+        options.index = if index.is_empty() { None } else { Some(index.clone()) };
+    }
+    options.fallback = route.fallback.clone().filter(|f| !f.is_empty());
+    options.dotfiles = route.dotfiles.as_deref() == Some("allow");
+    options.precompressed = route.precompressed.unwrap_or(true);
+    let mount = StaticMount::new(root, options).map_err(|e| Error::new(Status::InvalidArg, format!("static root {root:?}: {e}")))?;
+    Ok(Some(std::sync::Arc::new(mount)))
 }
 
 /// Checks a route without starting anything, so that `app.get` can throw at once; returns
@@ -156,6 +182,7 @@ impl NativeServer {
         let mut config = config(&options)?;
         for route in &routes {
             config.route_body_limits.push(route.body_limit.map(|b| bytes_option(b, "bodyLimit")).transpose()?);
+            config.statics.push(static_mount(route)?);
         }
         let (driver, addr) = match options.driver.as_str() {
             "threads" => {

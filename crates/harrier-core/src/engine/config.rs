@@ -1,6 +1,9 @@
 //! What the engine can be told, with its defaults. For every timeout and limit, 0 turns it off.
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use crate::statics::StaticMount;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -37,6 +40,9 @@ pub struct Config {
     pub max_body_size: u64,
     /// Per route (index = route id): a body limit that replaces `max_body_size` for it.
     pub route_body_limits: Vec<Option<u64>>,
+    /// Per route (index = route id): a directory the engine serves for it, never calling
+    /// the handler. Such a route is a `GET` route ending in `/*` (the path under the mount).
+    pub statics: Vec<Option<Arc<StaticMount>>>,
 
     /// Open connections, all threads together: past it, new ones are closed at once.
     pub max_connections: usize,
@@ -73,6 +79,7 @@ impl Default for Config {
             max_url_length: 8 * 1024,
             max_body_size: 1024 * 1024,
             route_body_limits: Vec::new(),
+            statics: Vec::new(),
             max_connections: 10_000,
             max_connections_per_ip: 0,
             rate_limit: 0.0,
@@ -87,6 +94,11 @@ impl Config {
     pub(crate) fn thread_count(&self) -> usize {
         let n = if self.io_threads == 0 { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) } else { self.io_threads };
         n.min(64)
+    }
+
+    /// The static mount a route serves, if any.
+    pub(crate) fn static_mount(&self, route: u32) -> Option<&Arc<StaticMount>> {
+        self.statics.get(route as usize).and_then(Option::as_ref)
     }
 
     /// The body limit of a route (0: none).

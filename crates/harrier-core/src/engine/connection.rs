@@ -3,6 +3,7 @@
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
+use std::fs::File;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,6 +17,7 @@ use crate::http1::encode::{self, decimal, Framing, Persistence};
 use crate::http1::request::{parse_head, BodyFraming, Parse};
 use crate::http1::Status;
 use crate::router::RouteMatch;
+use crate::statics::{self, Conditions, Piece, Plan, StaticOptions};
 
 /// A connection with this many requests in flight is not read further until some are
 /// answered: a client that pipelines without reading cannot queue without end.
@@ -49,6 +51,24 @@ struct Pending {
     counted: bool,
     /// Bytes of a response finished before those of earlier requests: held back to keep order.
     out: Vec<u8>,
+    /// What follows `out` for a file answered while held back: spans of the file, streamed.
+    tail: Vec<Out>,
+}
+
+/// Output that follows the write buffer, in order: bytes, or a span of a file sent from the
+/// file itself (sendfile on Linux, chunked reads elsewhere) so that it is never held whole.
+enum Out {
+    Bytes(Vec<u8>),
+    File { file: Arc<File>, offset: u64, len: u64 },
+}
+
+impl Out {
+    fn len(&self) -> usize {
+        match self {
+            Out::Bytes(b) => b.len(),
+            Out::File { len, .. } => *len as usize,
+        }
+    }
 }
 
 impl Pending {
@@ -65,6 +85,7 @@ impl Pending {
             since: now,
             counted: false,
             out: Vec::new(),
+            tail: Vec::new(),
         }
     }
 
@@ -98,6 +119,8 @@ pub(crate) struct Conn {
     rbuf: Vec<u8>,
     wbuf: Vec<u8>,
     wpos: usize,
+    /// Output after `wbuf` (files and what was answered after them); usually empty.
+    queue: VecDeque<Out>,
     read: ReadState,
     inflight: VecDeque<Pending>,
     /// A request closed the connection or was malformed: nothing after it is read.
@@ -133,6 +156,7 @@ impl Conn {
             rbuf: Vec::new(),
             wbuf: Vec::new(),
             wpos: 0,
+            queue: VecDeque::new(),
             read: ReadState::Head,
             inflight: VecDeque::new(),
             stop_reading: false,
@@ -152,7 +176,7 @@ impl Conn {
 
     /// Nothing in flight, nothing half-read, nothing to write.
     pub fn is_idle(&self) -> bool {
-        self.inflight.is_empty() && self.rbuf.is_empty() && matches!(self.read, ReadState::Head) && self.wpos >= self.wbuf.len()
+        self.inflight.is_empty() && self.rbuf.is_empty() && matches!(self.read, ReadState::Head) && self.wpos >= self.wbuf.len() && self.queue.is_empty()
     }
 
     pub fn is_lingering(&self) -> bool {
@@ -241,7 +265,7 @@ impl Conn {
     /// being taken, it has too many requests in flight, or the handler is behind and this
     /// connection already has a request waiting for it.
     fn must_pause(&self, ctx: &Ctx) -> bool {
-        let unsent = self.wbuf.len() - self.wpos;
+        let unsent = self.wbuf.len() - self.wpos + self.queue.iter().map(Out::len).sum::<usize>();
         (ctx.write_high_water > 0 && unsent > ctx.write_high_water)
             || self.inflight.len() >= MAX_PIPELINED
             || (ctx.waiting >= ctx.max_waiting && self.inflight.iter().any(|p| p.counted))
@@ -409,6 +433,20 @@ impl Conn {
                 self.answer_new(ctx, pending, Status::TOO_MANY_REQUESTS, &[(b"retry-after", decimal(&mut number, secs))], expect_continue || declared > default_limit);
                 (None, default_limit)
             }
+            (RouteMatch::Found { route }, Ok(())) if ctx.shared.config.static_mount(*route).is_some() => {
+                let mount = ctx.shared.config.static_mount(*route).unwrap().clone();
+                // The wildcard, the path under the mount, is the route's last param.
+                let rel = ctx.params.last().map_or(&b""[..], |&(s, l)| &path[s as usize..(s + l) as usize]);
+                let cond = Conditions::from_headers(ctx.head.headers.iter().map(|(n, v)| (n.slice(input), v.slice(input))));
+                let plan = statics::serve(&mount, rel, &cond);
+                if expect_continue || declared > default_limit {
+                    pending.keep_alive = false;
+                }
+                self.inflight.push_back(pending);
+                let i = self.inflight.len() - 1;
+                self.answer_plan(ctx, i, plan);
+                (None, default_limit)
+            }
             (RouteMatch::Found { route }, Ok(())) => {
                 let limit = ctx.shared.config.body_limit(*route);
                 if limit > 0 && declared > limit {
@@ -425,10 +463,10 @@ impl Conn {
                 } else {
                     ctx.batch.request(rid, self.slot, *route, input, &ctx.head, &ctx.params);
                     if expect_continue && self.inflight.is_empty() {
-                        self.take_wbuf(ctx);
-                        encode::status_line(&mut self.wbuf, Status::CONTINUE);
-                        encode::end_head(&mut self.wbuf);
-                        self.dirty = true;
+                        let mut out = self.take_out(ctx, 0);
+                        encode::status_line(&mut out, Status::CONTINUE);
+                        encode::end_head(&mut out);
+                        self.put_out(0, out);
                     }
                     pending.counted = true;
                     ctx.waiting += 1;
@@ -522,12 +560,67 @@ impl Conn {
         }
     }
 
+    /// Answers the request at `i` with a static file plan: head and small bodies into its
+    /// buffer, file spans streamed after them.
+    fn answer_plan(&mut self, ctx: &mut Ctx, i: usize, plan: Plan) {
+        let mut out = self.take_out(ctx, i);
+        let p = &mut self.inflight[i];
+        p.uncount(ctx);
+        let persistence = persistence(p, ctx.draining, false);
+        p.close = persistence == Persistence::Close;
+        let framing = if plan.status.allows_body() { Framing::Length(plan.length as usize) } else { Framing::Empty };
+        encode::status_line(&mut out, plan.status);
+        encode::engine_headers(&mut out, ctx.date.bytes(), framing, persistence, &ctx.keep_alive_line);
+        out.extend_from_slice(&plan.headers);
+        encode::end_head(&mut out);
+        let mut rest = Vec::new();
+        if !p.head_only && plan.status.allows_body() {
+            let file = plan.file.map(Arc::new);
+            for piece in plan.pieces {
+                match piece {
+                    Piece::Bytes(b) if rest.is_empty() => out.extend_from_slice(&b),
+                    Piece::Bytes(b) => rest.push(Out::Bytes(b)),
+                    Piece::File { offset, len } => match &file {
+                        Some(file) if len > 0 => rest.push(Out::File { file: file.clone(), offset, len }),
+                        _ => {}
+                    },
+                }
+            }
+        }
+        p.answer = Answer::Done;
+        self.put_out(i, out);
+        if i == 0 {
+            self.queue.extend(rest);
+            self.advance(ctx);
+        } else {
+            self.inflight[i].tail = rest;
+        }
+    }
+
+    /// Applies a `sendFile` op: the file at `path` answers the request at `i`.
+    fn answer_file(&mut self, ctx: &mut Ctx, i: usize, path: &[u8], options: &StaticOptions, cond: &Conditions) {
+        #[cfg(unix)]
+        let path = std::path::Path::new(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(path));
+        #[cfg(not(unix))]
+        let path = std::path::PathBuf::from(String::from_utf8_lossy(path).into_owned());
+        let plan = statics::serve_path(path.as_ref(), options, cond);
+        self.answer_plan(ctx, i, plan);
+    }
+
     /// The buffer that the response of request `i` is written into: the connection's write
-    /// buffer for the oldest request, a holding buffer for later ones.
+    /// buffer (or, behind a file being sent, the end of its queue) for the oldest request, a
+    /// holding buffer for later ones.
     fn take_out(&mut self, ctx: &mut Ctx, i: usize) -> Vec<u8> {
         if i == 0 {
-            self.take_wbuf(ctx);
-            std::mem::take(&mut self.wbuf)
+            if self.queue.is_empty() {
+                self.take_wbuf(ctx);
+                std::mem::take(&mut self.wbuf)
+            } else if let Some(Out::Bytes(_)) = self.queue.back() {
+                let Some(Out::Bytes(b)) = self.queue.pop_back() else { unreachable!() };
+                b
+            } else {
+                ctx.pool.get()
+            }
         } else {
             std::mem::take(&mut self.inflight[i].out)
         }
@@ -535,7 +628,11 @@ impl Conn {
 
     fn put_out(&mut self, i: usize, out: Vec<u8>) {
         if i == 0 {
-            self.wbuf = out;
+            if self.queue.is_empty() {
+                self.wbuf = out;
+            } else if !out.is_empty() {
+                self.queue.push_back(Out::Bytes(out));
+            }
         } else {
             self.inflight[i].out = out;
         }
@@ -564,11 +661,15 @@ impl Conn {
                 break;
             }
             if let Some(next) = self.inflight.front_mut() {
+                let tail = std::mem::take(&mut next.tail);
                 if !next.out.is_empty() {
                     let held = std::mem::take(&mut next.out);
-                    self.wbuf.extend_from_slice(&held);
+                    let mut out = self.take_out(ctx, 0);
+                    out.extend_from_slice(&held);
+                    self.put_out(0, out);
                     ctx.pool.put(held);
                 }
+                self.queue.extend(tail);
             }
         }
     }
@@ -707,24 +808,40 @@ impl Conn {
     pub fn flush(&mut self, ctx: &mut Ctx) -> Liveness {
         self.dirty = false;
         let mut progressed = false;
-        while self.wpos < self.wbuf.len() {
-            match self.sock.write(&self.wbuf[self.wpos..]) {
-                Ok(0) => return Liveness::Closed,
-                Ok(n) => {
-                    self.wpos += n;
-                    progressed = true;
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if progressed || self.write_blocked_since.is_none() {
-                        self.write_blocked_since = Some(ctx.now);
+        loop {
+            while self.wpos < self.wbuf.len() {
+                match self.sock.write(&self.wbuf[self.wpos..]) {
+                    Ok(0) => return Liveness::Closed,
+                    Ok(n) => {
+                        self.wpos += n;
+                        progressed = true;
                     }
-                    if progressed {
-                        self.last_write = ctx.now;
-                    }
-                    return Liveness::Open;
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return self.write_blocked(ctx, progressed),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(_) => return Liveness::Closed,
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => return Liveness::Closed,
+            }
+            self.wpos = 0;
+            self.wbuf.clear();
+            match self.queue.pop_front() {
+                None => break,
+                Some(Out::Bytes(b)) => {
+                    let old = std::mem::replace(&mut self.wbuf, b);
+                    ctx.pool.put(old);
+                }
+                Some(Out::File { file, mut offset, mut len }) => match send_file(&self.sock, &file, &mut offset, &mut len, &mut self.wbuf) {
+                    Ok(sent) => {
+                        progressed |= sent;
+                        if len > 0 {
+                            self.queue.push_front(Out::File { file, offset, len });
+                            if self.wbuf.is_empty() {
+                                return self.write_blocked(ctx, progressed);
+                            }
+                        }
+                    }
+                    // The file shrank or broke: the promised length cannot be kept.
+                    Err(_) => return Liveness::Closed,
+                },
             }
         }
         if progressed {
@@ -739,6 +856,16 @@ impl Conn {
         }
         if self.close_after_flush || (ctx.draining && self.is_idle()) {
             return self.linger(ctx);
+        }
+        Liveness::Open
+    }
+
+    fn write_blocked(&mut self, ctx: &Ctx, progressed: bool) -> Liveness {
+        if progressed || self.write_blocked_since.is_none() {
+            self.write_blocked_since = Some(ctx.now);
+        }
+        if progressed {
+            self.last_write = ctx.now;
         }
         Liveness::Open
     }
@@ -770,7 +897,49 @@ impl Conn {
         }
         ctx.pool.put(std::mem::take(&mut self.wbuf));
         ctx.pool.put(std::mem::take(&mut self.rbuf));
+        self.queue.clear();
     }
+}
+
+/// Sends what it can of a file span: straight from the file with sendfile(2) on Linux;
+/// elsewhere one chunk is read into `wbuf` (empty on entry) for the caller to write. Returns
+/// whether bytes moved; `len` left over means the socket is full (Linux) or a chunk waits.
+#[cfg(target_os = "linux")]
+fn send_file(sock: &TcpStream, file: &File, offset: &mut u64, len: &mut u64, _wbuf: &mut Vec<u8>) -> io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    let mut sent = false;
+    while *len > 0 {
+        let mut off = *offset as libc::off_t;
+        let count = (*len).min(1 << 30) as usize;
+        let n = unsafe { libc::sendfile(sock.as_raw_fd(), file.as_raw_fd(), &mut off, count) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            match e.kind() {
+                io::ErrorKind::WouldBlock => return Ok(sent),
+                io::ErrorKind::Interrupted => continue,
+                _ => return Err(e),
+            }
+        }
+        if n == 0 {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shorter than announced"));
+        }
+        *offset += n as u64;
+        *len -= n as u64;
+        sent = true;
+    }
+    Ok(sent)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn send_file(_sock: &TcpStream, file: &File, offset: &mut u64, len: &mut u64, wbuf: &mut Vec<u8>) -> io::Result<bool> {
+    let chunk = statics::read_span(file, *offset, (*len).min(statics::INLINE_LIMIT))?;
+    if chunk.is_empty() {
+        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shorter than announced"));
+    }
+    *offset += chunk.len() as u64;
+    *len -= chunk.len() as u64;
+    wbuf.extend_from_slice(&chunk);
+    Ok(false)
 }
 
 fn persistence(p: &Pending, draining: bool, close_asked: bool) -> Persistence {
