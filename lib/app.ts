@@ -4,7 +4,7 @@ import { InflightTable } from './inflight'
 import { NativeServer, checkRoute, inlineSupported } from './native'
 import { ReplyBuffer } from './reply-buffer'
 import { Request } from './request'
-import { Response } from './response'
+import { Response, checkStaticOptions } from './response'
 import { unwatchSignals, watchSignals } from './signals'
 import type { AppOptions, ErrorHook, Handler, Listening, ListenOptions, Middleware, Next, RouteParams, StaticOptions } from './types'
 import { EVENT_ABORT, EVENT_BODY, EVENT_END, EVENT_REQUEST, REQUEST_FIXED_WORDS } from './wire'
@@ -40,18 +40,6 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
 
 function underPrefix(path: string, prefix: string): boolean {
   return prefix === '/' || path === prefix || (path.startsWith(prefix) && path[prefix.length] === '/')
-}
-
-/** Throws at once for a static option of the wrong kind. */
-export function checkStaticOptions(options: StaticOptions): void {
-  if (options === null || typeof options !== 'object') throw new TypeError('harrier: static options must be an object')
-  const { maxAge, immutable, index, fallback, dotfiles, precompressed } = options
-  if (maxAge !== undefined && !(Number.isSafeInteger(maxAge) && maxAge >= 0)) throw new RangeError(`harrier: maxAge must be a non-negative integer (seconds), got ${maxAge}`)
-  if (immutable !== undefined && typeof immutable !== 'boolean') throw new TypeError('harrier: immutable must be a boolean')
-  if (precompressed !== undefined && typeof precompressed !== 'boolean') throw new TypeError('harrier: precompressed must be a boolean')
-  if (index !== undefined && typeof index !== 'string') throw new TypeError('harrier: index must be a string')
-  if (fallback !== undefined && typeof fallback !== 'string') throw new TypeError('harrier: fallback must be a string')
-  if (dotfiles !== undefined && dotfiles !== 'ignore' && dotfiles !== 'allow') throw new RangeError(`harrier: dotfiles must be 'ignore' or 'allow', got ${String(dotfiles)}`)
 }
 
 function checkHandlers(handlers: unknown[]): Handler[] {
@@ -310,6 +298,7 @@ export class App {
           const req = new Request(thread, bytes, meta, i, this.routes[route].paramNames)
           const res = new Response(out, thread, req.slot, req.rid, this.inflight)
           req.response = res
+          res.request = req
           this.inflight.add(thread, req)
           i += REQUEST_FIXED_WORDS + meta[i + 10] * 4 + meta[i + 11] * 2
           this.run(this.chains[route], req, res)

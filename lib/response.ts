@@ -1,6 +1,25 @@
 import type { InflightTable } from './inflight'
 import { encodedHeader, type ReplyBuffer } from './reply-buffer'
-import { OP_CHUNK, OP_END, OP_FULL, OP_HEAD } from './wire'
+import { resolve as resolvePath } from 'node:path'
+import type { Request } from './request'
+import type { StaticOptions } from './types'
+import { OP_CHUNK, OP_END, OP_FILE, OP_FULL, OP_HEAD } from './wire'
+
+/** The request headers a file answer depends on, passed to the engine with `sendFile`. */
+const FILE_CONDITIONS = ['range', 'if-range', 'if-none-match', 'if-modified-since', 'accept-encoding']
+
+
+/** Throws at once for a static option of the wrong kind. */
+export function checkStaticOptions(options: StaticOptions): void {
+  if (options === null || typeof options !== 'object') throw new TypeError('harrier: static options must be an object')
+  const { maxAge, immutable, index, fallback, dotfiles, precompressed } = options
+  if (maxAge !== undefined && !(Number.isSafeInteger(maxAge) && maxAge >= 0)) throw new RangeError(`harrier: maxAge must be a non-negative integer (seconds), got ${maxAge}`)
+  if (immutable !== undefined && typeof immutable !== 'boolean') throw new TypeError('harrier: immutable must be a boolean')
+  if (precompressed !== undefined && typeof precompressed !== 'boolean') throw new TypeError('harrier: precompressed must be a boolean')
+  if (index !== undefined && typeof index !== 'string') throw new TypeError('harrier: index must be a string')
+  if (fallback !== undefined && typeof fallback !== 'string') throw new TypeError('harrier: fallback must be a string')
+  if (dotfiles !== undefined && dotfiles !== 'ignore' && dotfiles !== 'allow') throw new RangeError(`harrier: dotfiles must be 'ignore' or 'allow', got ${String(dotfiles)}`)
+}
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
 const BAD_VALUE = /[\r\n\0]|[^\u0000-\u00ff]/
@@ -23,6 +42,8 @@ export class Response {
   private state: State = 'open'
   /** @internal set when the engine or the client ended the exchange first */
   abandoned = false
+  /** @internal the request this answers (for `sendFile`'s conditional and range headers) */
+  request: Request | null = null
 
   /** @internal `inflight` holds this exchange until the response is complete. */
   constructor(
@@ -134,6 +155,43 @@ export class Response {
     if (this.state === 'done') throw new Error('harrier: end() after the response ended')
     this.state = 'done'
     this.out.op(OP_END, this.thread, this.slot, this.rid, 0, null, null, null, chunk ?? null)
+    this.onFinish()
+  }
+
+  /**
+   * Answers with a file, served by the engine as `app.static` serves one: type, length,
+   * validators and 304, ranges, precompressed variants, `options` as for `app.static`.
+   * A relative `path` is resolved from the working directory. Headers set before are kept,
+   * except those the file answer sets itself; the status is the file answer's.
+   */
+  sendFile(path: string, options: StaticOptions = {}): void {
+    if (typeof path !== 'string' || path === '' || path.includes('\0')) throw new TypeError('harrier: sendFile() needs a file path')
+    checkStaticOptions(options)
+    if (this.abandoned) return
+    if (this.state !== 'open') throw new Error('harrier: the response was already sent')
+    const names = this.names === null ? [] : [...this.names]
+    const values = this.values === null ? [] : [...this.values]
+    const option = (name: string, value: string) => {
+      names.push(`:${name}`)
+      values.push(value)
+    }
+    if (options.maxAge !== undefined) option('max-age', String(options.maxAge))
+    if (options.immutable !== undefined) option('immutable', options.immutable ? '1' : '0')
+    if (options.dotfiles !== undefined) option('dotfiles', options.dotfiles === 'allow' ? '1' : '0')
+    if (options.precompressed !== undefined) option('precompressed', options.precompressed ? '1' : '0')
+    if (options.index !== undefined) option('index', options.index)
+    const req = this.request
+    if (req !== null) {
+      for (const name of FILE_CONDITIONS) {
+        const value = req.header(name)
+        if (value !== undefined) {
+          names.push(`<${name}`)
+          values.push(value)
+        }
+      }
+    }
+    this.state = 'done'
+    this.out.op(OP_FILE, this.thread, this.slot, this.rid, 0, names, values, null, resolvePath(path))
     this.onFinish()
   }
 

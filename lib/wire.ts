@@ -15,4 +15,6 @@ export const OP_FULL = 1
 export const OP_HEAD = 2
 export const OP_CHUNK = 3
 export const OP_END = 4
+/** `res.sendFile`: the body is the path; headers `:option`, `<request-header`, or response headers (see reply.rs). */
+export const OP_FILE = 5
 export const OP_HEADER_BYTES = 20

@@ -75,22 +75,27 @@ impl<'a> Conditions<'a> {
     pub fn from_headers(headers: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> Conditions<'a> {
         let mut c = Conditions::default();
         for (name, value) in headers {
-            let slot = if name.eq_ignore_ascii_case(b"if-none-match") {
-                &mut c.if_none_match
-            } else if name.eq_ignore_ascii_case(b"if-modified-since") {
-                &mut c.if_modified_since
-            } else if name.eq_ignore_ascii_case(b"range") {
-                &mut c.range
-            } else if name.eq_ignore_ascii_case(b"if-range") {
-                &mut c.if_range
-            } else if name.eq_ignore_ascii_case(b"accept-encoding") {
-                &mut c.accept_encoding
-            } else {
-                continue;
-            };
-            slot.get_or_insert(value);
+            c.set(name, value);
         }
         c
+    }
+
+    /// Takes one request header if it is one of these (the first of a name counts).
+    pub fn set(&mut self, name: &[u8], value: &'a [u8]) {
+        let slot = if name.eq_ignore_ascii_case(b"if-none-match") {
+            &mut self.if_none_match
+        } else if name.eq_ignore_ascii_case(b"if-modified-since") {
+            &mut self.if_modified_since
+        } else if name.eq_ignore_ascii_case(b"range") {
+            &mut self.range
+        } else if name.eq_ignore_ascii_case(b"if-range") {
+            &mut self.if_range
+        } else if name.eq_ignore_ascii_case(b"accept-encoding") {
+            &mut self.accept_encoding
+        } else {
+            return;
+        };
+        slot.get_or_insert(value);
     }
 }
 

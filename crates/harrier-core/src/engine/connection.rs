@@ -11,7 +11,7 @@ use mio::net::TcpStream;
 
 use super::event_loop::Ctx;
 use super::limits::IpState;
-use super::reply::{ReplyOp, OP_CHUNK, OP_END, OP_FULL, OP_HEAD};
+use super::reply::{ReplyOp, OP_CHUNK, OP_END, OP_FILE, OP_FULL, OP_HEAD};
 use crate::http1::chunked::{Chunk, ChunkedDecoder};
 use crate::http1::encode::{self, decimal, Framing, Persistence};
 use crate::http1::request::{parse_head, BodyFraming, Parse};
@@ -597,13 +597,50 @@ impl Conn {
         }
     }
 
-    /// Applies a `sendFile` op: the file at `path` answers the request at `i`.
-    fn answer_file(&mut self, ctx: &mut Ctx, i: usize, path: &[u8], options: &StaticOptions, cond: &Conditions) {
+    /// Applies a `FILE` op (`res.sendFile`): the file it names answers the request at `i`.
+    fn answer_file(&mut self, ctx: &mut Ctx, i: usize, op: &ReplyOp) {
+        let Some((headers, path)) = op.split() else { return };
+        let mut options = StaticOptions::default();
+        let mut cond = Conditions::default();
+        let mut extra = Vec::new();
+        for (name, value) in headers {
+            match name.first() {
+                Some(b':') => {
+                    let on = value == b"1";
+                    match &name[1..] {
+                        b"max-age" => options.max_age = std::str::from_utf8(value).ok().and_then(|v| v.parse().ok()),
+                        b"immutable" => options.immutable = on,
+                        b"dotfiles" => options.dotfiles = on,
+                        b"precompressed" => options.precompressed = on,
+                        b"index" => options.index = Some(String::from_utf8_lossy(value).into_owned()).filter(|s| !s.is_empty()),
+                        _ => {}
+                    }
+                }
+                Some(b'<') => {
+                    cond.set(&name[1..], value);
+                }
+                _ => {
+                    if !encode::is_engine_header(name) {
+                        extra.push((name, value));
+                    }
+                }
+            }
+        }
         #[cfg(unix)]
-        let path = std::path::Path::new(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(path));
+        let path = std::path::PathBuf::from(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(path));
         #[cfg(not(unix))]
         let path = std::path::PathBuf::from(String::from_utf8_lossy(path).into_owned());
-        let plan = statics::serve_path(path.as_ref(), options, cond);
+        let mut plan = statics::serve_path(&path, &options, &cond);
+        if plan.status.0 < 400 {
+            for (name, value) in extra {
+                // The file's own headers stand; the handler's others are added.
+                let has = plan.headers.split(|&b| b == b'\n').any(|line| line.len() > name.len() && line[..name.len()].eq_ignore_ascii_case(name) && line[name.len()] == b':');
+                if has {
+                    continue;
+                }
+                encode::header(&mut plan.headers, name, value);
+            }
+        }
         self.answer_plan(ctx, i, plan);
     }
 
@@ -677,6 +714,12 @@ impl Conn {
     /// Applies one reply op from the handler; ops for requests no longer in flight are dropped.
     pub fn apply(&mut self, ctx: &mut Ctx, op: &ReplyOp) {
         let Some(i) = self.inflight.iter().position(|p| p.rid == op.rid) else { return };
+        if op.kind == OP_FILE {
+            if self.inflight[i].answer == Answer::Waiting {
+                self.answer_file(ctx, i, op);
+            }
+            return;
+        }
         let Some((headers, body)) = op.split() else { return };
         let answer = self.inflight[i].answer;
         match (op.kind, answer) {

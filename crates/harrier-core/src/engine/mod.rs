@@ -18,7 +18,7 @@ use std::thread::JoinHandle;
 
 pub use batch::{Batch, EVENT_ABORT, EVENT_BODY, EVENT_END, EVENT_REQUEST, FLAG_HAS_BODY, FLAG_HTTP10};
 pub use config::Config;
-pub use reply::{Replier, ReplyWriter, RequestRef, OP_CHUNK, OP_END, OP_FULL, OP_HEAD};
+pub use reply::{Replier, ReplyWriter, RequestRef, OP_CHUNK, OP_END, OP_FILE, OP_FULL, OP_HEAD};
 
 use crate::router::Router;
 use event_loop::{Worker, WAKER};

@@ -6,6 +6,13 @@
 //! `u32 header_count`. `FULL` and `HEAD` then carry `header_count` headers as
 //! `u32 name_len, u32 value_len, name, value`; the rest of the op is body bytes
 //! (`FULL`: the whole body; `CHUNK`, `END`: one piece of a streamed body; `HEAD`: nothing).
+//!
+//! `FILE` (`res.sendFile`) has the engine answer with a file, by the static-file rules: its
+//! body is the file's path (UTF-8), its status is ignored, and its headers are of three
+//! kinds by their name's first byte: `:name` an option (`:max-age` seconds in decimal,
+//! `:immutable`, `:dotfiles` and `:precompressed` as `1`/`0`, `:index`), `<name` a request
+//! header the answer depends on (`<range`, `<if-range`, `<if-none-match`,
+//! `<if-modified-since`, `<accept-encoding`), anything else a response header to add.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -14,6 +21,7 @@ pub const OP_FULL: u8 = 1;
 pub const OP_HEAD: u8 = 2;
 pub const OP_CHUNK: u8 = 3;
 pub const OP_END: u8 = 4;
+pub const OP_FILE: u8 = 5;
 
 const OP_HEADER_LEN: usize = 20;
 
@@ -141,6 +149,11 @@ impl ReplyWriter {
 
     pub fn end(&mut self, to: RequestRef, data: &[u8]) {
         self.op(OP_END, to.thread, 0, to.slot, to.rid, &[], data);
+    }
+
+    /// Answers with the file at `path`; `headers` as the format above describes.
+    pub fn file(&mut self, to: RequestRef, headers: &[(&[u8], &[u8])], path: &[u8]) {
+        self.op(OP_FILE, to.thread, 0, to.slot, to.rid, headers, path);
     }
 }
 
