@@ -181,7 +181,8 @@ export class Response {
     if (options.precompressed !== undefined) option('precompressed', options.precompressed ? '1' : '0')
     if (options.index !== undefined) option('index', options.index)
     const req = this.request
-    if (req !== null) {
+    // Validators and ranges apply to GET and HEAD; any other method gets the whole file.
+    if (req !== null && (req.method === 'GET' || req.method === 'HEAD')) {
       for (const name of FILE_CONDITIONS) {
         const value = req.header(name)
         if (value !== undefined) {
