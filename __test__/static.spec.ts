@@ -365,6 +365,7 @@ function fileRoutes(app: App) {
   app.get('/dot', (req, res) => res.sendFile(join(root, '.env')))
   app.get('/dot-allowed', (req, res) => res.sendFile(join(root, '.env'), { dotfiles: 'allow' }))
   app.get('/js', (req, res) => res.text('from js'))
+  app.get('/not-found-page', (req, res) => res.status(404).sendFile(join(root, 'index.html')))
 }
 
 test('sendFile: a handler answers with a file by the same rules', async (t) => {
@@ -390,6 +391,12 @@ test('sendFile: a handler answers with a file by the same rules', async (t) => {
   t.is((await raw(port, '/dot')).status, 404)
   t.is((await raw(port, '/dot-allowed')).body.toString(), 'SECRET=1')
   t.is((await raw(port, '/file/sub')).body.toString(), '<h1>sub</h1>', 'a directory gives its index')
+  const page = await raw(port, '/not-found-page', { Range: 'bytes=0-1' })
+  t.is(page.status, 404, "the handler's own status")
+  t.is(page.body.toString(), '<h1>home</h1>')
+  t.is(page.headers['content-type'], 'text/html; charset=utf-8')
+  const cached = await fetchT(`http://127.0.0.1:${port}/file/hello.txt`, { headers: { 'if-none-match': r.headers['etag'] } })
+  t.is(cached.status, 304)
 })
 
 test('sendFile: a large file streams, in order with pipelined answers', async (t) => {

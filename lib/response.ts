@@ -162,7 +162,9 @@ export class Response {
    * Answers with a file, served by the engine as `app.static` serves one: type, length,
    * validators and 304, ranges, precompressed variants, `options` as for `app.static`.
    * A relative `path` is resolved from the working directory. Headers set before are kept,
-   * except those the file answer sets itself; the status is the file answer's.
+   * except those the file answer sets itself. A status set before (`res.status(404)`) answers
+   * with the whole file under that status; otherwise the file answer's status stands (200,
+   * 206, 304, or 404/403 when the file cannot be served).
    */
   sendFile(path: string, options: StaticOptions = {}): void {
     if (typeof path !== 'string' || path === '' || path.includes('\0')) throw new TypeError('harrier: sendFile() needs a file path')
@@ -192,7 +194,7 @@ export class Response {
       }
     }
     this.state = 'done'
-    this.out.op(OP_FILE, this.thread, this.slot, this.rid, 0, names, values, null, resolvePath(path))
+    this.out.op(OP_FILE, this.thread, this.slot, this.rid, this.statusCode, names, values, null, resolvePath(path))
     this.onFinish()
   }
 

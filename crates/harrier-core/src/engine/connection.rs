@@ -630,7 +630,16 @@ impl Conn {
         let path = std::path::PathBuf::from(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(path));
         #[cfg(not(unix))]
         let path = std::path::PathBuf::from(String::from_utf8_lossy(path).into_owned());
+        // A status of the handler's own (`res.status(404).sendFile(page)`) answers with the
+        // whole file, whatever the request's validators and ranges say.
+        let own_status = op.status != 200 && (200..=999).contains(&op.status);
+        if own_status {
+            cond = Conditions { accept_encoding: cond.accept_encoding, ..Conditions::default() };
+        }
         let mut plan = statics::serve_path(&path, &options, &cond);
+        if own_status && plan.status == Status::OK {
+            plan.status = Status(op.status);
+        }
         if plan.status.0 < 400 {
             for (name, value) in extra {
                 // The file's own headers stand; the handler's others are added.

@@ -8,7 +8,8 @@
 //! (`FULL`: the whole body; `CHUNK`, `END`: one piece of a streamed body; `HEAD`: nothing).
 //!
 //! `FILE` (`res.sendFile`) has the engine answer with a file, by the static-file rules: its
-//! body is the file's path (UTF-8), its status is ignored, and its headers are of three
+//! body is the file's path (UTF-8), a status other than 200 replaces the file answer's 200
+//! (validators and ranges are then not applied), and its headers are of three
 //! kinds by their name's first byte: `:name` an option (`:max-age` seconds in decimal,
 //! `:immutable`, `:dotfiles` and `:precompressed` as `1`/`0`, `:index`), `<name` a request
 //! header the answer depends on (`<range`, `<if-range`, `<if-none-match`,

@@ -1,0 +1,131 @@
+//! Static files through the engine over loopback sockets, without Node: a mount answered
+//! in the engine, a `FILE` reply op from a handler, a large file streamed behind pipelined
+//! answers that keep their order while the client reads slowly.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use harrier_core::engine::{Batch, Handler, Replier, ReplyWriter, RequestRef, EVENT_REQUEST};
+use harrier_core::{Config, Router, Server, StaticMount, StaticOptions};
+
+/// Route 1 answers `js`; route 2 answers with the file named by its path after `/send/`.
+struct Files {
+    dir: PathBuf,
+}
+
+impl Handler for Files {
+    fn on_batch(&self, batch: Batch, replier: &Replier) {
+        let m = &batch.meta;
+        let mut w = ReplyWriter::default();
+        let mut i = 1;
+        while i < m.len() {
+            match m[i] {
+                EVENT_REQUEST => {
+                    let to = RequestRef { thread: batch.thread, slot: m[i + 2], rid: m[i + 1] };
+                    let route = m[i + 3];
+                    let (off, len) = (m[i + 7] as usize, m[i + 8] as usize);
+                    let target = String::from_utf8_lossy(&batch.bytes[off..off + len]).into_owned();
+                    i += 12 + m[i + 10] as usize * 4 + m[i + 11] as usize * 2;
+                    if route == 2 {
+                        let name = target.trim_start_matches("/send/");
+                        let path = self.dir.join(name);
+                        w.file(to, &[(b":max-age", b"5"), (b"x-handler", b"yes")], path.to_str().unwrap().as_bytes());
+                    } else {
+                        w.full(to, 200, &[], b"js");
+                    }
+                }
+                2 => i += 4,
+                _ => i += 2,
+            }
+        }
+        replier.send(&w.buf);
+    }
+}
+
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 7 % 251) as u8).collect()
+}
+
+/// Reads `n` responses with Content-Length bodies; returns (head, body) pairs.
+fn read_responses(s: &mut TcpStream, n: usize) -> Vec<(String, Vec<u8>)> {
+    let mut buf = Vec::new();
+    let mut out = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    while out.len() < n {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length: "))
+                .map(|v| v.trim().parse().unwrap())
+                .unwrap_or(0);
+            if buf.len() >= end + 4 + length {
+                let body = buf[end + 4..end + 4 + length].to_vec();
+                buf.drain(..end + 4 + length);
+                out.push((head, body));
+                continue;
+            }
+        }
+        let got = s.read(&mut chunk).expect("response in time");
+        assert!(got > 0, "closed after {} responses", out.len());
+        buf.extend_from_slice(&chunk[..got]);
+    }
+    out
+}
+
+#[test]
+fn static_files_in_the_engine() {
+    let dir = std::env::temp_dir().join(format!("harrier-statics-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let big = pattern(3 * 1024 * 1024 + 17);
+    std::fs::write(dir.join("big.bin"), &big).unwrap();
+    std::fs::write(dir.join("small.txt"), b"small").unwrap();
+
+    let mount = StaticMount::new(&dir, StaticOptions::default()).unwrap();
+    for threads in [1, 2] {
+        let config = Config { io_threads: threads, statics: vec![Some(Arc::new(mount_clone(&mount)))], ..Config::default() };
+        let server = Server::start(config, router_clone(), Box::new(Files { dir: dir.clone() })).unwrap();
+        let mut s = TcpStream::connect(server.local_addr()).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let reqs: String = ["/static/big.bin", "/js", "/static/small.txt", "/send/big.bin", "/static/nope", "/send/small.txt", "/js"]
+            .iter()
+            .map(|p| format!("GET {p} HTTP/1.1\r\nHost: x\r\n\r\n"))
+            .collect();
+        s.write_all(reqs.as_bytes()).unwrap();
+        // The client reads nothing for a while: the engine must wait on the socket, not buffer.
+        std::thread::sleep(Duration::from_millis(200));
+        let rs = read_responses(&mut s, 7);
+        let statuses: Vec<&str> = rs.iter().map(|(h, _)| &h[9..12]).collect();
+        assert_eq!(statuses, ["200", "200", "200", "200", "404", "200", "200"]);
+        assert!(rs[0].1 == big, "static big file intact");
+        assert_eq!(rs[1].1, b"js");
+        assert_eq!(rs[2].1, b"small");
+        assert!(rs[3].1 == big, "sendFile big file intact");
+        assert!(rs[3].0.contains("cache-control: public, max-age=5") && rs[3].0.contains("x-handler: yes"), "{}", rs[3].0);
+        assert_eq!(rs[5].1, b"small");
+        assert_eq!(rs[6].1, b"js");
+
+        // A range out of the streamed file.
+        s.write_all(b"GET /static/big.bin HTTP/1.1\r\nHost: x\r\nRange: bytes=1000000-2999999\r\n\r\n").unwrap();
+        let r = read_responses(&mut s, 1).pop().unwrap();
+        assert!(r.0.starts_with("HTTP/1.1 206"), "{}", r.0);
+        assert!(r.1 == big[1_000_000..3_000_000]);
+        server.shutdown();
+        server.join();
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    fn mount_clone(m: &StaticMount) -> StaticMount {
+        StaticMount::new(m.root(), m.options.clone()).unwrap()
+    }
+    fn router_clone() -> Router {
+        let mut router = Router::new();
+        router.add("GET", "/static/*", 0).unwrap();
+        router.add("GET", "/js", 1).unwrap();
+        router.add("GET", "/send/*", 2).unwrap();
+        router
+    }
+}
