@@ -165,6 +165,8 @@ fn segments(raw: &[u8], dotfiles: bool) -> Result<Vec<String>, Status> {
         match s {
             "" | "." => continue,
             ".." => return Err(Status(403)),
+            // A drive or stream name (`C:`, `file:stream`) would leave the root on Windows.
+            s if cfg!(windows) && s.contains(':') => return Err(Status::BAD_REQUEST),
             s if s.starts_with('.') && !dotfiles => return Err(Status::NOT_FOUND),
             s => out.push(s.to_string()),
         }
