@@ -422,3 +422,32 @@ test('sendFile and static: options are checked at once', (t) => {
     res.text('x')
   })
 })
+
+test('a mount at / beside handler routes; HEAD of a streamed file sends no body', async (t) => {
+  const { port } = await useApp(t, (app) => {
+    app.get('/js', (req, res) => res.text('from js'))
+    app.static('/', root)
+  })
+  t.is((await raw(port, '/js')).body.toString(), 'from js')
+  t.is((await raw(port, '/hello.txt')).body.toString(), 'Hello, static!')
+  t.is((await raw(port, '/')).body.toString(), '<h1>home</h1>')
+  const client = await RawClient.connect(port)
+  t.teardown(() => client.destroy())
+  await client.write(Buffer.concat([rawReq('HEAD', '/big.bin'), rawReq('GET', '/hello.txt'), rawReq('HEAD', '/medium.bin'), rawReq('GET', '/js')]))
+  const rs = await client.readResponses(4, { methods: ['HEAD', 'GET', 'HEAD', 'GET'] })
+  t.is(rs[0].headers['content-length'], String(big.length))
+  t.is(rs[0].body.length, 0)
+  t.is(rs[1].body.toString(), 'Hello, static!')
+  t.is(rs[2].headers['content-length'], String(medium.length))
+  t.is(rs[3].body.toString(), 'from js')
+  t.true(await client.staysOpen(100))
+})
+
+test('HTTP/1.0 and Connection: close get the whole file, then the close', async (t) => {
+  const { port } = await useApp(t, mounts)
+  const r10 = await rawRequest(port, rawReq('GET', '/assets/medium.bin', {}, undefined, 'HTTP/1.0'), { until: 'end', ms: 5000 })
+  t.true(r10.responses[0].body.equals(medium))
+  const closing = await rawRequest(port, rawReq('GET', '/assets/big.bin', { Connection: 'close' }), { until: 'end', ms: 10000 })
+  t.is(sha256(closing.responses[0].body), bigHash)
+  t.is(closing.responses[0].headers['connection'], 'close')
+})

@@ -516,6 +516,13 @@ mod tests {
     }
 
     #[test]
+    fn io_errors_are_403_or_404_never_500() {
+        assert_eq!(io_status(&io::Error::from(io::ErrorKind::PermissionDenied)), Status(403));
+        assert_eq!(io_status(&io::Error::from(io::ErrorKind::NotFound)), Status::NOT_FOUND);
+        assert_eq!(io_status(&io::Error::from(io::ErrorKind::Other)), Status::NOT_FOUND);
+    }
+
+    #[test]
     fn encodings() {
         assert!(accepts(b"gzip, deflate, br", "br"));
         assert!(accepts(b"gzip;q=0.5", "gzip"));
