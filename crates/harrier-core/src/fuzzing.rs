@@ -198,3 +198,61 @@ impl RequestStream {
         }
     }
 }
+
+/// The hot-path parsers and encoder as the engine runs them (no copies, state reused), for
+/// `cargo bench` to measure.
+pub mod hot {
+    use crate::http1::chunked::{Chunk, ChunkedDecoder};
+    use crate::http1::encode::{self, Framing, Persistence};
+    use crate::http1::request::{self, HeadLimits, Parse, RequestHead};
+    use crate::http1::Status;
+
+    /// Parses heads into one reused record, as an I/O thread does.
+    pub struct HeadParser {
+        head: RequestHead,
+        limits: HeadLimits,
+    }
+
+    impl Default for HeadParser {
+        fn default() -> HeadParser {
+            let (count, size, target) = super::default_limits();
+            HeadParser { head: RequestHead::new(), limits: HeadLimits::new(count, size, target) }
+        }
+    }
+
+    impl HeadParser {
+        /// The length of the head at the start of `buf` (0 if incomplete), or the refusal status.
+        pub fn parse(&mut self, buf: &[u8]) -> Result<usize, u16> {
+            match request::parse_head(buf, &mut self.head, &self.limits) {
+                Ok(Parse::Complete) => Ok(self.head.len),
+                Ok(Parse::Partial) => Ok(0),
+                Err(status) => Err(status.0),
+            }
+        }
+    }
+
+    /// Decodes a whole chunked body; returns the number of body bytes.
+    pub fn decode_chunked(mut input: &[u8]) -> Result<usize, u16> {
+        let mut decoder = ChunkedDecoder::new();
+        let mut body = 0;
+        loop {
+            let (chunk, used) = decoder.decode(input).map_err(|s| s.0)?;
+            match chunk {
+                Chunk::Data { len, .. } => body += len,
+                Chunk::End | Chunk::NeedMore => return Ok(body),
+            }
+            input = &input[used..];
+        }
+    }
+
+    /// Serialises a response with a length-framed body, as the engine does for a handler's answer.
+    pub fn encode_response(out: &mut Vec<u8>, status: u16, date: &[u8], headers: &[(&[u8], &[u8])], body: &[u8]) {
+        encode::status_line(out, Status(status));
+        encode::engine_headers(out, date, Framing::Length(body.len()), Persistence::KeepAlive11, b"");
+        for (name, value) in headers {
+            encode::header(out, name, value);
+        }
+        encode::end_head(out);
+        out.extend_from_slice(body);
+    }
+}
