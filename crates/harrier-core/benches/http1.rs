@@ -2,7 +2,7 @@
 //! serialising a response.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use harrier_core::fuzzing::hot::{decode_chunked, encode_response, HeadParser};
+use harrier_core::fuzzing::hot::{batch_heads, decode_chunked, encode_response, HeadParser};
 use std::hint::black_box;
 
 const WRK_HEAD: &[u8] = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:3000\r\n\r\n";
@@ -15,6 +15,16 @@ fn heads(c: &mut Criterion) {
         let mut parser = HeadParser::default();
         group.bench_function(name, |b| b.iter(|| parser.parse(black_box(head)).unwrap()));
     }
+    group.finish();
+}
+
+fn batch(c: &mut Criterion) {
+    // What one read of 16 pipelined requests becomes for the handler: one byte buffer, one u32 array.
+    let input = BROWSER_HEAD.repeat(16);
+    let mut parser = HeadParser::default();
+    let mut group = c.benchmark_group("batch");
+    group.throughput(Throughput::Elements(16));
+    group.bench_function("16_browser_heads", |b| b.iter(|| batch_heads(&mut parser, black_box(&input))));
     group.finish();
 }
 
@@ -43,5 +53,5 @@ fn encode(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, heads, chunked, encode);
+criterion_group!(benches, heads, batch, chunked, encode);
 criterion_main!(benches);

@@ -231,6 +231,22 @@ pub mod hot {
         }
     }
 
+    /// Parses every head in `input` (pipelined, no bodies) and encodes each into one batch,
+    /// as an I/O thread does for one read; returns the batch's (bytes, words).
+    pub fn batch_heads(parser: &mut HeadParser, input: &[u8]) -> (usize, usize) {
+        let mut batch = crate::engine::batch::BatchBuilder::new(0);
+        let mut pos = 0;
+        let mut rid = 0;
+        while pos < input.len() {
+            let Ok(Parse::Complete) = request::parse_head(&input[pos..], &mut parser.head, &parser.limits) else { break };
+            rid += 1;
+            batch.request(rid, 0, 0, &input[pos..], &parser.head, &[]);
+            pos += parser.head.len;
+        }
+        let taken = batch.take();
+        (taken.bytes.len(), taken.meta.len())
+    }
+
     /// Decodes a whole chunked body; returns the number of body bytes.
     pub fn decode_chunked(mut input: &[u8]) -> Result<usize, u16> {
         let mut decoder = ChunkedDecoder::new();

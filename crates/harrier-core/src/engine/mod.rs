@@ -1,7 +1,7 @@
 //! The engine: N I/O threads, each a mio poll with its own listener, parsing HTTP/1.1,
 //! routing, batching requests for the handler and writing its replies.
 
-mod batch;
+pub(crate) mod batch;
 mod config;
 mod connection;
 mod event_loop;
