@@ -16,7 +16,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use harrier_core::engine::{EVENT_BODY, EVENT_END, EVENT_REQUEST, FLAG_HAS_BODY};
+use harrier_core::engine::{Event, FLAG_HAS_BODY};
 use harrier_core::{Batch, Config, Handler, Replier, ReplyWriter, RequestRef, Router, Server};
 
 const HELLO: &[u8] = b"Hello, World!";
@@ -37,63 +37,40 @@ struct Routes {
 
 impl Handler for Routes {
     fn on_batch(&self, batch: Batch, replier: &Replier) {
-        let m = &batch.meta;
-        let b = &batch.bytes;
         let mut w = ReplyWriter::default();
-        let mut i = 1;
-        while i < m.len() {
-            match m[i] {
-                EVENT_REQUEST => {
-                    let to = RequestRef { thread: batch.thread, slot: m[i + 2], rid: m[i + 1] };
-                    let (route, flags) = (m[i + 3], m[i + 4]);
-                    let (target_off, target_len, path_len) = (m[i + 7] as usize, m[i + 8] as usize, m[i + 9] as usize);
-                    let headers = m[i + 10] as usize;
-                    let params = m[i + 11] as usize;
-                    let param_at = i + 12 + headers * 4;
-                    match route {
-                        ROUTE_HELLO => w.full(to, 200, &[TEXT], HELLO),
-                        ROUTE_JSON => w.full(to, 200, &[JSON], br#"{"message":"Hello, World!"}"#),
-                        ROUTE_USER => {
-                            let id = if params > 0 {
-                                let (off, len) = (m[param_at] as usize, m[param_at + 1] as usize);
-                                &b[off..off + len]
-                            } else {
-                                b""
-                            };
-                            let query = &b[target_off + path_len..target_off + target_len];
-                            let q = query.strip_prefix(b"?q=").unwrap_or(b"");
-                            let mut body = Vec::with_capacity(24 + id.len() + q.len());
-                            body.extend_from_slice(br#"{"id":""#);
-                            body.extend_from_slice(id);
-                            body.extend_from_slice(br#"","q":""#);
-                            body.extend_from_slice(q);
-                            body.extend_from_slice(br#""}"#);
-                            w.full(to, 200, &[JSON], &body);
-                        }
-                        _ if flags & FLAG_HAS_BODY != 0 => {
-                            self.bodies.lock().unwrap().insert((batch.thread, to.rid), (to, Vec::new()));
-                        }
-                        _ => w.full(to, 200, &[(b"content-type", b"application/octet-stream")], b""),
+        for event in batch.events() {
+            match event {
+                Event::Request(req) => match req.route {
+                    ROUTE_HELLO => w.full(req.to, 200, &[TEXT], HELLO),
+                    ROUTE_JSON => w.full(req.to, 200, &[JSON], br#"{"message":"Hello, World!"}"#),
+                    ROUTE_USER => {
+                        let id = req.params().next().unwrap_or(b"");
+                        let q = req.target[req.path_len..].strip_prefix(b"?q=").unwrap_or(b"");
+                        let mut body = Vec::with_capacity(24 + id.len() + q.len());
+                        body.extend_from_slice(br#"{"id":""#);
+                        body.extend_from_slice(id);
+                        body.extend_from_slice(br#"","q":""#);
+                        body.extend_from_slice(q);
+                        body.extend_from_slice(br#""}"#);
+                        w.full(req.to, 200, &[JSON], &body);
                     }
-                    i = param_at + params * 2;
-                }
-                EVENT_BODY => {
-                    let (rid, off, len) = (m[i + 1], m[i + 2] as usize, m[i + 3] as usize);
+                    _ if req.flags & FLAG_HAS_BODY != 0 => {
+                        self.bodies.lock().unwrap().insert((batch.thread, req.to.rid), (req.to, Vec::new()));
+                    }
+                    _ => w.full(req.to, 200, &[(b"content-type", b"application/octet-stream")], b""),
+                },
+                Event::Body { rid, data } => {
                     if let Some((_, body)) = self.bodies.lock().unwrap().get_mut(&(batch.thread, rid)) {
-                        body.extend_from_slice(&b[off..off + len]);
+                        body.extend_from_slice(data);
                     }
-                    i += 4;
                 }
-                EVENT_END => {
-                    if let Some((to, body)) = self.bodies.lock().unwrap().remove(&(batch.thread, m[i + 1])) {
+                Event::End { rid } => {
+                    if let Some((to, body)) = self.bodies.lock().unwrap().remove(&(batch.thread, rid)) {
                         w.full(to, 200, &[(b"content-type", b"application/octet-stream")], &body);
                     }
-                    i += 2;
                 }
-                _ => {
-                    // EVENT_ABORT
-                    self.bodies.lock().unwrap().remove(&(batch.thread, m[i + 1]));
-                    i += 2;
+                Event::Abort { rid } => {
+                    self.bodies.lock().unwrap().remove(&(batch.thread, rid));
                 }
             }
         }

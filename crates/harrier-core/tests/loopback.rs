@@ -6,7 +6,7 @@ use std::net::TcpStream;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use harrier_core::engine::{Batch, Handler, Replier, ReplyWriter, RequestRef, EVENT_REQUEST};
+use harrier_core::engine::{Batch, Event, Handler, Replier, ReplyWriter, RequestRef};
 use harrier_core::{Config, InlineServer, Router, Server};
 
 /// Answers every request with its route id and path; route 1 holds its answer until the
@@ -17,29 +17,16 @@ struct Echo {
 
 impl Handler for Echo {
     fn on_batch(&self, batch: Batch, replier: &Replier) {
-        let m = &batch.meta;
         let mut w = ReplyWriter::default();
         let mut held = self.held.lock().unwrap();
-        let mut i = 1;
-        while i < m.len() {
-            match m[i] {
-                EVENT_REQUEST => {
-                    let to = RequestRef { thread: batch.thread, slot: m[i + 2], rid: m[i + 1] };
-                    let route = m[i + 3];
-                    let (off, len) = (m[i + 7] as usize, m[i + 8] as usize);
-                    let target = String::from_utf8_lossy(&batch.bytes[off..off + len]).into_owned();
-                    let headers = m[i + 10] as usize;
-                    let params = m[i + 11] as usize;
-                    i += 12 + headers * 4 + params * 2;
-                    if route == 1 {
-                        held.push((to, target));
-                        continue;
-                    }
-                    w.full(to, 200, &[(b"content-type", b"text/plain")], format!("{route} {target}").as_bytes());
-                }
-                2 => i += 4,
-                _ => i += 2,
+        for event in batch.events() {
+            let Event::Request(req) = event else { continue };
+            let target = String::from_utf8_lossy(req.target).into_owned();
+            if req.route == 1 {
+                held.push((req.to, target));
+                continue;
             }
+            w.full(req.to, 200, &[(b"content-type", b"text/plain")], format!("{} {target}", req.route).as_bytes());
         }
         // A held answer goes out after the ones of its batch, in reverse of request order.
         for (to, target) in held.drain(..).rev() {

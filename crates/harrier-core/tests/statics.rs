@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use harrier_core::engine::{Batch, Handler, Replier, ReplyWriter, RequestRef, EVENT_REQUEST};
+use harrier_core::engine::{Batch, Event, Handler, Replier, ReplyWriter};
 use harrier_core::{Config, Router, Server, StaticMount, StaticOptions};
 
 /// Route 1 answers `js`; route 2 answers with the file named by its path after `/send/`.
@@ -18,27 +18,15 @@ struct Files {
 
 impl Handler for Files {
     fn on_batch(&self, batch: Batch, replier: &Replier) {
-        let m = &batch.meta;
         let mut w = ReplyWriter::default();
-        let mut i = 1;
-        while i < m.len() {
-            match m[i] {
-                EVENT_REQUEST => {
-                    let to = RequestRef { thread: batch.thread, slot: m[i + 2], rid: m[i + 1] };
-                    let route = m[i + 3];
-                    let (off, len) = (m[i + 7] as usize, m[i + 8] as usize);
-                    let target = String::from_utf8_lossy(&batch.bytes[off..off + len]).into_owned();
-                    i += 12 + m[i + 10] as usize * 4 + m[i + 11] as usize * 2;
-                    if route == 2 {
-                        let name = target.trim_start_matches("/send/");
-                        let path = self.dir.join(name);
-                        w.file(to, &[(b":max-age", b"5"), (b"x-handler", b"yes")], path.to_str().unwrap().as_bytes());
-                    } else {
-                        w.full(to, 200, &[], b"js");
-                    }
-                }
-                2 => i += 4,
-                _ => i += 2,
+        for event in batch.events() {
+            let Event::Request(req) = event else { continue };
+            if req.route == 2 {
+                let target = String::from_utf8_lossy(req.target).into_owned();
+                let path = self.dir.join(target.trim_start_matches("/send/"));
+                w.file(req.to, &[(b":max-age", b"5"), (b"x-handler", b"yes")], path.to_str().unwrap().as_bytes());
+            } else {
+                w.full(req.to, 200, &[], b"js");
             }
         }
         replier.send(&w.buf);

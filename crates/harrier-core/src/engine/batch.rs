@@ -140,3 +140,132 @@ impl BatchBuilder {
         Batch { thread: self.thread, bytes: std::mem::take(&mut self.bytes), meta }
     }
 }
+
+/// One event of a batch, decoded: what a Rust handler reads (the JS side decodes the same
+/// layout lazily in lib/request.ts).
+#[derive(Debug)]
+pub enum Event<'a> {
+    Request(RequestView<'a>),
+    Body { rid: u32, data: &'a [u8] },
+    End { rid: u32 },
+    Abort { rid: u32 },
+}
+
+/// A request event: spans resolved against the batch's bytes.
+#[derive(Debug)]
+pub struct RequestView<'a> {
+    pub to: super::RequestRef,
+    pub route: u32,
+    pub flags: u32,
+    pub method: &'a [u8],
+    /// Path and query, as sent.
+    pub target: &'a [u8],
+    pub path_len: usize,
+    /// Header names (lower-cased) and values, and route params, as `u32` spans into `bytes`.
+    words: &'a [u32],
+    header_count: usize,
+    bytes: &'a [u8],
+}
+
+impl<'a> RequestView<'a> {
+    pub fn path(&self) -> &'a [u8] {
+        &self.target[..self.path_len]
+    }
+
+    pub fn headers(&self) -> impl Iterator<Item = (&'a [u8], &'a [u8])> + '_ {
+        self.words[..self.header_count * 4].chunks_exact(4).map(|w| (span(self.bytes, w[0], w[1]), span(self.bytes, w[2], w[3])))
+    }
+
+    /// A header by lower-case name (the first, if several).
+    pub fn header(&self, name: &[u8]) -> Option<&'a [u8]> {
+        self.headers().find(|(n, _)| *n == name).map(|(_, v)| v)
+    }
+
+    /// Route params in the order of the route's names.
+    pub fn params(&self) -> impl Iterator<Item = &'a [u8]> + '_ {
+        self.words[self.header_count * 4..].chunks_exact(2).map(|w| span(self.bytes, w[0], w[1]))
+    }
+}
+
+fn span(bytes: &[u8], off: u32, len: u32) -> &[u8] {
+    &bytes[off as usize..(off + len) as usize]
+}
+
+impl Batch {
+    /// The batch's events in order.
+    pub fn events(&self) -> Events<'_> {
+        Events { batch: self, at: 1 }
+    }
+}
+
+pub struct Events<'a> {
+    batch: &'a Batch,
+    at: usize,
+}
+
+impl<'a> Iterator for Events<'a> {
+    type Item = Event<'a>;
+
+    fn next(&mut self) -> Option<Event<'a>> {
+        let m = &self.batch.meta;
+        let b = &self.batch.bytes;
+        let i = self.at;
+        if i >= m.len() {
+            return None;
+        }
+        let (event, words) = match m[i] {
+            EVENT_REQUEST => {
+                let (headers, params) = (m[i + 10] as usize, m[i + 11] as usize);
+                let words = 12 + headers * 4 + params * 2;
+                let view = RequestView {
+                    to: super::RequestRef { thread: self.batch.thread, slot: m[i + 2], rid: m[i + 1] },
+                    route: m[i + 3],
+                    flags: m[i + 4],
+                    method: span(b, m[i + 5], m[i + 6]),
+                    target: span(b, m[i + 7], m[i + 8]),
+                    path_len: m[i + 9] as usize,
+                    words: &m[i + 12..i + words],
+                    header_count: headers,
+                    bytes: b,
+                };
+                (Event::Request(view), words)
+            }
+            EVENT_BODY => (Event::Body { rid: m[i + 1], data: span(b, m[i + 2], m[i + 3]) }, 4),
+            EVENT_END => (Event::End { rid: m[i + 1] }, 2),
+            EVENT_ABORT => (Event::Abort { rid: m[i + 1] }, 2),
+            _ => return None,
+        };
+        self.at = i + words;
+        Some(event)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http1::request::{parse_head, HeadLimits, Parse};
+
+    #[test]
+    fn events_decode_what_the_builder_wrote() {
+        let input = b"POST /users/42?q=1 HTTP/1.1\r\nHost: x\r\nX-Thing: Yes\r\nContent-Length: 3\r\n\r\n";
+        let mut head = RequestHead::new();
+        assert!(matches!(parse_head(input, &mut head, &HeadLimits::new(100, 16384, 8192)), Ok(Parse::Complete)));
+        let mut b = BatchBuilder::new(3);
+        b.request(7, 9, 2, input, &head, &[(7, 2)]);
+        b.body(7, b"abc");
+        b.end(7);
+        b.abort(8);
+        let batch = b.take();
+        let events: Vec<Event> = batch.events().collect();
+        assert_eq!(events.len(), 4);
+        let Event::Request(req) = &events[0] else { panic!("{events:?}") };
+        assert_eq!((req.to.thread, req.to.slot, req.to.rid, req.route), (3, 9, 7, 2));
+        assert_eq!((req.method, req.target, req.path()), (&b"POST"[..], &b"/users/42?q=1"[..], &b"/users/42"[..]));
+        assert_eq!(req.flags & FLAG_HAS_BODY, FLAG_HAS_BODY);
+        assert_eq!(req.header(b"x-thing"), Some(&b"Yes"[..]), "names lower-cased, values as sent");
+        assert_eq!(req.params().collect::<Vec<_>>(), vec![&b"42"[..]]);
+        assert!(matches!(events[1], Event::Body { rid: 7, data: b"abc" }));
+        assert!(matches!(events[2], Event::End { rid: 7 }));
+        assert!(matches!(events[3], Event::Abort { rid: 8 }));
+    }
+}

@@ -5,25 +5,17 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use super::*;
-use crate::engine::{ReplyWriter, RequestRef, EVENT_REQUEST};
+use crate::engine::{Event, ReplyWriter};
 
 /// Answers every request with `ok`.
 struct Ok200;
 
 impl Handler for Ok200 {
     fn on_batch(&self, batch: Batch, replier: &Replier) {
-        let m = &batch.meta;
         let mut w = ReplyWriter::default();
-        let mut i = 1;
-        while i < m.len() {
-            match m[i] {
-                EVENT_REQUEST => {
-                    let to = RequestRef { thread: batch.thread, slot: m[i + 2], rid: m[i + 1] };
-                    i += 12 + m[i + 10] as usize * 4 + m[i + 11] as usize * 2;
-                    w.full(to, 200, &[], b"ok");
-                }
-                EVENT_BODY => i += 4,
-                _ => i += 2,
+        for event in batch.events() {
+            if let Event::Request(req) = event {
+                w.full(req.to, 200, &[], b"ok");
             }
         }
         replier.send(&w.buf);
