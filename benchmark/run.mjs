@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// harrier's benchmark suite: harrier against node:http, Fastify, Deno.serve, Bun.serve and
-// a floor responder, scenario by scenario, in interleaved rounds. See benchmark/README.md.
+// harrier's benchmark suite: harrier against node:http, Fastify, Deno.serve, Bun.serve,
+// a floor responder and (for static files) nginx, scenario by scenario, in interleaved
+// rounds. See benchmark/README.md.
 //
 //   npm run bench -- [--scenario NAME,...] [--server NAME,...] [--runs N] [--quick] ...
 //
@@ -15,9 +16,10 @@ import { parseArgs } from 'node:util'
 
 import { autocannon, which, wrk, wrkVersion } from './suite/load.mjs'
 import { paths, setShared } from './suite/paths.mjs'
-import { clockTicksPerSecond, delta, memoryKiB, snapshot, threadCount } from './suite/proc.mjs'
+import { clockTicksPerSecond, delta, memoryKiB, rssSummary, sampleRss, snapshot, threadCount } from './suite/proc.mjs'
 import { headerMarkdown, scenarioMarkdown, summarise, summaryMarkdown } from './suite/report.mjs'
-import { SCENARIOS, applies, formatMs, probe } from './suite/scenarios.mjs'
+import { SCENARIOS, applies, formatMs, probe, skipReason } from './suite/scenarios.mjs'
+import { bodyMiBps, cleanupStatic, staticFiles } from './suite/static.mjs'
 import {
   RAISE_NOFILE,
   SERVERS,
@@ -27,6 +29,7 @@ import {
   denoBinary,
   harrierBuilt,
   killAll,
+  nginxBinary,
   parseServerSpec,
   runtimeVersion,
   startServer,
@@ -106,7 +109,13 @@ function parseOptions(argv) {
   }
   if (values.list) {
     for (const s of SCENARIOS) console.log(`scenario ${s.name.padEnd(20)} ${s.title}`)
-    for (const [name, s] of Object.entries(SERVERS)) console.log(`server   ${name.padEnd(20)} ${s.label}`)
+    for (const name of Object.keys(SERVERS)) {
+      const server = parseServerSpec(name)
+      const runs = SCENARIOS.filter((scenario) => applies(scenario, server)).map((scenario) => scenario.name)
+      const not = SCENARIOS.filter((scenario) => !applies(scenario, server)).map((scenario) => scenario.name)
+      const where = not.length === 0 ? '' : runs.length <= not.length ? ` (only ${runs.join(', ')})` : ` (not ${not.join(', ')})`
+      console.log(`server   ${name.padEnd(20)} ${server.label}${where}`)
+    }
     process.exit(0)
   }
   const base = values.quick ? QUICK : DEFAULTS
@@ -192,6 +201,10 @@ function checkEnvironment(options) {
         need('cc', 'gcc libc6-dev')
         buildFloor()
       }
+      if (server.runtime === 'nginx') nginxBinary()
+      if (!options.scenarios.some((scenario) => applies(scenario, server))) {
+        console.warn(`bench: warning: ${server.label} takes part in none of the scenarios asked for`)
+      }
       return true
     } catch (error) {
       unavailable.push({ server: server.id, reason: error.message })
@@ -240,6 +253,7 @@ function describe(options) {
       deno: runtimes.has('deno') ? runtimeVersion('deno') : 'not run',
       bun: runtimes.has('bun') ? runtimeVersion('bun') : 'not run',
       floorCompiler: runtimes.has('floor') ? runtimeVersion('floor') : 'not run',
+      nginx: runtimes.has('nginx') ? runtimeVersion('nginx') : 'not run',
       wrk: which('wrk') ? wrkVersion() : 'not installed',
       autocannon: packageVersion('autocannon'),
       fastify: packageVersion('fastify'),
@@ -281,15 +295,33 @@ async function measureLoad(scenario, server, options, handle) {
     script: scenario.script,
     scriptArgs: scenario.scriptArgs,
   }
+  const rssBeforeWarmup = memoryKiB(handle.pid).rss
   if (options.warmup > 0) await wrk({ ...load, seconds: options.warmup })
+  // RSS at the start of the measured run, every 0.5 s during it, and at its end.
+  const sampler = sampleRss(handle.pid, 500)
   const before = snapshot(handle.pid)
-  const result = await wrk({ ...load, seconds: options.duration })
+  let result
+  let samples
+  try {
+    result = await wrk({ ...load, seconds: options.duration })
+  } finally {
+    samples = sampler.stop()
+  }
   const after = snapshot(handle.pid)
   aliveOrThrow(handle)
   const memory = memoryKiB(handle.pid)
   return {
     ...result,
     ...delta(before, after, result.requests),
+    ...(scenario.static
+      ? {
+          transferMiBps: bodyMiBps(result.requestsPerSec, scenario.static.size),
+          wrkTransferMiBps: result.transferBytesPerSec === null ? null : result.transferBytesPerSec / 2 ** 20,
+        }
+      : {}),
+    ...rssSummary(samples),
+    rssSamplesMiB: samples.map((kib) => (kib === null ? null : Math.round((kib / 1024) * 10) / 10)),
+    rssBeforeWarmupMiB: rssBeforeWarmup / 1024,
     rssMiB: memory.rss / 1024,
     peakRssMiB: memory.hwm / 1024,
     threads: threadCount(handle.pid),
@@ -406,7 +438,9 @@ const MEASURE = { wrk: measureLoad, idle: measureIdle, growth: measureGrowth }
 async function measure(scenario, server, options) {
   let handle
   try {
-    handle = await startServer(server, serverCpus(scenario, options))
+    const context = { connections: scenario.connections ?? options.connections }
+    if (scenario.static) context.staticDir = staticFiles().dir
+    handle = await startServer(server, serverCpus(scenario, options), context)
     const problem = await probe(scenario, server, handle.port)
     if (problem) throw new Error(problem)
     const result = await MEASURE[scenario.kind](scenario, server, options, handle)
@@ -444,10 +478,16 @@ function progressLine(scenario, round, options, server, result) {
   } else if (scenario.kind === 'growth') {
     body = `RSS ${result.rssFirstMiB.toFixed(1)} → ${result.rssLastMiB.toFixed(1)} MiB (${result.growthPct.toFixed(1)}%), ${Math.round(result.requestsPerSec)} req/s, cpu ${fmt(result.cpuUsPerRequest, (v) => v.toFixed(2))} µs/req`
   } else {
+    const mib = (v) => v.toFixed(1)
     body =
-      `${Math.round(result.requestsPerSec).toLocaleString('en-US').padStart(9)} req/s  p50 ${fmt(result.p50Ms, formatMs)}  p99 ${fmt(result.p99Ms, formatMs)}  ` +
+      `${Math.round(result.requestsPerSec).toLocaleString('en-US').padStart(9)} req/s  ` +
+      (scenario.static ? `${fmt(result.transferMiBps, mib)} MiB/s  ` : '') +
+      `p50 ${fmt(result.p50Ms, formatMs)}  p99 ${fmt(result.p99Ms, formatMs)}  ` +
       `cpu ${fmt(result.cpuUsPerRequest, (v) => v.toFixed(2))} µs/req  ctx ${fmt(result.ctxPerRequest, (v) => v.toFixed(3))}/req  ` +
-      `rss ${result.rssMiB.toFixed(1)} MiB  threads ${result.threads}`
+      (scenario.static
+        ? `rss ${fmt(result.rssStartMiB, mib)} → max ${fmt(result.rssMaxMiB, mib)} → ${fmt(result.rssEndMiB, mib)} MiB (${result.rssSamples} samples)`
+        : `rss ${result.rssMiB.toFixed(1)} MiB`) +
+      `  threads ${result.threads}`
   }
   const warn = result.warnings?.length ? `  [${result.warnings.join('; ')}]` : ''
   return `${head} ${body}${warn}`
@@ -481,6 +521,7 @@ async function main() {
     process.on(signal, () => {
       killAll()
       cleanupFloor()
+      cleanupStatic()
       process.exit(130)
     })
   }
@@ -527,8 +568,17 @@ async function main() {
     writeFileSync(join(paths.results, `${options.out}.md`), md.join('\n') + '\n')
   }
 
+  if (options.scenarios.some((s) => s.static)) {
+    const { dir, files } = staticFiles()
+    console.log(`Static files in ${dir}: ${Object.entries(files).map(([name, f]) => `${name} (${f.size} bytes)`).join(', ')}\n`)
+  }
+
   for (const scenario of options.scenarios) {
     const servers = options.servers.filter((s) => applies(scenario, s))
+    const skipped = options.servers.filter((s) => !applies(scenario, s)).map((s) => ({ server: s.id, label: s.label, reason: skipReason(scenario, s) }))
+    if (servers.length === 0) {
+      console.log(`  ${scenario.name}: no server asked for takes part (${skipped.map((s) => `${s.label}: ${s.reason}`).join('; ')})\n`)
+    }
     const rounds = []
     for (let round = 0; round < options.runs; round++) {
       const results = {}
@@ -552,15 +602,17 @@ async function main() {
       about: scenario.about,
       load,
       metrics: scenario.metrics,
+      skipped,
       ...summary,
     }
-    const section = scenarioMarkdown(scenario, load, servers, summary)
+    const section = scenarioMarkdown(scenario, load, servers, summary, skipped)
     sections.push(section)
     write()
     console.log(`\n${section}\n`)
   }
 
   cleanupFloor()
+  cleanupStatic()
   write()
   console.log(`${header}\n\n${summaryMarkdown(document.scenarios, options.servers)}\n`)
   if (document.warnings.length) console.log(`Warnings:\n${document.warnings.map((w) => `- ${w.split('\n')[0]}`).join('\n')}\n`)
@@ -571,6 +623,7 @@ async function main() {
 main().catch((error) => {
   killAll()
   cleanupFloor()
+  cleanupStatic()
   console.error(error?.stack ?? error)
   process.exit(1)
 })

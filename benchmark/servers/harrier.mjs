@@ -24,8 +24,17 @@ app.get('/users/:id', (req, res) => res.json({ id: req.params.id, q: req.query.q
 app.post('/echo', async (req, res) =>
   res.header('content-type', req.header('content-type') ?? 'application/octet-stream').send(Buffer.from(await req.arrayBuffer())),
 )
+// The static scenarios' files (the suite sets BENCH_STATIC_DIR for those only), served by
+// the engine with app.static's defaults.
+if (process.env.BENCH_STATIC_DIR) app.static('/static', process.env.BENCH_STATIC_DIR)
 app.onError = (error) => console.error(error)
 
 const port = Number(process.env.PORT)
 await app.listen({ port, host: '127.0.0.1' })
-console.log(`harrier listening on http://127.0.0.1:${port}/, driver ${app.driver ?? 'threads'}, options ${JSON.stringify(options)}`)
+console.log(
+  `harrier listening on http://127.0.0.1:${port}/, driver ${app.driver ?? 'threads'}` +
+    // The I/O backend, where this build reports one (HARRIER_IO); an older build ignores the option.
+    `${app.io !== undefined ? `, io ${app.io}` : options.io !== undefined ? ', io not reported by this build' : ''}` +
+    `, options ${JSON.stringify(options)}` +
+    `${process.env.BENCH_STATIC_DIR ? `, static ${process.env.BENCH_STATIC_DIR}` : ''}`,
+)

@@ -50,10 +50,24 @@ function parseDurationMs(text) {
   return TO_MS[match[2]](Number(match[1]))
 }
 
+// wrk prints sizes with binary prefixes (`format_binary`: 1024-based, written KB, MB, GB).
+const BINARY = { '': 1, K: 2 ** 10, M: 2 ** 20, G: 2 ** 30, T: 2 ** 40, P: 2 ** 50 }
+
+/** A wrk size such as `15.10MB` or `512.00KB` or `100.00B`, in bytes. */
+export function parseWrkBytes(text) {
+  const match = /^([\d.]+)([KMGTP]?)B$/.exec(text.trim())
+  if (!match) throw new Error(`cannot read wrk size "${text}"`)
+  return Number(match[1]) * BINARY[match[2]]
+}
+
 export function parseWrk(output) {
   const number = (regex) => {
     const match = regex.exec(output)
     return match ? Number(match[1]) : null
+  }
+  const bytes = (regex) => {
+    const match = regex.exec(output)
+    return match ? parseWrkBytes(match[1]) : null
   }
   const percentile = (p) => {
     const match = new RegExp(`^\\s+${p}%\\s+([\\d.]+(?:us|ms|s|m|h))\\s*$`, 'm').exec(output)
@@ -68,6 +82,9 @@ export function parseWrk(output) {
     p90Ms: percentile(90),
     p99Ms: percentile(99),
     non2xx: number(/Non-2xx or 3xx responses: (\d+)/) ?? 0,
+    // Bytes read per second, heads and bodies (wrk's Transfer/sec, and its total read).
+    transferBytesPerSec: bytes(/^Transfer\/sec:\s+([\d.]+[KMGTP]?B)\s*$/m),
+    bytesRead: bytes(/^\s*\d+ requests in [\d.]+\w+, ([\d.]+[KMGTP]?B) read/m),
     socketErrors: socket
       ? { connect: +socket[1], read: +socket[2], write: +socket[3], timeout: +socket[4] }
       : { connect: 0, read: 0, write: 0, timeout: 0 },

@@ -101,3 +101,43 @@ export function delta(before, after, requests) {
     serverCpuUtilisation: wall > 0 ? cpu / wall : null,
   }
 }
+
+/**
+ * RSS samples (KiB, in the order taken) as the figures the static scenarios report: the
+ * first, the largest and the last, in MiB; samples that could not be read (null) are
+ * skipped. Null figures when no sample was read.
+ */
+export function rssSummary(samplesKiB) {
+  const read = samplesKiB.filter((v) => typeof v === 'number' && Number.isFinite(v))
+  if (read.length === 0) return { rssStartMiB: null, rssMaxMiB: null, rssEndMiB: null, rssSamples: 0 }
+  return {
+    rssStartMiB: read[0] / 1024,
+    rssMaxMiB: Math.max(...read) / 1024,
+    rssEndMiB: read[read.length - 1] / 1024,
+    rssSamples: read.length,
+  }
+}
+
+/**
+ * Samples the process's VmRSS now and then every `everyMs` until `stop()`, which takes a
+ * last sample and returns all of them (KiB; null where the process could not be read).
+ */
+export function sampleRss(pid, everyMs = 500) {
+  const samples = []
+  const take = () => {
+    try {
+      samples.push(memoryKiB(pid).rss)
+    } catch {
+      samples.push(null)
+    }
+  }
+  take()
+  const timer = setInterval(take, everyMs)
+  return {
+    stop() {
+      clearInterval(timer)
+      take()
+      return samples
+    },
+  }
+}

@@ -64,10 +64,14 @@ function formatRatio(r) {
   return r >= 100 ? `${r.toFixed(0)}×` : r >= 10 ? `${r.toFixed(1)}×` : `${r.toFixed(2)}×`
 }
 
-/** The markdown for one scenario: figures, then one ratio matrix per figure. */
-export function scenarioMarkdown(scenario, load, servers, summary) {
+/**
+ * The markdown for one scenario: figures, then one ratio matrix per figure. `skipped`:
+ * the servers asked for that do not take part in this scenario, `{ label, reason }`.
+ */
+export function scenarioMarkdown(scenario, load, servers, summary, skipped = []) {
   const present = servers.filter((s) => summary.servers[s.id]?.runs.length)
   const lines = [`## ${scenario.name}: ${scenario.title}`, '', `${scenario.about}. Load: ${load}.`, '']
+  if (skipped.length) lines.push(`Not run here: ${skipped.map((s) => `${s.label} (${s.reason})`).join(', ')}.`, '')
   const header = ['server', ...scenario.metrics.map((key) => METRICS[key].title)]
   const rows = present.map((s) => {
     const entry = summary.servers[s.id]
@@ -102,7 +106,8 @@ export function headerMarkdown(meta) {
     '',
     `Machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, Linux ${m.kernel}. ` +
       `Node ${v.node}, Fastify ${v.fastify}, Deno ${v.deno.replace(/^deno /, '').replace(/ \(.*$/, '')}, Bun ${v.bun}, ` +
-      `wrk ${v.wrk.replace(/^wrk /, '').split(' ')[0]}, autocannon ${v.autocannon}. ` +
+      `wrk ${v.wrk.replace(/^wrk /, '').split(' ')[0]}, autocannon ${v.autocannon}` +
+      `${v.nginx && v.nginx !== 'not run' ? `, nginx ${v.nginx}` : ''}. ` +
       `harrier at ${v.harrier}.`,
     '',
     `Server on CPU ${c.serverCpu}, load generator on CPU ${c.clientCpu}. ${c.runs} round(s) per scenario, ` +
@@ -128,13 +133,14 @@ export function summaryMarkdown(results, servers) {
     if (entry.runs.length && entry.failed === entry.runs.length) return 'failed'
     if (scenario.kind === 'idle') return `${f('kibPerConnection')} KiB`
     if (scenario.kind === 'growth') return `${m.growthPct === null ? 'n/a' : `${m.growthPct >= 0 ? '+' : ''}${m.growthPct.toFixed(1)}%`}`
+    if (scenario.metrics?.includes('transferMiBps')) return `${f('requestsPerSec')} · ${f('cpuUsPerRequest')} µs · ${f('transferMiBps')} MiB/s`
     return `${f('requestsPerSec')} · ${f('cpuUsPerRequest')} µs`
   }
   const rows = names.map((name) => [name, ...servers.map((s) => cell(results[name], results[name].servers[s.id]))])
   return [
     '## Summary',
     '',
-    'Medians. Load scenarios: requests/s · server CPU µs per request; idle-10k: RSS per idle connection; ' +
+    'Medians. Load scenarios: requests/s · server CPU µs per request (static files: · body MiB/s); idle-10k: RSS per idle connection; ' +
       'rss-growth: RSS growth from the first phase to the end. — : not run there. Details and ratios below.',
     '',
     markdownTable(['scenario', ...servers.map((s) => s.label)], rows),

@@ -4,6 +4,7 @@
 // many requests against RSS after the first ones).
 
 import { request } from './servers.mjs'
+import { STATIC_FILES, STATIC_PREFIX, sha256, staticFiles } from './static.mjs'
 
 const HELLO = 'Hello, World!'
 
@@ -16,6 +17,12 @@ export const METRICS = {
   cpuUsPerRequest: { title: 'CPU µs/req', better: 'lower', format: (v) => v.toFixed(2) },
   ctxPerRequest: { title: 'ctx sw/req', better: 'lower', format: (v) => v.toFixed(3) },
   rssMiB: { title: 'RSS MiB', better: 'lower', format: (v) => v.toFixed(1) },
+  // req/s × the file's size: its ratios would repeat those of req/s.
+  transferMiBps: { title: 'body MiB/s', better: 'higher', format: (v) => v.toFixed(1), ratio: false },
+  // RSS sampled during the run: one ratio table (the largest sample) is enough.
+  rssStartMiB: { title: 'RSS start MiB', better: 'lower', format: (v) => v.toFixed(1), ratio: false },
+  rssMaxMiB: { title: 'RSS max MiB', better: 'lower', format: (v) => v.toFixed(1) },
+  rssEndMiB: { title: 'RSS end MiB', better: 'lower', format: (v) => v.toFixed(1), ratio: false },
   connections: { title: 'idle conns', better: 'higher', format: (v) => Math.round(v).toLocaleString('en-US'), ratio: false },
   rssBeforeMiB: { title: 'RSS before MiB', better: 'lower', format: (v) => v.toFixed(1) },
   rssAfterMiB: { title: 'RSS idle MiB', better: 'lower', format: (v) => v.toFixed(1) },
@@ -34,6 +41,7 @@ export function formatMs(ms) {
 }
 
 const LOAD_METRICS = ['requestsPerSec', 'p50Ms', 'p99Ms', 'cpuUsPerRequest', 'ctxPerRequest', 'rssMiB']
+const STATIC_METRICS = ['requestsPerSec', 'transferMiBps', 'p50Ms', 'p99Ms', 'cpuUsPerRequest', 'ctxPerRequest', 'rssStartMiB', 'rssMaxMiB', 'rssEndMiB']
 
 // ---------------------------------------------------------------- answers
 
@@ -67,6 +75,17 @@ function echoBody(size) {
   const body = Buffer.alloc(size)
   for (let i = 0; i < size; i++) body[i] = 97 + (i % 26)
   return body
+}
+
+/** A static file's answer: 200, exactly the file's length and bytes (by sha256). */
+export function expectFile(name) {
+  return (res) => {
+    if (res.status !== 200) return `status ${res.status}, expected 200`
+    const { size, sha256: hash } = staticFiles().files[name]
+    if (res.body.length !== size) return `body of ${res.body.length} bytes, expected ${size}`
+    if (sha256(res.body) !== hash) return `body of ${size} bytes with sha256 ${sha256(res.body)}, not the file's ${hash}`
+    return null
+  }
 }
 
 // ---------------------------------------------------------------- scenarios
@@ -170,6 +189,23 @@ export const SCENARIOS = [
     probe: helloProbe,
     floor: true,
   }),
+  ...[
+    ['static-1k', '1k.bin', '1 KiB'],
+    ['static-64k', '64k.bin', '64 KiB'],
+    ['static-10m', '10m.bin', '10 MiB'],
+  ].map(([name, file, label]) =>
+    loadScenario({
+      name,
+      title: `GET ${STATIC_PREFIX}${file} → a static file of ${label} (random bytes)`,
+      about:
+        `a file of ${label} from disk (the page cache), the same file for every server: harrier's app.static, ` +
+        'node:http with fs.createReadStream, nginx with sendfile. RSS is sampled every 0.5 s during the measured run',
+      path: `${STATIC_PREFIX}${file}`,
+      static: { file, size: STATIC_FILES[file] },
+      probe: { request: { path: `${STATIC_PREFIX}${file}` }, check: expectFile(file) },
+      metrics: STATIC_METRICS,
+    }),
+  ),
   {
     name: 'idle-10k',
     kind: 'idle',
@@ -191,9 +227,21 @@ export const SCENARIOS = [
   },
 ]
 
-/** Whether `server` takes part in `scenario`: the floor only answers `GET /`-like loads. */
+/**
+ * Why `server` does not take part in `scenario`, or null when it does. The static
+ * scenarios need a server that serves the files (harrier, node:http, nginx); the others
+ * need the suite's routes, except that the floor, which answers every request head with
+ * its hello, runs the `GET /`-like ones.
+ */
+export function skipReason(scenario, server) {
+  if (scenario.static) return server.static ? null : 'serves no static files in this suite'
+  if (server.routes) return null
+  if (server.hello && scenario.floor) return null
+  return server.hello ? 'answers only GET / (a fixed hello)' : 'runs only the static-file scenarios'
+}
+
 export function applies(scenario, server) {
-  return server.name !== 'floor' || scenario.floor
+  return skipReason(scenario, server) === null
 }
 
 /**

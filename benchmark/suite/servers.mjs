@@ -1,8 +1,8 @@
 // The servers under test: how to find their runtime, start them pinned to a CPU, check
 // that they answer, and stop them.
 
-import { execFileSync, spawn } from 'node:child_process'
-import { closeSync, existsSync, mkdtempSync, openSync, readSync, readdirSync, realpathSync, rmSync } from 'node:fs'
+import { execFileSync, spawn, spawnSync } from 'node:child_process'
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readSync, readdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs'
 import http from 'node:http'
 import net from 'node:net'
 import os from 'node:os'
@@ -11,15 +11,22 @@ import { join } from 'node:path'
 import { childPids, executable } from './proc.mjs'
 import { paths } from './paths.mjs'
 
-/** Every server the suite knows, in the order tables list them. */
+/**
+ * Every server the suite knows, in the order tables list them. `routes`: it has the
+ * suite's routes (GET /, /json, /users/:id, POST /echo); `hello`: it answers GET / with
+ * "Hello, World!" (the readiness check); `static`: it serves the static scenarios' files
+ * under /static/ (see `applies` in scenarios.mjs for who runs where).
+ */
 export const SERVERS = {
-  harrier: { label: 'harrier', runtime: 'node', script: 'harrier.mjs' },
-  node: { label: 'node:http', runtime: 'node', script: 'node-http.mjs' },
-  fastify: { label: 'fastify', runtime: 'node', script: 'fastify.mjs' },
-  deno: { label: 'deno', runtime: 'deno', script: 'deno.mjs' },
-  bun: { label: 'bun', runtime: 'bun', script: 'bun.mjs' },
+  harrier: { label: 'harrier', runtime: 'node', script: 'harrier.mjs', routes: true, hello: true, static: true },
+  node: { label: 'node:http', runtime: 'node', script: 'node-http.mjs', routes: true, hello: true, static: true },
+  fastify: { label: 'fastify', runtime: 'node', script: 'fastify.mjs', routes: true, hello: true, static: false },
+  deno: { label: 'deno', runtime: 'deno', script: 'deno.mjs', routes: true, hello: true, static: false },
+  bun: { label: 'bun', runtime: 'bun', script: 'bun.mjs', routes: true, hello: true, static: false },
   // Answers every request head with the same fixed "Hello, World!", parsing nothing.
-  floor: { label: 'floor', runtime: 'floor', script: null, hello: true },
+  floor: { label: 'floor', runtime: 'floor', script: null, routes: false, hello: true, static: false },
+  // Debian's nginx, one process (master_process off), from a config written per run.
+  nginx: { label: 'nginx', runtime: 'nginx', script: null, routes: false, hello: false, static: true },
 }
 
 const ALIASES = { 'node:http': 'node', 'node-http': 'node', http: 'node', 'deno.serve': 'deno', 'bun.serve': 'bun' }
@@ -116,9 +123,97 @@ export function cleanupFloor() {
   floorBinary = null
 }
 
+// ---------------------------------------------------------------- nginx
+
+/** The nginx binary (Debian puts it in /usr/sbin, which a user's PATH may lack). */
+export function nginxBinary() {
+  for (const file of [...(process.env.PATH ?? '').split(':').filter(Boolean).map((dir) => join(dir, 'nginx')), '/usr/sbin/nginx']) {
+    if (existsSync(file)) return realpathSync(file)
+  }
+  throw new Error('nginx is not installed: apt-get install nginx-light (or nginx)')
+}
+
+let nginxConfigure = null
+/** `nginx -V`: its version and configure arguments (printed on stderr). */
+function nginxConfigureArgs() {
+  if (nginxConfigure === null) {
+    const result = spawnSync(nginxBinary(), ['-V'], { encoding: 'utf8' })
+    nginxConfigure = `${result.stderr ?? ''}${result.stdout ?? ''}`
+  }
+  return nginxConfigure
+}
+
+/**
+ * nginx's configuration for one run: one process in the foreground (so that the pid the
+ * suite starts is the one that serves), every path in `dir`, the static files under
+ * /static/. Temp-path directives only for the modules this nginx was built with
+ * (`configure`: the output of `nginx -V`).
+ */
+export function nginxConfig({ dir, port, staticDir, connections = 64, configure = nginxConfigureArgs() }) {
+  const temp = [
+    ['client_body_temp_path', 'client_body', null],
+    ['proxy_temp_path', 'proxy', 'http_proxy'],
+    ['fastcgi_temp_path', 'fastcgi', 'http_fastcgi'],
+    ['uwsgi_temp_path', 'uwsgi', 'http_uwsgi'],
+    ['scgi_temp_path', 'scgi', 'http_scgi'],
+  ]
+    .filter(([, , module]) => !module || !configure.includes(`--without-${module}_module`))
+    .map(([directive, sub]) => `    ${directive} ${join(dir, sub)};`)
+  const root = staticDir ?? dir
+  return `# Written by benchmark/suite/servers.mjs for one run.
+daemon off;
+master_process off;
+worker_processes 1;
+pid ${join(dir, 'nginx.pid')};
+error_log ${join(dir, 'error.log')};
+
+events {
+    worker_connections ${Math.max(1024, connections * 2 + 16)};
+}
+
+http {
+    default_type application/octet-stream;
+    sendfile on;
+    tcp_nopush on;
+    tcp_nodelay on;
+    access_log off;
+    keepalive_requests 100000;
+    keepalive_timeout 120s;
+${temp.join('\n')}
+
+    server {
+        listen 127.0.0.1:${port};
+        root ${root};
+        # The suite's readiness check (GET /), so that it leaves nothing in the error log.
+        location = / {
+            return 204;
+        }
+        location /static/ {
+            alias ${root}/;
+        }
+    }
+}
+`
+}
+
 /** The command line that runs a server, with the executable the server process will have. */
-export function command(server) {
+export function command(server, { port, staticDir, connections } = {}) {
   switch (server.runtime) {
+    case 'nginx': {
+      const dir = mkdtempSync(join(os.tmpdir(), 'harrier-bench-nginx-'))
+      liveDirs.add(dir)
+      const conf = join(dir, 'nginx.conf')
+      writeFileSync(conf, nginxConfig({ dir, port, staticDir, connections }))
+      return {
+        exe: nginxBinary(),
+        args: ['-p', dir, '-c', conf, '-e', join(dir, 'error.log')],
+        cleanup: () => {
+          rmSync(dir, { recursive: true, force: true })
+          liveDirs.delete(dir)
+        },
+        errorLog: join(dir, 'error.log'),
+      }
+    }
     case 'node':
       return { exe: process.execPath, args: [join(paths.servers, server.script)] }
     case 'deno': {
@@ -146,6 +241,8 @@ export function runtimeVersion(runtime) {
         return execFileSync(bunBinary(), ['--version'], { encoding: 'utf8' }).trim()
       case 'floor':
         return execFileSync('cc', ['--version'], { encoding: 'utf8' }).split('\n')[0].trim()
+      case 'nginx':
+        return (/nginx version: (\S+)/.exec(nginxConfigureArgs())?.[1] ?? 'unknown').replace(/^nginx\//, '')
     }
   } catch (error) {
     return `unavailable: ${error.message.split('\n')[0]}`
@@ -186,9 +283,10 @@ export function request(port, { method = 'GET', path = '/', headers = {}, body =
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
-// Children still running (servers, idle clients), so that an interrupted suite leaves
-// none behind.
+// Children still running (servers, idle clients), and the temporary directories of the
+// nginx servers among them, so that an interrupted suite leaves none behind.
 const live = new Set()
+const liveDirs = new Set()
 export function track(child) {
   live.add(child)
   child.on('exit', () => live.delete(child))
@@ -196,22 +294,28 @@ export function track(child) {
 }
 export function killAll() {
   for (const child of live) child.kill('SIGKILL')
+  for (const dir of liveDirs) rmSync(dir, { recursive: true, force: true })
+  liveDirs.clear()
 }
 
 /** `ulimit -n` as high as the hard limit allows (root may raise it), then exec the rest. */
 export const RAISE_NOFILE = 'ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec "$@"'
 
 /**
- * Starts a server pinned to `cpus` (a taskset list) and waits until `GET /` answers.
+ * Starts a server pinned to `cpus` (a taskset list) and waits until `GET /` answers
+ * "Hello, World!" (nginx, which has no such route: 204).
  * `sh` raises the open-file limit and execs taskset, which execs the server: the child's
  * pid is the server process itself, which is checked against /proc/<pid>/exe.
+ * `context.staticDir`: the static scenarios' directory, served under /static/ (given to
+ * the Node servers as BENCH_STATIC_DIR, written into nginx's config).
  */
-export async function startServer(server, cpus) {
+export async function startServer(server, cpus, context = {}) {
   const port = await freePort()
-  const { exe, args } = command(server)
+  const { exe, args, cleanup, errorLog } = command(server, { port, ...context })
+  const extraEnv = context.staticDir ? { BENCH_STATIC_DIR: context.staticDir } : {}
   const child = spawn('sh', ['-c', RAISE_NOFILE, 'sh', 'taskset', '-c', cpus, exe, ...args], {
     cwd: paths.root,
-    env: { ...process.env, ...server.env, PORT: String(port), NODE_ENV: 'production', DENO_NO_UPDATE_CHECK: '1' },
+    env: { ...process.env, ...server.env, ...extraEnv, PORT: String(port), NODE_ENV: 'production', DENO_NO_UPDATE_CHECK: '1' },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   track(child)
@@ -229,12 +333,32 @@ export async function startServer(server, cpus) {
       resolve(exited)
     })
   })
-  const handle = { server, port, pid: child.pid, child, exit, output: () => output, exited: () => exited }
+  const handle = {
+    server,
+    port,
+    pid: child.pid,
+    child,
+    exit,
+    cleanup,
+    // nginx writes its errors to a file, not to its output.
+    output: () => {
+      let log = ''
+      try {
+        if (errorLog && existsSync(errorLog)) log = readFileSync(errorLog, 'utf8').slice(-4000)
+      } catch {}
+      return output + log
+    },
+    exited: () => exited,
+  }
 
   const deadline = Date.now() + 30_000
   let lastError
   while (Date.now() < deadline) {
-    if (exited) throw new Error(`${server.label} exited before answering (code ${exited.code}, signal ${exited.signal}):\n${output}`)
+    if (exited) {
+      const message = `${server.label} exited before answering (code ${exited.code}, signal ${exited.signal}):\n${handle.output()}`
+      cleanup?.()
+      throw new Error(message)
+    }
     let res
     try {
       res = await request(port, { timeout: 1000 })
@@ -243,7 +367,8 @@ export async function startServer(server, cpus) {
       await sleep(50)
       continue
     }
-    if (res.status !== 200 || res.body.toString() !== 'Hello, World!') {
+    // nginx has no hello: its config answers GET / with 204 for this check.
+    if (server.hello ? res.status !== 200 || res.body.toString() !== 'Hello, World!' : res.status !== 204) {
       await stopServer(handle)
       throw new Error(`${server.label}: GET / answered ${res.status} ${JSON.stringify(res.body.toString().slice(0, 200))}`)
     }
@@ -256,16 +381,19 @@ export async function startServer(server, cpus) {
     handle.warnings = children.length ? [`${server.label} has child processes (${children.join(', ')}); their CPU is not counted`] : []
     return handle
   }
+  const message = `${server.label} did not answer on port ${port} within 30 s (${lastError?.message}):\n${handle.output()}`
   await stopServer(handle)
-  throw new Error(`${server.label} did not answer on port ${port} within 30 s (${lastError?.message}):\n${output}`)
+  throw new Error(message)
 }
 
-export async function stopServer({ child, exit }) {
-  if (child.exitCode !== null || child.signalCode !== null) return
-  child.kill('SIGTERM')
-  const timer = setTimeout(() => child.kill('SIGKILL'), 3000)
-  await exit
-  clearTimeout(timer)
+export async function stopServer({ child, exit, cleanup }) {
+  if (child.exitCode === null && child.signalCode === null) {
+    child.kill('SIGTERM')
+    const timer = setTimeout(() => child.kill('SIGKILL'), 3000)
+    await exit
+    clearTimeout(timer)
+  }
+  cleanup?.()
 }
 
 /** Whether harrier's build is in place (dist/ and the native addon). */

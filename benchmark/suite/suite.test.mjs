@@ -2,13 +2,16 @@
 //   node --test benchmark/suite/
 
 import assert from 'node:assert/strict'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import test from 'node:test'
 
-import { parseWrk } from './load.mjs'
-import { median, summarise, summaryMarkdown } from './report.mjs'
-import { delta } from './proc.mjs'
-import { SCENARIOS } from './scenarios.mjs'
-import { parseServerSpec } from './servers.mjs'
+import { parseWrk, parseWrkBytes } from './load.mjs'
+import { median, scenarioMarkdown, summarise, summaryMarkdown } from './report.mjs'
+import { delta, rssSummary, sampleRss } from './proc.mjs'
+import { SCENARIOS, applies, expectFile, skipReason } from './scenarios.mjs'
+import { nginxConfig, parseServerSpec } from './servers.mjs'
+import { bodyMiBps, cleanupStatic, staticFiles } from './static.mjs'
 
 const WRK_OUTPUT = `Running 2s test @ http://127.0.0.1:41234/
   1 threads and 64 connections
@@ -88,4 +91,135 @@ test('server specs: names, aliases, variants', () => {
   assert.equal(v.label, 'harrier (HARRIER_DRIVER=threads)')
   assert.deepEqual(v.env, { HARRIER_DRIVER: 'threads' })
   assert.throws(() => parseServerSpec('harrier:oops'))
+})
+
+// ---------------------------------------------------------------- static files, nginx
+
+test('parseWrk reads the transfer rate and bytes read (binary prefixes)', () => {
+  const r = parseWrk(WRK_OUTPUT)
+  assert.equal(r.transferBytesPerSec, 15.1 * 2 ** 20)
+  assert.equal(r.bytesRead, 30.2 * 2 ** 20)
+  assert.equal(parseWrkBytes('512.00KB'), 512 * 1024)
+  assert.equal(parseWrkBytes('100.00B'), 100)
+  assert.equal(parseWrkBytes('1.50GB'), 1.5 * 2 ** 30)
+  assert.throws(() => parseWrkBytes('12 MB/s'))
+  const noTransfer = parseWrk(WRK_OUTPUT.replace(/^Transfer\/sec:.*$/m, ''))
+  assert.equal(noTransfer.transferBytesPerSec, null)
+})
+
+test('body MiB/s is requests/s × file size', () => {
+  assert.equal(bodyMiBps(1024, 1024 * 1024), 1024)
+  assert.equal(bodyMiBps(2048, 1024), 2)
+  assert.equal(bodyMiBps(null, 1024), null)
+})
+
+test('rssSummary: first, largest and last sample in MiB, unreadable ones skipped', () => {
+  assert.deepEqual(rssSummary([10 * 1024, null, 30 * 1024, 20 * 1024]), { rssStartMiB: 10, rssMaxMiB: 30, rssEndMiB: 20, rssSamples: 3 })
+  assert.deepEqual(rssSummary([5 * 1024]), { rssStartMiB: 5, rssMaxMiB: 5, rssEndMiB: 5, rssSamples: 1 })
+  assert.deepEqual(rssSummary([null]), { rssStartMiB: null, rssMaxMiB: null, rssEndMiB: null, rssSamples: 0 })
+})
+
+test('sampleRss samples at start, on its interval and at stop', async () => {
+  const sampler = sampleRss(process.pid, 10)
+  await new Promise((resolve) => setTimeout(resolve, 55))
+  const samples = sampler.stop()
+  assert.ok(samples.length >= 3, `${samples.length} samples`)
+  assert.ok(samples.every((kib) => Number.isInteger(kib) && kib > 0))
+  const gone = sampleRss(2 ** 22 + 12345, 1000).stop() // no such pid
+  assert.deepEqual(gone, [null, null])
+})
+
+test('static scenarios: who takes part, and why the others do not', () => {
+  const scenario = (name) => SCENARIOS.find((s) => s.name === name)
+  const server = (name) => parseServerSpec(name)
+  for (const name of ['static-1k', 'static-64k', 'static-10m']) {
+    assert.ok(scenario(name).static, name)
+    assert.ok(scenario(name).metrics.includes('transferMiBps'))
+    assert.ok(['rssStartMiB', 'rssMaxMiB', 'rssEndMiB'].every((m) => scenario(name).metrics.includes(m)))
+  }
+  assert.equal(scenario('static-10m').static.size, 10 * 2 ** 20)
+  assert.equal(scenario('static-64k').path, '/static/64k.bin')
+  for (const name of ['harrier', 'node', 'nginx', 'harrier:HARRIER_IO=uring']) assert.equal(skipReason(scenario('static-1k'), server(name)), null, name)
+  for (const name of ['fastify', 'deno', 'bun', 'floor']) assert.match(skipReason(scenario('static-1k'), server(name)), /no static files/, name)
+  assert.match(skipReason(scenario('hello'), server('nginx')), /only the static-file scenarios/)
+  assert.equal(applies(scenario('hello'), server('floor')), true)
+  assert.match(skipReason(scenario('json'), server('floor')), /only GET \//)
+  assert.equal(applies(scenario('json'), server('harrier')), true)
+})
+
+test('a static answer is checked for status, length and sha256', () => {
+  try {
+    const { dir, files } = staticFiles()
+    const body = readFileSync(join(dir, '64k.bin'))
+    assert.equal(body.length, 65536)
+    assert.equal(files['64k.bin'].size, 65536)
+    const check = expectFile('64k.bin')
+    assert.equal(check({ status: 200, body }), null)
+    assert.match(check({ status: 404, body }), /status 404/)
+    assert.match(check({ status: 200, body: body.subarray(1) }), /65535 bytes, expected 65536/)
+    const changed = Buffer.from(body)
+    changed[100] ^= 1
+    assert.match(check({ status: 200, body: changed }), /sha256/)
+  } finally {
+    cleanupStatic()
+  }
+})
+
+test('nginx config: one foreground process, paths in its directory, the files under /static/', () => {
+  const conf = nginxConfig({ dir: '/tmp/x', port: 4321, staticDir: '/tmp/files', connections: 64, configure: 'nginx version: nginx/1.22.1\n--without-http_uwsgi_module' })
+  for (const line of [
+    'daemon off;',
+    'master_process off;',
+    'worker_processes 1;',
+    'pid /tmp/x/nginx.pid;',
+    'error_log /tmp/x/error.log;',
+    'sendfile on;',
+    'tcp_nopush on;',
+    'tcp_nodelay on;',
+    'access_log off;',
+    'keepalive_requests 100000;',
+    'listen 127.0.0.1:4321;',
+    'alias /tmp/files/;',
+    'client_body_temp_path /tmp/x/client_body;',
+    'scgi_temp_path /tmp/x/scgi;',
+  ]) {
+    assert.ok(conf.includes(line), line)
+  }
+  assert.ok(!conf.includes('uwsgi_temp_path'), 'no directive of a module nginx lacks')
+  assert.match(conf, /location \/static\/ \{\s+alias \/tmp\/files\/;/)
+})
+
+test('reports: static summary cells, servers not run in a scenario', () => {
+  const scenario = SCENARIOS.find((s) => s.name === 'static-64k')
+  const servers = [parseServerSpec('harrier'), parseServerSpec('nginx')]
+  const figures = (rps, cpu, rss) => ({
+    requestsPerSec: rps,
+    transferMiBps: rps / 16,
+    p50Ms: 1,
+    p99Ms: 2,
+    cpuUsPerRequest: cpu,
+    ctxPerRequest: 0.1,
+    rssStartMiB: rss,
+    rssMaxMiB: rss + 1,
+    rssEndMiB: rss,
+  })
+  const s = summarise(scenario, servers, [{ harrier: figures(1600, 20, 40), nginx: figures(3200, 10, 3) }])
+  assert.equal(s.ratios.requestsPerSec.harrier.nginx, 0.5)
+  assert.equal(s.ratios.transferMiBps, undefined) // the same as req/s
+  assert.equal(s.servers.nginx.median.transferMiBps, 200)
+  assert.equal(s.ratios.rssMaxMiB.nginx.harrier, 4 / 41)
+  const table = summaryMarkdown({ 'static-64k': { kind: 'wrk', metrics: scenario.metrics, ...s } }, servers)
+  assert.match(table, /\| static-64k +\| +1,600 · 20\.00 µs · 100\.0 MiB\/s \| +3,200 · 10\.00 µs · 200\.0 MiB\/s \|/)
+  const md = scenarioMarkdown(scenario, 'wrk', servers, s, [{ label: 'fastify', reason: 'serves no static files in this suite' }])
+  assert.match(md, /Not run here: fastify \(serves no static files in this suite\)\./)
+  assert.match(md, /\| server +\| +req\/s \| +body MiB\/s \|.*RSS start MiB \| +RSS max MiB \| +RSS end MiB \|/)
+})
+
+test('a harrier variant by environment: HARRIER_IO', () => {
+  const v = parseServerSpec('harrier:HARRIER_IO=uring')
+  assert.equal(v.id, 'harrier:HARRIER_IO=uring')
+  assert.equal(v.label, 'harrier (HARRIER_IO=uring)')
+  assert.deepEqual(v.env, { HARRIER_IO: 'uring' })
+  assert.equal(v.static, true)
+  assert.equal(parseServerSpec('nginx').runtime, 'nginx')
 })
