@@ -6,7 +6,7 @@ import { ReplyBuffer } from './reply-buffer'
 import { Request } from './request'
 import { Response, checkStaticOptions } from './response'
 import { unwatchSignals, watchSignals } from './signals'
-import type { AppOptions, ErrorHook, Handler, Listening, ListenOptions, Middleware, Next, RouteParams, StaticOptions } from './types'
+import type { AppOptions, ErrorHook, Handler, IoBackend, Listening, ListenOptions, Middleware, Next, RouteParams, StaticOptions } from './types'
 import { EVENT_ABORT, EVENT_BODY, EVENT_END, EVENT_REQUEST, REQUEST_FIXED_WORDS } from './wire'
 
 interface Route {
@@ -32,6 +32,16 @@ interface Use {
 
 
 const RESOLVED: Promise<void> = Promise.resolve()
+const IO_NAMES = ['auto', 'epoll', 'uring'] as const
+
+/** A backend the kernel refuses gets its own code; other failures (address in use) pass. */
+function listenError(e: unknown, io: string | undefined): unknown {
+  const message = e instanceof Error ? e.message : String(e)
+  if (!message.startsWith('io unavailable: ')) return e
+  const error = new Error(`harrier: io '${io}' was asked for, but ${message.slice('io unavailable: '.length)}`, { cause: e })
+  ;(error as Error & { code: string }).code = 'HARRIER_IO_UNAVAILABLE'
+  return error
+}
 const done: Next = () => RESOLVED
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
@@ -83,6 +93,9 @@ export class App {
     if (options.rateLimit !== undefined && !(Number.isFinite(options.rateLimit) && options.rateLimit >= 0)) {
       throw new RangeError(`harrier: option rateLimit must be a non-negative number, got ${options.rateLimit}`)
     }
+    if (options.io !== undefined && !IO_NAMES.includes(options.io)) {
+      throw new RangeError(`harrier: option io must be 'auto', 'epoll' or 'uring', got ${String(options.io)}`)
+    }
     if (options.driver !== undefined && !['auto', 'inline', 'threads'].includes(options.driver)) {
       throw new RangeError(`harrier: option driver must be 'auto', 'inline' or 'threads', got ${String(options.driver)}`)
     }
@@ -102,6 +115,25 @@ export class App {
       return 'threads'
     }
     return asked
+  }
+
+  /**
+   * The I/O backend serving, once listening: `uring`, or `epoll` (`kqueue` on macOS); `null`
+   * before `listen()` and after `close()`.
+   */
+  get io(): IoBackend | null {
+    return (this.native?.io as IoBackend | undefined) ?? null
+  }
+
+  /** The backend asked for: the option, else `HARRIER_IO`, else the engine's default. */
+  private askedIo(): 'auto' | 'epoll' | 'uring' | undefined {
+    if (this.settings.io !== undefined) return this.settings.io
+    const env = process.env.HARRIER_IO
+    if (env === undefined || env === '') return undefined
+    if (!(IO_NAMES as readonly string[]).includes(env)) {
+      throw new RangeError(`harrier: HARRIER_IO must be 'auto', 'epoll' or 'uring', got ${JSON.stringify(env)}`)
+    }
+    return env as 'auto' | 'epoll' | 'uring'
   }
 
   get<P extends string>(path: P, ...handlers: Handler<RouteParams<P>>[]): this {
@@ -214,14 +246,18 @@ export class App {
     const port = options.port ?? (process.env.PORT ? Number(process.env.PORT) : 3000)
     const host = options.host ?? process.env.HOST ?? '0.0.0.0'
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`harrier: port must be 0-65535, got ${port}`)
+    const io = this.askedIo()
     this.chains = this.routes.map((r) => this.compile(r))
     const out = new ReplyBuffer((ops) => this.native?.respond(ops))
-    const native = NativeServer.listen(
+    let native: NativeServer
+    try {
+      native = NativeServer.listen(
       {
         host,
         port,
         driver: this.driver,
         ioThreads: this.settings.ioThreads,
+        io,
         handlerTimeoutMs: this.settings.handlerTimeout,
         drainTimeoutMs: this.settings.drainTimeout,
         headerTimeoutMs: this.settings.headerTimeout,
@@ -253,6 +289,9 @@ export class App {
       (bytes, meta) => this.onBatch(bytes, meta),
       () => out.flush(),
     )
+    } catch (e) {
+      throw listenError(e, io)
+    }
     this.native = native
     this.out = out
     // The engine's callback does not hold the process open; this does, until close().

@@ -30,6 +30,9 @@ export type Handler<Params extends Record<string, string> = Record<string, strin
 
 export type Middleware = Handler<Record<string, string>>
 
+/** An I/O backend the engine runs on (see `AppOptions.io`). */
+export type IoBackend = 'epoll' | 'kqueue' | 'iocp' | 'uring'
+
 export type ErrorHook = (error: unknown, req: Request) => void
 
 export interface AppOptions {
@@ -42,6 +45,14 @@ export interface AppOptions {
   driver?: 'auto' | 'inline' | 'threads'
   /** I/O threads of the `threads` driver (default: one per core). */
   ioThreads?: number
+  /**
+   * The I/O backend: `epoll` (mio: epoll on Linux, kqueue on macOS; the default), `uring`
+   * (io_uring, Linux 6.0 or later: `listen()` fails with code `HARRIER_IO_UNAVAILABLE` where
+   * the kernel refuses it), or `auto` (io_uring where the kernel allows it, else epoll with one
+   * line on stderr saying why). The `HARRIER_IO` environment variable is used when this is
+   * not given. `app.io` tells which backend serves.
+   */
+  io?: 'auto' | 'epoll' | 'uring'
   /** Milliseconds a handler may take before the engine answers 503 for it (default 30000). */
   handlerTimeout?: number
   /** Milliseconds `close()` waits for in-flight requests before closing what is left (default 30000). */

@@ -11,6 +11,11 @@ use std::time::Duration;
 use harrier_core::engine::{Batch, Event, Handler, Replier, ReplyWriter};
 use harrier_core::{Config, Router, Server, StaticMount, StaticOptions};
 
+/// The backend under test: `HARRIER_IO` (the test runner runs these tests once per backend).
+fn backend() -> harrier_core::Backend {
+    std::env::var("HARRIER_IO").ok().and_then(|v| harrier_core::Backend::parse(&v)).unwrap_or_default()
+}
+
 /// Route 1 answers `js`; route 2 answers with the file named by its path after `/send/`.
 struct Files {
     dir: PathBuf,
@@ -74,7 +79,7 @@ fn static_files_in_the_engine() {
 
     let mount = StaticMount::new(&dir, StaticOptions::default()).unwrap();
     for threads in [1, 2] {
-        let config = Config { io_threads: threads, statics: vec![Some(Arc::new(mount_clone(&mount)))], ..Config::default() };
+        let config = Config { io_threads: threads, statics: vec![Some(Arc::new(mount_clone(&mount)))], io: backend(), ..Config::default() };
         let server = Server::start(config, router_clone(), Box::new(Files { dir: dir.clone() })).unwrap();
         let mut s = TcpStream::connect(server.local_addr()).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();

@@ -139,7 +139,8 @@ impl Drop for JsCaller {
 }
 
 pub(crate) struct InlineDriver {
-    engine: RefCell<InlineServer>,
+    /// Dropped once finished: the engine's descriptors (poll or ring, listener) go with it.
+    engine: RefCell<Option<InlineServer>>,
     replier: Replier,
     poll: RefCell<Option<UvHandle>>,
     timer: RefCell<Option<UvHandle>>,
@@ -153,7 +154,7 @@ impl InlineDriver {
     pub fn start(env: &Env, engine: InlineServer) -> Result<Rc<InlineDriver>> {
         let driver = Rc::new(InlineDriver {
             replier: engine.replier(),
-            engine: RefCell::new(engine),
+            engine: RefCell::new(Some(engine)),
             poll: RefCell::new(None),
             timer: RefCell::new(None),
             close_requested: Cell::new(false),
@@ -164,7 +165,7 @@ impl InlineDriver {
         unsafe {
             let mut event_loop = ptr::null_mut();
             check(sys::napi_get_uv_event_loop(env.raw(), &mut event_loop))?;
-            let fd = driver.engine.borrow().raw_fd() as c_int;
+            let fd = driver.engine.borrow().as_ref().map_or(-1, |e| e.raw_fd()) as c_int;
             // Each handle holds a strong count, given back by its close callback.
             let data = Rc::into_raw(driver.clone()) as *const c_void;
             let poll = UvHandle::poll(event_loop, fd, data, on_poll).map_err(|rc| {
@@ -187,8 +188,9 @@ impl InlineDriver {
     /// Runs `f` on the engine unless a turn is already under way (JS called back into us from
     /// inside one: what it asked for is picked up when that turn ends).
     fn turn(&self, f: impl FnOnce(&mut InlineServer) -> std::result::Result<(), String>) {
-        let Ok(mut engine) = self.engine.try_borrow_mut() else { return };
-        if let Err(e) = f(&mut engine) {
+        let Ok(mut slot) = self.engine.try_borrow_mut() else { return };
+        let Some(engine) = slot.as_mut() else { return };
+        if let Err(e) = f(engine) {
             eprintln!("harrier: inline driver: {e}");
         }
         if self.close_requested.get() && !self.shutdown_begun.get() {
@@ -197,7 +199,7 @@ impl InlineDriver {
         }
         engine.answer();
         let finished = engine.finished();
-        drop(engine);
+        drop(slot);
         if finished {
             self.finish();
         }
@@ -231,6 +233,7 @@ impl InlineDriver {
                 h.close(on_closed);
             }
         }
+        drop(self.engine.borrow_mut().take());
         for deferred in self.waiting.borrow_mut().drain(..) {
             deferred.resolve(|_| Ok(()));
         }

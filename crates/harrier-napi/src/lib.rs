@@ -13,7 +13,7 @@ mod uv;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use harrier_core::{Config, Replier, Router, Server, StaticMount, StaticOptions};
+use harrier_core::{Backend, Config, Replier, Router, Server, StaticMount, StaticOptions};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
@@ -25,6 +25,8 @@ pub struct ListenOptions {
     pub driver: String,
     /// For `threads`; 0 or absent: one per core.
     pub io_threads: Option<u32>,
+    /// `auto`, `epoll` or `uring`; absent: the engine's default.
+    pub io: Option<String>,
     pub handler_timeout_ms: Option<u32>,
     pub drain_timeout_ms: Option<u32>,
     pub header_timeout_ms: Option<u32>,
@@ -110,6 +112,7 @@ pub struct NativeServer {
     driver: Driver,
     port: u32,
     host: String,
+    io: &'static str,
 }
 
 fn config(options: &ListenOptions) -> Result<Config> {
@@ -117,6 +120,9 @@ fn config(options: &ListenOptions) -> Result<Config> {
     let mut config = Config { host: options.host.clone(), port, ..Config::default() };
     if let Some(n) = options.io_threads {
         config.io_threads = n as usize;
+    }
+    if let Some(name) = &options.io {
+        config.io = Backend::parse(name).ok_or_else(|| Error::new(Status::InvalidArg, format!("io must be 'auto', 'epoll' or 'uring', got {name:?}")))?;
     }
     if let Some(ms) = options.handler_timeout_ms {
         config.handler_timeout = Duration::from_millis(ms as u64);
@@ -159,7 +165,12 @@ fn bytes_option(bytes: f64, name: &str) -> Result<u64> {
     }
 }
 
+/// A backend that cannot run here is said as such (`io_uring cannot be used here: ...`); the
+/// JS side gives it its own error code.
 fn listen_error(e: std::io::Error) -> Error {
+    if e.kind() == std::io::ErrorKind::Unsupported {
+        return Error::new(Status::GenericFailure, format!("io unavailable: {e}"));
+    }
     Error::new(Status::GenericFailure, format!("listen failed: {e}"))
 }
 
@@ -184,25 +195,31 @@ impl NativeServer {
             config.route_body_limits.push(route.body_limit.map(|b| bytes_option(b, "bodyLimit")).transpose()?);
             config.statics.push(static_mount(route)?);
         }
-        let (driver, addr) = match options.driver.as_str() {
+        let (driver, addr, io) = match options.driver.as_str() {
             "threads" => {
                 let handler = threads::TsfnHandler { callback: threads::callback(on_batch)? };
                 let server = Server::start(config, router, Box::new(handler)).map_err(listen_error)?;
-                let addr = server.local_addr();
-                (Driver::Threads { replier: server.replier(), server: Mutex::new(Some(server)) }, addr)
+                let (addr, io) = (server.local_addr(), server.backend());
+                (Driver::Threads { replier: server.replier(), server: Mutex::new(Some(server)) }, addr, io)
             }
             #[cfg(unix)]
             "inline" => {
                 let handler = unsafe { inline::JsCaller::new(env.raw(), on_batch.raw(), on_flush.raw())? };
                 let engine = harrier_core::InlineServer::start(config, router, Box::new(handler)).map_err(listen_error)?;
-                let addr = engine.local_addr();
-                (Driver::Inline(inline::InlineDriver::start(&env, engine)?), addr)
+                let (addr, io) = (engine.local_addr(), engine.backend());
+                (Driver::Inline(inline::InlineDriver::start(&env, engine)?), addr, io)
             }
             other => return Err(Error::new(Status::InvalidArg, format!("unknown driver {other:?} on this platform"))),
         };
         #[cfg(not(unix))]
         let _ = (&env, &on_flush);
-        Ok(NativeServer { driver, port: addr.port() as u32, host: addr.ip().to_string() })
+        Ok(NativeServer { driver, port: addr.port() as u32, host: addr.ip().to_string(), io })
+    }
+
+    /// The I/O backend serving: `uring`, or `epoll` (`kqueue`, `iocp`).
+    #[napi(getter)]
+    pub fn io(&self) -> String {
+        self.io.to_string()
     }
 
     #[napi(getter)]

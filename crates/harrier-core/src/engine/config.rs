@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::io::Backend;
 use crate::statics::StaticMount;
 
 #[derive(Debug, Clone)]
@@ -12,6 +13,8 @@ pub struct Config {
     pub port: u16,
     /// I/O threads, each with its own poll and listener; 0 means one per core.
     pub io_threads: usize,
+    /// The I/O backend: mio (epoll, kqueue), io_uring, or io_uring where the kernel allows it.
+    pub io: Backend,
     /// A request whose handler has not started answering by then gets 503.
     pub handler_timeout: Duration,
     /// How long `shutdown` waits for in-flight requests before closing what is left.
@@ -68,6 +71,7 @@ impl Default for Config {
             host: "127.0.0.1".into(),
             port: 0,
             io_threads: 0,
+            io: Backend::default(),
             handler_timeout: Duration::from_secs(30),
             drain_timeout: Duration::from_secs(30),
             header_timeout: Duration::from_secs(10),

@@ -2,14 +2,13 @@
 //! handler and not yet answered (in request order), and the bytes waiting to be written.
 
 use std::collections::VecDeque;
-use std::io::{self, Read, Write};
+use std::io;
 use std::fs::File;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mio::net::TcpStream;
-
 use super::event_loop::Ctx;
+use super::io::Socket;
 use super::limits::IpState;
 use super::reply::{ReplyOp, OP_CHUNK, OP_END, OP_FILE, OP_FULL, OP_HEAD};
 use crate::http1::chunked::{Chunk, ChunkedDecoder};
@@ -113,7 +112,7 @@ pub(crate) enum Liveness {
 }
 
 pub(crate) struct Conn {
-    pub sock: TcpStream,
+    pub sock: Socket,
     pub slot: u32,
     /// Unparsed bytes; empty (no allocation) whenever a read ends on a request boundary.
     rbuf: Vec<u8>,
@@ -149,7 +148,7 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
-    pub fn new(sock: TcpStream, slot: u32, now: Instant, ip: Option<Arc<IpState>>) -> Conn {
+    pub fn new(sock: Socket, slot: u32, now: Instant, ip: Option<Arc<IpState>>) -> Conn {
         Conn {
             sock,
             slot,
@@ -198,13 +197,13 @@ impl Conn {
             // with edge-triggered polling, this event may be the last word the socket says.
             self.paused = false;
             let result = if self.rbuf.is_empty() {
-                self.sock.read(&mut ctx.scratch)
+                self.sock.read(&mut ctx.io, &mut ctx.scratch)
             } else {
                 self.rbuf.reserve(16 * 1024);
                 let len = self.rbuf.len();
                 let cap = self.rbuf.capacity();
                 self.rbuf.resize(cap, 0);
-                let r = self.sock.read(&mut self.rbuf[len..]);
+                let r = self.sock.read(&mut ctx.io, &mut self.rbuf[len..]);
                 self.rbuf.truncate(len + *r.as_ref().unwrap_or(&0));
                 r
             };
@@ -304,7 +303,7 @@ impl Conn {
     /// After the last request the connection will serve: read and drop, until EOF.
     fn discard_input(&mut self, ctx: &mut Ctx) -> Liveness {
         loop {
-            match self.sock.read(&mut ctx.scratch) {
+            match self.sock.read(&mut ctx.io, &mut ctx.scratch) {
                 Ok(0) => return if self.lingering_until.is_some() || self.inflight.is_empty() { Liveness::Closed } else { Liveness::Open },
                 Ok(_) => continue,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Liveness::Open,
@@ -862,7 +861,7 @@ impl Conn {
         let mut progressed = false;
         loop {
             while self.wpos < self.wbuf.len() {
-                match self.sock.write(&self.wbuf[self.wpos..]) {
+                match self.sock.write(&mut ctx.io, &self.wbuf[self.wpos..]) {
                     Ok(0) => return Liveness::Closed,
                     Ok(n) => {
                         self.wpos += n;
@@ -881,7 +880,7 @@ impl Conn {
                     let old = std::mem::replace(&mut self.wbuf, b);
                     ctx.pool.put(old);
                 }
-                Some(Out::File { file, mut offset, mut len }) => match send_file(&self.sock, &file, &mut offset, &mut len, &mut self.wbuf) {
+                Some(Out::File { file, mut offset, mut len }) => match self.sock.send_file(&mut ctx.io, &file, &mut offset, &mut len, &mut self.wbuf) {
                     Ok(sent) => {
                         progressed |= sent;
                         if len > 0 {
@@ -925,7 +924,7 @@ impl Conn {
     /// Shuts the write side and waits (briefly) for the client to close its side.
     pub fn linger(&mut self, ctx: &mut Ctx) -> Liveness {
         if self.lingering_until.is_none() {
-            if self.sock.shutdown(std::net::Shutdown::Write).is_err() {
+            if self.sock.shutdown_write(&mut ctx.io).is_err() {
                 return Liveness::Closed;
             }
             self.lingering_until = Some(ctx.now + LINGER);
@@ -951,47 +950,6 @@ impl Conn {
         ctx.pool.put(std::mem::take(&mut self.rbuf));
         self.queue.clear();
     }
-}
-
-/// Sends what it can of a file span: straight from the file with sendfile(2) on Linux;
-/// elsewhere one chunk is read into `wbuf` (empty on entry) for the caller to write. Returns
-/// whether bytes moved; `len` left over means the socket is full (Linux) or a chunk waits.
-#[cfg(target_os = "linux")]
-fn send_file(sock: &TcpStream, file: &File, offset: &mut u64, len: &mut u64, _wbuf: &mut Vec<u8>) -> io::Result<bool> {
-    use std::os::fd::AsRawFd;
-    let mut sent = false;
-    while *len > 0 {
-        let mut off = *offset as libc::off_t;
-        let count = (*len).min(1 << 30) as usize;
-        let n = unsafe { libc::sendfile(sock.as_raw_fd(), file.as_raw_fd(), &mut off, count) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            match e.kind() {
-                io::ErrorKind::WouldBlock => return Ok(sent),
-                io::ErrorKind::Interrupted => continue,
-                _ => return Err(e),
-            }
-        }
-        if n == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shorter than announced"));
-        }
-        *offset += n as u64;
-        *len -= n as u64;
-        sent = true;
-    }
-    Ok(sent)
-}
-
-#[cfg(not(target_os = "linux"))]
-fn send_file(_sock: &TcpStream, file: &File, offset: &mut u64, len: &mut u64, wbuf: &mut Vec<u8>) -> io::Result<bool> {
-    let chunk = statics::read_span(file, *offset, (*len).min(statics::INLINE_LIMIT))?;
-    if chunk.is_empty() {
-        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shorter than announced"));
-    }
-    *offset += chunk.len() as u64;
-    *len -= chunk.len() as u64;
-    wbuf.extend_from_slice(&chunk);
-    Ok(false)
 }
 
 fn persistence(p: &Pending, draining: bool, close_asked: bool) -> Persistence {

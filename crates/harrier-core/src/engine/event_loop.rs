@@ -7,21 +7,17 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use mio::net::TcpListener;
-use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
 use super::batch::BatchBuilder;
 use super::connection::{Conn, Liveness};
+use super::io::{Io, Ready};
 use super::pool::BufPool;
 use super::reply::ReplyOps;
 use super::Shared;
 use crate::http1::date::CachedDate;
 use crate::http1::encode;
 use crate::http1::request::{HeadLimits, RequestHead};
-
-pub(crate) const LISTENER: Token = Token(usize::MAX - 1);
-pub(crate) const WAKER: Token = Token(usize::MAX - 2);
 
 /// Timeouts are checked this often; a coarse clock is enough for them.
 const SWEEP_EVERY: Duration = Duration::from_millis(100);
@@ -33,6 +29,8 @@ const PRUNE_EVERY: Duration = Duration::from_secs(1);
 /// Everything a connection needs from its thread while it works.
 pub(crate) struct Ctx {
     pub thread: u8,
+    /// The backend: connections read and write through it.
+    pub io: Io,
     pub shared: Arc<Shared>,
     pub scratch: Vec<u8>,
     pub head: RequestHead,
@@ -72,11 +70,9 @@ impl Ctx {
 }
 
 pub(crate) struct Worker {
-    poll: Poll,
-    listener: Option<TcpListener>,
     conns: Slab<Conn>,
     ctx: Ctx,
-    events: Option<Events>,
+    ready: Vec<Ready>,
     replies: Vec<u8>,
     dirty: Vec<usize>,
     last_sweep: Instant,
@@ -85,21 +81,17 @@ pub(crate) struct Worker {
 }
 
 impl Worker {
-    pub fn new(thread: u8, poll: Poll, mut listener: Option<TcpListener>, shared: Arc<Shared>) -> io::Result<Worker> {
-        if let Some(l) = listener.as_mut() {
-            poll.registry().register(l, LISTENER, Interest::READABLE)?;
-        }
+    pub fn new(thread: u8, io: Io, shared: Arc<Shared>) -> Worker {
         let config = &shared.config;
         let limits = HeadLimits::new(config.max_header_count, config.max_header_size, config.max_url_length);
         let keep_alive_line = encode::keep_alive_line(config.keep_alive_timeout);
         let max_waiting = if config.max_pending_requests == 0 { usize::MAX } else { config.max_pending_requests.div_ceil(shared.threads.max(1)) };
         let write_high_water = config.write_high_water;
-        Ok(Worker {
-            poll,
-            listener,
+        Worker {
             conns: Slab::new(),
             ctx: Ctx {
                 thread,
+                io,
                 shared,
                 scratch: vec![0; READ_BUFFER],
                 head: RequestHead::new(),
@@ -117,13 +109,23 @@ impl Worker {
                 paused: Vec::new(),
                 next_rid: 0,
             },
-            events: Some(Events::with_capacity(1024)),
+            ready: Vec::with_capacity(1024),
             replies: Vec::new(),
             dirty: Vec::new(),
             last_sweep: Instant::now(),
             last_prune: Instant::now(),
             drain_deadline: None,
-        })
+        }
+    }
+
+    pub fn io_name(&self) -> &'static str {
+        self.ctx.io.name()
+    }
+
+    /// Hands what the turn queued to the kernel (a completion backend; the inline driver's
+    /// turns end here, with nothing else to submit for them).
+    pub fn submit(&mut self) {
+        self.ctx.io.submit();
     }
 
     /// The threads driver: this I/O thread's whole life.
@@ -148,28 +150,24 @@ impl Worker {
     pub fn step(&mut self) -> io::Result<()> {
         self.poll_once(Duration::ZERO)?;
         self.after_events();
+        self.ctx.io.submit();
         Ok(())
     }
 
-    /// Handles what one poll reported: reads, accepts, writes.
+    /// Handles what one wait reported: accepts, reads, writes.
     fn poll_once(&mut self, timeout: Duration) -> io::Result<()> {
-        let mut events = self.events.take().unwrap_or_else(|| Events::with_capacity(1024));
-        let polled = self.poll.poll(&mut events, Some(timeout));
+        let mut ready = std::mem::take(&mut self.ready);
+        let waited = self.ctx.io.wait(timeout, &mut ready);
         self.ctx.now = Instant::now();
         self.ctx.date.update(SystemTime::now());
-        if let Err(e) = polled {
-            self.events = Some(events);
-            return if e.kind() == io::ErrorKind::Interrupted { Ok(()) } else { Err(e) };
-        }
-        for event in events.iter() {
-            match event.token() {
-                LISTENER => self.accept(),
-                WAKER => {}
-                Token(key) => self.on_socket(key, event.is_readable(), event.is_writable()),
+        for r in ready.drain(..) {
+            match r {
+                Ready::Listener => self.accept(),
+                Ready::Conn { key, readable, writable } => self.on_socket(key, readable, writable),
             }
         }
-        self.events = Some(events);
-        Ok(())
+        self.ready = ready;
+        waited
     }
 
     fn after_events(&mut self) {
@@ -245,12 +243,12 @@ impl Worker {
                     self.ctx.scratch = vec![0; READ_BUFFER];
                 }
                 if let Some(mut conn) = self.conns.try_remove(key) {
-                    let _ = self.poll.registry().deregister(&mut conn.sock);
                     self.forget(&conn);
                     let ctx = &mut self.ctx;
                     if catch_unwind(AssertUnwindSafe(|| conn.abort_all(ctx))).is_err() {
                         self.ctx.batch.rollback(mark);
                     }
+                    conn.sock.close(&mut self.ctx.io);
                 }
                 Liveness::Closed
             }
@@ -271,46 +269,48 @@ impl Worker {
 
     /// Draining is over: nothing is left to answer or close.
     pub fn finished(&self) -> bool {
-        self.ctx.draining && self.conns.is_empty()
+        self.ctx.draining && self.conns.is_empty() && self.ctx.io.quiet()
     }
 
     #[cfg(unix)]
     pub fn raw_fd(&self) -> std::os::fd::RawFd {
-        use std::os::fd::AsRawFd;
-        self.poll.as_raw_fd()
+        self.ctx.io.raw_fd()
     }
 
     fn accept(&mut self) {
-        let Some(listener) = self.listener.as_ref() else { return };
         loop {
-            match listener.accept() {
-                Ok((mut sock, peer)) => {
+            match self.ctx.io.accept() {
+                Ok(fresh) => {
                     let shared = &self.ctx.shared;
                     let max = shared.config.max_connections;
                     if max > 0 && shared.open.load(Ordering::Relaxed) >= max {
                         // Closed at once: the connections already open are not disturbed.
-                        drop(sock);
+                        drop(fresh);
                         continue;
                     }
-                    let ip = match &shared.ips {
-                        Some(table) => match table.open(peer.ip(), self.ctx.now) {
+                    let ip = match (&shared.ips, shared.ips.as_ref().and_then(|_| fresh.peer_ip())) {
+                        (Some(table), Some(peer)) => match table.open(peer, self.ctx.now) {
                             Some(state) => Some(state),
                             None => {
-                                drop(sock);
+                                drop(fresh);
                                 continue;
                             }
                         },
-                        None => None,
+                        _ => None,
                     };
-                    let _ = sock.set_nodelay(true);
+                    fresh.set_nodelay();
                     let entry = self.conns.vacant_entry();
                     let key = entry.key();
-                    // Edge-triggered, both directions, registered once: no re-arming per write.
-                    if self.poll.registry().register(&mut sock, Token(key), Interest::READABLE | Interest::WRITABLE).is_ok() {
-                        shared.open.fetch_add(1, Ordering::Relaxed);
-                        entry.insert(Conn::new(sock, key as u32, self.ctx.now, ip));
-                    } else if let (Some(table), Some(state)) = (&shared.ips, ip) {
-                        table.close(&state);
+                    match self.ctx.io.register(fresh, key) {
+                        Ok(sock) => {
+                            shared.open.fetch_add(1, Ordering::Relaxed);
+                            entry.insert(Conn::new(sock, key as u32, self.ctx.now, ip));
+                        }
+                        Err(_) => {
+                            if let (Some(table), Some(state)) = (&shared.ips, ip) {
+                                table.close(&state);
+                            }
+                        }
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -396,6 +396,7 @@ impl Worker {
                 Liveness::Open
             });
         }
+        self.ctx.io.maintain(now);
         if self.ctx.thread == 0 && now.saturating_duration_since(self.last_prune) >= PRUNE_EVERY {
             self.last_prune = now;
             if let Some(table) = &self.ctx.shared.ips {
@@ -411,9 +412,7 @@ impl Worker {
         self.accept();
         self.ctx.draining = true;
         self.drain_deadline = Some(self.ctx.now + self.ctx.shared.config.drain_timeout);
-        if let Some(mut l) = self.listener.take() {
-            let _ = self.poll.registry().deregister(&mut l);
-        }
+        self.ctx.io.close_listener();
         // An idle connection has no answer to protect: it is closed at once, not lingered.
         let idle: Vec<usize> = self.conns.iter().filter(|(_, c)| c.is_idle() && !c.is_lingering()).map(|(k, _)| k).collect();
         for key in idle {
@@ -423,9 +422,9 @@ impl Worker {
 
     fn close(&mut self, key: usize) {
         if let Some(mut conn) = self.conns.try_remove(key) {
-            let _ = self.poll.registry().deregister(&mut conn.sock);
             self.forget(&conn);
             conn.abort_all(&mut self.ctx);
+            conn.sock.close(&mut self.ctx.io);
         }
     }
 

@@ -13,7 +13,7 @@ pub(crate) fn resolve(host: &str, port: u16) -> io::Result<SocketAddr> {
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("host {host:?} resolves to no address")))
 }
 
-pub(crate) fn bind(addr: SocketAddr, reuse_port: bool) -> io::Result<mio::net::TcpListener> {
+pub(crate) fn bind(addr: SocketAddr, reuse_port: bool) -> io::Result<std::net::TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
     #[cfg(all(unix, not(any(target_os = "solaris", target_os = "illumos"))))]
@@ -29,7 +29,7 @@ pub(crate) fn bind(addr: SocketAddr, reuse_port: bool) -> io::Result<mio::net::T
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
     socket.listen(1024)?;
-    Ok(mio::net::TcpListener::from_std(socket.into()))
+    Ok(socket.into())
 }
 
 /// Whether every I/O thread can have a listener of its own.

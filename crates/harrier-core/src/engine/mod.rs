@@ -5,12 +5,13 @@ pub(crate) mod batch;
 mod config;
 mod connection;
 mod event_loop;
+mod io;
 mod limits;
 mod listener;
 mod pool;
 mod reply;
 
-use std::io;
+use std::io as stdio;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -18,10 +19,11 @@ use std::thread::JoinHandle;
 
 pub use batch::{Batch, Event, RequestView, EVENT_ABORT, EVENT_BODY, EVENT_END, EVENT_REQUEST, FLAG_HAS_BODY, FLAG_HTTP10};
 pub use config::Config;
+pub use io::{Backend, POLL_NAME};
 pub use reply::{Replier, ReplyWriter, RequestRef, OP_CHUNK, OP_END, OP_FILE, OP_FULL, OP_HEAD};
 
 use crate::router::Router;
-use event_loop::{Worker, WAKER};
+use event_loop::Worker;
 use reply::Inbox;
 
 /// What the engine calls with each batch of requests. It answers through the `Replier`,
@@ -49,27 +51,29 @@ pub struct Server {
     shared: Arc<Shared>,
     threads: Vec<JoinHandle<()>>,
     local_addr: SocketAddr,
+    backend: &'static str,
 }
 
-/// Binds a listener per loop (one, where SO_REUSEPORT is missing) and builds the shared state.
-fn prepare(config: Config, router: Router, handler: Box<dyn Handler>, count: usize) -> io::Result<(Arc<Shared>, Vec<Worker>, SocketAddr)> {
+/// Binds a listener per loop (one, where SO_REUSEPORT is missing), picks the I/O backend and
+/// builds the shared state.
+fn prepare(config: Config, router: Router, handler: Box<dyn Handler>, count: usize) -> stdio::Result<(Arc<Shared>, Vec<Worker>, SocketAddr)> {
+    let backend = io::choose(config.io)?;
     let addr = listener::resolve(&config.host, config.port)?;
-    let mut polls = Vec::with_capacity(count);
+    let mut ios = Vec::with_capacity(count);
     let mut inboxes = Vec::with_capacity(count);
-    let mut listeners = Vec::with_capacity(count);
     let mut local_addr = addr;
     for i in 0..count {
-        let poll = mio::Poll::new()?;
-        inboxes.push(Inbox::new(mio::Waker::new(poll.registry(), WAKER)?));
-        polls.push(poll);
-        if i == 0 || listener::REUSE_PORT {
+        let listener = if i == 0 || listener::REUSE_PORT {
             // Port 0 is resolved by the first bind; the others join that port.
             let l = listener::bind(local_addr, listener::REUSE_PORT)?;
             local_addr = l.local_addr()?;
-            listeners.push(Some(l));
+            Some(l)
         } else {
-            listeners.push(None);
-        }
+            None
+        };
+        let (io, waker) = io::Io::new(backend, listener)?;
+        inboxes.push(Inbox::new(waker));
+        ios.push(io);
     }
     let ips = limits::IpTable::new(config.max_connections_per_ip, config.rate_limit, config.rate_burst);
     let shared = Arc::new(Shared {
@@ -82,27 +86,30 @@ fn prepare(config: Config, router: Router, handler: Box<dyn Handler>, count: usi
         open: AtomicUsize::new(0),
         ips,
     });
-    let mut workers = Vec::with_capacity(count);
-    for (i, (poll, listener)) in polls.into_iter().zip(listeners).enumerate() {
-        workers.push(Worker::new(i as u8, poll, listener, shared.clone())?);
-    }
+    let workers = ios.into_iter().enumerate().map(|(i, io)| Worker::new(i as u8, io, shared.clone())).collect();
     Ok((shared, workers, local_addr))
 }
 
 impl Server {
     /// Binds and starts the I/O threads; returns once every listener is bound.
-    pub fn start(config: Config, router: Router, handler: Box<dyn Handler>) -> io::Result<Server> {
+    pub fn start(config: Config, router: Router, handler: Box<dyn Handler>) -> stdio::Result<Server> {
         let count = config.thread_count();
         let (shared, workers, local_addr) = prepare(config, router, handler, count)?;
+        let backend = workers[0].io_name();
         let mut threads = Vec::with_capacity(count);
         for (i, worker) in workers.into_iter().enumerate() {
             threads.push(std::thread::Builder::new().name(format!("harrier-io-{i}")).spawn(move || worker.run())?);
         }
-        Ok(Server { shared, threads, local_addr })
+        Ok(Server { shared, threads, local_addr, backend })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The I/O backend serving: "uring", or the readiness backend's name ("epoll", "kqueue").
+    pub fn backend(&self) -> &'static str {
+        self.backend
     }
 
     pub fn replier(&self) -> Replier {
@@ -136,7 +143,7 @@ pub struct InlineServer {
 }
 
 impl InlineServer {
-    pub fn start(config: Config, router: Router, handler: Box<dyn Handler>) -> io::Result<InlineServer> {
+    pub fn start(config: Config, router: Router, handler: Box<dyn Handler>) -> stdio::Result<InlineServer> {
         let (shared, mut workers, local_addr) = prepare(config, router, handler, 1)?;
         Ok(InlineServer { shared, worker: workers.pop().unwrap(), local_addr })
     }
@@ -149,31 +156,39 @@ impl InlineServer {
         self.shared.replier.clone()
     }
 
-    /// The poll's descriptor: readable when `step` has work.
+    /// The I/O backend serving: "uring", or the readiness backend's name ("epoll", "kqueue").
+    pub fn backend(&self) -> &'static str {
+        self.worker.io_name()
+    }
+
+    /// The backend's descriptor (the poll's, or the ring's): readable when `step` has work.
     #[cfg(unix)]
     pub fn raw_fd(&self) -> std::os::fd::RawFd {
         self.worker.raw_fd()
     }
 
     /// Reads, dispatches (calling the handler), and writes what was answered meanwhile.
-    pub fn step(&mut self) -> io::Result<()> {
+    pub fn step(&mut self) -> stdio::Result<()> {
         self.worker.step()
     }
 
     /// Applies and writes replies sent since the last turn.
     pub fn answer(&mut self) {
         self.worker.answer();
+        self.worker.submit();
     }
 
     /// Timeouts and drain progress.
     pub fn tick(&mut self) {
         self.worker.tick();
+        self.worker.submit();
     }
 
     /// Starts a graceful shutdown; `finished` tells when it is over.
     pub fn shutdown(&mut self) {
         self.shared.shutdown.store(true, Ordering::SeqCst);
         self.worker.tick();
+        self.worker.submit();
     }
 
     pub fn finished(&self) -> bool {

@@ -18,6 +18,8 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use super::io::Waker;
+
 pub const OP_FULL: u8 = 1;
 pub const OP_HEAD: u8 = 2;
 pub const OP_CHUNK: u8 = 3;
@@ -172,11 +174,11 @@ pub(crate) struct Inbox {
     has_ops: AtomicBool,
     /// Set while the thread blocks in poll: only then is a wake-up (a syscall) needed.
     sleeping: AtomicBool,
-    waker: mio::Waker,
+    waker: Waker,
 }
 
 impl Inbox {
-    pub fn new(waker: mio::Waker) -> Inbox {
+    pub fn new(waker: Waker) -> Inbox {
         Inbox { ops: Mutex::new(Vec::new()), has_ops: AtomicBool::new(false), sleeping: AtomicBool::new(false), waker }
     }
 
@@ -187,12 +189,12 @@ impl Inbox {
     fn notify(&self) {
         self.has_ops.store(true, Ordering::SeqCst);
         if self.sleeping.load(Ordering::SeqCst) {
-            let _ = self.waker.wake();
+            self.waker.wake();
         }
     }
 
     pub fn wake(&self) {
-        let _ = self.waker.wake();
+        self.waker.wake();
     }
 
     /// Swaps the pending ops into `into` (emptied first); false if there were none.

@@ -7,6 +7,11 @@ use std::time::Duration;
 use super::*;
 use crate::engine::{Event, ReplyWriter};
 
+/// The backend under test: `HARRIER_IO` (the test runner runs these tests once per backend).
+fn backend() -> crate::Backend {
+    std::env::var("HARRIER_IO").ok().and_then(|v| crate::Backend::parse(&v)).unwrap_or_default()
+}
+
 /// Answers every request with `ok`.
 struct Ok200;
 
@@ -44,7 +49,7 @@ fn a_panic_is_contained_at_its_connection() {
         router
     };
     for threads in [1, 2] {
-        let server = Server::start(Config { io_threads: threads, ..Config::default() }, router(), Box::new(Ok200)).unwrap();
+        let server = Server::start(Config { io_threads: threads, io: backend(), ..Config::default() }, router(), Box::new(Ok200)).unwrap();
         let mut bystander = TcpStream::connect(server.local_addr()).unwrap();
         bystander.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         assert!(get(&mut bystander, "/").ends_with("ok"));

@@ -1,0 +1,684 @@
+//! The io_uring backend: one ring per I/O thread. Each connection keeps one receive
+//! outstanding whose buffer the kernel picks from a pool shared by the thread (so an idle
+//! connection holds no buffer), and at most one send; a file span is read by the ring in
+//! chunks, the next chunk read while the last is sent. One `io_uring_enter` submits every
+//! operation a turn queued and collects what completed.
+//!
+//! Every buffer an operation points to lives in this struct (heap storage that does not
+//! move while the operation is outstanding); a socket the engine closes stays in the table,
+//! unreadable, until its last operation completes.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io;
+use std::net::TcpListener;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use io_uring::{cqueue, opcode, squeue, types, IoUring};
+use slab::Slab;
+
+use super::{Fresh, Ready, Socket, Waker};
+
+/* 4096 entries: a turn over a few thousand busy connections submits in one call. */
+const RING_ENTRIES: u32 = 4096;
+const CQ_ENTRIES: u32 = 4 * RING_ENTRIES;
+/// Receive buffers shared by a thread's connections: only data not yet parsed holds one.
+const RECV_BUFFERS: u16 = 256;
+/* 16k: a pipelined burst or an upload chunk in one completion, 4 MiB a thread in all. */
+const RECV_BUFFER_SIZE: usize = 16 * 1024;
+const RECV_GROUP: u16 = 1;
+/// A file is read this much at a time: two chunks per download at most (one being sent,
+/// one being read), so many downloads of a large file never hold it whole.
+const FILE_CHUNK: usize = 128 * 1024;
+/// Send buffers kept for reuse, and the largest kept.
+const MAX_SPARE: usize = 256;
+const MAX_SPARE_CAPACITY: usize = 256 * 1024;
+/* 256k a write: a response larger than that is taken as the socket takes it, so that a
+   client that reads nothing is seen as such (the write timeout) and memory stays bounded. */
+const MAX_WRITE: usize = 256 * 1024;
+/// How long a closed connection's output already taken may take to leave.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+// What a completion is for: the low byte of its user data (the socket id above it).
+const RECV: u64 = 1;
+const SEND: u64 = 2;
+const FILE_READ: u64 = 3;
+const ACCEPT: u64 = 4;
+const WAKE: u64 = 5;
+const PROVIDE: u64 = 6;
+const CANCEL: u64 = 7;
+
+fn tag(id: u32, kind: u64) -> u64 {
+    (id as u64) << 8 | kind
+}
+
+/// Why io_uring cannot serve here, or `None` if it can: the ring is refused (seccomp in a
+/// container, `kernel.io_uring_disabled`), or the kernel lacks an operation this backend uses.
+pub(crate) fn refusal() -> Option<String> {
+    static ANSWER: OnceLock<Option<String>> = OnceLock::new();
+    ANSWER.get_or_init(probe).clone()
+}
+
+fn probe() -> Option<String> {
+    let ring = match IoUring::new(8) {
+        Ok(ring) => ring,
+        Err(e) => return Some(format!("io_uring_setup: {e}")),
+    };
+    if !ring.params().is_feature_ext_arg() || !ring.params().is_feature_skip_cqe_on_success() {
+        return Some("the kernel's io_uring is too old (Linux 6.0 or later is needed)".into());
+    }
+    let mut probe = io_uring::Probe::new();
+    if let Err(e) = ring.submitter().register_probe(&mut probe) {
+        return Some(format!("io_uring_register: {e}"));
+    }
+    let needed = [
+        (opcode::Recv::CODE, "recv"),
+        (opcode::Send::CODE, "send"),
+        (opcode::Accept::CODE, "accept"),
+        (opcode::Read::CODE, "read"),
+        (opcode::ProvideBuffers::CODE, "provide_buffers"),
+        (opcode::AsyncCancel::CODE, "async_cancel"),
+        // Multishot accept came with 5.19; send_zc (6.0) is the probe-able mark of that age.
+        (opcode::SendZc::CODE, "send_zc"),
+    ];
+    for (code, name) in needed {
+        if !probe.is_supported(code) {
+            return Some(format!("the kernel's io_uring lacks {name} (Linux 6.0 or later is needed)"));
+        }
+    }
+    None
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Recv {
+    Idle,
+    Armed,
+    /// The pool was empty: armed again once buffers come back.
+    Starved,
+}
+
+/// A file span being read by the ring for one socket.
+struct FileRead {
+    file: Arc<File>,
+    /// Where the next chunk starts.
+    offset: u64,
+    buf: Vec<u8>,
+    busy: bool,
+    /// `buf` holds the chunk at `offset`.
+    ready: bool,
+    err: Option<io::Error>,
+}
+
+struct USock {
+    fd: OwnedFd,
+    /// The connection's key in the thread's connection table.
+    key: usize,
+    /// False once the engine closed it: it only waits for its operations to end.
+    open: bool,
+    /// Operations outstanding.
+    ops: u8,
+    recv: Recv,
+    /// Received and not yet read: (buffer id, read position, end).
+    rx: Option<(u16, u32, u32)>,
+    eof: bool,
+    rx_err: Option<i32>,
+    tx: Vec<u8>,
+    tx_pos: usize,
+    tx_busy: bool,
+    tx_err: Option<i32>,
+    /// The write side is to be shut once `tx` is sent (or was).
+    shut_wr: bool,
+    file: Option<FileRead>,
+}
+
+impl USock {
+    fn new(fd: OwnedFd, key: usize) -> USock {
+        USock {
+            fd,
+            key,
+            open: true,
+            ops: 0,
+            recv: Recv::Idle,
+            rx: None,
+            eof: false,
+            rx_err: None,
+            tx: Vec::new(),
+            tx_pos: 0,
+            tx_busy: false,
+            tx_err: None,
+            shut_wr: false,
+            file: None,
+        }
+    }
+}
+
+pub(crate) struct UringIo {
+    ring: IoUring,
+    socks: Slab<USock>,
+    listener: Option<TcpListener>,
+    /// The multishot accept is outstanding.
+    accepting: bool,
+    /// A listener being closed: kept until its accept is cancelled.
+    closing_listener: Option<TcpListener>,
+    accepted: VecDeque<OwnedFd>,
+    wake_fd: OwnedFd,
+    wake_buf: Box<u64>,
+    recv_pool: Box<[u8]>,
+    /// Buffers given back since the starved sockets were last armed.
+    returned: usize,
+    starved: Vec<u32>,
+    spare: Vec<Vec<u8>>,
+    /// Closed sockets still sending, with when to give up.
+    retired: Vec<(u32, Instant)>,
+    /// Completions taken but not handled yet (taken to make room when submitting failed).
+    backlog: Vec<(u64, i32, u32)>,
+}
+
+impl UringIo {
+    pub fn new(listener: Option<TcpListener>) -> io::Result<(UringIo, Waker)> {
+        let ring = IoUring::builder().setup_cqsize(CQ_ENTRIES).setup_submit_all().build(RING_ENTRIES)?;
+        let wake = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
+        if wake < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let wake_fd = unsafe { OwnedFd::from_raw_fd(wake) };
+        let waker = Waker::Event(wake_fd.try_clone()?);
+        let mut io = UringIo {
+            ring,
+            socks: Slab::new(),
+            listener,
+            accepting: false,
+            closing_listener: None,
+            accepted: VecDeque::new(),
+            wake_fd,
+            wake_buf: Box::new(0),
+            recv_pool: vec![0u8; RECV_BUFFERS as usize * RECV_BUFFER_SIZE].into_boxed_slice(),
+            returned: 0,
+            starved: Vec::new(),
+            spare: Vec::new(),
+            retired: Vec::new(),
+            backlog: Vec::new(),
+        };
+        let provide = opcode::ProvideBuffers::new(io.recv_pool.as_mut_ptr(), RECV_BUFFER_SIZE as i32, RECV_BUFFERS, RECV_GROUP, 0).build().user_data(PROVIDE as u64);
+        io.push(provide);
+        io.arm_wake();
+        io.arm_accept();
+        // Not submitted here: a request belongs to the thread that submits it (its completion
+        // work interrupts that thread), so the I/O thread's first wait submits these.
+        Ok((io, waker))
+    }
+
+    pub fn raw_fd(&self) -> RawFd {
+        self.ring.as_raw_fd()
+    }
+
+    /// Queues one operation; when the queue is full, hands it to the kernel first.
+    fn push(&mut self, sqe: squeue::Entry) {
+        loop {
+            // SAFETY: what the entry points to (receive pool, send and file buffers, the wake
+            // counter) is owned by this struct and outlives the operation (see the module doc).
+            if unsafe { self.ring.submission().push(&sqe) }.is_ok() {
+                return;
+            }
+            if self.ring.submit().is_err() {
+                // The completion queue is full (EBUSY): take completions to make room.
+                let mut cq = self.ring.completion();
+                cq.sync();
+                self.backlog.extend(cq.map(|c| (c.user_data(), c.result(), c.flags())));
+            }
+        }
+    }
+
+    pub fn submit(&mut self) {
+        if !self.ring.submission().is_empty() {
+            let _ = self.ring.submit();
+        }
+    }
+
+    pub fn wait(&mut self, timeout: Duration, ready: &mut Vec<Ready>) -> io::Result<()> {
+        self.arm_starved();
+        let entered = if timeout.is_zero() {
+            if self.ring.submission().is_empty() {
+                Ok(0)
+            } else {
+                self.ring.submit()
+            }
+        } else {
+            let ts = types::Timespec::from(timeout);
+            let args = types::SubmitArgs::new().timespec(&ts);
+            self.ring.submitter().submit_with_args(1, &args)
+        };
+        if let Err(e) = entered {
+            match e.raw_os_error() {
+                Some(libc::ETIME) | Some(libc::EINTR) | Some(libc::EBUSY) | Some(libc::EAGAIN) => {}
+                _ => return Err(e),
+            }
+        }
+        let mut done = std::mem::take(&mut self.backlog);
+        done.extend(self.ring.completion().map(|c| (c.user_data(), c.result(), c.flags())));
+        for &(data, res, flags) in &done {
+            self.complete(data, res, flags, ready);
+        }
+        done.clear();
+        if self.backlog.is_empty() {
+            self.backlog = done;
+        }
+        Ok(())
+    }
+
+    fn complete(&mut self, data: u64, res: i32, flags: u32, ready: &mut Vec<Ready>) {
+        let id = (data >> 8) as u32;
+        match data & 0xff {
+            RECV => self.on_recv(id, res, flags, ready),
+            SEND => self.on_send(id, res, ready),
+            FILE_READ => self.on_file_read(id, res, ready),
+            ACCEPT => self.on_accept(res, flags, ready),
+            WAKE if res >= 0 => self.arm_wake(),
+            PROVIDE if res < 0 => eprintln!("harrier: io_uring could not take back receive buffers: {}", io::Error::from_raw_os_error(-res)),
+            _ => {}
+        }
+    }
+
+    fn on_recv(&mut self, id: u32, res: i32, flags: u32, ready: &mut Vec<Ready>) {
+        let bid = cqueue::buffer_select(flags);
+        let Some(s) = self.socks.get_mut(id as usize) else {
+            if let Some(b) = bid {
+                self.give_back(b);
+            }
+            return;
+        };
+        s.ops -= 1;
+        s.recv = Recv::Idle;
+        if !s.open {
+            if let Some(b) = bid {
+                self.give_back(b);
+            }
+            self.release_if_done(id);
+            return;
+        }
+        if res > 0 {
+            match bid {
+                Some(b) => s.rx = Some((b, 0, res as u32)),
+                None => s.rx_err = Some(libc::EIO),
+            }
+        } else if res == 0 {
+            s.eof = true;
+        } else if -res == libc::ENOBUFS {
+            s.recv = Recv::Starved;
+            self.starved.push(id);
+            return;
+        } else if -res == libc::EINTR || -res == libc::EAGAIN {
+            self.arm_recv(id);
+            return;
+        } else {
+            s.rx_err = Some(-res);
+        }
+        ready.push(Ready::Conn { key: s.key, readable: true, writable: false });
+    }
+
+    fn on_send(&mut self, id: u32, res: i32, ready: &mut Vec<Ready>) {
+        let Some(s) = self.socks.get_mut(id as usize) else { return };
+        s.ops -= 1;
+        s.tx_busy = false;
+        if res <= 0 {
+            s.tx_err = Some(if res == 0 { libc::EPIPE } else { -res });
+        } else {
+            s.tx_pos += res as usize;
+            if s.tx_pos < s.tx.len() {
+                // The socket took part: the rest goes at once, still ours to finish.
+                self.send(id);
+                return;
+            }
+            s.tx_pos = 0;
+            let tx = std::mem::take(&mut s.tx);
+            if s.shut_wr {
+                unsafe { libc::shutdown(s.fd.as_raw_fd(), libc::SHUT_WR) };
+            }
+            self.keep_spare(tx);
+        }
+        let s = &self.socks[id as usize];
+        if !s.open {
+            self.release_if_done(id);
+            return;
+        }
+        ready.push(Ready::Conn { key: s.key, readable: false, writable: true });
+    }
+
+    fn on_file_read(&mut self, id: u32, res: i32, ready: &mut Vec<Ready>) {
+        let Some(s) = self.socks.get_mut(id as usize) else { return };
+        s.ops -= 1;
+        if let Some(f) = s.file.as_mut() {
+            f.busy = false;
+            if res < 0 {
+                f.err = Some(io::Error::from_raw_os_error(-res));
+            } else if res == 0 {
+                f.err = Some(io::Error::new(io::ErrorKind::UnexpectedEof, "file shorter than announced"));
+            } else {
+                // SAFETY: the kernel wrote `res` bytes into the chunk's spare capacity.
+                unsafe { f.buf.set_len(res as usize) };
+                f.ready = true;
+            }
+        }
+        if !s.open {
+            self.release_if_done(id);
+            return;
+        }
+        ready.push(Ready::Conn { key: s.key, readable: false, writable: true });
+    }
+
+    fn on_accept(&mut self, res: i32, flags: u32, ready: &mut Vec<Ready>) {
+        if res >= 0 {
+            self.accepted.push_back(unsafe { OwnedFd::from_raw_fd(res) });
+            ready.push(Ready::Listener);
+        } else if -res != libc::ECANCELED && self.listener.is_some() {
+            // Out of descriptors, most often: the rest waits in the backlog; `maintain` re-arms.
+            eprintln!("harrier: accept failed: {}", io::Error::from_raw_os_error(-res));
+        }
+        if !cqueue::more(flags) {
+            self.accepting = false;
+            if self.listener.is_none() {
+                self.closing_listener = None;
+            } else if res >= 0 {
+                self.arm_accept();
+            }
+        }
+    }
+
+    fn arm_accept(&mut self) {
+        let Some(l) = self.listener.as_ref() else { return };
+        if self.accepting {
+            return;
+        }
+        let sqe = opcode::AcceptMulti::new(types::Fd(l.as_raw_fd())).flags(libc::SOCK_CLOEXEC).build().user_data(tag(0, ACCEPT));
+        self.accepting = true;
+        self.push(sqe);
+    }
+
+    fn arm_wake(&mut self) {
+        let sqe = opcode::Read::new(types::Fd(self.wake_fd.as_raw_fd()), (&mut *self.wake_buf as *mut u64).cast(), 8).build().user_data(WAKE as u64);
+        self.push(sqe);
+    }
+
+    fn arm_recv(&mut self, id: u32) {
+        let s = &mut self.socks[id as usize];
+        if !s.open || s.recv != Recv::Idle || s.rx.is_some() || s.eof || s.rx_err.is_some() {
+            return;
+        }
+        s.recv = Recv::Armed;
+        s.ops += 1;
+        let sqe = opcode::Recv::new(types::Fd(s.fd.as_raw_fd()), std::ptr::null_mut(), RECV_BUFFER_SIZE as u32)
+            .buf_group(RECV_GROUP)
+            .build()
+            .flags(squeue::Flags::BUFFER_SELECT)
+            .user_data(tag(id, RECV));
+        self.push(sqe);
+    }
+
+    /// Arms sockets that found the pool empty, as many as buffers came back.
+    fn arm_starved(&mut self) {
+        if self.starved.is_empty() || self.returned == 0 {
+            return;
+        }
+        let n = self.returned.min(self.starved.len());
+        self.returned = 0;
+        let woken: Vec<u32> = self.starved.drain(..n).collect();
+        for id in woken {
+            if let Some(s) = self.socks.get_mut(id as usize) {
+                if s.recv == Recv::Starved {
+                    s.recv = Recv::Idle;
+                    self.arm_recv(id);
+                }
+            }
+        }
+    }
+
+    fn give_back(&mut self, bid: u16) {
+        let addr = unsafe { self.recv_pool.as_mut_ptr().add(bid as usize * RECV_BUFFER_SIZE) };
+        let sqe = opcode::ProvideBuffers::new(addr, RECV_BUFFER_SIZE as i32, 1, RECV_GROUP, bid).build().flags(squeue::Flags::SKIP_SUCCESS).user_data(PROVIDE as u64);
+        self.returned += 1;
+        self.push(sqe);
+    }
+
+    fn send(&mut self, id: u32) {
+        let s = &mut self.socks[id as usize];
+        let rest = &s.tx[s.tx_pos..];
+        let sqe = opcode::Send::new(types::Fd(s.fd.as_raw_fd()), rest.as_ptr(), rest.len() as u32).flags(libc::MSG_NOSIGNAL).build().user_data(tag(id, SEND));
+        s.tx_busy = true;
+        s.ops += 1;
+        self.push(sqe);
+    }
+
+    fn keep_spare(&mut self, mut buf: Vec<u8>) {
+        if buf.capacity() > 0 && buf.capacity() <= MAX_SPARE_CAPACITY && self.spare.len() < MAX_SPARE {
+            buf.clear();
+            self.spare.push(buf);
+        }
+    }
+
+    pub fn accept(&mut self) -> io::Result<Fresh> {
+        self.accepted.pop_front().map(Fresh::Uring).ok_or_else(|| io::ErrorKind::WouldBlock.into())
+    }
+
+    pub fn register(&mut self, fd: OwnedFd, key: usize) -> Socket {
+        let id = self.socks.insert(USock::new(fd, key)) as u32;
+        self.arm_recv(id);
+        Socket::Uring(id)
+    }
+
+    pub fn read(&mut self, id: u32, buf: &mut [u8]) -> io::Result<usize> {
+        let s = &mut self.socks[id as usize];
+        if let Some((bid, pos, end)) = s.rx {
+            let n = buf.len().min((end - pos) as usize);
+            let start = bid as usize * RECV_BUFFER_SIZE + pos as usize;
+            buf[..n].copy_from_slice(&self.recv_pool[start..start + n]);
+            if pos as usize + n == end as usize {
+                s.rx = None;
+                self.give_back(bid);
+                self.arm_recv(id);
+            } else {
+                s.rx = Some((bid, pos + n as u32, end));
+            }
+            return Ok(n);
+        }
+        if s.eof {
+            return Ok(0);
+        }
+        if let Some(e) = s.rx_err {
+            return Err(io::Error::from_raw_os_error(e));
+        }
+        if s.recv == Recv::Idle {
+            self.arm_recv(id);
+        }
+        Err(io::ErrorKind::WouldBlock.into())
+    }
+
+    pub fn write(&mut self, id: u32, buf: &[u8]) -> io::Result<usize> {
+        let s = &mut self.socks[id as usize];
+        if let Some(e) = s.tx_err {
+            return Err(io::Error::from_raw_os_error(e));
+        }
+        if s.tx_busy {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        if s.shut_wr {
+            return Err(io::ErrorKind::BrokenPipe.into());
+        }
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let n = buf.len().min(MAX_WRITE);
+        let mut tx = self.spare.pop().unwrap_or_default();
+        tx.extend_from_slice(&buf[..n]);
+        let s = &mut self.socks[id as usize];
+        s.tx = tx;
+        s.tx_pos = 0;
+        self.send(id);
+        Ok(n)
+    }
+
+    /// Hands the next chunk of the span to the socket when it is read and the socket is free,
+    /// and starts reading the chunk after it meanwhile.
+    pub fn send_file(&mut self, id: u32, file: &Arc<File>, offset: &mut u64, len: &mut u64) -> io::Result<bool> {
+        let s = &mut self.socks[id as usize];
+        if let Some(e) = s.tx_err {
+            return Err(io::Error::from_raw_os_error(e));
+        }
+        let stale = s.file.as_ref().is_some_and(|f| !f.busy && (!Arc::ptr_eq(&f.file, file) || f.offset != *offset));
+        if stale || s.file.is_none() {
+            let buf = s.file.take().map(|f| f.buf).unwrap_or_else(|| Vec::with_capacity(FILE_CHUNK));
+            s.file = Some(FileRead { file: file.clone(), offset: *offset, buf, busy: false, ready: false, err: None });
+        }
+        let f = s.file.as_mut().unwrap();
+        if let Some(e) = f.err.take() {
+            return Err(e);
+        }
+        let mut sent = false;
+        if !s.tx_busy && f.ready && f.offset == *offset {
+            let n = f.buf.len() as u64;
+            let spare = self.spare.pop().unwrap_or_default();
+            let chunk = std::mem::replace(&mut f.buf, spare);
+            f.ready = false;
+            f.offset += n;
+            *offset += n;
+            *len -= n;
+            s.tx = chunk;
+            s.tx_pos = 0;
+            self.send(id);
+            sent = true;
+        }
+        let s = &mut self.socks[id as usize];
+        let f = s.file.as_mut().unwrap();
+        if *len == 0 {
+            if !f.busy {
+                let f = s.file.take().unwrap();
+                self.keep_spare(f.buf);
+            }
+        } else if !f.busy && !f.ready {
+            let want = (*len).min(FILE_CHUNK as u64) as usize;
+            f.buf.clear();
+            f.buf.reserve(want);
+            let sqe = opcode::Read::new(types::Fd(f.file.as_raw_fd()), f.buf.as_mut_ptr(), want as u32).offset(f.offset).build().user_data(tag(id, FILE_READ));
+            f.busy = true;
+            s.ops += 1;
+            self.push(sqe);
+        }
+        Ok(sent)
+    }
+
+    pub fn shutdown_write(&mut self, id: u32) -> io::Result<()> {
+        let s = &mut self.socks[id as usize];
+        if s.shut_wr {
+            return Ok(());
+        }
+        s.shut_wr = true;
+        if s.tx_busy {
+            return Ok(()); // done when the send completes
+        }
+        if unsafe { libc::shutdown(s.fd.as_raw_fd(), libc::SHUT_WR) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    pub fn close(&mut self, id: u32) {
+        let s = &mut self.socks[id as usize];
+        s.open = false;
+        let (rx, armed, sending) = (s.rx.take(), s.recv == Recv::Armed, s.tx_busy);
+        if let Some((bid, _, _)) = rx {
+            self.give_back(bid);
+        }
+        if sending {
+            // What the socket took is sent first (as the kernel would from its own buffer);
+            // the receive is called off meanwhile.
+            if armed {
+                let sqe = opcode::AsyncCancel::new(tag(id, RECV)).build().flags(squeue::Flags::SKIP_SUCCESS).user_data(CANCEL as u64);
+                self.push(sqe);
+            }
+            self.retired.push((id, Instant::now() + CLOSE_GRACE));
+        } else {
+            // The client sees the close now; the receive outstanding ends with it.
+            unsafe { libc::shutdown(self.socks[id as usize].fd.as_raw_fd(), libc::SHUT_RDWR) };
+        }
+        self.release_if_done(id);
+    }
+
+    /// Frees a closed socket's entry (closing its descriptor) once no operation holds it.
+    fn release_if_done(&mut self, id: u32) {
+        let s = &self.socks[id as usize];
+        if s.open || s.ops > 0 {
+            return;
+        }
+        let s = self.socks.remove(id as usize);
+        self.keep_spare(s.tx);
+        if let Some(f) = s.file {
+            self.keep_spare(f.buf);
+        }
+    }
+
+    pub fn close_listener(&mut self) {
+        if let Some(l) = self.listener.take() {
+            // Refuses new connections at once (the listening socket leaves the LISTEN state)
+            // and ends the accept outstanding; the descriptor goes when that completes.
+            unsafe { libc::shutdown(l.as_raw_fd(), libc::SHUT_RDWR) };
+            if self.accepting {
+                self.closing_listener = Some(l);
+            }
+        }
+    }
+
+    /// Nothing outstanding: every closed socket has finished and left.
+    pub fn quiet(&self) -> bool {
+        self.socks.is_empty() && self.closing_listener.is_none()
+    }
+
+    pub fn maintain(&mut self, now: Instant) {
+        if !self.retired.is_empty() {
+            let socks = &self.socks;
+            self.retired.retain(|&(id, deadline)| {
+                let Some(s) = socks.get(id as usize) else { return false };
+                if s.open || !s.tx_busy {
+                    return false;
+                }
+                if now >= deadline {
+                    // The client takes nothing: the send ends with an error, the entry goes.
+                    unsafe { libc::shutdown(s.fd.as_raw_fd(), libc::SHUT_RDWR) };
+                    return false;
+                }
+                true
+            });
+        }
+        // An accept that stopped on an error (out of descriptors) is tried again.
+        self.arm_accept();
+    }
+}
+
+impl Drop for UringIo {
+    fn drop(&mut self) {
+        // Operations still outstanding point into buffers about to be freed: end them first.
+        for (_, s) in self.socks.iter() {
+            unsafe { libc::shutdown(s.fd.as_raw_fd(), libc::SHUT_RDWR) };
+        }
+        if self.accepting {
+            if let Some(l) = self.listener.take() {
+                self.closing_listener = Some(l);
+            }
+            let sqe = opcode::AsyncCancel::new(tag(0, ACCEPT)).build().user_data(CANCEL as u64);
+            self.push(sqe);
+        }
+        let cancel_all = opcode::AsyncCancel2::new(types::CancelBuilder::any()).build().user_data(CANCEL as u64);
+        self.push(cancel_all);
+        let deadline = Instant::now() + Duration::from_millis(500);
+        let mut ready = Vec::new();
+        while (self.socks.iter().any(|(_, s)| s.ops > 0) || self.accepting) && Instant::now() < deadline {
+            if self.wait(Duration::from_millis(10), &mut ready).is_err() {
+                break;
+            }
+            for (_, s) in self.socks.iter_mut() {
+                s.open = false;
+            }
+            ready.clear();
+        }
+    }
+}
