@@ -118,6 +118,10 @@ impl Worker {
         }
     }
 
+    pub fn has_completions(&mut self) -> bool {
+        self.ctx.io.has_completions()
+    }
+
     pub fn io_name(&self) -> &'static str {
         self.ctx.io.name()
     }

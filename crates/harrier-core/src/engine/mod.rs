@@ -56,7 +56,7 @@ pub struct Server {
 
 /// Binds a listener per loop (one, where SO_REUSEPORT is missing), picks the I/O backend and
 /// builds the shared state.
-fn prepare(config: Config, router: Router, handler: Box<dyn Handler>, count: usize) -> stdio::Result<(Arc<Shared>, Vec<Worker>, SocketAddr)> {
+fn prepare(config: Config, router: Router, handler: Box<dyn Handler>, count: usize, own_threads: bool) -> stdio::Result<(Arc<Shared>, Vec<Worker>, SocketAddr)> {
     let backend = io::choose(config.io)?;
     let addr = listener::resolve(&config.host, config.port)?;
     let mut ios = Vec::with_capacity(count);
@@ -71,7 +71,7 @@ fn prepare(config: Config, router: Router, handler: Box<dyn Handler>, count: usi
         } else {
             None
         };
-        let (io, waker) = io::Io::new(backend, listener)?;
+        let (io, waker) = io::Io::new(backend, listener, own_threads)?;
         inboxes.push(Inbox::new(waker));
         ios.push(io);
     }
@@ -94,7 +94,7 @@ impl Server {
     /// Binds and starts the I/O threads; returns once every listener is bound.
     pub fn start(config: Config, router: Router, handler: Box<dyn Handler>) -> stdio::Result<Server> {
         let count = config.thread_count();
-        let (shared, workers, local_addr) = prepare(config, router, handler, count)?;
+        let (shared, workers, local_addr) = prepare(config, router, handler, count, true)?;
         let backend = workers[0].io_name();
         let mut threads = Vec::with_capacity(count);
         for (i, worker) in workers.into_iter().enumerate() {
@@ -144,7 +144,7 @@ pub struct InlineServer {
 
 impl InlineServer {
     pub fn start(config: Config, router: Router, handler: Box<dyn Handler>) -> stdio::Result<InlineServer> {
-        let (shared, mut workers, local_addr) = prepare(config, router, handler, 1)?;
+        let (shared, mut workers, local_addr) = prepare(config, router, handler, 1, false)?;
         Ok(InlineServer { shared, worker: workers.pop().unwrap(), local_addr })
     }
 
@@ -170,6 +170,12 @@ impl InlineServer {
     /// Reads, dispatches (calling the handler), and writes what was answered meanwhile.
     pub fn step(&mut self) -> stdio::Result<()> {
         self.worker.step()
+    }
+
+    /// Whether the backend already holds completions for another `step` (io_uring: sends that
+    /// finished as they were submitted). Taking them in the same turn saves a wake-up.
+    pub fn has_completions(&mut self) -> bool {
+        self.worker.has_completions()
     }
 
     /// Applies and writes replies sent since the last turn.

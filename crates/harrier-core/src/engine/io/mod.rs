@@ -44,7 +44,12 @@ impl Backend {
 }
 
 /// The name of the readiness backend on this platform.
-pub const POLL_NAME: &str = if cfg!(any(target_os = "linux", target_os = "android", target_os = "illumos", target_os = "solaris")) {
+pub const POLL_NAME: &str = if cfg!(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "illumos",
+    target_os = "solaris"
+)) {
     "epoll"
 } else if cfg!(windows) {
     "iocp"
@@ -57,7 +62,11 @@ pub const POLL_NAME: &str = if cfg!(any(target_os = "linux", target_os = "androi
 pub(crate) enum Ready {
     /// Connections wait to be accepted.
     Listener,
-    Conn { key: usize, readable: bool, writable: bool },
+    Conn {
+        key: usize,
+        readable: bool,
+        writable: bool,
+    },
 }
 
 /// Asks whether io_uring can run here and picks the backend for `asked`. Says why when
@@ -67,7 +76,10 @@ pub(crate) fn choose(asked: Backend) -> io::Result<Backend> {
         Backend::Poll => Ok(Backend::Poll),
         Backend::Uring => match uring_refusal() {
             None => Ok(Backend::Uring),
-            Some(why) => Err(io::Error::new(io::ErrorKind::Unsupported, format!("io_uring cannot be used here: {why}"))),
+            Some(why) => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!("io_uring cannot be used here: {why}"),
+            )),
         },
         Backend::Auto => match uring_refusal() {
             None => Ok(Backend::Uring),
@@ -141,7 +153,11 @@ impl Fresh {
         match self {
             Fresh::Poll(s) => s.peer_addr().ok().map(|a| a.ip()),
             #[cfg(target_os = "linux")]
-            Fresh::Uring(fd) => socket2::SockRef::from(fd).peer_addr().ok().and_then(|a| a.as_socket()).map(|a| a.ip()),
+            Fresh::Uring(fd) => socket2::SockRef::from(fd)
+                .peer_addr()
+                .ok()
+                .and_then(|a| a.as_socket())
+                .map(|a| a.ip()),
         }
     }
 }
@@ -157,13 +173,27 @@ pub(crate) enum Socket {
 impl Io {
     /// A backend of the kind chosen, with the thread's listener (if it has one) and the
     /// waker other threads use to rouse it.
-    pub fn new(backend: Backend, listener: Option<TcpListener>) -> io::Result<(Io, Waker)> {
+    /// `waits_in_io`: the thread blocks in `wait` (threads driver), rather than in an event
+    /// loop that watches `raw_fd` (inline driver).
+    pub fn new(
+        backend: Backend,
+        listener: Option<TcpListener>,
+        waits_in_io: bool,
+    ) -> io::Result<(Io, Waker)> {
         match backend {
             Backend::Poll => poll::PollIo::new(listener).map(|(io, w)| (Io::Poll(io), w)),
             #[cfg(target_os = "linux")]
-            Backend::Uring => uring::UringIo::new(listener).map(|(io, w)| (Io::Uring(io), w)),
+            Backend::Uring => {
+                uring::UringIo::new(listener, waits_in_io).map(|(io, w)| (Io::Uring(io), w))
+            }
             #[cfg(not(target_os = "linux"))]
-            Backend::Uring => Err(io::Error::new(io::ErrorKind::Unsupported, "io_uring is Linux-only")),
+            Backend::Uring => {
+                let _ = waits_in_io;
+                Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "io_uring is Linux-only",
+                ))
+            }
             Backend::Auto => unreachable!("the backend is chosen before threads are built"),
         }
     }
@@ -192,6 +222,16 @@ impl Io {
             Io::Poll(_) => {}
             #[cfg(target_os = "linux")]
             Io::Uring(u) => u.submit(),
+        }
+    }
+
+    /// Whether completions already wait (an inline turn takes them before returning to the
+    /// event loop, rather than be woken again for them).
+    pub fn has_completions(&mut self) -> bool {
+        match self {
+            Io::Poll(_) => false,
+            #[cfg(target_os = "linux")]
+            Io::Uring(u) => u.has_completions(),
         }
     }
 
@@ -283,7 +323,14 @@ impl Socket {
     /// span's `offset` and `len` move by what was taken); returns whether bytes moved. Where
     /// the file must pass through memory, a chunk may be put in `wbuf` (empty on entry) for
     /// the caller to write.
-    pub fn send_file(&mut self, io: &mut Io, file: &Arc<File>, offset: &mut u64, len: &mut u64, wbuf: &mut Vec<u8>) -> io::Result<bool> {
+    pub fn send_file(
+        &mut self,
+        io: &mut Io,
+        file: &Arc<File>,
+        offset: &mut u64,
+        len: &mut u64,
+        wbuf: &mut Vec<u8>,
+    ) -> io::Result<bool> {
         match (self, io) {
             (Socket::Poll(s), _) => poll::send_file(s, file, offset, len, wbuf),
             #[cfg(target_os = "linux")]

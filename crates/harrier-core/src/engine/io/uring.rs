@@ -1,6 +1,7 @@
-//! The io_uring backend: one ring per I/O thread. Each connection keeps one receive
-//! outstanding whose buffer the kernel picks from a pool shared by the thread (so an idle
-//! connection holds no buffer), and at most one send; a file span is read by the ring in
+//! The io_uring backend: one ring per I/O thread. Each connection keeps one multishot
+//! receive outstanding, whose buffers the kernel picks from a ring of buffers shared by the
+//! thread (so an idle connection holds none; a connection that is not read holds at most
+//! `MAX_HELD`), and at most one send; a file span is read by the ring in
 //! chunks, the next chunk read while the last is sent. One `io_uring_enter` submits every
 //! operation a turn queued and collects what completed.
 //!
@@ -25,7 +26,11 @@ use super::{Fresh, Ready, Socket, Waker};
 const RING_ENTRIES: u32 = 4096;
 const CQ_ENTRIES: u32 = 4 * RING_ENTRIES;
 /// Receive buffers shared by a thread's connections: only data not yet parsed holds one.
+/// A power of two (the kernel's buffer ring).
 const RECV_BUFFERS: u16 = 256;
+/// Buffers a connection may hold unread before its receive is called off (a connection
+/// paused for backpressure, a pipelining client): the rest waits in the kernel.
+const MAX_HELD: usize = 2;
 /* 16k: a pipelined burst or an upload chunk in one completion, 4 MiB a thread in all. */
 const RECV_BUFFER_SIZE: usize = 16 * 1024;
 const RECV_GROUP: u16 = 1;
@@ -36,7 +41,7 @@ const FILE_CHUNK: usize = 128 * 1024;
 const MAX_SPARE: usize = 256;
 const MAX_SPARE_CAPACITY: usize = 256 * 1024;
 /* 256k a write: a response larger than that is taken as the socket takes it, so that a
-   client that reads nothing is seen as such (the write timeout) and memory stays bounded. */
+client that reads nothing is seen as such (the write timeout) and memory stays bounded. */
 const MAX_WRITE: usize = 256 * 1024;
 /// How long a closed connection's output already taken may take to leave.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
@@ -47,8 +52,10 @@ const SEND: u64 = 2;
 const FILE_READ: u64 = 3;
 const ACCEPT: u64 = 4;
 const WAKE: u64 = 5;
-const PROVIDE: u64 = 6;
 const CANCEL: u64 = 7;
+
+/// io_uring_enter's flag to run deferred completion work and reap (the ABI's value).
+const ENTER_GETEVENTS: u32 = 1;
 
 fn tag(id: u32, kind: u64) -> u64 {
     (id as u64) << 8 | kind
@@ -78,14 +85,16 @@ fn probe() -> Option<String> {
         (opcode::Send::CODE, "send"),
         (opcode::Accept::CODE, "accept"),
         (opcode::Read::CODE, "read"),
-        (opcode::ProvideBuffers::CODE, "provide_buffers"),
         (opcode::AsyncCancel::CODE, "async_cancel"),
-        // Multishot accept came with 5.19; send_zc (6.0) is the probe-able mark of that age.
+        // Multishot accept (5.19) and receive, buffer rings (6.0): send_zc (6.0) is the
+        // probe-able mark of that age.
         (opcode::SendZc::CODE, "send_zc"),
     ];
     for (code, name) in needed {
         if !probe.is_supported(code) {
-            return Some(format!("the kernel's io_uring lacks {name} (Linux 6.0 or later is needed)"));
+            return Some(format!(
+                "the kernel's io_uring lacks {name} (Linux 6.0 or later is needed)"
+            ));
         }
     }
     None
@@ -95,8 +104,81 @@ fn probe() -> Option<String> {
 enum Recv {
     Idle,
     Armed,
+    /// Called off (too much held unread); armed again once read.
+    Cancelling,
     /// The pool was empty: armed again once buffers come back.
     Starved,
+}
+
+/// The receive buffers and the ring through which they are given to the kernel: a buffer
+/// given back is one entry written and the ring's tail moved, no system call.
+struct BufRing {
+    pool: Box<[u8]>,
+    /// `RECV_BUFFERS` entries, page-aligned (mmap), shared with the kernel.
+    entries: *mut types::BufRingEntry,
+    tail: u16,
+}
+
+impl BufRing {
+    fn new() -> io::Result<BufRing> {
+        let size = RECV_BUFFERS as usize * std::mem::size_of::<types::BufRingEntry>();
+        let mem = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                size,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if mem == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let mut ring = BufRing {
+            pool: vec![0u8; RECV_BUFFERS as usize * RECV_BUFFER_SIZE].into_boxed_slice(),
+            entries: mem.cast(),
+            tail: 0,
+        };
+        for bid in 0..RECV_BUFFERS {
+            ring.give(bid);
+        }
+        Ok(ring)
+    }
+
+    fn give(&mut self, bid: u16) {
+        // SAFETY: the entry is inside the mapping; the kernel reads it only past the tail
+        // published below.
+        unsafe {
+            let e = &mut *self.entries.add((self.tail & (RECV_BUFFERS - 1)) as usize);
+            e.set_addr(self.pool.as_ptr().add(bid as usize * RECV_BUFFER_SIZE) as u64);
+            e.set_len(RECV_BUFFER_SIZE as u32);
+            e.set_bid(bid);
+            self.tail = self.tail.wrapping_add(1);
+            let tail =
+                types::BufRingEntry::tail(self.entries) as *const std::sync::atomic::AtomicU16;
+            (*tail).store(self.tail, std::sync::atomic::Ordering::Release);
+        }
+    }
+
+    fn bytes(&self, bid: u16, from: u32, to: u32) -> &[u8] {
+        let start = bid as usize * RECV_BUFFER_SIZE;
+        &self.pool[start + from as usize..start + to as usize]
+    }
+}
+
+// SAFETY: the mapping is owned by the ring of one I/O thread and moves with it.
+unsafe impl Send for BufRing {}
+
+impl Drop for BufRing {
+    fn drop(&mut self) {
+        unsafe {
+            libc::munmap(
+                self.entries.cast(),
+                RECV_BUFFERS as usize * std::mem::size_of::<types::BufRingEntry>(),
+            )
+        };
+    }
 }
 
 /// A file span being read by the ring for one socket.
@@ -120,8 +202,8 @@ struct USock {
     /// Operations outstanding.
     ops: u8,
     recv: Recv,
-    /// Received and not yet read: (buffer id, read position, end).
-    rx: Option<(u16, u32, u32)>,
+    /// Received and not yet read, in order: (buffer id, read position, end).
+    rx: VecDeque<(u16, u32, u32)>,
     eof: bool,
     rx_err: Option<i32>,
     tx: Vec<u8>,
@@ -141,7 +223,7 @@ impl USock {
             open: true,
             ops: 0,
             recv: Recv::Idle,
-            rx: None,
+            rx: VecDeque::new(),
             eof: false,
             rx_err: None,
             tx: Vec::new(),
@@ -156,6 +238,9 @@ impl USock {
 
 pub(crate) struct UringIo {
     ring: IoUring,
+    /// The ring is created disabled and enabled by the thread that serves it, which thereby
+    /// becomes its only submitter (`SINGLE_ISSUER`).
+    enabled: bool,
     socks: Slab<USock>,
     listener: Option<TcpListener>,
     /// The multishot accept is outstanding.
@@ -165,7 +250,7 @@ pub(crate) struct UringIo {
     accepted: VecDeque<OwnedFd>,
     wake_fd: OwnedFd,
     wake_buf: Box<u64>,
-    recv_pool: Box<[u8]>,
+    bufs: BufRing,
     /// Buffers given back since the starved sockets were last armed.
     returned: usize,
     starved: Vec<u32>,
@@ -177,8 +262,34 @@ pub(crate) struct UringIo {
 }
 
 impl UringIo {
-    pub fn new(listener: Option<TcpListener>) -> io::Result<(UringIo, Waker)> {
-        let ring = IoUring::builder().setup_cqsize(CQ_ENTRIES).setup_submit_all().build(RING_ENTRIES)?;
+    /// `waits_in_ring`: the thread blocks in the ring itself (the threads driver). Then
+    /// completion work is deferred until it asks; otherwise (the inline driver, whose loop
+    /// watches the ring's descriptor from epoll) work must run when it comes, for the
+    /// descriptor to turn readable, but without interrupting the thread (`COOP_TASKRUN`).
+    pub fn new(listener: Option<TcpListener>, waits_in_ring: bool) -> io::Result<(UringIo, Waker)> {
+        let mut builder = IoUring::builder();
+        builder
+            .setup_cqsize(CQ_ENTRIES)
+            .setup_submit_all()
+            .setup_single_issuer()
+            .setup_taskrun_flag()
+            .setup_r_disabled();
+        if waits_in_ring {
+            builder.setup_defer_taskrun();
+        } else {
+            builder.setup_coop_taskrun();
+        }
+        let ring = match builder.build(RING_ENTRIES) {
+            Ok(ring) => ring,
+            // Before 6.1: completion work interrupts the thread, as it always did.
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => IoUring::builder()
+                .setup_cqsize(CQ_ENTRIES)
+                .setup_submit_all()
+                .build(RING_ENTRIES)?,
+            Err(e) => return Err(e),
+        };
+        // Only the newer ring is created disabled (with its single issuer).
+        let enabled = !ring.params().is_setup_single_issuer();
         let wake = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
         if wake < 0 {
             return Err(io::Error::last_os_error());
@@ -187,6 +298,7 @@ impl UringIo {
         let waker = Waker::Event(wake_fd.try_clone()?);
         let mut io = UringIo {
             ring,
+            enabled,
             socks: Slab::new(),
             listener,
             accepting: false,
@@ -194,15 +306,16 @@ impl UringIo {
             accepted: VecDeque::new(),
             wake_fd,
             wake_buf: Box::new(0),
-            recv_pool: vec![0u8; RECV_BUFFERS as usize * RECV_BUFFER_SIZE].into_boxed_slice(),
+            bufs: BufRing::new()?,
             returned: 0,
             starved: Vec::new(),
             spare: Vec::new(),
             retired: Vec::new(),
             backlog: Vec::new(),
         };
-        let provide = opcode::ProvideBuffers::new(io.recv_pool.as_mut_ptr(), RECV_BUFFER_SIZE as i32, RECV_BUFFERS, RECV_GROUP, 0).build().user_data(PROVIDE as u64);
-        io.push(provide);
+        if enabled {
+            io.register_buffers()?;
+        }
         io.arm_wake();
         io.arm_accept();
         // Not submitted here: a request belongs to the thread that submits it (its completion
@@ -222,30 +335,72 @@ impl UringIo {
             if unsafe { self.ring.submission().push(&sqe) }.is_ok() {
                 return;
             }
-            if self.ring.submit().is_err() {
+            if self.enter(0).is_err() {
                 // The completion queue is full (EBUSY): take completions to make room.
                 let mut cq = self.ring.completion();
                 cq.sync();
-                self.backlog.extend(cq.map(|c| (c.user_data(), c.result(), c.flags())));
+                self.backlog
+                    .extend(cq.map(|c| (c.user_data(), c.result(), c.flags())));
             }
         }
     }
 
-    pub fn submit(&mut self) {
-        if !self.ring.submission().is_empty() {
-            let _ = self.ring.submit();
+    /// Submits what is queued and, with deferred completion work, runs it (so that what
+    /// completed shows in the queue), without waiting.
+    fn enter(&mut self, _: u32) -> io::Result<usize> {
+        if !self.enabled {
+            self.ring.submitter().register_enable_rings()?;
+            self.enabled = true;
+            self.register_buffers()?;
         }
+        let queued = self.ring.submission().len() as u32;
+        // With deferred or cooperative completion work, the kernel flags work waiting to run.
+        let work = self.ring.submission().taskrun();
+        if queued == 0 && !work {
+            return Ok(0);
+        }
+        let flags = if work { ENTER_GETEVENTS } else { 0 };
+        // SAFETY: no argument is passed.
+        unsafe {
+            self.ring
+                .submitter()
+                .enter::<libc::sigset_t>(queued, 0, flags, None)
+        }
+    }
+
+    /// Shares the buffer ring with the kernel (by the thread that serves the ring).
+    fn register_buffers(&mut self) -> io::Result<()> {
+        // SAFETY: the entries' mapping lives as long as this struct, after the ring (field
+        // order: `ring` is dropped first).
+        unsafe {
+            self.ring.submitter().register_buf_ring_with_flags(
+                self.bufs.entries as u64,
+                RECV_BUFFERS,
+                RECV_GROUP,
+                0,
+            )
+        }
+    }
+
+    /// Completions wait to be taken (those of sends that finished as they were submitted).
+    pub fn has_completions(&mut self) -> bool {
+        !self.ring.completion().is_empty()
+            || !self.backlog.is_empty()
+            || self.ring.submission().taskrun()
+    }
+
+    pub fn submit(&mut self) {
+        let _ = self.enter(0);
     }
 
     pub fn wait(&mut self, timeout: Duration, ready: &mut Vec<Ready>) -> io::Result<()> {
         self.arm_starved();
         let entered = if timeout.is_zero() {
-            if self.ring.submission().is_empty() {
-                Ok(0)
-            } else {
-                self.ring.submit()
-            }
+            self.enter(0)
         } else {
+            if !self.enabled {
+                self.enter(0)?;
+            }
             let ts = types::Timespec::from(timeout);
             let args = types::SubmitArgs::new().timespec(&ts);
             self.ring.submitter().submit_with_args(1, &args)
@@ -257,7 +412,11 @@ impl UringIo {
             }
         }
         let mut done = std::mem::take(&mut self.backlog);
-        done.extend(self.ring.completion().map(|c| (c.user_data(), c.result(), c.flags())));
+        done.extend(
+            self.ring
+                .completion()
+                .map(|c| (c.user_data(), c.result(), c.flags())),
+        );
         for &(data, res, flags) in &done {
             self.complete(data, res, flags, ready);
         }
@@ -276,32 +435,45 @@ impl UringIo {
             FILE_READ => self.on_file_read(id, res, ready),
             ACCEPT => self.on_accept(res, flags, ready),
             WAKE if res >= 0 => self.arm_wake(),
-            PROVIDE if res < 0 => eprintln!("harrier: io_uring could not take back receive buffers: {}", io::Error::from_raw_os_error(-res)),
             _ => {}
         }
     }
 
     fn on_recv(&mut self, id: u32, res: i32, flags: u32, ready: &mut Vec<Ready>) {
         let bid = cqueue::buffer_select(flags);
+        let more = cqueue::more(flags);
         let Some(s) = self.socks.get_mut(id as usize) else {
             if let Some(b) = bid {
-                self.give_back(b);
+                self.bufs.give(b);
+                self.returned += 1;
             }
             return;
         };
-        s.ops -= 1;
-        s.recv = Recv::Idle;
+        if !more {
+            s.ops -= 1;
+            s.recv = Recv::Idle;
+        }
         if !s.open {
             if let Some(b) = bid {
-                self.give_back(b);
+                self.bufs.give(b);
+                self.returned += 1;
             }
             self.release_if_done(id);
             return;
         }
+        let key = s.key;
         if res > 0 {
             match bid {
-                Some(b) => s.rx = Some((b, 0, res as u32)),
+                Some(b) => s.rx.push_back((b, 0, res as u32)),
                 None => s.rx_err = Some(libc::EIO),
+            }
+            if s.rx.len() >= MAX_HELD && s.recv == Recv::Armed {
+                // Enough held unread: the rest waits in the kernel until this is read.
+                s.recv = Recv::Cancelling;
+                let sqe = opcode::AsyncCancel::new(tag(id, RECV)).build().flags(squeue::Flags::SKIP_SUCCESS).user_data(CANCEL);
+                self.push(sqe);
+                ready.push(Ready::Conn { key, readable: true, writable: false });
+                return;
             }
         } else if res == 0 {
             s.eof = true;
@@ -309,17 +481,23 @@ impl UringIo {
             s.recv = Recv::Starved;
             self.starved.push(id);
             return;
-        } else if -res == libc::EINTR || -res == libc::EAGAIN {
-            self.arm_recv(id);
-            return;
-        } else {
+        } else if -res != libc::ECANCELED && -res != libc::EINTR && -res != libc::EAGAIN {
             s.rx_err = Some(-res);
         }
-        ready.push(Ready::Conn { key: s.key, readable: true, writable: false });
+        // A receive that ended (called off, interrupted, or stopped by the kernel) is armed
+        // again unless enough is held unread, the stream ended, or it failed.
+        if s.recv == Recv::Idle {
+            self.arm_recv(id);
+        }
+        if res > 0 || res == 0 || self.socks[id as usize].rx_err.is_some() {
+            ready.push(Ready::Conn { key, readable: true, writable: false });
+        }
     }
 
     fn on_send(&mut self, id: u32, res: i32, ready: &mut Vec<Ready>) {
-        let Some(s) = self.socks.get_mut(id as usize) else { return };
+        let Some(s) = self.socks.get_mut(id as usize) else {
+            return;
+        };
         s.ops -= 1;
         s.tx_busy = false;
         if res <= 0 {
@@ -343,18 +521,27 @@ impl UringIo {
             self.release_if_done(id);
             return;
         }
-        ready.push(Ready::Conn { key: s.key, readable: false, writable: true });
+        ready.push(Ready::Conn {
+            key: s.key,
+            readable: false,
+            writable: true,
+        });
     }
 
     fn on_file_read(&mut self, id: u32, res: i32, ready: &mut Vec<Ready>) {
-        let Some(s) = self.socks.get_mut(id as usize) else { return };
+        let Some(s) = self.socks.get_mut(id as usize) else {
+            return;
+        };
         s.ops -= 1;
         if let Some(f) = s.file.as_mut() {
             f.busy = false;
             if res < 0 {
                 f.err = Some(io::Error::from_raw_os_error(-res));
             } else if res == 0 {
-                f.err = Some(io::Error::new(io::ErrorKind::UnexpectedEof, "file shorter than announced"));
+                f.err = Some(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "file shorter than announced",
+                ));
             } else {
                 // SAFETY: the kernel wrote `res` bytes into the chunk's spare capacity.
                 unsafe { f.buf.set_len(res as usize) };
@@ -365,16 +552,24 @@ impl UringIo {
             self.release_if_done(id);
             return;
         }
-        ready.push(Ready::Conn { key: s.key, readable: false, writable: true });
+        ready.push(Ready::Conn {
+            key: s.key,
+            readable: false,
+            writable: true,
+        });
     }
 
     fn on_accept(&mut self, res: i32, flags: u32, ready: &mut Vec<Ready>) {
         if res >= 0 {
-            self.accepted.push_back(unsafe { OwnedFd::from_raw_fd(res) });
+            self.accepted
+                .push_back(unsafe { OwnedFd::from_raw_fd(res) });
             ready.push(Ready::Listener);
         } else if -res != libc::ECANCELED && self.listener.is_some() {
             // Out of descriptors, most often: the rest waits in the backlog; `maintain` re-arms.
-            eprintln!("harrier: accept failed: {}", io::Error::from_raw_os_error(-res));
+            eprintln!(
+                "harrier: accept failed: {}",
+                io::Error::from_raw_os_error(-res)
+            );
         }
         if !cqueue::more(flags) {
             self.accepting = false;
@@ -387,31 +582,42 @@ impl UringIo {
     }
 
     fn arm_accept(&mut self) {
-        let Some(l) = self.listener.as_ref() else { return };
+        let Some(l) = self.listener.as_ref() else {
+            return;
+        };
         if self.accepting {
             return;
         }
-        let sqe = opcode::AcceptMulti::new(types::Fd(l.as_raw_fd())).flags(libc::SOCK_CLOEXEC).build().user_data(tag(0, ACCEPT));
+        let sqe = opcode::AcceptMulti::new(types::Fd(l.as_raw_fd()))
+            .flags(libc::SOCK_CLOEXEC)
+            .build()
+            .user_data(tag(0, ACCEPT));
         self.accepting = true;
         self.push(sqe);
     }
 
     fn arm_wake(&mut self) {
-        let sqe = opcode::Read::new(types::Fd(self.wake_fd.as_raw_fd()), (&mut *self.wake_buf as *mut u64).cast(), 8).build().user_data(WAKE as u64);
+        let sqe = opcode::Read::new(
+            types::Fd(self.wake_fd.as_raw_fd()),
+            (&mut *self.wake_buf as *mut u64).cast(),
+            8,
+        )
+        .build()
+        .user_data(WAKE);
         self.push(sqe);
     }
 
     fn arm_recv(&mut self, id: u32) {
         let s = &mut self.socks[id as usize];
-        if !s.open || s.recv != Recv::Idle || s.rx.is_some() || s.eof || s.rx_err.is_some() {
+        if !s.open || s.recv != Recv::Idle || s.rx.len() >= MAX_HELD || s.eof || s.rx_err.is_some()
+        {
             return;
         }
         s.recv = Recv::Armed;
         s.ops += 1;
-        let sqe = opcode::Recv::new(types::Fd(s.fd.as_raw_fd()), std::ptr::null_mut(), RECV_BUFFER_SIZE as u32)
-            .buf_group(RECV_GROUP)
+        // Multishot: armed once, it reports every arrival until called off or out of buffers.
+        let sqe = opcode::RecvMulti::new(types::Fd(s.fd.as_raw_fd()), RECV_GROUP)
             .build()
-            .flags(squeue::Flags::BUFFER_SELECT)
             .user_data(tag(id, RECV));
         self.push(sqe);
     }
@@ -434,31 +640,37 @@ impl UringIo {
         }
     }
 
-    fn give_back(&mut self, bid: u16) {
-        let addr = unsafe { self.recv_pool.as_mut_ptr().add(bid as usize * RECV_BUFFER_SIZE) };
-        let sqe = opcode::ProvideBuffers::new(addr, RECV_BUFFER_SIZE as i32, 1, RECV_GROUP, bid).build().flags(squeue::Flags::SKIP_SUCCESS).user_data(PROVIDE as u64);
-        self.returned += 1;
-        self.push(sqe);
-    }
-
     fn send(&mut self, id: u32) {
         let s = &mut self.socks[id as usize];
         let rest = &s.tx[s.tx_pos..];
-        let sqe = opcode::Send::new(types::Fd(s.fd.as_raw_fd()), rest.as_ptr(), rest.len() as u32).flags(libc::MSG_NOSIGNAL).build().user_data(tag(id, SEND));
+        let sqe = opcode::Send::new(
+            types::Fd(s.fd.as_raw_fd()),
+            rest.as_ptr(),
+            rest.len() as u32,
+        )
+        .flags(libc::MSG_NOSIGNAL)
+        .build()
+        .user_data(tag(id, SEND));
         s.tx_busy = true;
         s.ops += 1;
         self.push(sqe);
     }
 
     fn keep_spare(&mut self, mut buf: Vec<u8>) {
-        if buf.capacity() > 0 && buf.capacity() <= MAX_SPARE_CAPACITY && self.spare.len() < MAX_SPARE {
+        if buf.capacity() > 0
+            && buf.capacity() <= MAX_SPARE_CAPACITY
+            && self.spare.len() < MAX_SPARE
+        {
             buf.clear();
             self.spare.push(buf);
         }
     }
 
     pub fn accept(&mut self) -> io::Result<Fresh> {
-        self.accepted.pop_front().map(Fresh::Uring).ok_or_else(|| io::ErrorKind::WouldBlock.into())
+        self.accepted
+            .pop_front()
+            .map(Fresh::Uring)
+            .ok_or_else(|| io::ErrorKind::WouldBlock.into())
     }
 
     pub fn register(&mut self, fd: OwnedFd, key: usize) -> Socket {
@@ -467,18 +679,29 @@ impl UringIo {
         Socket::Uring(id)
     }
 
+    /// Copies out what has arrived, as much as `buf` takes across the buffers held (a short
+    /// read means none is left, as on a socket).
     pub fn read(&mut self, id: u32, buf: &mut [u8]) -> io::Result<usize> {
         let s = &mut self.socks[id as usize];
-        if let Some((bid, pos, end)) = s.rx {
-            let n = buf.len().min((end - pos) as usize);
-            let start = bid as usize * RECV_BUFFER_SIZE + pos as usize;
-            buf[..n].copy_from_slice(&self.recv_pool[start..start + n]);
-            if pos as usize + n == end as usize {
-                s.rx = None;
-                self.give_back(bid);
+        let mut n = 0;
+        while n < buf.len() {
+            let Some((bid, pos, end)) = s.rx.front_mut() else {
+                break;
+            };
+            let take = (buf.len() - n).min((*end - *pos) as usize);
+            buf[n..n + take].copy_from_slice(self.bufs.bytes(*bid, *pos, *pos + take as u32));
+            n += take;
+            *pos += take as u32;
+            if *pos == *end {
+                let bid = *bid;
+                s.rx.pop_front();
+                self.bufs.give(bid);
+                self.returned += 1;
+            }
+        }
+        if n > 0 {
+            if s.recv == Recv::Idle {
                 self.arm_recv(id);
-            } else {
-                s.rx = Some((bid, pos + n as u32, end));
             }
             return Ok(n);
         }
@@ -520,15 +743,35 @@ impl UringIo {
 
     /// Hands the next chunk of the span to the socket when it is read and the socket is free,
     /// and starts reading the chunk after it meanwhile.
-    pub fn send_file(&mut self, id: u32, file: &Arc<File>, offset: &mut u64, len: &mut u64) -> io::Result<bool> {
+    pub fn send_file(
+        &mut self,
+        id: u32,
+        file: &Arc<File>,
+        offset: &mut u64,
+        len: &mut u64,
+    ) -> io::Result<bool> {
         let s = &mut self.socks[id as usize];
         if let Some(e) = s.tx_err {
             return Err(io::Error::from_raw_os_error(e));
         }
-        let stale = s.file.as_ref().is_some_and(|f| !f.busy && (!Arc::ptr_eq(&f.file, file) || f.offset != *offset));
+        let stale = s
+            .file
+            .as_ref()
+            .is_some_and(|f| !f.busy && (!Arc::ptr_eq(&f.file, file) || f.offset != *offset));
         if stale || s.file.is_none() {
-            let buf = s.file.take().map(|f| f.buf).unwrap_or_else(|| Vec::with_capacity(FILE_CHUNK));
-            s.file = Some(FileRead { file: file.clone(), offset: *offset, buf, busy: false, ready: false, err: None });
+            let buf = s
+                .file
+                .take()
+                .map(|f| f.buf)
+                .unwrap_or_else(|| Vec::with_capacity(FILE_CHUNK));
+            s.file = Some(FileRead {
+                file: file.clone(),
+                offset: *offset,
+                buf,
+                busy: false,
+                ready: false,
+                err: None,
+            });
         }
         let f = s.file.as_mut().unwrap();
         if let Some(e) = f.err.take() {
@@ -559,7 +802,14 @@ impl UringIo {
             let want = (*len).min(FILE_CHUNK as u64) as usize;
             f.buf.clear();
             f.buf.reserve(want);
-            let sqe = opcode::Read::new(types::Fd(f.file.as_raw_fd()), f.buf.as_mut_ptr(), want as u32).offset(f.offset).build().user_data(tag(id, FILE_READ));
+            let sqe = opcode::Read::new(
+                types::Fd(f.file.as_raw_fd()),
+                f.buf.as_mut_ptr(),
+                want as u32,
+            )
+            .offset(f.offset)
+            .build()
+            .user_data(tag(id, FILE_READ));
             f.busy = true;
             s.ops += 1;
             self.push(sqe);
@@ -585,15 +835,19 @@ impl UringIo {
     pub fn close(&mut self, id: u32) {
         let s = &mut self.socks[id as usize];
         s.open = false;
-        let (rx, armed, sending) = (s.rx.take(), s.recv == Recv::Armed, s.tx_busy);
-        if let Some((bid, _, _)) = rx {
-            self.give_back(bid);
+        let (armed, sending) = (s.recv == Recv::Armed, s.tx_busy);
+        for (bid, _, _) in std::mem::take(&mut s.rx) {
+            self.bufs.give(bid);
+            self.returned += 1;
         }
         if sending {
             // What the socket took is sent first (as the kernel would from its own buffer);
             // the receive is called off meanwhile.
             if armed {
-                let sqe = opcode::AsyncCancel::new(tag(id, RECV)).build().flags(squeue::Flags::SKIP_SUCCESS).user_data(CANCEL as u64);
+                let sqe = opcode::AsyncCancel::new(tag(id, RECV))
+                    .build()
+                    .flags(squeue::Flags::SKIP_SUCCESS)
+                    .user_data(CANCEL);
                 self.push(sqe);
             }
             self.retired.push((id, Instant::now() + CLOSE_GRACE));
@@ -637,7 +891,9 @@ impl UringIo {
         if !self.retired.is_empty() {
             let socks = &self.socks;
             self.retired.retain(|&(id, deadline)| {
-                let Some(s) = socks.get(id as usize) else { return false };
+                let Some(s) = socks.get(id as usize) else {
+                    return false;
+                };
                 if s.open || !s.tx_busy {
                     return false;
                 }
@@ -664,14 +920,20 @@ impl Drop for UringIo {
             if let Some(l) = self.listener.take() {
                 self.closing_listener = Some(l);
             }
-            let sqe = opcode::AsyncCancel::new(tag(0, ACCEPT)).build().user_data(CANCEL as u64);
+            let sqe = opcode::AsyncCancel::new(tag(0, ACCEPT))
+                .build()
+                .user_data(CANCEL);
             self.push(sqe);
         }
-        let cancel_all = opcode::AsyncCancel2::new(types::CancelBuilder::any()).build().user_data(CANCEL as u64);
+        let cancel_all = opcode::AsyncCancel2::new(types::CancelBuilder::any())
+            .build()
+            .user_data(CANCEL);
         self.push(cancel_all);
         let deadline = Instant::now() + Duration::from_millis(500);
         let mut ready = Vec::new();
-        while (self.socks.iter().any(|(_, s)| s.ops > 0) || self.accepting) && Instant::now() < deadline {
+        while (self.socks.iter().any(|(_, s)| s.ops > 0) || self.accepting)
+            && Instant::now() < deadline
+        {
             if self.wait(Duration::from_millis(10), &mut ready).is_err() {
                 break;
             }
