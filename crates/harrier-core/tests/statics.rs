@@ -1,6 +1,7 @@
 //! Static files through the engine over loopback sockets, without Node: a mount answered
 //! in the engine, a `FILE` reply op from a handler, a large file streamed behind pipelined
-//! answers that keep their order while the client reads slowly.
+//! answers that keep their order while the client reads slowly; the mount's cache of
+//! resolved files (hits make no resolution, changes are seen after a second).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -121,4 +122,98 @@ fn static_files_in_the_engine() {
         router.add("GET", "/send/*", 2).unwrap();
         router
     }
+}
+
+fn get(s: &mut TcpStream, path: &str) -> (String, Vec<u8>) {
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes()).unwrap();
+    read_responses(s, 1).pop().unwrap()
+}
+
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(": ")))
+}
+
+#[test]
+fn cached_files_are_revalidated_after_a_second() {
+    let dir = std::env::temp_dir().join(format!("harrier-statics-cache-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    std::fs::write(dir.join("a.txt"), b"one").unwrap();
+    std::fs::write(dir.join("sub/index.html"), b"<p>sub</p>").unwrap();
+    let big = pattern(200 * 1024);
+    std::fs::write(dir.join("big.bin"), &big).unwrap();
+    let mount = Arc::new(StaticMount::new(&dir, StaticOptions::default()).unwrap());
+    let mut router = Router::new();
+    router.add("GET", "/static/*", 0).unwrap();
+    let config = Config { io_threads: 1, statics: vec![Some(mount.clone())], io: backend(), ..Config::default() };
+    let server = Server::start(config, router, Box::new(Files { dir: dir.clone() })).unwrap();
+    let mut s = TcpStream::connect(server.local_addr()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+
+    // The first request resolves the file; the next ones are answered from the cache.
+    let (head, body) = get(&mut s, "/static/a.txt");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(body, b"one");
+    let etag = header(&head, "etag").unwrap().to_string();
+    assert_eq!(mount.cache_stats().misses, 1);
+    for _ in 0..5 {
+        let (h, b) = get(&mut s, "/static/a.txt");
+        assert_eq!(b, b"one");
+        assert_eq!(header(&h, "etag"), Some(etag.as_str()));
+    }
+    let stats = mount.cache_stats();
+    assert_eq!(stats.misses, 1, "a hit does not resolve (open, stat) the file again: {stats:?}");
+    assert!(stats.hits >= 5 && stats.entries == 1 && stats.bytes == 3, "{stats:?}");
+
+    // Changed on disk: served anew once the entry's second is over.
+    std::fs::write(dir.join("a.txt"), b"two, longer").unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    let (head, body) = get(&mut s, "/static/a.txt");
+    assert_eq!(body, b"two, longer");
+    assert_ne!(header(&head, "etag"), Some(etag.as_str()));
+    assert_eq!(header(&head, "content-length"), Some("11"));
+    let stats = mount.cache_stats();
+    assert!(stats.invalidated >= 1 && stats.misses == 2, "{stats:?}");
+
+    // Unchanged after a second: kept (one stat, no resolution).
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(get(&mut s, "/static/a.txt").1, b"two, longer");
+    let stats = mount.cache_stats();
+    assert!(stats.revalidated >= 1 && stats.misses == 2, "{stats:?}");
+
+    // A large file: cached as an open descriptor, streamed; replaced, the new one is served.
+    for _ in 0..2 {
+        let (h, b) = get(&mut s, "/static/big.bin");
+        assert!(h.starts_with("HTTP/1.1 200"), "{h}");
+        assert!(b == big);
+    }
+    assert_eq!(mount.cache_stats().files, 1);
+    let big2 = pattern(150 * 1024).into_iter().rev().collect::<Vec<u8>>();
+    std::fs::write(dir.join("big.tmp"), &big2).unwrap();
+    std::fs::rename(dir.join("big.tmp"), dir.join("big.bin")).unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    assert!(get(&mut s, "/static/big.bin").1 == big2);
+
+    // Deleted: 404 once the second is over (and a miss is not cached).
+    std::fs::remove_file(dir.join("a.txt")).unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    let (head, _) = get(&mut s, "/static/a.txt");
+    assert!(head.starts_with("HTTP/1.1 404"), "{head}");
+    let entries = mount.cache_stats().entries;
+    assert!(get(&mut s, "/static/nope").0.starts_with("HTTP/1.1 404"));
+    assert_eq!(mount.cache_stats().entries, entries);
+    // Created: served at once (misses are not remembered).
+    std::fs::write(dir.join("a.txt"), b"three").unwrap();
+    assert_eq!(get(&mut s, "/static/a.txt").1, b"three");
+
+    // A directory without its trailing slash is redirected to it, with the query.
+    let (head, _) = get(&mut s, "/static/sub?x=1");
+    assert!(head.starts_with("HTTP/1.1 301"), "{head}");
+    assert_eq!(header(&head, "location"), Some("/static/sub/?x=1"));
+    assert_eq!(get(&mut s, "/static/sub/").1, b"<p>sub</p>");
+    // Also once the index is cached.
+    assert_eq!(header(&get(&mut s, "/static/sub").0, "location"), Some("/static/sub/"));
+
+    server.shutdown();
+    server.join();
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -433,11 +433,12 @@ impl Conn {
                 (None, default_limit)
             }
             (RouteMatch::Found { route }, Ok(())) if ctx.shared.config.static_mount(*route).is_some() => {
-                let mount = ctx.shared.config.static_mount(*route).unwrap().clone();
+                let mount = ctx.shared.config.static_mount(*route).unwrap();
                 // The wildcard, the path under the mount, is the route's last param.
                 let rel = ctx.params.last().map_or(&b""[..], |&(s, l)| &path[s as usize..(s + l) as usize]);
+                let query = &ctx.head.target.slice(input)[path.len()..];
                 let cond = Conditions::from_headers(ctx.head.headers.iter().map(|(n, v)| (n.slice(input), v.slice(input))));
-                let plan = statics::serve(&mount, rel, &cond);
+                let plan = statics::serve(mount, rel, path, query, &cond);
                 if expect_continue || declared > default_limit {
                     pending.keep_alive = false;
                 }
@@ -574,11 +575,13 @@ impl Conn {
         encode::end_head(&mut out);
         let mut rest = Vec::new();
         if !p.head_only && plan.status.allows_body() {
-            let file = plan.file.map(Arc::new);
+            let file = plan.file;
             for piece in plan.pieces {
                 match piece {
                     Piece::Bytes(b) if rest.is_empty() => out.extend_from_slice(&b),
                     Piece::Bytes(b) => rest.push(Out::Bytes(b)),
+                    Piece::Shared(b, span) if rest.is_empty() => out.extend_from_slice(&b[span]),
+                    Piece::Shared(b, span) => rest.push(Out::Bytes(b[span].to_vec())),
                     Piece::File { offset, len } => match &file {
                         Some(file) if len > 0 => rest.push(Out::File { file: file.clone(), offset, len }),
                         _ => {}
