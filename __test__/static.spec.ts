@@ -1,13 +1,14 @@
 // Static files served by the engine (app.static, res.sendFile): headers, conditional
-// requests, ranges, precompressed variants, path safety, large files with bounded memory.
+// requests, ranges, precompressed variants, path safety, large files with bounded memory,
+// directories redirected to their trailing slash, changes on disk seen within a second.
 // Fixtures are written to a temporary directory when the file loads.
 import test from 'ava'
-import { mkdtempSync, mkdirSync, readFileSync, writeFileSync, symlinkSync, chmodSync, rmSync, statSync } from 'node:fs'
+import { mkdtempSync, mkdirSync, readFileSync, writeFileSync, symlinkSync, chmodSync, rmSync, statSync, unlinkSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { App } from 'harrier'
-import { RawClient, fetchT, rawReq, rawRequest, sha256, useApp } from './helpers.ts'
+import { RawClient, fetchT, rawReq, rawRequest, sha256, sleep, useApp } from './helpers.ts'
 
 const base = mkdtempSync(join(tmpdir(), 'harrier-static-'))
 const root = join(base, 'public')
@@ -450,4 +451,77 @@ test('HTTP/1.0 and Connection: close get the whole file, then the close', async 
   const closing = await rawRequest(port, rawReq('GET', '/assets/big.bin', { Connection: 'close' }), { until: 'end', ms: 10000 })
   t.is(sha256(closing.responses[0].body), bigHash)
   t.is(closing.responses[0].headers['connection'], 'close')
+})
+
+test('a directory without its trailing slash is redirected to it (301), with the query', async (t) => {
+  const { port } = await useApp(t, mounts)
+  const sub = await raw(port, '/assets/sub')
+  t.is(sub.status, 301)
+  t.is(sub.headers['location'], '/assets/sub/')
+  t.is((await raw(port, '/assets/sub?page=2&x=%20')).headers['location'], '/assets/sub/?page=2&x=%20')
+  t.is((await raw(port, '/assets')).headers['location'], '/assets/', 'the mount itself too')
+  const head = await raw(port, '/assets/sub', {}, 'HEAD')
+  t.is(head.status, 301)
+  t.is(head.body.length, 0)
+  t.is((await raw(port, '/assets/sub/')).body.toString(), '<h1>sub</h1>')
+  t.is((await raw(port, '/assets/sub')).status, 301, 'also once the index is cached')
+  t.is((await raw(port, '/assets/noindex')).status, 404, 'no index: no redirect')
+  t.is((await raw(port, '/dots/sub')).status, 404, 'index turned off: no redirect')
+  t.is((await raw(port, '/spa/sub')).headers['location'], '/spa/sub/')
+  t.is((await raw(port, '/assets/hello.txt')).status, 200)
+  t.is((await raw(port, '/assets/escape-dir')).status, 403, 'a symlinked directory outside the root is not redirected to')
+})
+
+test('a redirect cannot name another host', async (t) => {
+  const { port } = await useApp(t, (app) => app.static('/', root))
+  const r = await raw(port, '//sub')
+  t.is(r.status, 301)
+  t.is(r.headers['location'], '/sub/')
+  t.is((await raw(port, '/')).body.toString(), '<h1>home</h1>')
+})
+
+test.serial('files changed on disk are served within about a second', async (t) => {
+  const dir = join(base, 'live')
+  mkdirSync(dir, { recursive: true })
+  writeFileSync(join(dir, 'page.txt'), 'version 1')
+  const bigV1 = randomBytes(300 * 1024)
+  writeFileSync(join(dir, 'big.bin'), bigV1)
+  const { port } = await useApp(t, (app) => app.static('/live', dir))
+  const first = await raw(port, '/live/page.txt')
+  t.is(first.body.toString(), 'version 1')
+  t.true(sha256((await raw(port, '/live/big.bin')).body) === sha256(bigV1))
+  // Until what is seen changes (at most about a second later), or 3 s.
+  async function until(path: string, done: (r: Awaited<ReturnType<typeof raw>>) => boolean) {
+    const start = Date.now()
+    for (;;) {
+      const r = await raw(port, path)
+      const ms = Date.now() - start
+      if (done(r) || ms > 3000) return { r, ms }
+      await sleep(50)
+    }
+  }
+
+  writeFileSync(join(dir, 'page.txt'), 'version 2, longer')
+  const changed = await until('/live/page.txt', (r) => r.body.toString() !== 'version 1')
+  t.log(`a changed file was served after ${changed.ms} ms`)
+  t.is(changed.r.body.toString(), 'version 2, longer')
+  t.not(changed.r.headers['etag'], first.headers['etag'])
+  t.is(changed.r.headers['content-length'], '17')
+  t.true(changed.ms < 2000, `${changed.ms} ms`)
+  t.is((await raw(port, '/live/page.txt', { 'If-None-Match': first.headers['etag'] })).status, 200, 'the old ETag no longer matches')
+
+  const bigV2 = randomBytes(250 * 1024)
+  writeFileSync(join(dir, 'big.bin'), bigV2)
+  const big = await until('/live/big.bin', (r) => r.body.length === bigV2.length)
+  t.true(sha256(big.r.body) === sha256(bigV2), 'a large file replaced on disk')
+
+  // A new file is served at once: paths that name nothing are not cached.
+  t.is((await raw(port, '/live/new.txt')).status, 404)
+  writeFileSync(join(dir, 'new.txt'), 'new')
+  t.is((await raw(port, '/live/new.txt')).body.toString(), 'new')
+
+  unlinkSync(join(dir, 'page.txt'))
+  const gone = await until('/live/page.txt', (r) => r.status !== 200)
+  t.is(gone.r.status, 404)
+  t.true(gone.ms < 2000, `${gone.ms} ms`)
 })
