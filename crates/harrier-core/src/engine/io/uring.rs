@@ -335,7 +335,7 @@ impl UringIo {
             if unsafe { self.ring.submission().push(&sqe) }.is_ok() {
                 return;
             }
-            if self.enter(0).is_err() {
+            if self.enter().is_err() {
                 // The completion queue is full (EBUSY): take completions to make room.
                 let mut cq = self.ring.completion();
                 cq.sync();
@@ -347,7 +347,7 @@ impl UringIo {
 
     /// Submits what is queued and, with deferred completion work, runs it (so that what
     /// completed shows in the queue), without waiting.
-    fn enter(&mut self, _: u32) -> io::Result<usize> {
+    fn enter(&mut self) -> io::Result<usize> {
         if !self.enabled {
             self.ring.submitter().register_enable_rings()?;
             self.enabled = true;
@@ -389,17 +389,20 @@ impl UringIo {
             || self.ring.submission().taskrun()
     }
 
+    /// The end of an inline turn: connections the pool ran dry on are armed again if buffers
+    /// came back, and everything queued goes to the kernel.
     pub fn submit(&mut self) {
-        let _ = self.enter(0);
+        self.arm_starved();
+        let _ = self.enter();
     }
 
     pub fn wait(&mut self, timeout: Duration, ready: &mut Vec<Ready>) -> io::Result<()> {
         self.arm_starved();
         let entered = if timeout.is_zero() {
-            self.enter(0)
+            self.enter()
         } else {
             if !self.enabled {
-                self.enter(0)?;
+                self.enter()?;
             }
             let ts = types::Timespec::from(timeout);
             let args = types::SubmitArgs::new().timespec(&ts);
