@@ -329,7 +329,7 @@ impl UringIo {
 
     /// Queues one operation; when the queue is full, hands it to the kernel first.
     fn push(&mut self, sqe: squeue::Entry) {
-        loop {
+        for _ in 0..64 {
             // SAFETY: what the entry points to (receive pool, send and file buffers, the wake
             // counter) is owned by this struct and outlives the operation (see the module doc).
             if unsafe { self.ring.submission().push(&sqe) }.is_ok() {
@@ -343,6 +343,8 @@ impl UringIo {
                     .extend(cq.map(|c| (c.user_data(), c.result(), c.flags())));
             }
         }
+        // The ring takes nothing: the operation is lost, and its connection ends on its timers.
+        eprintln!("harrier: io_uring refuses new operations; one was dropped");
     }
 
     /// Submits what is queued and, with deferred completion work, runs it (so that what
