@@ -376,12 +376,19 @@ if (linux) {
     })
   }
 
-  test('neither the option nor HARRIER_IO: the app serves on a Linux backend, and app.io says which', async (t) => {
-    // the default backend is the engine's choice; app.io must name the one in use
+  test('neither the option nor HARRIER_IO: the default backend is epoll, and no ring is made', async (t) => {
     const r = await runChild({ options: { driver: 'inline' } })
     assertServed(t, r)
-    t.true(r.report.io === 'epoll' || r.report.io === 'uring', `app.io: ${JSON.stringify(r.report.io)}`)
-    assertRingsMatch(t, r)
+    t.is(r.report.io, 'epoll')
+    t.is(r.report.ringsListening, r.report.ringsBefore, 'io_uring descriptors while listening')
+    assertCleanExit(t, r)
+  })
+
+  test('an unknown HARRIER_IO is refused at listen() with a RangeError naming it', async (t) => {
+    const r = await runChild({ options: { driver: 'inline' }, env: 'fast' })
+    t.is(r.report.error?.name, 'RangeError')
+    t.regex(r.report.error?.message ?? '', /HARRIER_IO/)
+    t.regex(r.report.error?.message ?? '', /'auto', 'epoll' or 'uring'/)
     assertCleanExit(t, r)
   })
 
