@@ -28,8 +28,10 @@ use resolve::{Beneath, Located};
 
 /// Bodies up to this size are read into the response buffer; larger ones are streamed.
 pub const INLINE_LIMIT: u64 = 64 * 1024;
-/// Files up to this size are held in the cache as bytes; larger ones as an open descriptor,
-/// streamed with sendfile(2).
+/// Files up to this size are held in the cache as bytes (copied into the write buffer per
+/// answer); larger ones as an open descriptor, streamed with sendfile(2). Measured on
+/// 64 KiB files (one core, 64 connections): 25 µs of CPU per answer copied, 30 µs streamed
+/// (the head and the file then go out in two sends).
 const CACHE_INLINE: u64 = INLINE_LIMIT;
 /// More ranges than this in one request: the whole file is sent instead.
 const MAX_RANGES: usize = 16;
