@@ -319,7 +319,7 @@ fn build(root: &Path, beneath: &Beneath, located: Located, options: &StaticOptio
     let vary = br.is_some() || gz.is_some();
     let mut witnesses = Vec::with_capacity(3);
     let identity = match located.file {
-        Some(file) => resolve::regular(file),
+        Some(found) => Ok(found),
         None => resolve::open_regular(&located.path),
     };
     witnesses.push((located.requested, identity.as_ref().ok().map(|(_, m)| FileId::of(m))));

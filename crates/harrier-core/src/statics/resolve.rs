@@ -24,8 +24,8 @@ pub(crate) struct Located {
     pub path: PathBuf,
     /// `path` relative to the root, when openat2 found it (its variants are probed so too).
     pub rel: Option<String>,
-    /// The file, when it was opened while resolving.
-    pub file: Option<File>,
+    /// The file and its metadata, when it was opened while resolving.
+    pub file: Option<(File, Metadata)>,
     /// The path named a directory, and this is its index.
     pub dir: bool,
 }
@@ -163,7 +163,7 @@ impl Beneath {
         let Ok(meta) = file.metadata() else { return Fast::Slow };
         if meta.is_file() {
             let path = if rel == "." { root.to_path_buf() } else { root.join(&rel) };
-            return Fast::Found(Located { requested: path.clone(), path, rel: Some(rel), file: Some(file), dir: false });
+            return Fast::Found(Located { requested: path.clone(), path, rel: Some(rel), file: Some((file, meta)), dir: false });
         }
         if !meta.is_dir() {
             return Fast::Answer(Status::NOT_FOUND);
@@ -182,7 +182,7 @@ impl Beneath {
         match file.metadata() {
             Ok(m) if m.is_file() => {
                 let path = root.join(&rel);
-                Fast::Found(Located { requested: path.clone(), path, rel: Some(rel), file: Some(file), dir: true })
+                Fast::Found(Located { requested: path.clone(), path, rel: Some(rel), file: Some((file, m)), dir: true })
             }
             Ok(_) => Fast::Answer(Status::NOT_FOUND),
             Err(_) => Fast::Slow,
