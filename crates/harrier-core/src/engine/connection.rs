@@ -864,7 +864,10 @@ impl Conn {
         let mut progressed = false;
         loop {
             while self.wpos < self.wbuf.len() {
-                match self.sock.write(&mut ctx.io, &self.wbuf[self.wpos..]) {
+                // A head followed by a file is held back for the file's first bytes: one
+                // segment, as with TCP_CORK, rather than a small one then the file.
+                let more = matches!(self.queue.front(), Some(Out::File { .. }));
+                match self.sock.write(&mut ctx.io, &self.wbuf[self.wpos..], more) {
                     Ok(0) => return Liveness::Closed,
                     Ok(n) => {
                         self.wpos += n;

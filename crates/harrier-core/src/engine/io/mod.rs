@@ -307,13 +307,14 @@ impl Socket {
         }
     }
 
-    /// Takes bytes to send: how many, or `WouldBlock` while the socket can take none.
+    /// Takes bytes to send: how many, or `WouldBlock` while the socket can take none. `more`:
+    /// more follows at once (a file after its head): the kernel may hold these for it.
     #[inline]
-    pub fn write(&mut self, io: &mut Io, buf: &[u8]) -> io::Result<usize> {
+    pub fn write(&mut self, io: &mut Io, buf: &[u8], more: bool) -> io::Result<usize> {
         match (self, io) {
-            (Socket::Poll(s), _) => io::Write::write(s, buf),
+            (Socket::Poll(s), _) => poll::write(s, buf, more),
             #[cfg(target_os = "linux")]
-            (Socket::Uring(id), Io::Uring(u)) => u.write(*id, buf),
+            (Socket::Uring(id), Io::Uring(u)) => u.write(*id, buf, more),
             #[allow(unreachable_patterns)]
             _ => unreachable!(),
         }

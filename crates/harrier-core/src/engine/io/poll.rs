@@ -77,6 +77,19 @@ impl PollIo {
     }
 }
 
+/// A write, with `MSG_MORE` when more follows at once (Linux; elsewhere a plain write).
+#[inline]
+pub(crate) fn write(sock: &mut TcpStream, buf: &[u8], more: bool) -> io::Result<usize> {
+    #[cfg(target_os = "linux")]
+    if more {
+        use std::os::fd::AsRawFd;
+        let n = unsafe { libc::send(sock.as_raw_fd(), buf.as_ptr().cast(), buf.len(), libc::MSG_MORE | libc::MSG_NOSIGNAL) };
+        return if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as usize) };
+    }
+    let _ = more;
+    io::Write::write(sock, buf)
+}
+
 /// Sends what it can of a file span straight from the file with sendfile(2). Returns whether
 /// bytes moved; `len` left over means the socket is full.
 #[cfg(target_os = "linux")]

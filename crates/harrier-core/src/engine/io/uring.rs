@@ -43,6 +43,9 @@ const MAX_SPARE_CAPACITY: usize = 256 * 1024;
 /* 256k a write: a response larger than that is taken as the socket takes it, so that a
 client that reads nothing is seen as such (the write timeout) and memory stays bounded. */
 const MAX_WRITE: usize = 256 * 1024;
+/* 64k: a file span this small is read at once (from the page cache, as a cached copy would
+   be) and leaves with its head in one send; larger ones are read by the ring, chunk by chunk. */
+const SMALL_FILE: u64 = 64 * 1024;
 /// How long a closed connection's output already taken may take to leave.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
@@ -209,6 +212,8 @@ struct USock {
     tx: Vec<u8>,
     tx_pos: usize,
     tx_busy: bool,
+    /// `tx` holds bytes not sent yet: a head waiting for the file that follows it.
+    tx_held: bool,
     tx_err: Option<i32>,
     /// The write side is to be shut once `tx` is sent (or was).
     shut_wr: bool,
@@ -229,6 +234,7 @@ impl USock {
             tx: Vec::new(),
             tx_pos: 0,
             tx_busy: false,
+            tx_held: false,
             tx_err: None,
             shut_wr: false,
             file: None,
@@ -722,7 +728,8 @@ impl UringIo {
         Err(io::ErrorKind::WouldBlock.into())
     }
 
-    pub fn write(&mut self, id: u32, buf: &[u8]) -> io::Result<usize> {
+    /// `more`: a file follows at once; the bytes are held to leave with its first chunk.
+    pub fn write(&mut self, id: u32, buf: &[u8], more: bool) -> io::Result<usize> {
         let s = &mut self.socks[id as usize];
         if let Some(e) = s.tx_err {
             return Err(io::Error::from_raw_os_error(e));
@@ -736,13 +743,18 @@ impl UringIo {
         if buf.is_empty() {
             return Ok(0);
         }
-        let n = buf.len().min(MAX_WRITE);
-        let mut tx = self.spare.pop().unwrap_or_default();
-        tx.extend_from_slice(&buf[..n]);
-        let s = &mut self.socks[id as usize];
-        s.tx = tx;
+        if s.tx.capacity() == 0 {
+            s.tx = self.spare.pop().unwrap_or_default();
+        }
+        let n = buf.len().min(MAX_WRITE.saturating_sub(s.tx.len()).max(1));
+        s.tx.extend_from_slice(&buf[..n]);
         s.tx_pos = 0;
-        self.send(id);
+        if more && s.tx.len() < MAX_WRITE {
+            s.tx_held = true;
+        } else {
+            s.tx_held = false;
+            self.send(id);
+        }
         Ok(n)
     }
 
@@ -759,6 +771,31 @@ impl UringIo {
         if let Some(e) = s.tx_err {
             return Err(io::Error::from_raw_os_error(e));
         }
+        if !s.tx_busy && s.file.is_none() && *len > 0 && *len <= SMALL_FILE {
+            // Small: read now and sent with what is held (the head) in one send.
+            if s.tx.capacity() == 0 {
+                s.tx = self.spare.pop().unwrap_or_default();
+            }
+            let start = s.tx.len();
+            s.tx.resize(start + *len as usize, 0);
+            if let Err(e) = read_exact_at(file, &mut s.tx[start..], *offset) {
+                s.tx.truncate(start);
+                return Err(e);
+            }
+            *offset += *len;
+            *len = 0;
+            s.tx_held = false;
+            s.tx_pos = 0;
+            self.send(id);
+            return Ok(true);
+        }
+        if s.tx_held {
+            // A head held for a large file goes now; the file follows chunk by chunk.
+            s.tx_held = false;
+            self.send(id);
+            return Ok(true);
+        }
+        let s = &mut self.socks[id as usize];
         let stale = s
             .file
             .as_ref()
@@ -913,6 +950,23 @@ impl UringIo {
         // An accept that stopped on an error (out of descriptors) is tried again.
         self.arm_accept();
     }
+}
+
+/// Fills `buf` from `file` at `offset`; a file that ends first is an error (it shrank).
+fn read_exact_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    while !buf.is_empty() {
+        match file.read_at(buf, offset) {
+            Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shorter than announced")),
+            Ok(n) => {
+                buf = &mut buf[n..];
+                offset += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 impl Drop for UringIo {
