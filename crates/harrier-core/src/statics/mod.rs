@@ -29,9 +29,9 @@ use resolve::{Beneath, Located};
 /// Bodies up to this size are read into the response buffer; larger ones are streamed.
 pub const INLINE_LIMIT: u64 = 64 * 1024;
 /// Files up to this size are held in the cache as bytes (copied into the write buffer per
-/// answer); larger ones as an open descriptor, streamed with sendfile(2). Measured on
-/// 64 KiB files (one core, 64 connections): 25 µs of CPU per answer copied, 30 µs streamed
-/// (the head and the file then go out in two sends).
+/// answer); larger ones as an open descriptor, streamed with sendfile(2) behind a head sent
+/// with `MSG_MORE`. Measured on 64 KiB files (one core, 64 connections): 25 µs of CPU per
+/// answer copied, 19.5 µs streamed (30 µs before the head waited for the file's bytes).
 const CACHE_INLINE: u64 = 16 * 1024;
 /// More ranges than this in one request: the whole file is sent instead.
 const MAX_RANGES: usize = 16;
