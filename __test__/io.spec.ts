@@ -478,4 +478,21 @@ if (linux) {
       assertCleanExit(t, r)
     })
   }
+} else {
+  // Elsewhere there is no io_uring: asking for it is an error at listen(), auto serves on
+  // the readiness backend (kqueue, IOCP) after one line saying why.
+  test('io: uring where there is no io_uring: listen() rejects with HARRIER_IO_UNAVAILABLE', async (t) => {
+    const app = new App({ io: 'uring' })
+    const error = await t.throwsAsync(app.listen({ port: 0, host: '127.0.0.1', signals: false }))
+    t.is((error as Error & { code?: string }).code, 'HARRIER_IO_UNAVAILABLE')
+    t.regex(error.message, /io_uring/)
+    t.is(app.io, null)
+  })
+
+  test('io: auto where there is no io_uring serves on the platform backend', async (t) => {
+    const { app, base } = await startApp((a) => a.get('/', (req, res) => res.text('ok')), { io: 'auto' })
+    t.teardown(() => closeApp(app))
+    t.is(await (await fetchT(`${base}/`)).text(), 'ok')
+    t.true(app.io === 'kqueue' || app.io === 'iocp', `app.io: ${app.io}`)
+  })
 }
