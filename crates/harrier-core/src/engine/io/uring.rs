@@ -527,6 +527,12 @@ impl UringIo {
             }
             self.keep_spare(tx);
         }
+        self.report_writable(id, ready);
+    }
+
+    /// After a send or a file read completed: the connection may write again (or, closed,
+    /// its entry may go).
+    fn report_writable(&mut self, id: u32, ready: &mut Vec<Ready>) {
         let s = &self.socks[id as usize];
         if !s.open {
             self.release_if_done(id);
@@ -559,15 +565,7 @@ impl UringIo {
                 f.ready = true;
             }
         }
-        if !s.open {
-            self.release_if_done(id);
-            return;
-        }
-        ready.push(Ready::Conn {
-            key: s.key,
-            readable: false,
-            writable: true,
-        });
+        self.report_writable(id, ready);
     }
 
     fn on_accept(&mut self, res: i32, flags: u32, ready: &mut Vec<Ready>) {
