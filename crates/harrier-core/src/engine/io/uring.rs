@@ -40,9 +40,10 @@ const FILE_CHUNK: usize = 128 * 1024;
 /// Send buffers kept for reuse, and the largest kept.
 const MAX_SPARE: usize = 256;
 const MAX_SPARE_CAPACITY: usize = 256 * 1024;
-/* 256k a write: a response larger than that is taken as the socket takes it, so that a
-client that reads nothing is seen as such (the write timeout) and memory stays bounded. */
-const MAX_WRITE: usize = 256 * 1024;
+/* 1 MiB a write: a response larger than that is taken as the socket takes it, so that a
+client that reads nothing is seen as such (the write timeout) and memory stays bounded; large
+enough that a few sends fill a loopback socket's buffers. */
+const MAX_WRITE: usize = 1024 * 1024;
 /* 64k: a file span this small is read at once (from the page cache, as a cached copy would
    be) and leaves with its head in one send; larger ones are read by the ring, chunk by chunk. */
 const SMALL_FILE: u64 = 64 * 1024;
