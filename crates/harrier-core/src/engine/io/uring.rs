@@ -501,7 +501,7 @@ impl UringIo {
         if s.recv == Recv::Idle {
             self.arm_recv(id);
         }
-        if res > 0 || res == 0 || self.socks[id as usize].rx_err.is_some() {
+        if res >= 0 || self.socks[id as usize].rx_err.is_some() {
             ready.push(Ready::Conn { key, readable: true, writable: false });
         }
     }
