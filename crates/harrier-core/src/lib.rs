@@ -8,6 +8,6 @@ pub mod http1;
 pub mod router;
 pub mod statics;
 
-pub use engine::{Backend, Batch, Config, Handler, InlineServer, Replier, ReplyWriter, RequestRef, Server};
+pub use engine::{Backend, Batch, Config, Handler, InlineServer, ListenError, Replier, ReplyWriter, RequestRef, Server, ShutdownSignal};
 pub use router::{RouteError, RouteMatch, Router};
 pub use statics::{StaticMount, StaticOptions};

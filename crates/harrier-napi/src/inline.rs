@@ -8,7 +8,7 @@ use std::ffi::{c_int, c_void};
 use std::ptr;
 use std::rc::Rc;
 
-use harrier_core::{Batch, Handler, InlineServer, Replier};
+use harrier_core::{Batch, Handler, InlineServer, Replier, ShutdownSignal};
 use napi::bindgen_prelude::*;
 use napi::sys;
 use napi::JsDeferred;
@@ -142,10 +142,9 @@ pub(crate) struct InlineDriver {
     /// Dropped once finished: the engine's descriptors (poll or ring, listener) go with it.
     engine: RefCell<Option<InlineServer>>,
     replier: Replier,
+    stop: ShutdownSignal,
     poll: RefCell<Option<UvHandle>>,
     timer: RefCell<Option<UvHandle>>,
-    close_requested: Cell<bool>,
-    shutdown_begun: Cell<bool>,
     finished: Cell<bool>,
     waiting: RefCell<Vec<JsDeferred<(), Resolver>>>,
 }
@@ -154,11 +153,10 @@ impl InlineDriver {
     pub fn start(env: &Env, engine: InlineServer) -> Result<Rc<InlineDriver>> {
         let driver = Rc::new(InlineDriver {
             replier: engine.replier(),
+            stop: engine.shutdown_signal(),
             engine: RefCell::new(Some(engine)),
             poll: RefCell::new(None),
             timer: RefCell::new(None),
-            close_requested: Cell::new(false),
-            shutdown_begun: Cell::new(false),
             finished: Cell::new(false),
             waiting: RefCell::new(Vec::new()),
         });
@@ -193,10 +191,6 @@ impl InlineDriver {
         if let Err(e) = f(engine) {
             eprintln!("harrier: inline driver: {e}");
         }
-        if self.close_requested.get() && !self.shutdown_begun.get() {
-            self.shutdown_begun.set(true);
-            engine.shutdown();
-        }
         engine.answer();
         // What the answers just submitted completed at once (io_uring sends) is taken now:
         // left in the ring, it would wake the loop again for nothing but bookkeeping.
@@ -228,8 +222,13 @@ impl InlineDriver {
             return;
         }
         self.waiting.borrow_mut().push(done);
-        self.close_requested.set(true);
-        self.turn(|_| Ok(()));
+        // The port refuses connections from here on, even when close() comes from a handler
+        // in the middle of a turn; the drain starts at that turn's end, or now.
+        self.stop.raise();
+        self.turn(|e| {
+            e.tick();
+            Ok(())
+        });
     }
 
     fn finish(&self) {

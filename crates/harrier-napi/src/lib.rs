@@ -165,13 +165,33 @@ fn bytes_option(bytes: f64, name: &str) -> Result<u64> {
     }
 }
 
-/// A backend that cannot run here is said as such (`io_uring cannot be used here: ...`); the
-/// JS side gives it its own error code.
-fn listen_error(e: std::io::Error) -> Error {
+/// A listener that could not be had is thrown as Node's `net.Server` throws it (`code`,
+/// `errno`, `syscall`, `address`, `port`, and its message); a backend that cannot run here is
+/// said as such (`io unavailable: ...`), and the JS side gives it its own error code.
+fn listen_error(env: &Env, e: std::io::Error) -> Error {
+    if let Some(refused) = e.get_ref().and_then(|inner| inner.downcast_ref::<harrier_core::ListenError>()) {
+        return node_error(env, refused).unwrap_or_else(|_| Error::new(Status::GenericFailure, refused.to_string()));
+    }
     if e.kind() == std::io::ErrorKind::Unsupported {
         return Error::new(Status::GenericFailure, format!("io unavailable: {e}"));
     }
     Error::new(Status::GenericFailure, format!("listen failed: {e}"))
+}
+
+fn node_error(env: &Env, refused: &harrier_core::ListenError) -> Result<Error> {
+    let mut error = env.create_error(Error::new(Status::GenericFailure, refused.to_string()))?;
+    error.set("code", refused.code.as_str())?;
+    if refused.errno != 0 {
+        error.set("errno", refused.errno)?;
+    }
+    error.set("syscall", refused.syscall)?;
+    if refused.syscall == "getaddrinfo" {
+        error.set("hostname", refused.address.as_str())?;
+    } else {
+        error.set("address", refused.address.as_str())?;
+        error.set("port", refused.port as u32)?;
+    }
+    Ok(Error::from(error.to_unknown()))
 }
 
 #[napi]
@@ -198,14 +218,14 @@ impl NativeServer {
         let (driver, addr, io) = match options.driver.as_str() {
             "threads" => {
                 let handler = threads::TsfnHandler { callback: threads::callback(on_batch)? };
-                let server = Server::start(config, router, Box::new(handler)).map_err(listen_error)?;
+                let server = Server::start(config, router, Box::new(handler)).map_err(|e| listen_error(&env, e))?;
                 let (addr, io) = (server.local_addr(), server.backend());
                 (Driver::Threads { replier: server.replier(), server: Mutex::new(Some(server)) }, addr, io)
             }
             #[cfg(unix)]
             "inline" => {
                 let handler = unsafe { inline::JsCaller::new(env.raw(), on_batch.raw(), on_flush.raw())? };
-                let engine = harrier_core::InlineServer::start(config, router, Box::new(handler)).map_err(listen_error)?;
+                let engine = harrier_core::InlineServer::start(config, router, Box::new(handler)).map_err(|e| listen_error(&env, e))?;
                 let (addr, io) = (engine.local_addr(), engine.backend());
                 (Driver::Inline(inline::InlineDriver::start(&env, engine)?), addr, io)
             }

@@ -11,7 +11,7 @@ use slab::Slab;
 
 use super::batch::BatchBuilder;
 use super::connection::{Conn, Liveness};
-use super::io::{Io, Ready};
+use super::io::{Fresh, Io, Ready};
 use super::pool::BufPool;
 use super::reply::ReplyOps;
 use super::Shared;
@@ -148,6 +148,8 @@ impl Worker {
                 break;
             }
         }
+        // A thread that stops on an error stops accepting too.
+        self.ctx.shared.gate.close();
     }
 
     /// The inline driver: one non-blocking turn, when the poll's descriptor is readable.
@@ -182,11 +184,21 @@ impl Worker {
         if self.ctx.now.duration_since(self.last_sweep) >= SWEEP_EVERY {
             self.sweep();
         }
-        if !self.ctx.draining && self.ctx.shared.shutdown.load(Ordering::SeqCst) {
+        self.settle();
+    }
+
+    /// The end of every turn: hands over what the turn raised (aborts while writing or
+    /// sweeping), and starts the drain if a shutdown was asked meanwhile, by another thread or
+    /// by the handler itself while it ran (the inline driver): a shutdown asked in a turn
+    /// stops accepting in that turn.
+    fn settle(&mut self) {
+        loop {
+            self.ctx.hand_over_batch();
+            if self.ctx.draining || !self.ctx.shared.shutdown.load(Ordering::SeqCst) {
+                return;
+            }
             self.begin_drain();
         }
-        // Aborts raised while writing or sweeping.
-        self.ctx.hand_over_batch();
     }
 
     /// Applies the replies waiting in this thread's inbox and writes them.
@@ -265,10 +277,7 @@ impl Worker {
         self.ctx.date.update(SystemTime::now());
         self.sweep();
         self.resume_paused();
-        if !self.ctx.draining && self.ctx.shared.shutdown.load(Ordering::SeqCst) {
-            self.begin_drain();
-        }
-        self.ctx.hand_over_batch();
+        self.settle();
     }
 
     /// Draining is over: nothing is left to answer or close.
@@ -284,45 +293,46 @@ impl Worker {
     fn accept(&mut self) {
         loop {
             match self.ctx.io.accept() {
-                Ok(fresh) => {
-                    let shared = &self.ctx.shared;
-                    let max = shared.config.max_connections;
-                    if max > 0 && shared.open.load(Ordering::Relaxed) >= max {
-                        // Closed at once: the connections already open are not disturbed.
-                        drop(fresh);
-                        continue;
-                    }
-                    let ip = match (&shared.ips, shared.ips.as_ref().and_then(|_| fresh.peer_ip())) {
-                        (Some(table), Some(peer)) => match table.open(peer, self.ctx.now) {
-                            Some(state) => Some(state),
-                            None => {
-                                drop(fresh);
-                                continue;
-                            }
-                        },
-                        _ => None,
-                    };
-                    fresh.set_nodelay();
-                    let entry = self.conns.vacant_entry();
-                    let key = entry.key();
-                    match self.ctx.io.register(fresh, key) {
-                        Ok(sock) => {
-                            shared.open.fetch_add(1, Ordering::Relaxed);
-                            entry.insert(Conn::new(sock, key as u32, self.ctx.now, ip));
-                        }
-                        Err(_) => {
-                            if let (Some(table), Some(state)) = (&shared.ips, ip) {
-                                table.close(&state);
-                            }
-                        }
-                    }
-                }
+                Ok(fresh) => self.admit(fresh),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // The gate shut the listener (a shutdown began): nothing more comes from it.
+                Err(_) if self.ctx.shared.shutdown.load(Ordering::SeqCst) => return,
                 Err(e) => {
                     // Out of descriptors, most often: leave the rest in the backlog for later.
                     eprintln!("harrier: accept failed: {e}");
                     return;
+                }
+            }
+        }
+    }
+
+    /// Registers a connection just accepted, unless a limit refuses it.
+    fn admit(&mut self, fresh: Fresh) {
+        let shared = &self.ctx.shared;
+        let max = shared.config.max_connections;
+        if max > 0 && shared.open.load(Ordering::Relaxed) >= max {
+            // Closed at once: the connections already open are not disturbed.
+            return;
+        }
+        let ip = match (&shared.ips, shared.ips.as_ref().and_then(|_| fresh.peer_ip())) {
+            (Some(table), Some(peer)) => match table.open(peer, self.ctx.now) {
+                Some(state) => Some(state),
+                None => return,
+            },
+            _ => None,
+        };
+        fresh.set_nodelay();
+        let entry = self.conns.vacant_entry();
+        let key = entry.key();
+        match self.ctx.io.register(fresh, key) {
+            Ok(sock) => {
+                shared.open.fetch_add(1, Ordering::Relaxed);
+                entry.insert(Conn::new(sock, key as u32, self.ctx.now, ip));
+            }
+            Err(_) => {
+                if let (Some(table), Some(state)) = (&shared.ips, ip) {
+                    table.close(&state);
                 }
             }
         }
@@ -412,15 +422,29 @@ impl Worker {
     /// Stops accepting and closes idle connections; busy ones close after their last answer.
     fn begin_drain(&mut self) {
         // Connections the kernel completed already are taken and served (or closed if idle),
-        // rather than reset with the listener.
+        // rather than reset with the listener; the gate keeps those it finds as it closes.
         self.accept();
         self.ctx.draining = true;
         self.drain_deadline = Some(self.ctx.now + self.ctx.shared.config.drain_timeout);
-        self.ctx.io.close_listener();
+        self.stop_listening();
         // An idle connection has no answer to protect: it is closed at once, not lingered.
         let idle: Vec<usize> = self.conns.iter().filter(|(_, c)| c.is_idle() && !c.is_lingering()).map(|(k, _)| k).collect();
         for key in idle {
             self.close(key);
+        }
+    }
+
+    /// The port refuses connections from now on (the gate may have closed already, from the
+    /// thread that called for the shutdown); the connections the gate took as it closed are
+    /// served here.
+    fn stop_listening(&mut self) {
+        self.ctx.shared.gate.close();
+        self.ctx.io.close_listener();
+        for fd in self.ctx.shared.gate.take_backlog() {
+            match self.ctx.io.adopt(fd) {
+                Ok(fresh) => self.admit(fresh),
+                Err(e) => eprintln!("harrier: a connection taken while closing the listener was lost: {e}"),
+            }
         }
     }
 

@@ -14,12 +14,14 @@ mod reply;
 use std::io as stdio;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 
 pub use batch::{Batch, Event, RequestView, EVENT_ABORT, EVENT_BODY, EVENT_END, EVENT_REQUEST, FLAG_HAS_BODY, FLAG_HTTP10};
 pub use config::Config;
 pub use io::{Backend, POLL_NAME};
+pub use listener::ListenError;
+
 pub use reply::{Replier, ReplyWriter, RequestRef, OP_CHUNK, OP_END, OP_FILE, OP_FULL, OP_HEAD};
 
 use crate::router::Router;
@@ -38,6 +40,8 @@ pub(crate) struct Shared {
     pub handler: Box<dyn Handler>,
     pub replier: Replier,
     pub shutdown: AtomicBool,
+    /// Closes every listener at once, from any thread.
+    pub gate: listener::Gate,
     /// I/O threads serving this engine.
     pub threads: usize,
     /// Open connections, all threads together.
@@ -54,52 +58,108 @@ pub struct Server {
     backend: &'static str,
 }
 
-/// Binds a listener per loop (one, where SO_REUSEPORT is missing), picks the I/O backend and
-/// builds the shared state.
-fn prepare(config: Config, router: Router, handler: Box<dyn Handler>, count: usize, own_threads: bool) -> stdio::Result<(Arc<Shared>, Vec<Worker>, SocketAddr)> {
+/// Binds a listener per loop (one, where SO_REUSEPORT is missing) and picks the I/O backend.
+fn bind_all(config: &Config, count: usize) -> stdio::Result<(io::Backend, Vec<Option<std::net::TcpListener>>, SocketAddr)> {
     let backend = io::choose(config.io)?;
-    let addr = listener::resolve(&config.host, config.port)?;
-    let mut ios = Vec::with_capacity(count);
-    let mut inboxes = Vec::with_capacity(count);
-    let mut local_addr = addr;
+    let mut local_addr = listener::resolve(&config.host, config.port)?;
+    let mut listeners = Vec::with_capacity(count);
     for i in 0..count {
-        let listener = if i == 0 || listener::REUSE_PORT {
+        listeners.push(if i == 0 || listener::REUSE_PORT {
             // Port 0 is resolved by the first bind; the others join that port.
-            let l = listener::bind(local_addr, listener::REUSE_PORT)?;
+            let group = match (count > 1 && listener::REUSE_PORT, i) {
+                (false, _) => listener::Group::Alone,
+                (true, 0) => listener::Group::Founds,
+                (true, _) => listener::Group::Joins,
+            };
+            let l = listener::bind(local_addr, group)?;
             local_addr = l.local_addr()?;
             Some(l)
         } else {
             None
-        };
-        let (io, waker) = io::Io::new(backend, listener, own_threads)?;
-        inboxes.push(Inbox::new(waker));
-        ios.push(io);
+        });
     }
+    Ok((backend, listeners, local_addr))
+}
+
+fn shared(config: Config, router: Router, handler: Box<dyn Handler>, wakers: Vec<io::Waker>, gate: listener::Gate) -> Arc<Shared> {
+    let threads = wakers.len();
     let ips = limits::IpTable::new(config.max_connections_per_ip, config.rate_limit, config.rate_burst);
-    let shared = Arc::new(Shared {
+    Arc::new(Shared {
         config,
         router,
         handler,
-        replier: Replier { inboxes: inboxes.into() },
+        replier: Replier { inboxes: wakers.into_iter().map(Inbox::new).collect::<Vec<_>>().into() },
         shutdown: AtomicBool::new(false),
-        threads: count,
+        gate,
+        threads,
         open: AtomicUsize::new(0),
         ips,
-    });
-    let workers = ios.into_iter().enumerate().map(|(i, io)| Worker::new(i as u8, io, shared.clone())).collect();
-    Ok((shared, workers, local_addr))
+    })
 }
 
+/// An I/O thread's first words to the thread starting the server: its backend is made (by
+/// itself, see `Server::start`), here is how to wake it; or why it could not be made.
+type Started = stdio::Result<io::Waker>;
+
 impl Server {
-    /// Binds and starts the I/O threads; returns once every listener is bound.
+    /// Binds and starts the I/O threads; returns once every listener is bound and every
+    /// thread has its backend.
+    ///
+    /// Each thread makes its own backend: an io_uring ring belongs to the threads that made
+    /// or used it, and when it is dropped the kernel interrupts each of them (task work with
+    /// TWA_SIGNAL, which ends a blocking call such as a socket read with a timeout in EINTR).
+    /// Made on the I/O thread, the ring has no other thread to interrupt.
     pub fn start(config: Config, router: Router, handler: Box<dyn Handler>) -> stdio::Result<Server> {
         let count = config.thread_count();
-        let (shared, workers, local_addr) = prepare(config, router, handler, count, true)?;
-        let backend = workers[0].io_name();
+        let (backend, listeners, local_addr) = bind_all(&config, count)?;
+        let gate = listener::Gate::new(&listeners)?;
+        let (started_tx, started_rx) = mpsc::channel::<(usize, Started)>();
         let mut threads = Vec::with_capacity(count);
-        for (i, worker) in workers.into_iter().enumerate() {
-            threads.push(std::thread::Builder::new().name(format!("harrier-io-{i}")).spawn(move || worker.run())?);
+        let mut handoffs = Vec::with_capacity(count);
+        for (i, listener) in listeners.into_iter().enumerate() {
+            let started = started_tx.clone();
+            let (handoff, shared_rx) = mpsc::sync_channel::<Arc<Shared>>(1);
+            handoffs.push(handoff);
+            threads.push(std::thread::Builder::new().name(format!("harrier-io-{i}")).spawn(move || {
+                let (io, waker) = match io::Io::new(backend, listener, true) {
+                    Ok(made) => made,
+                    Err(e) => {
+                        let _ = started.send((i, Err(e)));
+                        return;
+                    }
+                };
+                let _ = started.send((i, Ok(waker)));
+                drop(started);
+                // No shared state: another thread failed to start, and this one ends.
+                if let Ok(shared) = shared_rx.recv() {
+                    Worker::new(i as u8, io, shared).run();
+                }
+            })?);
         }
+        drop(started_tx);
+        let mut wakers: Vec<Option<io::Waker>> = (0..count).map(|_| None).collect();
+        let mut failed = None;
+        for (i, started) in started_rx.iter() {
+            match started {
+                Ok(waker) => wakers[i] = Some(waker),
+                Err(e) => failed = failed.or(Some(e)),
+            }
+        }
+        if let Some(e) = failed.or_else(|| wakers.iter().any(Option::is_none).then(|| stdio::Error::other("an I/O thread ended while starting"))) {
+            drop(handoffs);
+            for t in threads {
+                let _ = t.join();
+            }
+            return Err(e);
+        }
+        let shared = shared(config, router, handler, wakers.into_iter().flatten().collect(), gate);
+        for handoff in handoffs {
+            let _ = handoff.send(shared.clone());
+        }
+        let backend = match backend {
+            io::Backend::Poll => POLL_NAME,
+            _ => "uring",
+        };
         Ok(Server { shared, threads, local_addr, backend })
     }
 
@@ -116,9 +176,11 @@ impl Server {
         self.shared.replier.clone()
     }
 
-    /// Starts a graceful shutdown: stop accepting, finish what is in flight, close.
+    /// Starts a graceful shutdown: stop accepting, finish what is in flight, close. Returns
+    /// once no I/O thread accepts any more: a connection attempted after this is refused.
     pub fn shutdown(&self) {
         self.shared.shutdown.store(true, Ordering::SeqCst);
+        self.shared.gate.close();
         for inbox in self.shared.replier.inboxes.iter() {
             inbox.wake();
         }
@@ -144,8 +206,11 @@ pub struct InlineServer {
 
 impl InlineServer {
     pub fn start(config: Config, router: Router, handler: Box<dyn Handler>) -> stdio::Result<InlineServer> {
-        let (shared, mut workers, local_addr) = prepare(config, router, handler, 1, false)?;
-        Ok(InlineServer { shared, worker: workers.pop().unwrap(), local_addr })
+        let (backend, mut listeners, local_addr) = bind_all(&config, 1)?;
+        let gate = listener::Gate::new(&listeners)?;
+        let (io, waker) = io::Io::new(backend, listeners.pop().flatten(), false)?;
+        let shared = shared(config, router, handler, vec![waker], gate);
+        Ok(InlineServer { worker: Worker::new(0, io, shared.clone()), shared, local_addr })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -190,15 +255,36 @@ impl InlineServer {
         self.worker.submit();
     }
 
+    /// What asks this engine to shut down from anywhere, even from inside one of its turns
+    /// (a handler calling `close()`): the turn under way starts the drain before it ends.
+    pub fn shutdown_signal(&self) -> ShutdownSignal {
+        ShutdownSignal { shared: self.shared.clone() }
+    }
+
     /// Starts a graceful shutdown; `finished` tells when it is over.
     pub fn shutdown(&mut self) {
-        self.shared.shutdown.store(true, Ordering::SeqCst);
+        self.shutdown_signal().raise();
         self.worker.tick();
         self.worker.submit();
     }
 
     pub fn finished(&self) -> bool {
         self.worker.finished()
+    }
+}
+
+/// Asks an inline engine to shut down; its next turn's end (or the end of the one under way)
+/// starts the drain. See `InlineServer::shutdown_signal`.
+#[derive(Clone)]
+pub struct ShutdownSignal {
+    shared: Arc<Shared>,
+}
+
+impl ShutdownSignal {
+    /// Refuses new connections at once (see `listener::Gate`) and asks for the drain.
+    pub fn raise(&self) {
+        self.shared.shutdown.store(true, Ordering::SeqCst);
+        self.shared.gate.close();
     }
 }
 

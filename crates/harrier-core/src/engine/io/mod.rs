@@ -244,6 +244,28 @@ impl Io {
         }
     }
 
+    /// A connection accepted elsewhere (by the listener gate, blocking), made this
+    /// backend's.
+    #[cfg(unix)]
+    pub fn adopt(&self, fd: std::os::fd::OwnedFd) -> io::Result<Fresh> {
+        match self {
+            Io::Poll(_) => {
+                let s = std::net::TcpStream::from(fd);
+                s.set_nonblocking(true)?;
+                Ok(Fresh::Poll(mio::net::TcpStream::from_std(s)))
+            }
+            #[cfg(target_os = "linux")]
+            Io::Uring(_) => Ok(Fresh::Uring(fd)),
+        }
+    }
+
+    #[cfg(windows)]
+    pub fn adopt(&self, fd: std::os::windows::io::OwnedSocket) -> io::Result<Fresh> {
+        let s = std::net::TcpStream::from(fd);
+        s.set_nonblocking(true)?;
+        Ok(Fresh::Poll(mio::net::TcpStream::from_std(s)))
+    }
+
     /// Starts watching a connection under `key`.
     pub fn register(&mut self, fresh: Fresh, key: usize) -> io::Result<Socket> {
         match (self, fresh) {

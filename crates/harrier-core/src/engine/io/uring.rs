@@ -72,7 +72,18 @@ pub(crate) fn refusal() -> Option<String> {
     ANSWER.get_or_init(probe).clone()
 }
 
+/// Runs on a thread of its own, which ends with it: a dropped ring interrupts every thread
+/// that made or used it (see `Server::start`), and this one must not be the caller's.
 fn probe() -> Option<String> {
+    std::thread::Builder::new()
+        .name("harrier-probe".into())
+        .spawn(probe_here)
+        .map_err(|e| format!("cannot start a thread: {e}"))
+        .and_then(|t| t.join().map_err(|_| "the probe panicked".to_string()))
+        .unwrap_or_else(Some)
+}
+
+fn probe_here() -> Option<String> {
     let ring = match IoUring::new(8) {
         Ok(ring) => ring,
         Err(e) => return Some(format!("io_uring_setup: {e}")),
@@ -244,10 +255,9 @@ impl USock {
 }
 
 pub(crate) struct UringIo {
+    /// Made by the thread that serves it, its only submitter (`SINGLE_ISSUER`): a ring
+    /// interrupts the threads that made or used it when it is dropped.
     ring: IoUring,
-    /// The ring is created disabled and enabled by the thread that serves it, which thereby
-    /// becomes its only submitter (`SINGLE_ISSUER`).
-    enabled: bool,
     socks: Slab<USock>,
     listener: Option<TcpListener>,
     /// The multishot accept is outstanding.
@@ -279,8 +289,7 @@ impl UringIo {
             .setup_cqsize(CQ_ENTRIES)
             .setup_submit_all()
             .setup_single_issuer()
-            .setup_taskrun_flag()
-            .setup_r_disabled();
+            .setup_taskrun_flag();
         if waits_in_ring {
             builder.setup_defer_taskrun();
         } else {
@@ -295,8 +304,6 @@ impl UringIo {
                 .build(RING_ENTRIES)?,
             Err(e) => return Err(e),
         };
-        // Only the newer ring is created disabled (with its single issuer).
-        let enabled = !ring.params().is_setup_single_issuer();
         let wake = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
         if wake < 0 {
             return Err(io::Error::last_os_error());
@@ -305,7 +312,6 @@ impl UringIo {
         let waker = Waker::Event(wake_fd.try_clone()?);
         let mut io = UringIo {
             ring,
-            enabled,
             socks: Slab::new(),
             listener,
             accepting: false,
@@ -320,13 +326,9 @@ impl UringIo {
             retired: Vec::new(),
             backlog: Vec::new(),
         };
-        if enabled {
-            io.register_buffers()?;
-        }
+        io.register_buffers()?;
         io.arm_wake();
         io.arm_accept();
-        // Not submitted here: a request belongs to the thread that submits it (its completion
-        // work interrupts that thread), so the I/O thread's first wait submits these.
         Ok((io, waker))
     }
 
@@ -357,11 +359,6 @@ impl UringIo {
     /// Submits what is queued and, with deferred completion work, runs it (so that what
     /// completed shows in the queue), without waiting.
     fn enter(&mut self) -> io::Result<usize> {
-        if !self.enabled {
-            self.ring.submitter().register_enable_rings()?;
-            self.enabled = true;
-            self.register_buffers()?;
-        }
         let queued = self.ring.submission().len() as u32;
         // With deferred or cooperative completion work, the kernel flags work waiting to run.
         let work = self.ring.submission().taskrun();
@@ -377,7 +374,7 @@ impl UringIo {
         }
     }
 
-    /// Shares the buffer ring with the kernel (by the thread that serves the ring).
+    /// Shares the buffer ring with the kernel.
     fn register_buffers(&mut self) -> io::Result<()> {
         // SAFETY: the entries' mapping lives as long as this struct, after the ring (field
         // order: `ring` is dropped first).
@@ -410,9 +407,6 @@ impl UringIo {
         let entered = if timeout.is_zero() {
             self.enter()
         } else {
-            if !self.enabled {
-                self.enter()?;
-            }
             let ts = types::Timespec::from(timeout);
             let args = types::SubmitArgs::new().timespec(&ts);
             self.ring.submitter().submit_with_args(1, &args)
@@ -574,7 +568,8 @@ impl UringIo {
             self.accepted
                 .push_back(unsafe { OwnedFd::from_raw_fd(res) });
             ready.push(Ready::Listener);
-        } else if -res != libc::ECANCELED && self.listener.is_some() {
+        } else if -res != libc::ECANCELED && -res != libc::EINVAL && self.listener.is_some() {
+            // (EINVAL: the listener gate shut the socket; the drain is about to close it.)
             // Out of descriptors, most often: the rest waits in the backlog; `maintain` re-arms.
             eprintln!(
                 "harrier: accept failed: {}",
@@ -914,8 +909,10 @@ impl UringIo {
 
     pub fn close_listener(&mut self) {
         if let Some(l) = self.listener.take() {
-            // Refuses new connections at once (the listening socket leaves the LISTEN state)
-            // and ends the accept outstanding; the descriptor goes when that completes.
+            // The gate shut the socket (see `listener::Gate`): closing the descriptor would
+            // not be enough, the multishot accept holds the socket, which would go on
+            // accepting. Shut, it refuses new connections and that accept ends; the
+            // descriptor goes when its completion arrives.
             unsafe { libc::shutdown(l.as_raw_fd(), libc::SHUT_RDWR) };
             if self.accepting {
                 self.closing_listener = Some(l);
