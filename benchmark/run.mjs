@@ -348,11 +348,20 @@ function lineReader(stream) {
         })
 }
 
-/** RSS before and with N idle keep-alive connections open (each answered once), per connection. */
+/** A few requests before the idle measurement: code paths paged in, handlers compiled. */
+const IDLE_WARMUP_REQUESTS = 2000
+/* A user looks at RSS some time after the clients went quiet, without forcing a GC. */
+const IDLE_SETTLE_MS = 6000
+
+/**
+ * RSS before and with N idle keep-alive connections open (each answered once), per
+ * connection, as a user sees it: the server has served a little (not a load test, whose
+ * garbage and grown heaps would hide what the connections cost), the connections arrive,
+ * and RSS is read 6 s after the last answer, the answers' garbage included if the runtime
+ * has not collected it by then (no GC is forced).
+ */
 async function measureIdle(scenario, server, options, handle) {
-  if (options.warmup > 0) {
-    await wrk({ port: handle.port, path: '/', connections: options.connections, cpus: options.clientCpu, seconds: options.warmup })
-  }
+  await autocannon({ port: handle.port, path: '/', connections: 4, amount: IDLE_WARMUP_REQUESTS, cpus: options.clientCpu })
   await sleep(1000)
   const before = memoryKiB(handle.pid)
   const client = track(
@@ -368,7 +377,7 @@ async function measureIdle(scenario, server, options, handle) {
   const next = lineReader(client.stdout)
   try {
     const ready = JSON.parse(await next(300_000, 'connections'))
-    await sleep(1000)
+    await sleep(IDLE_SETTLE_MS)
     client.stdin.write('count\n')
     const openBefore = JSON.parse(await next(10_000, 'count')).open
     const withIdle = memoryKiB(handle.pid)
@@ -462,7 +471,7 @@ function loadDescription(scenario, options) {
       return `\`wrk -t1 -c${scenario.connections ?? options.connections} -d${options.duration}s --latency${script}\`, ${cpus}`
     }
     case 'idle':
-      return `${options.idleConnections.toLocaleString('en-US')} connections opened by benchmark/suite/idle-client.mjs (one GET / each, then idle), ${cpus}`
+      return `${IDLE_WARMUP_REQUESTS.toLocaleString('en-US')} requests (autocannon -c4), then ${options.idleConnections.toLocaleString('en-US')} connections opened by benchmark/suite/idle-client.mjs (one GET / each, then idle), RSS ${IDLE_SETTLE_MS / 1000} s after the last answer, no forced GC, ${cpus}`
     case 'growth':
       return `\`autocannon -c${options.connections} -a\` ${options.rssRequests[0].toLocaleString('en-US')} requests, then up to ${options.rssRequests[1].toLocaleString('en-US')} in all; throughput, latency, CPU and switches are of the second phase; ${cpus}`
   }

@@ -210,7 +210,7 @@ export const SCENARIOS = [
     name: 'idle-10k',
     kind: 'idle',
     title: 'idle keep-alive connections (10,000 unless --idle-connections)',
-    about: 'RSS each idle keep-alive connection costs: (RSS with them open − RSS before) ÷ connections still open',
+    about: 'RSS each idle keep-alive connection costs: (RSS 6 s after the last one was answered − RSS after 2,000 warm-up requests) ÷ connections still open; no GC forced',
     probe: helloProbe,
     floor: true,
     metrics: ['connections', 'rssBeforeMiB', 'rssAfterMiB', 'kibPerConnection', 'rssAfterCloseMiB'],

@@ -35,6 +35,30 @@ enum Answer {
 }
 
 /// A request in flight, in the order the client sent it.
+/// Lists of request records handed between a thread's connections, as buffers are
+/// (`BufPool`): a connection holds one only while it has requests in flight.
+#[derive(Default)]
+pub(crate) struct PendingPool {
+    free: Vec<VecDeque<Pending>>,
+}
+
+impl PendingPool {
+    /* As many as buffers are pooled: what a burst of busy connections leaves. */
+    const MAX_POOLED: usize = 256;
+
+    fn get(&mut self) -> VecDeque<Pending> {
+        self.free.pop().unwrap_or_default()
+    }
+
+    fn put(&mut self, list: VecDeque<Pending>) {
+        // A list a deep pipeline grew is let go rather than kept.
+        if self.free.len() < Self::MAX_POOLED && list.capacity() <= 16 {
+            debug_assert!(list.is_empty());
+            self.free.push(list);
+        }
+    }
+}
+
 struct Pending {
     rid: u32,
     answer: Answer,
@@ -174,6 +198,13 @@ impl Conn {
     }
 
     /// Nothing in flight, nothing half-read, nothing to write.
+    /// What this connection holds on the heap (its buffers and lists), for the tests that
+    /// check an idle one holds nothing.
+    #[cfg(test)]
+    pub fn heap_bytes(&self) -> usize {
+        self.rbuf.capacity() + self.wbuf.capacity() + self.inflight.capacity() * std::mem::size_of::<Pending>() + self.queue.capacity() * std::mem::size_of::<Out>()
+    }
+
     pub fn is_idle(&self) -> bool {
         self.inflight.is_empty() && self.rbuf.is_empty() && matches!(self.read, ReadState::Head) && self.wpos >= self.wbuf.len() && self.queue.is_empty()
     }
@@ -442,8 +473,7 @@ impl Conn {
                 if expect_continue || declared > default_limit {
                     pending.keep_alive = false;
                 }
-                self.inflight.push_back(pending);
-                let i = self.inflight.len() - 1;
+                let i = self.track(ctx, pending);
                 self.answer_plan(ctx, i, plan);
                 (None, default_limit)
             }
@@ -470,7 +500,7 @@ impl Conn {
                     }
                     pending.counted = true;
                     ctx.waiting += 1;
-                    self.inflight.push_back(pending);
+                    self.track(ctx, pending);
                     (Some(rid), limit)
                 }
             }
@@ -502,17 +532,15 @@ impl Conn {
         if close {
             pending.keep_alive = false;
         }
-        self.inflight.push_back(pending);
-        let i = self.inflight.len() - 1;
+        let i = self.track(ctx, pending);
         self.answer_in_engine(ctx, i, status, extra, status.reason().as_bytes());
     }
 
     /// A malformed request: answer with `status` after what is in flight, then close.
     fn refuse(&mut self, ctx: &mut Ctx, status: Status) {
         let rid = ctx.next_rid();
-        self.inflight.push_back(Pending { close: true, ..Pending::new(rid, ctx.now) });
+        let i = self.track(ctx, Pending { close: true, ..Pending::new(rid, ctx.now) });
         self.stop_reading = true;
-        let i = self.inflight.len() - 1;
         self.answer_in_engine(ctx, i, status, &[], status.reason().as_bytes());
     }
 
@@ -693,8 +721,27 @@ impl Conn {
         }
     }
 
-    /// Retires finished responses from the front, moving held-back bytes into the write buffer.
+    /// Adds a request to those in flight, in a record list from the thread's pool if this
+    /// connection holds none; returns its index.
+    fn track(&mut self, ctx: &mut Ctx, pending: Pending) -> usize {
+        if self.inflight.capacity() == 0 {
+            self.inflight = ctx.pendings.get();
+        }
+        self.inflight.push_back(pending);
+        self.inflight.len() - 1
+    }
+
+    /// Retires finished responses from the front, moving held-back bytes into the write
+    /// buffer. Once none is left in flight, the record list goes back to the thread's pool:
+    /// an idle connection holds none (it would be 4 records, 320 bytes, for ever).
     fn advance(&mut self, ctx: &mut Ctx) {
+        self.retire_done(ctx);
+        if self.inflight.is_empty() && self.inflight.capacity() > 0 {
+            ctx.pendings.put(std::mem::take(&mut self.inflight));
+        }
+    }
+
+    fn retire_done(&mut self, ctx: &mut Ctx) {
         while self.inflight.front().is_some_and(|p| p.answer == Answer::Done) {
             let done = self.inflight.pop_front().unwrap();
             if done.close {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 use slab::Slab;
 
 use super::batch::BatchBuilder;
-use super::connection::{Conn, Liveness};
+use super::connection::{Conn, Liveness, PendingPool};
 use super::io::{Fresh, Io, Ready};
 use super::pool::BufPool;
 use super::reply::ReplyOps;
@@ -38,6 +38,7 @@ pub(crate) struct Ctx {
     pub batch: BatchBuilder,
     pub date: CachedDate,
     pub pool: BufPool,
+    pub pendings: PendingPool,
     pub now: Instant,
     pub draining: bool,
     /// What a head may hold.
@@ -99,6 +100,7 @@ impl Worker {
                 batch: BatchBuilder::new(thread),
                 date: CachedDate::new(),
                 pool: BufPool::default(),
+                pendings: PendingPool::default(),
                 now: Instant::now(),
                 draining: false,
                 limits,
@@ -116,6 +118,12 @@ impl Worker {
             last_prune: Instant::now(),
             drain_deadline: None,
         }
+    }
+
+    /// Open connections, and what they hold on the heap in all (tests).
+    #[cfg(test)]
+    pub fn heap_of_connections(&self) -> (usize, usize) {
+        (self.conns.len(), self.conns.iter().map(|(_, c)| c.heap_bytes()).sum())
     }
 
     pub fn has_completions(&mut self) -> bool {

@@ -71,3 +71,33 @@ fn a_panic_is_contained_at_its_connection() {
         server.join();
     }
 }
+
+#[test]
+fn an_idle_keep_alive_connection_holds_no_heap() {
+    // Served once, then idle: its buffers and its list of requests in flight went back to
+    // the thread's pools, so that ten thousand idle connections cost their records only.
+    let mut router = Router::new();
+    router.add("GET", "/", 0).unwrap();
+    let mut server = InlineServer::start(Config { io: backend(), ..Config::default() }, router, Box::new(Ok200)).unwrap();
+    let addr = server.local_addr();
+    let client = std::thread::spawn(move || {
+        let mut clients: Vec<TcpStream> = (0..8).map(|_| TcpStream::connect(addr).unwrap()).collect();
+        for c in clients.iter_mut() {
+            c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+            assert!(get(c, "/").ends_with("ok"));
+        }
+        clients
+    });
+    while !client.is_finished() {
+        server.step().unwrap();
+        std::thread::yield_now();
+    }
+    let clients = client.join().unwrap();
+    // The last answers were written in the turn that read their requests; one more turn
+    // takes what the backend reports after the writes.
+    server.step().unwrap();
+    let (open, held) = server.worker.heap_of_connections();
+    assert_eq!(open, clients.len());
+    assert_eq!(held, 0, "{open} idle connections hold {held} bytes of buffers and lists");
+    server.shutdown();
+}
