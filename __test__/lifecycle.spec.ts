@@ -322,14 +322,23 @@ test('close() closes idle keep-alive connections', async (t) => {
 })
 
 test('close() closes connections that never sent a request', async (t) => {
-  const { app, port } = await startApp((app) => {
-    app.get('/', (req, res) => res.text('hi'))
-  })
+  // One I/O thread, so one listener, which accepts in order: an answer on a connection made
+  // after the silent one shows that the silent one was accepted. (A fixed pause did not, on a
+  // loaded machine; close() then reset it in the listen backlog, which proves nothing.)
+  const { app, port } = await startApp(
+    (app) => {
+      app.get('/', (req, res) => res.text('hi'))
+    },
+    { ioThreads: 1 },
+  )
   const client = await RawClient.connect(port)
   t.teardown(() => client.destroy())
+  const after = await RawClient.connect(port)
+  t.teardown(() => after.destroy())
   let closeP: Promise<void> | undefined
   try {
-    await sleep(50)
+    await after.write(rawReq('GET', '/'))
+    t.is((await after.readResponse()).status, 200)
     closeP = closeApp(app)
     const [socketClosed, closeResolved] = await Promise.allSettled([client.waitForClose(), closeP])
     t.is(socketClosed.status, 'fulfilled', 'the silent socket was closed by the server')
