@@ -13,10 +13,11 @@ import { startHogs } from './stress/hogs.mjs'
 const root = fileURLToPath(new URL('..', import.meta.url))
 const testScript = fileURLToPath(new URL('./test.mjs', import.meta.url))
 
+// `--runs N` (or `--runs=N`) is this script's; every other arg goes to the tests.
 const args = process.argv.slice(2)
 let runs = Number(process.env.STRESS_RUNS ?? 5)
-const at = args.indexOf('--runs')
-if (at >= 0) runs = Number(args.splice(at, 2)[1])
+const at = args.findIndex((a) => a === '--runs' || a.startsWith('--runs='))
+if (at >= 0) runs = Number(args[at].includes('=') ? args.splice(at, 1)[0].slice('--runs='.length) : args.splice(at, 2)[1])
 if (!Number.isInteger(runs) || runs < 1) {
   console.error('--runs / STRESS_RUNS must be a positive integer')
   process.exit(2)
@@ -28,7 +29,9 @@ let current
 // Whatever way the script ends, no hog and no test run may outlive it.
 process.on('exit', () => {
   hogs.stop()
-  if (current) process.kill(-current.pid, 'SIGKILL')
+  try {
+    if (current) process.kill(-current.pid, 'SIGKILL')
+  } catch {} // the group is gone already
 })
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
   process.on(signal, () => {
