@@ -14,7 +14,7 @@ export function failuresIn(output) {
     else if (/^✘ (Timed out while running tests|.* exited (due to|with) .*|Internal error.*)$/.test(line)) tests.push(line.slice(2))
     else if (/^\d+ (uncaught exceptions?|unhandled rejections?)$/.test(line)) tests.push(line)
     else if ((m = /^test (\S+) \.\.\. FAILED$/.exec(line))) cargo.push(m[1])
-    else if ((m = /^thread '([^']+)' panicked at (.+?):?$/.exec(line))) panics.set(m[1], shorten(`${m[2]}: ${lines[i + 1] ?? ''}`))
+    else if ((m = /^thread '([^']+)'(?: \(\d+\))? panicked at (.+?):?$/.exec(line))) panics.set(m[1], shorten(`${m[2]}: ${lines[i + 1] ?? ''}`))
   })
   for (const name of cargo) {
     const panic = [...panics].find(([thread]) => thread === name || thread.endsWith(`::${name}`) || name.endsWith(`::${thread}`))
