@@ -3,7 +3,7 @@ import fs from 'node:fs'
 import test from 'ava'
 import { App } from 'harrier'
 
-import { fetchT, useApp } from './helpers'
+import { PATIENCE_MS, fetchT, useApp, waitUntil } from './helpers'
 
 /** Names of this process's threads that the engine started. */
 function ioThreads(): string[] {
@@ -32,8 +32,7 @@ test.serial('the threads driver starts its I/O threads', async (t) => {
   if (process.platform === 'linux') {
     // A thread takes its name when it first runs: on a loaded machine one may not have run
     // yet when the first answer comes back (from another thread of the port).
-    const deadline = Date.now() + 2000
-    while (ioThreads().length < before + 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10))
+    await waitUntil(() => ioThreads().length >= before + 3, PATIENCE_MS, 'three I/O threads to have taken their names').catch(() => {})
     t.is(ioThreads().length, before + 3)
   }
 })

@@ -1,6 +1,6 @@
 // Handler errors (sync throw, async reject) and handler timeouts.
 import test from 'ava'
-import { fetchT, rawReq, rawRequest, sleep, useApp, waitUntil } from './helpers.ts'
+import { PATIENCE_MS, fetchT, rawReq, rawRequest, sleep, useApp, waitUntil } from './helpers.ts'
 
 test('sync throw answers 500, onError is called once with the error, the server keeps serving', async (t) => {
   const thrown = new Error('kaboom')
@@ -17,7 +17,7 @@ test('sync throw answers 500, onError is called once with the error, the server 
   const r = await fetchT(`${base}/boom`)
   t.is(r.status, 500)
   await r.arrayBuffer()
-  await waitUntil(() => calls.length >= 1, 1000, 'onError to be called')
+  await waitUntil(() => calls.length >= 1, PATIENCE_MS, 'onError to be called')
   await sleep(50)
   t.is(calls.length, 1, 'onError called exactly once')
   t.is(calls[0].err, thrown, 'onError receives the thrown error itself')
@@ -46,14 +46,14 @@ test('async reject answers 500 and onError is called once with the error', async
   const r = await fetchT(`${base}/reject`)
   t.is(r.status, 500)
   await r.arrayBuffer()
-  await waitUntil(() => calls.length >= 1, 1000, 'onError to be called')
+  await waitUntil(() => calls.length >= 1, PATIENCE_MS, 'onError to be called')
   await sleep(50)
   t.deepEqual(calls, [rejected])
 
   const r2 = await fetchT(`${base}/reject-now`)
   t.is(r2.status, 500)
   await r2.arrayBuffer()
-  await waitUntil(() => calls.length >= 2, 1000, 'onError to be called a second time')
+  await waitUntil(() => calls.length >= 2, PATIENCE_MS, 'onError to be called a second time')
   await sleep(50)
   t.is(calls.length, 2)
   t.is(calls[1], rejected)
@@ -84,7 +84,7 @@ test('errors thrown by middleware answer 500', async (t) => {
     t.is(r.status, 500, path)
     t.not(await r.text(), 'unreachable')
   }
-  await waitUntil(() => calls.length >= 2, 1000, 'onError for both')
+  await waitUntil(() => calls.length >= 2, PATIENCE_MS, 'onError for both')
   t.deepEqual(
     calls.map((e) => (e as Error).message),
     ['mw sync', 'mw async'],
@@ -151,19 +151,20 @@ test('a handler that never answers gets 503 after handlerTimeout', async (t) => 
     { handlerTimeout: 300 },
   )
   const started = Date.now()
-  const r = await fetchT(`${base}/hang`, {}, 3000)
+  const r = await fetchT(`${base}/hang`)
   const elapsed = Date.now() - started
   t.is(r.status, 503)
   await r.arrayBuffer()
   t.true(elapsed >= 250, `503 came after ${elapsed} ms, not before the timeout`)
-  t.true(elapsed < 1000, `503 came after ${elapsed} ms, within ~1 s`)
+  // A timer may fire late on a loaded machine; what must not happen is no 503 at all, or
+  // one that waits for something else (a client timeout, the handler).
+  t.true(elapsed < 5000, `503 came after ${elapsed} ms, a late timeout, not none`)
 
   // a response attempted after the timeout is dropped; the 503 stands and the server stays healthy
-  const late = await fetchT(`${base}/too-late`, {}, 3000)
+  const late = await fetchT(`${base}/too-late`)
   t.is(late.status, 503)
   await late.arrayBuffer()
-  await sleep(400)
-  t.not(lateThrew, 'not called', 'the late res.text() ran')
+  await waitUntil(() => lateThrew !== 'not called', PATIENCE_MS, 'the late res.text() to run')
   const ok = await fetchT(`${base}/`)
   t.is(ok.status, 200)
   t.is(await ok.text(), 'ok')
@@ -178,7 +179,10 @@ test('handlerTimeout does not cut off a slow handler that answers in time', asyn
         res.text('made it')
       })
     },
-    { handlerTimeout: 400 },
+    // Far past the handler's 150 ms: on a loaded machine its timer can fire a second late,
+    // and the handler must still be in time. (That the timeout cuts off a handler that is
+    // not, is the test above.)
+    { handlerTimeout: 3000 },
   )
   const r = await fetchT(`${base}/slowish`)
   t.is(r.status, 200)

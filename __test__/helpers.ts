@@ -16,6 +16,14 @@ import { App } from 'harrier'
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 
+/**
+ * How long to wait for something that must happen before a test gives up on it. Only a
+ * test that fails waits this long, so it is generous: on a loaded machine (every core
+ * busy, ava running test files side by side) an answer due at once can take seconds.
+ * An upper bound that a test asserts on purpose is the test's own business, not this.
+ */
+export const PATIENCE_MS = 15_000
+
 export function sha256(data: Uint8Array | string): string {
   return createHash('sha256').update(data).digest('hex')
 }
@@ -65,7 +73,7 @@ export async function waitUntil(pred: () => boolean, ms: number, what: string): 
 }
 
 /** `fetch` with a timeout so a test never hangs on a server that does not answer. */
-export function fetchT(url: string, init: RequestInit & { duplex?: 'half' } = {}, ms = 4000): Promise<Response> {
+export function fetchT(url: string, init: RequestInit & { duplex?: 'half' } = {}, ms = PATIENCE_MS): Promise<Response> {
   return fetch(url, { signal: AbortSignal.timeout(ms), ...init } as RequestInit)
 }
 
@@ -88,7 +96,7 @@ export async function startApp(build: (app: App) => void, options?: AppOptions):
   build(app)
   const addr = await withTimeout(
     Promise.resolve(app.listen({ port: 0, host: '127.0.0.1', signals: false })),
-    4000,
+    PATIENCE_MS,
     'app.listen() to resolve',
   )
   const port = addr.port
@@ -100,7 +108,7 @@ export async function startApp(build: (app: App) => void, options?: AppOptions):
 }
 
 /** `app.close()` that fails instead of hanging when close never resolves. */
-export async function closeApp(app: App, ms = 3000): Promise<void> {
+export async function closeApp(app: App, ms = PATIENCE_MS): Promise<void> {
   await withTimeout(Promise.resolve(app.close()), ms, 'app.close() to resolve')
 }
 
@@ -319,7 +327,7 @@ export class RawClient {
     })
   }
 
-  static connect(port: number, ms = 2000): Promise<RawClient> {
+  static connect(port: number, ms = PATIENCE_MS): Promise<RawClient> {
     return new Promise((resolve, reject) => {
       const socket = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true })
       const timer = setTimeout(() => {
@@ -400,7 +408,7 @@ export class RawClient {
   }
 
   /** Waits until the unread bytes contain `text`. */
-  waitForText(text: string, ms = 3000): Promise<void> {
+  waitForText(text: string, ms = PATIENCE_MS): Promise<void> {
     return this.waitFor(() => this.unread.toString('latin1').includes(text), ms, JSON.stringify(text))
   }
 
@@ -422,7 +430,7 @@ export class RawClient {
         }
         return false
       },
-      opts.ms ?? 3000,
+      opts.ms ?? PATIENCE_MS,
       `${n} response(s)`,
     )
     this.cursor += result!.consumed
@@ -435,7 +443,7 @@ export class RawClient {
   }
 
   /** Waits until the server ends (FIN) or closes (RST) the connection. */
-  waitForClose(ms = 3000): Promise<void> {
+  waitForClose(ms = PATIENCE_MS): Promise<void> {
     return this.waitFor(() => this.ended || this.closed || this.error !== undefined, ms, 'the server to close the connection')
   }
 
@@ -467,7 +475,7 @@ export interface RawResult {
 /**
  * Connects, writes `bytes` in a single write and collects the response stream
  * until `until` responses were parsed or the server closed the connection.
- * Fails after `ms` (default 3000).
+ * Fails after `ms` (default PATIENCE_MS).
  */
 export async function rawRequest(port: number, bytes: string | Uint8Array, opts: RawRequestOptions = {}): Promise<RawResult> {
   const until = opts.until ?? 1
@@ -475,7 +483,7 @@ export async function rawRequest(port: number, bytes: string | Uint8Array, opts:
   try {
     await client.write(bytes)
     if (until === 'end') {
-      await client.waitForClose(opts.ms ?? 3000)
+      await client.waitForClose(opts.ms ?? PATIENCE_MS)
       const parsed = parseResponses(client.received, { methods: opts.methods, ended: true })
       if (parsed.incomplete) {
         throw new Error(`connection closed in the middle of a response: ${JSON.stringify(client.receivedText.slice(0, 600))}`)
@@ -512,7 +520,7 @@ export function chunkedBody(parts: Array<string | Buffer>): Buffer {
 }
 
 /** Attempts a TCP connection; resolves with the error code if it fails, or 'connected'. */
-export function tryConnect(port: number, ms = 1000): Promise<string> {
+export function tryConnect(port: number, ms = PATIENCE_MS): Promise<string> {
   return new Promise((resolve) => {
     const socket = net.connect({ port, host: '127.0.0.1' })
     const timer = setTimeout(() => {

@@ -3,7 +3,7 @@ import path from 'node:path'
 
 import test from 'ava'
 
-import { fetchT, withTimeout } from './helpers'
+import { PATIENCE_MS, fetchT, withTimeout } from './helpers'
 
 const fixture = path.join(__dirname, 'fixtures', 'serve-until-signal.mjs')
 
@@ -29,7 +29,7 @@ function startChild(args: string[]) {
 }
 
 async function whenRequested(requested: () => boolean): Promise<void> {
-  const deadline = Date.now() + 3000
+  const deadline = Date.now() + PATIENCE_MS
   while (!requested()) {
     if (Date.now() > deadline) throw new Error('the handler never started')
     await new Promise((r) => setTimeout(r, 10))
@@ -39,21 +39,21 @@ async function whenRequested(requested: () => boolean): Promise<void> {
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   test(`${signal} drains: the in-flight request completes, then the process ends by the signal`, async (t) => {
     const c = startChild([])
-    const port = await withTimeout(c.port, 5000, 'child listening')
+    const port = await withTimeout(c.port, PATIENCE_MS, 'child listening')
     const response = fetchT(`http://127.0.0.1:${port}/slow`)
     await whenRequested(c.requested)
     c.child.kill(signal)
     const res = await response
     t.is(res.status, 200)
     t.is(await res.text(), 'finished')
-    const exit = await withTimeout(c.exited, 5000, 'child exit')
+    const exit = await withTimeout(c.exited, PATIENCE_MS, 'child exit')
     t.is(exit.signal, signal, `stderr: ${c.stderr()}`)
   })
 }
 
 test('with signals: false, SIGTERM is left to Node (the process dies at once)', async (t) => {
   const c = startChild(['nosignals'])
-  const port = await withTimeout(c.port, 5000, 'child listening')
+  const port = await withTimeout(c.port, PATIENCE_MS, 'child listening')
   const response = fetchT(`http://127.0.0.1:${port}/slow`).then(
     (r) => r.status,
     () => 'failed',
@@ -61,6 +61,6 @@ test('with signals: false, SIGTERM is left to Node (the process dies at once)', 
   await whenRequested(c.requested)
   c.child.kill('SIGTERM')
   t.is(await response, 'failed')
-  const exit = await withTimeout(c.exited, 5000, 'child exit')
+  const exit = await withTimeout(c.exited, PATIENCE_MS, 'child exit')
   t.is(exit.signal, 'SIGTERM')
 })

@@ -7,6 +7,10 @@ use std::time::Duration;
 use super::*;
 use crate::engine::{Event, ReplyWriter};
 
+/// How long a read waits for an answer (or the close) before the test gives up: generous,
+/// only a failing test waits it out, and a loaded machine can take seconds.
+const PATIENCE: Duration = Duration::from_secs(20);
+
 /// The backend under test: `HARRIER_IO` (the test runner runs these tests once per backend).
 fn backend() -> crate::Backend {
     std::env::var("HARRIER_IO").ok().and_then(|v| crate::Backend::parse(&v)).unwrap_or_default()
@@ -51,11 +55,11 @@ fn a_panic_is_contained_at_its_connection() {
     for threads in [1, 2] {
         let server = Server::start(Config { io_threads: threads, io: backend(), ..Config::default() }, router(), Box::new(Ok200)).unwrap();
         let mut bystander = TcpStream::connect(server.local_addr()).unwrap();
-        bystander.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        bystander.set_read_timeout(Some(PATIENCE)).unwrap();
         assert!(get(&mut bystander, "/").ends_with("ok"));
 
         let mut victim = TcpStream::connect(server.local_addr()).unwrap();
-        victim.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        victim.set_read_timeout(Some(PATIENCE)).unwrap();
         // A request before the panicking one in the same read: undone with it, never answered.
         victim.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET /__panic__ HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
         let mut buf = [0u8; 1024];
@@ -65,7 +69,7 @@ fn a_panic_is_contained_at_its_connection() {
         // The thread, the open connection and new ones go on.
         assert!(get(&mut bystander, "/").ends_with("ok"));
         let mut fresh = TcpStream::connect(server.local_addr()).unwrap();
-        fresh.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        fresh.set_read_timeout(Some(PATIENCE)).unwrap();
         assert!(get(&mut fresh, "/").ends_with("ok"));
         server.shutdown();
         server.join();
