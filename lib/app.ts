@@ -42,6 +42,15 @@ function listenError(e: unknown, io: string | undefined): unknown {
   ;(error as Error & { code: string }).code = 'HARRIER_IO_UNAVAILABLE'
   return error
 }
+/**
+ * A body chunk in memory of its own: a view of the batch would let `chunk.buffer` reach the
+ * heads of other requests (other clients' headers) read in the same wake.
+ */
+function ownCopy(bytes: Buffer, start: number, length: number): Buffer {
+  const chunk = Buffer.allocUnsafeSlow(length)
+  bytes.copy(chunk, 0, start, start + length)
+  return chunk
+}
 const done: Next = () => RESOLVED
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
@@ -286,7 +295,9 @@ export class App {
         dotfiles: r.static?.options.dotfiles,
         precompressed: r.static?.options.precompressed,
       })),
-      (bytes, meta) => this.onBatch(bytes, meta),
+      (bytes, meta, bytesStart, bytesEnd, metaStart, metaEnd) =>
+        // The inline driver writes heads-only batches into arenas it reuses: views of them.
+        bytesStart === undefined ? this.onBatch(bytes, meta) : this.onBatch(bytes.subarray(bytesStart, bytesEnd), meta.subarray(metaStart, metaEnd)),
       () => out.flush(),
     )
     } catch (e) {
@@ -342,7 +353,7 @@ export class App {
           i += REQUEST_FIXED_WORDS + meta[i + 10] * 4 + meta[i + 11] * 2
           this.run(this.chains[route], req, res)
         } else if (kind === EVENT_BODY) {
-          this.inflight.get(thread, meta[i + 1])?.pushBody(bytes.subarray(meta[i + 2], meta[i + 2] + meta[i + 3]))
+          this.inflight.get(thread, meta[i + 1])?.pushBody(ownCopy(bytes, meta[i + 2], meta[i + 3]))
           i += 4
         } else if (kind === EVENT_END) {
           this.inflight.get(thread, meta[i + 1])?.endBody()

@@ -36,7 +36,7 @@ struct Routes {
 }
 
 impl Handler for Routes {
-    fn on_batch(&self, batch: Batch, replier: &Replier) {
+    fn on_batch(&self, batch: &mut Batch, replier: &Replier) {
         let mut w = ReplyWriter::default();
         for event in batch.events() {
             match event {

@@ -25,7 +25,7 @@ struct Echo {
 }
 
 impl Handler for Echo {
-    fn on_batch(&self, batch: Batch, replier: &Replier) {
+    fn on_batch(&self, batch: &mut Batch, replier: &Replier) {
         let mut w = ReplyWriter::default();
         let mut held = self.held.lock().unwrap();
         for event in batch.events() {

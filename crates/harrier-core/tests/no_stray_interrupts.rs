@@ -21,7 +21,7 @@ use harrier_core::{Backend, Config, InlineServer, Router, Server};
 struct Hello;
 
 impl Handler for Hello {
-    fn on_batch(&self, batch: Batch, replier: &Replier) {
+    fn on_batch(&self, batch: &mut Batch, replier: &Replier) {
         let mut w = ReplyWriter::default();
         for event in batch.events() {
             if let Event::Request(req) = event {

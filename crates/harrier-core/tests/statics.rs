@@ -23,7 +23,7 @@ struct Files {
 }
 
 impl Handler for Files {
-    fn on_batch(&self, batch: Batch, replier: &Replier) {
+    fn on_batch(&self, batch: &mut Batch, replier: &Replier) {
         let mut w = ReplyWriter::default();
         for event in batch.events() {
             let Event::Request(req) = event else { continue };

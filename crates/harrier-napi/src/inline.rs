@@ -29,6 +29,62 @@ pub(crate) struct JsCaller {
     on_flush: sys::napi_ref,
     resource: sys::napi_ref,
     async_context: sys::napi_async_context,
+    arena: RefCell<Option<Arena>>,
+}
+
+/* 64k of heads (some 300 requests) per arena: what a retained request pins, at most. */
+const ARENA_BYTES: usize = 64 * 1024;
+const ARENA_WORDS: usize = 16 * 1024;
+
+/// Where batches of request heads are written for JS, one after the other, never over one
+/// already handed over: a batch costs JS two views (`subarray`) instead of two buffers of
+/// its own (each an allocation, a backing store and a sweep). A request keeps its arena
+/// alive while it is referenced, so its data stays valid after `await`; a full arena is let
+/// go to the garbage collector and a new one begun. User code never sees an arena: body
+/// chunks are copied out of it (lib/app.ts, `ownCopy`).
+struct Arena {
+    bytes: sys::napi_ref,
+    bytes_at: *mut u8,
+    bytes_used: usize,
+    meta: sys::napi_ref,
+    meta_at: *mut u32,
+    meta_used: usize,
+}
+
+impl Arena {
+    unsafe fn new(env: sys::napi_env) -> Option<Arena> {
+        let mut data: *mut c_void = ptr::null_mut();
+        let mut bytes = ptr::null_mut();
+        if sys::napi_create_buffer(env, ARENA_BYTES, &mut data, &mut bytes) != sys::Status::napi_ok {
+            return None;
+        }
+        let bytes_at = data as *mut u8;
+        let mut buffer = ptr::null_mut();
+        if sys::napi_create_arraybuffer(env, ARENA_WORDS * 4, &mut data, &mut buffer) != sys::Status::napi_ok {
+            return None;
+        }
+        let mut meta = ptr::null_mut();
+        if sys::napi_create_typedarray(env, sys::TypedarrayType::uint32_array, ARENA_WORDS, buffer, 0, &mut meta) != sys::Status::napi_ok {
+            return None;
+        }
+        Some(Arena { bytes: reference(env, bytes).ok()?, bytes_at, bytes_used: 0, meta: reference(env, meta).ok()?, meta_at: data as *mut u32, meta_used: 0 })
+    }
+
+    fn fits(&self, batch: &Batch) -> bool {
+        self.bytes_used + batch.bytes.len() <= ARENA_BYTES && self.meta_used + batch.meta.len() <= ARENA_WORDS
+    }
+
+    unsafe fn release(self, env: sys::napi_env) {
+        sys::napi_delete_reference(env, self.bytes);
+        sys::napi_delete_reference(env, self.meta);
+    }
+}
+
+/// A batch as the JS callback takes it: `(bytes, meta)`, or views of an arena's
+/// `(bytes, meta, bytesStart, bytesEnd, metaStart, metaEnd)`.
+struct BatchArgs {
+    values: [sys::napi_value; 6],
+    count: usize,
 }
 
 // The inline driver calls its handler only on the JS thread that created it; the engine's
@@ -98,25 +154,63 @@ impl JsCaller {
             on_flush: reference(env, on_flush)?,
             resource: reference(env, resource)?,
             async_context,
+            arena: RefCell::new(None),
         })
+    }
+
+    /// Puts the batch where JS reads it: the current arena, a new one, or (larger than an
+    /// arena) buffers of its own.
+    unsafe fn batch_args(&self, batch: &Batch) -> BatchArgs {
+        let env = self.env;
+        if batch.bytes.len() > ARENA_BYTES || batch.meta.len() > ARENA_WORDS {
+            let mut values = [ptr::null_mut(); 6];
+            values[0] = buffer_copy(env, &batch.bytes);
+            values[1] = u32_array_copy(env, &batch.meta);
+            return BatchArgs { values, count: 2 };
+        }
+        let mut slot = self.arena.borrow_mut();
+        if !slot.as_ref().is_some_and(|a| a.fits(batch)) {
+            if let Some(full) = slot.take() {
+                full.release(env);
+            }
+            *slot = Arena::new(env);
+        }
+        let Some(arena) = slot.as_mut() else {
+            let mut values = [ptr::null_mut(); 6];
+            values[0] = buffer_copy(env, &batch.bytes);
+            values[1] = u32_array_copy(env, &batch.meta);
+            return BatchArgs { values, count: 2 };
+        };
+        // SAFETY: both regions are inside the arena's buffers (checked by `fits`), which the
+        // references keep alive, and no view handed to JS covers them yet.
+        ptr::copy_nonoverlapping(batch.bytes.as_ptr(), arena.bytes_at.add(arena.bytes_used), batch.bytes.len());
+        ptr::copy_nonoverlapping(batch.meta.as_ptr(), arena.meta_at.add(arena.meta_used), batch.meta.len());
+        let (b0, m0) = (arena.bytes_used, arena.meta_used);
+        arena.bytes_used += batch.bytes.len();
+        arena.meta_used += batch.meta.len();
+        let mut values = [ptr::null_mut(); 6];
+        values[0] = deref(env, arena.bytes);
+        values[1] = deref(env, arena.meta);
+        for (i, n) in [b0, arena.bytes_used, m0, arena.meta_used].into_iter().enumerate() {
+            sys::napi_create_uint32(env, n as u32, &mut values[2 + i]);
+        }
+        BatchArgs { values, count: 6 }
     }
 }
 
 impl Handler for JsCaller {
-    fn on_batch(&self, batch: Batch, _replier: &Replier) {
+    fn on_batch(&self, batch: &mut Batch, _replier: &Replier) {
         unsafe {
             let env = self.env;
             let mut handles = ptr::null_mut();
             sys::napi_open_handle_scope(env, &mut handles);
             let mut scope = ptr::null_mut();
             sys::napi_open_callback_scope(env, deref(env, self.resource), self.async_context, &mut scope);
-            let bytes = buffer_copy(env, &batch.bytes);
-            let meta = u32_array_copy(env, &batch.meta);
+            let args = self.batch_args(batch);
             let mut undefined = ptr::null_mut();
             sys::napi_get_undefined(env, &mut undefined);
             let mut result = ptr::null_mut();
-            let args = [bytes, meta];
-            let status = sys::napi_call_function(env, undefined, deref(env, self.on_batch), 2, args.as_ptr(), &mut result);
+            let status = sys::napi_call_function(env, undefined, deref(env, self.on_batch), args.count, args.values.as_ptr(), &mut result);
             rethrow_pending(env, status);
             // Closing the outermost callback scope runs the promise jobs queued by handlers.
             sys::napi_close_callback_scope(env, scope);
@@ -133,6 +227,9 @@ impl Drop for JsCaller {
             sys::napi_delete_reference(self.env, self.on_batch);
             sys::napi_delete_reference(self.env, self.on_flush);
             sys::napi_delete_reference(self.env, self.resource);
+            if let Some(arena) = self.arena.borrow_mut().take() {
+                arena.release(self.env);
+            }
             sys::napi_async_destroy(self.env, self.async_context);
         }
     }

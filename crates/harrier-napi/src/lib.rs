@@ -203,6 +203,7 @@ impl NativeServer {
         env: Env,
         options: ListenOptions,
         routes: Vec<RouteSpec>,
+        #[napi(ts_arg_type = "(bytes: Buffer, meta: Uint32Array, bytesStart?: number, bytesEnd?: number, metaStart?: number, metaEnd?: number) => void")]
         on_batch: Function<FnArgs<(Buffer, Uint32Array)>, ()>,
         on_flush: Function<(), ()>,
     ) -> Result<NativeServer> {

@@ -17,7 +17,9 @@ pub(crate) struct TsfnHandler {
 }
 
 impl Handler for TsfnHandler {
-    fn on_batch(&self, batch: Batch, _replier: &Replier) {
+    fn on_batch(&self, batch: &mut Batch, _replier: &Replier) {
+        // The batch crosses to the JS thread: it is taken whole (the engine starts anew).
+        let batch = Batch { thread: batch.thread, bytes: std::mem::take(&mut batch.bytes), meta: std::mem::take(&mut batch.meta) };
         // NonBlocking: the queue is unbounded, and an I/O thread must never wait on JS.
         self.callback.call(batch, ThreadsafeFunctionCallMode::NonBlocking);
     }

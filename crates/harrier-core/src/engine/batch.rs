@@ -40,6 +40,10 @@ pub(crate) struct BatchBuilder {
     generation: u64,
 }
 
+/* A batch's vectors are reused for the next one unless they grew past this (a burst of
+   bodies): then they are let go, so a thread does not hold a peak's memory for ever. */
+const REUSED_CAPACITY: usize = 256 * 1024;
+
 /// Where a batch stood before some work, to undo what that work added if it failed halfway.
 #[derive(Clone, Copy)]
 pub(crate) struct BatchMark {
@@ -132,12 +136,26 @@ impl BatchBuilder {
         self.meta.extend_from_slice(&[EVENT_ABORT, rid]);
     }
 
+    /// The batch gathered so far, to hand over; give it back with `recycle` once handled.
     pub fn take(&mut self) -> Batch {
-        let cap = self.meta.capacity();
-        let meta = std::mem::replace(&mut self.meta, Vec::with_capacity(cap));
-        self.meta.push(self.thread as u32);
         self.generation += 1;
-        Batch { thread: self.thread, bytes: std::mem::take(&mut self.bytes), meta }
+        Batch { thread: self.thread, bytes: std::mem::take(&mut self.bytes), meta: std::mem::take(&mut self.meta) }
+    }
+
+    /// Starts the next batch in the vectors of the one handled, unless the handler kept
+    /// them: no allocation per batch.
+    pub fn recycle(&mut self, batch: Batch) {
+        let Batch { mut bytes, mut meta, .. } = batch;
+        if meta.capacity() == 0 || meta.capacity() * 4 > REUSED_CAPACITY {
+            meta = Vec::with_capacity(64);
+        }
+        meta.clear();
+        meta.push(self.thread as u32);
+        self.meta = meta;
+        if bytes.capacity() <= REUSED_CAPACITY {
+            bytes.clear();
+            self.bytes = bytes;
+        }
     }
 }
 

@@ -64,8 +64,9 @@ impl Ctx {
     /// Gives the handler everything gathered so far: one call per batch, never per request.
     pub fn hand_over_batch(&mut self) {
         if !self.batch.is_empty() {
-            let batch = self.batch.take();
-            self.shared.handler.on_batch(batch, &self.shared.replier);
+            let mut batch = self.batch.take();
+            self.shared.handler.on_batch(&mut batch, &self.shared.replier);
+            self.batch.recycle(batch);
         }
     }
 }

@@ -31,7 +31,9 @@ use reply::Inbox;
 /// What the engine calls with each batch of requests. It answers through the `Replier`,
 /// from any thread, at any later time.
 pub trait Handler: Send + Sync + 'static {
-    fn on_batch(&self, batch: Batch, replier: &Replier);
+    /// A handler that keeps the batch takes its vectors (`std::mem::take`); what it leaves
+    /// is reused for the next batch.
+    fn on_batch(&self, batch: &mut Batch, replier: &Replier);
 }
 
 pub(crate) struct Shared {

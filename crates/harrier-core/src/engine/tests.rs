@@ -20,7 +20,7 @@ fn backend() -> crate::Backend {
 struct Ok200;
 
 impl Handler for Ok200 {
-    fn on_batch(&self, batch: Batch, replier: &Replier) {
+    fn on_batch(&self, batch: &mut Batch, replier: &Replier) {
         let mut w = ReplyWriter::default();
         for event in batch.events() {
             if let Event::Request(req) = event {
