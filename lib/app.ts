@@ -257,7 +257,10 @@ export class App {
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`harrier: port must be 0-65535, got ${port}`)
     const io = this.askedIo()
     this.chains = this.routes.map((r) => this.compile(r))
-    const out = new ReplyBuffer((ops) => this.native?.respond(ops))
+    const out = new ReplyBuffer(
+      (ops) => this.native?.respond(ops),
+      (buffer) => this.native?.replyBuffer(buffer),
+    )
     let native: NativeServer
     try {
       native = NativeServer.listen(
@@ -298,7 +301,8 @@ export class App {
       (bytes, meta, bytesStart, bytesEnd, metaStart, metaEnd) =>
         // The inline driver writes heads-only batches into arenas it reuses: views of them.
         bytesStart === undefined ? this.onBatch(bytes, meta) : this.onBatch(bytes.subarray(bytesStart, bytesEnd), meta.subarray(metaStart, metaEnd)),
-      () => out.flush(),
+      out.buffer,
+      out.shared,
     )
     } catch (e) {
       throw listenError(e, io)
@@ -338,7 +342,9 @@ export class App {
     const out = this.out
     if (out === null) return
     const thread = meta[0]
-    out.dispatching = true
+    // The inline driver has begun the turn and takes the answers at its end; otherwise the
+    // answers of this batch go in one call when it is dispatched.
+    const ownTurn = out.beginTurn()
     try {
       let i = 1
       while (i < meta.length) {
@@ -371,8 +377,7 @@ export class App {
         }
       }
     } finally {
-      out.dispatching = false
-      out.flush()
+      if (ownTurn) out.endTurn()
     }
   }
 

@@ -44,26 +44,56 @@ export function encodedHeader(name: string, value: string): Buffer {
   return b
 }
 
+/** `shared[WRITTEN]`: bytes of ops written and not yet taken by the engine. */
+const WRITTEN = 0
+/** `shared[TURN]`: non-zero while a turn is under way whose end takes what was written. */
+const TURN = 1
+
 /**
  * Reply ops of every response finished in one JS turn, written into one buffer and handed
- * to the engine in one native call. The engine copies them at once, so the buffer is reused.
+ * to the engine at once. The engine copies them, so the buffer is reused. Two words are
+ * shared with the engine: how much is written, and whether a turn is under way: the inline
+ * driver sets that around each batch and takes the ops itself when the batch's promise jobs
+ * have run (no call per batch); outside a turn, a flush is scheduled after the microtasks.
  */
 export class ReplyBuffer {
-  private buf = Buffer.allocUnsafe(INITIAL_BYTES)
+  private buf = Buffer.allocUnsafeSlow(INITIAL_BYTES)
   private view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength)
-  private pos = 0
+  readonly shared = new Uint32Array(2)
   private scheduled = false
-  /** While a batch is being dispatched, its flush is done at its end, not scheduled. */
-  dispatching = false
 
-  constructor(private readonly send: (ops: Uint8Array) => void) {}
+  /** `grown(buffer)` tells the engine the buffer it reads from now on. */
+  constructor(
+    private readonly send: (ops: Uint8Array) => void,
+    private readonly grown: (buffer: Buffer) => void,
+  ) {}
+
+  /** The buffer ops are written into (shared with the engine). */
+  get buffer(): Buffer {
+    return this.buf
+  }
+
+  /** Until `endTurn`, ops written are left for the turn's end. */
+  beginTurn(): boolean {
+    if (this.shared[TURN] !== 0) return false
+    this.shared[TURN] = 1
+    return true
+  }
+
+  endTurn(): void {
+    this.shared[TURN] = 0
+    this.flush()
+  }
 
   private reserve(bytes: number): void {
-    if (this.pos + bytes <= this.buf.length) return
-    const bigger = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.pos + bytes))
-    this.buf.copy(bigger, 0, 0, this.pos)
+    const pos = this.shared[WRITTEN]
+    if (pos + bytes <= this.buf.length) return
+    // Not from Node's pool: the engine reads this memory, and nothing else may share it.
+    const bigger = Buffer.allocUnsafeSlow(Math.max(this.buf.length * 2, pos + bytes))
+    this.buf.copy(bigger, 0, 0, pos)
     this.buf = bigger
     this.view = new DataView(bigger.buffer, bigger.byteOffset, bigger.byteLength)
+    this.grown(bigger)
   }
 
   /**
@@ -88,7 +118,7 @@ export class ReplyBuffer {
     this.reserve(estimate)
     const buf = this.buf
     const view = this.view
-    const start = this.pos
+    const start = this.shared[WRITTEN]
     buf[start + 4] = kind
     buf[start + 5] = thread
     view.setUint16(start + 6, status, true)
@@ -116,8 +146,8 @@ export class ReplyBuffer {
       }
     }
     view.setUint32(start, pos - start, true)
-    this.pos = pos
-    if (!this.dispatching && !this.scheduled) {
+    this.shared[WRITTEN] = pos
+    if (this.shared[TURN] === 0 && !this.scheduled) {
       this.scheduled = true
       // After the microtasks of this turn: every answer of the turn goes in one call.
       setImmediate(this.flush)
@@ -126,10 +156,10 @@ export class ReplyBuffer {
 
   readonly flush = (): void => {
     this.scheduled = false
-    if (this.pos === 0) return
-    const ops = this.buf.subarray(0, this.pos)
-    this.pos = 0
-    this.send(ops)
+    const written = this.shared[WRITTEN]
+    if (written === 0) return
+    this.shared[WRITTEN] = 0
+    this.send(this.buf.subarray(0, written))
   }
 }
 

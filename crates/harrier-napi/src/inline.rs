@@ -21,15 +21,84 @@ const TICK_MS: u64 = 100;
 
 
 /// Calls the JS batch callback from the JS thread, inside a callback scope so that the
-/// promise jobs handlers start run before the turn ends; then calls the flush callback so
-/// that answers given in those jobs are written in the same turn.
+/// promise jobs handlers start run before the turn ends; then takes every answer given
+/// meanwhile from the shared reply buffer, so that they are written in the same turn.
 pub(crate) struct JsCaller {
     env: sys::napi_env,
     on_batch: sys::napi_ref,
-    on_flush: sys::napi_ref,
     resource: sys::napi_ref,
     async_context: sys::napi_async_context,
     arena: RefCell<Option<Arena>>,
+    replies: Rc<SharedReplies>,
+}
+
+/// The buffer JS writes its reply ops into (lib/reply-buffer.ts) and two words shared with
+/// it: the bytes written and not yet taken, and whether a turn is under way (then JS leaves
+/// the taking to the turn's end: no flush of its own, no call into native per batch).
+pub(crate) struct SharedReplies {
+    env: sys::napi_env,
+    buffer: Cell<(sys::napi_ref, *const u8, usize)>,
+    words: (sys::napi_ref, *mut u32),
+}
+
+const WRITTEN: usize = 0;
+const TURN: usize = 1;
+
+impl SharedReplies {
+    pub unsafe fn new(env: sys::napi_env, buffer: sys::napi_value, words: sys::napi_value) -> Result<Rc<SharedReplies>> {
+        let mut kind = sys::TypedarrayType::int8_array;
+        let (mut len, mut data, mut ab, mut offset) = (0usize, ptr::null_mut::<c_void>(), ptr::null_mut(), 0usize);
+        check(sys::napi_get_typedarray_info(env, words, &mut kind, &mut len, &mut data, &mut ab, &mut offset))?;
+        if kind != sys::TypedarrayType::uint32_array || len < 2 {
+            return Err(Error::new(Status::InvalidArg, "the reply words must be a Uint32Array of 2"));
+        }
+        let replies = SharedReplies { env, buffer: Cell::new((ptr::null_mut(), ptr::null(), 0)), words: (reference(env, words)?, data as *mut u32) };
+        replies.follow(buffer)?;
+        Ok(Rc::new(replies))
+    }
+
+    /// Takes the buffer JS writes into from now on.
+    pub unsafe fn follow(&self, buffer: sys::napi_value) -> Result<()> {
+        let (mut data, mut len) = (ptr::null_mut::<c_void>(), 0usize);
+        check(sys::napi_get_buffer_info(self.env, buffer, &mut data, &mut len))?;
+        let new = reference(self.env, buffer)?;
+        let (old, _, _) = self.buffer.replace((new, data as *const u8, len));
+        if !old.is_null() {
+            sys::napi_delete_reference(self.env, old);
+        }
+        Ok(())
+    }
+
+    fn word(&self, i: usize) -> *mut u32 {
+        // SAFETY: two words, kept alive by the reference.
+        unsafe { self.words.1.add(i) }
+    }
+
+    fn begin_turn(&self) {
+        unsafe { *self.word(TURN) = 1 };
+    }
+
+    /// Ends the turn and hands what JS wrote during it to the engine.
+    fn take(&self, replier: &Replier) {
+        unsafe {
+            *self.word(TURN) = 0;
+            let written = *self.word(WRITTEN) as usize;
+            let (_, data, len) = self.buffer.get();
+            if written > 0 && written <= len {
+                replier.send(std::slice::from_raw_parts(data, written));
+            }
+            *self.word(WRITTEN) = 0;
+        }
+    }
+}
+
+impl Drop for SharedReplies {
+    fn drop(&mut self) {
+        unsafe {
+            sys::napi_delete_reference(self.env, self.buffer.get().0);
+            sys::napi_delete_reference(self.env, self.words.0);
+        }
+    }
 }
 
 /* 64k of heads (some 300 requests) per arena: what a retained request pins, at most. */
@@ -141,7 +210,7 @@ unsafe fn u32_array_copy(env: sys::napi_env, data: &[u32]) -> sys::napi_value {
 }
 
 impl JsCaller {
-    pub unsafe fn new(env: sys::napi_env, on_batch: sys::napi_value, on_flush: sys::napi_value) -> Result<JsCaller> {
+    pub unsafe fn new(env: sys::napi_env, on_batch: sys::napi_value, replies: Rc<SharedReplies>) -> Result<JsCaller> {
         let mut resource = ptr::null_mut();
         check(sys::napi_create_object(env, &mut resource))?;
         let mut name = ptr::null_mut();
@@ -151,10 +220,10 @@ impl JsCaller {
         Ok(JsCaller {
             env,
             on_batch: reference(env, on_batch)?,
-            on_flush: reference(env, on_flush)?,
             resource: reference(env, resource)?,
             async_context,
             arena: RefCell::new(None),
+            replies,
         })
     }
 
@@ -199,11 +268,12 @@ impl JsCaller {
 }
 
 impl Handler for JsCaller {
-    fn on_batch(&self, batch: &mut Batch, _replier: &Replier) {
+    fn on_batch(&self, batch: &mut Batch, replier: &Replier) {
         unsafe {
             let env = self.env;
             let mut handles = ptr::null_mut();
             sys::napi_open_handle_scope(env, &mut handles);
+            self.replies.begin_turn();
             let mut scope = ptr::null_mut();
             sys::napi_open_callback_scope(env, deref(env, self.resource), self.async_context, &mut scope);
             let args = self.batch_args(batch);
@@ -212,10 +282,10 @@ impl Handler for JsCaller {
             let mut result = ptr::null_mut();
             let status = sys::napi_call_function(env, undefined, deref(env, self.on_batch), args.count, args.values.as_ptr(), &mut result);
             rethrow_pending(env, status);
-            // Closing the outermost callback scope runs the promise jobs queued by handlers.
+            // Closing the outermost callback scope runs the promise jobs queued by handlers:
+            // what they answered is taken with the rest, in this turn.
             sys::napi_close_callback_scope(env, scope);
-            let status = sys::napi_call_function(env, undefined, deref(env, self.on_flush), 0, ptr::null(), &mut result);
-            rethrow_pending(env, status);
+            self.replies.take(replier);
             sys::napi_close_handle_scope(env, handles);
         }
     }
@@ -225,7 +295,6 @@ impl Drop for JsCaller {
     fn drop(&mut self) {
         unsafe {
             sys::napi_delete_reference(self.env, self.on_batch);
-            sys::napi_delete_reference(self.env, self.on_flush);
             sys::napi_delete_reference(self.env, self.resource);
             if let Some(arena) = self.arena.borrow_mut().take() {
                 arena.release(self.env);
@@ -239,6 +308,7 @@ pub(crate) struct InlineDriver {
     /// Dropped once finished: the engine's descriptors (poll or ring, listener) go with it.
     engine: RefCell<Option<InlineServer>>,
     replier: Replier,
+    replies: Rc<SharedReplies>,
     stop: ShutdownSignal,
     poll: RefCell<Option<UvHandle>>,
     timer: RefCell<Option<UvHandle>>,
@@ -247,9 +317,10 @@ pub(crate) struct InlineDriver {
 }
 
 impl InlineDriver {
-    pub fn start(env: &Env, engine: InlineServer) -> Result<Rc<InlineDriver>> {
+    pub fn start(env: &Env, engine: InlineServer, replies: Rc<SharedReplies>) -> Result<Rc<InlineDriver>> {
         let driver = Rc::new(InlineDriver {
             replier: engine.replier(),
+            replies,
             stop: engine.shutdown_signal(),
             engine: RefCell::new(Some(engine)),
             poll: RefCell::new(None),
@@ -305,6 +376,10 @@ impl InlineDriver {
         if finished {
             self.finish();
         }
+    }
+
+    pub fn reply_buffer(&self, buffer: sys::napi_value) -> Result<()> {
+        unsafe { self.replies.follow(buffer) }
     }
 
     pub fn respond(&self, ops: &[u8]) {

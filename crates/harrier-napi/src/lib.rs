@@ -196,8 +196,11 @@ fn node_error(env: &Env, refused: &harrier_core::ListenError) -> Result<Error> {
 
 #[napi]
 impl NativeServer {
-    /// Binds and starts the engine. `on_batch(bytes, meta)` receives every batch; the inline
-    /// driver calls `on_flush()` after each batch's promise jobs ran.
+    /// Binds and starts the engine. `on_batch(bytes, meta)` receives every batch. The reply
+    /// buffer and its shared words (`[bytes written, a turn under way]`) are where JS writes
+    /// its answers: the inline driver takes them itself at the end of each batch, after its
+    /// promise jobs ran (no call back into JS for it); `replyBuffer()` follows the buffer
+    /// when JS grows it.
     #[napi(factory)]
     pub fn listen(
         env: Env,
@@ -205,7 +208,8 @@ impl NativeServer {
         routes: Vec<RouteSpec>,
         #[napi(ts_arg_type = "(bytes: Buffer, meta: Uint32Array, bytesStart?: number, bytesEnd?: number, metaStart?: number, metaEnd?: number) => void")]
         on_batch: Function<FnArgs<(Buffer, Uint32Array)>, ()>,
-        on_flush: Function<(), ()>,
+        #[napi(ts_arg_type = "Buffer")] reply_buffer: Unknown,
+        #[napi(ts_arg_type = "Uint32Array")] reply_shared: Unknown,
     ) -> Result<NativeServer> {
         let mut router = Router::new();
         for (id, route) in routes.iter().enumerate() {
@@ -225,15 +229,16 @@ impl NativeServer {
             }
             #[cfg(unix)]
             "inline" => {
-                let handler = unsafe { inline::JsCaller::new(env.raw(), on_batch.raw(), on_flush.raw())? };
+                let replies = unsafe { inline::SharedReplies::new(env.raw(), reply_buffer.raw(), reply_shared.raw())? };
+                let handler = unsafe { inline::JsCaller::new(env.raw(), on_batch.raw(), replies.clone())? };
                 let engine = harrier_core::InlineServer::start(config, router, Box::new(handler)).map_err(|e| listen_error(&env, e))?;
                 let (addr, io) = (engine.local_addr(), engine.backend());
-                (Driver::Inline(inline::InlineDriver::start(&env, engine)?), addr, io)
+                (Driver::Inline(inline::InlineDriver::start(&env, engine, replies)?), addr, io)
             }
             other => return Err(Error::new(Status::InvalidArg, format!("unknown driver {other:?} on this platform"))),
         };
         #[cfg(not(unix))]
-        let _ = (&env, &on_flush);
+        let _ = (&reply_buffer, &reply_shared);
         Ok(NativeServer { driver, port: addr.port() as u32, host: addr.ip().to_string(), io })
     }
 
@@ -251,6 +256,16 @@ impl NativeServer {
     #[napi(getter)]
     pub fn host(&self) -> String {
         self.host.clone()
+    }
+
+    /// The reply buffer JS writes into from now on (it grew); see `listen`.
+    #[napi(ts_args_type = "buffer: Buffer")]
+    pub fn reply_buffer(&self, buffer: Unknown) -> Result<()> {
+        match &self.driver {
+            Driver::Threads { .. } => Ok(()),
+            #[cfg(unix)]
+            Driver::Inline(d) => d.reply_buffer(buffer.raw()),
+        }
     }
 
     /// Every reply op finished in one JS turn, in one call.
