@@ -171,6 +171,20 @@ export const SCENARIOS = [
     probe: helloProbe,
     floor: true,
   }),
+  ...[
+    ['conn-1', 1, 'one client waiting on each answer, the commonest load there is: every request is a wake-up of its own, and its fixed cost is paid in full'],
+    ['conn-2', 2, 'two clients waiting on their answers: each wake carries one or two requests'],
+  ].map(([name, connections, about]) =>
+    loadScenario({
+      name,
+      title: `GET /, ${connections} connection${connections > 1 ? 's' : ''}`,
+      about,
+      path: '/',
+      connections,
+      probe: helloProbe,
+      floor: true,
+    }),
+  ),
   loadScenario({
     name: 'conn-4',
     title: 'GET /, 4 connections',
