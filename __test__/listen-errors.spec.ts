@@ -109,8 +109,8 @@ test('a host name that resolves to nothing: ENOTFOUND from getaddrinfo', async (
 })
 
 test('a privileged port without the privilege: EACCES', async (t) => {
-  // Ports under ip_unprivileged_port_start need privilege; as root the attempt runs in a
-  // child process that has dropped to nobody.
+  // Ports under ip_unprivileged_port_start need privilege (CAP_NET_BIND_SERVICE); as root
+  // the attempt runs in a child that has given that capability up (setpriv, util-linux).
   const start = Number(readFileSync('/proc/sys/net/ipv4/ip_unprivileged_port_start', 'utf8'))
   t.true(start > 0, 'this machine lets anyone listen on any port (ip_unprivileged_port_start = 0)')
   const port = start - 1
@@ -119,8 +119,8 @@ test('a privileged port without the privilege: EACCES', async (t) => {
     new App().listen({ port: ${port}, host: '127.0.0.1', signals: false }).then(
       () => { console.log('null'); process.exit(0) },
       (e) => { console.log(JSON.stringify({ code: e.code, errno: e.errno, syscall: e.syscall, address: e.address, port: e.port, message: e.message })) })`
-  const asNobody = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {}
-  const child = spawn(process.execPath, ['-e', script], { ...asNobody, stdio: ['ignore', 'pipe', 'inherit'] })
+  const unprivileged = process.getuid?.() === 0 ? ['setpriv', '--bounding-set', '-net_bind_service', '--inh-caps', '-net_bind_service', process.execPath] : [process.execPath]
+  const child = spawn(unprivileged[0], [...unprivileged.slice(1), '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] })
   let out = ''
   child.stdout.on('data', (d: Buffer) => (out += d))
   const code = await withTimeout(new Promise<number | null>((resolve) => child.on('close', resolve)), 10000, 'the child to exit')
