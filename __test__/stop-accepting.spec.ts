@@ -26,45 +26,35 @@ test('a connection attempted right after close() is refused, and the request in 
   await withTimeout(closed, 4000, 'close() to resolve')
 })
 
-test('close() called by a handler refuses the next connection before the handler returns', async (t) => {
-  let attempt: Promise<string> | undefined
-  let closed: Promise<void> | undefined
-  const { app, base, port } = await startApp((app) => {
-    app.get('/stop', (req, res) => {
-      closed = app.close()
-      attempt = tryConnect(port)
-      res.text('stopping')
+for (const [when, stop] of [
+  ['by a handler, before it returns', async (close: () => void) => close()],
+  ['after an await in a handler', async (close: () => void) => {
+    await Promise.resolve()
+    close()
+  }],
+] as const) {
+  test(`close() called ${when} refuses the next connection`, async (t) => {
+    let attempt: Promise<string> | undefined
+    let closed: Promise<void> | undefined
+    const { app, base, port } = await startApp((app) => {
+      app.get('/stop', async (req, res) => {
+        await stop(() => {
+          closed = app.close()
+          attempt = tryConnect(port)
+        })
+        res.text('stopping')
+      })
     })
+    try {
+      const r = await fetchT(`${base}/stop`)
+      t.is(await r.text(), 'stopping')
+      t.truthy(attempt)
+      t.is(await attempt, 'ECONNREFUSED')
+    } finally {
+      await withTimeout(closed ?? app.close(), 4000, 'close() to resolve')
+    }
   })
-  try {
-    const r = await fetchT(`${base}/stop`)
-    t.is(await r.text(), 'stopping')
-    t.truthy(attempt)
-    t.is(await attempt, 'ECONNREFUSED')
-  } finally {
-    await withTimeout(closed ?? app.close(), 4000, 'close() to resolve')
-  }
-})
-
-test('close() called after an await in a handler refuses the next connection', async (t) => {
-  let attempt: Promise<string> | undefined
-  let closed: Promise<void> | undefined
-  const { app, base, port } = await startApp((app) => {
-    app.get('/stop', async (req, res) => {
-      await Promise.resolve()
-      closed = app.close()
-      attempt = tryConnect(port)
-      res.text('stopping')
-    })
-  })
-  try {
-    const r = await fetchT(`${base}/stop`)
-    t.is(await r.text(), 'stopping')
-    t.is(await attempt, 'ECONNREFUSED')
-  } finally {
-    await withTimeout(closed ?? app.close(), 4000, 'close() to resolve')
-  }
-})
+}
 
 test('many closes under load: no connection attempted after close() is accepted', async (t) => {
   // Each round: clients keep requesting while close() is called; an attempt after it must be

@@ -231,25 +231,36 @@ impl JsCaller {
     /// arena) buffers of its own.
     unsafe fn batch_args(&self, batch: &Batch) -> BatchArgs {
         let env = self.env;
+        let mut values = [ptr::null_mut(); 6];
+        if let Some((b0, b1, m0, m1)) = self.into_arena(batch) {
+            let slot = self.arena.borrow();
+            let arena = slot.as_ref().unwrap();
+            values[0] = deref(env, arena.bytes);
+            values[1] = deref(env, arena.meta);
+            for (i, n) in [b0, b1, m0, m1].into_iter().enumerate() {
+                sys::napi_create_uint32(env, n as u32, &mut values[2 + i]);
+            }
+            return BatchArgs { values, count: 6 };
+        }
+        values[0] = buffer_copy(env, &batch.bytes);
+        values[1] = u32_array_copy(env, &batch.meta);
+        BatchArgs { values, count: 2 }
+    }
+
+    /// Copies the batch into the current arena (or a new one); returns where it lies
+    /// (bytes start and end, words start and end), or `None` when it does not fit one.
+    unsafe fn into_arena(&self, batch: &Batch) -> Option<(usize, usize, usize, usize)> {
         if batch.bytes.len() > ARENA_BYTES || batch.meta.len() > ARENA_WORDS {
-            let mut values = [ptr::null_mut(); 6];
-            values[0] = buffer_copy(env, &batch.bytes);
-            values[1] = u32_array_copy(env, &batch.meta);
-            return BatchArgs { values, count: 2 };
+            return None;
         }
         let mut slot = self.arena.borrow_mut();
         if !slot.as_ref().is_some_and(|a| a.fits(batch)) {
             if let Some(full) = slot.take() {
-                full.release(env);
+                full.release(self.env);
             }
-            *slot = Arena::new(env);
+            *slot = Arena::new(self.env);
         }
-        let Some(arena) = slot.as_mut() else {
-            let mut values = [ptr::null_mut(); 6];
-            values[0] = buffer_copy(env, &batch.bytes);
-            values[1] = u32_array_copy(env, &batch.meta);
-            return BatchArgs { values, count: 2 };
-        };
+        let arena = slot.as_mut()?;
         // SAFETY: both regions are inside the arena's buffers (checked by `fits`), which the
         // references keep alive, and no view handed to JS covers them yet.
         ptr::copy_nonoverlapping(batch.bytes.as_ptr(), arena.bytes_at.add(arena.bytes_used), batch.bytes.len());
@@ -257,13 +268,7 @@ impl JsCaller {
         let (b0, m0) = (arena.bytes_used, arena.meta_used);
         arena.bytes_used += batch.bytes.len();
         arena.meta_used += batch.meta.len();
-        let mut values = [ptr::null_mut(); 6];
-        values[0] = deref(env, arena.bytes);
-        values[1] = deref(env, arena.meta);
-        for (i, n) in [b0, arena.bytes_used, m0, arena.meta_used].into_iter().enumerate() {
-            sys::napi_create_uint32(env, n as u32, &mut values[2 + i]);
-        }
-        BatchArgs { values, count: 6 }
+        Some((b0, arena.bytes_used, m0, arena.meta_used))
     }
 }
 

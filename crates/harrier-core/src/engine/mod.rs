@@ -21,7 +21,6 @@ pub use batch::{Batch, Event, RequestView, EVENT_ABORT, EVENT_BODY, EVENT_END, E
 pub use config::Config;
 pub use io::{Backend, POLL_NAME};
 pub use listener::ListenError;
-
 pub use reply::{Replier, ReplyWriter, RequestRef, OP_CHUNK, OP_END, OP_FILE, OP_FULL, OP_HEAD};
 
 use crate::router::Router;
@@ -50,6 +49,15 @@ pub(crate) struct Shared {
     pub open: AtomicUsize,
     /// Per-address limits, when any is on.
     pub ips: Option<limits::IpTable>,
+}
+
+impl Shared {
+    /// Refuses new connections at once (see `listener::Gate`) and asks the I/O threads to
+    /// drain at the end of their turn.
+    fn begin_shutdown(&self) {
+        self.shutdown.store(true, Ordering::SeqCst);
+        self.gate.close();
+    }
 }
 
 /// A running server.
@@ -181,8 +189,7 @@ impl Server {
     /// Starts a graceful shutdown: stop accepting, finish what is in flight, close. Returns
     /// once no I/O thread accepts any more: a connection attempted after this is refused.
     pub fn shutdown(&self) {
-        self.shared.shutdown.store(true, Ordering::SeqCst);
-        self.shared.gate.close();
+        self.shared.begin_shutdown();
         for inbox in self.shared.replier.inboxes.iter() {
             inbox.wake();
         }
@@ -285,8 +292,7 @@ pub struct ShutdownSignal {
 impl ShutdownSignal {
     /// Refuses new connections at once (see `listener::Gate`) and asks for the drain.
     pub fn raise(&self) {
-        self.shared.shutdown.store(true, Ordering::SeqCst);
-        self.shared.gate.close();
+        self.shared.begin_shutdown();
     }
 }
 
