@@ -1,6 +1,7 @@
 //! harrier's engine, without Node.js: HTTP/1.1 on mio event loops, a radix router, and a
 //! batch interface through which a handler (the napi bridge, a test, a benchmark) answers.
 
+mod conn;
 pub mod engine;
 #[doc(hidden)]
 pub mod fuzzing;

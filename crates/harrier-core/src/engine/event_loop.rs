@@ -10,7 +10,8 @@ use std::time::{Duration, Instant, SystemTime};
 use slab::Slab;
 
 use super::batch::BatchBuilder;
-use super::connection::{Conn, Liveness, PendingPool};
+use crate::conn::{Conn, Liveness};
+use crate::http1::conn::PendingPool;
 use super::io::{Fresh, Io, Ready};
 use super::pool::BufPool;
 use super::reply::ReplyOps;
@@ -238,7 +239,7 @@ impl Worker {
         for slot in std::mem::take(&mut self.ctx.paused) {
             self.guarded(slot as usize, |conn, ctx| {
                 let alive = conn.resume(ctx);
-                if alive == Liveness::Open && conn.dirty {
+                if alive == Liveness::Open && conn.t.dirty {
                     return conn.flush(ctx);
                 }
                 alive
@@ -273,7 +274,7 @@ impl Worker {
                     if catch_unwind(AssertUnwindSafe(|| conn.abort_all(ctx))).is_err() {
                         self.ctx.batch.rollback(mark);
                     }
-                    conn.sock.close(&mut self.ctx.io);
+                    conn.t.sock.close(&mut self.ctx.io);
                 }
                 Liveness::Closed
             }
@@ -353,7 +354,7 @@ impl Worker {
             if readable {
                 alive = conn.on_readable(ctx);
             }
-            if alive == Liveness::Open && (writable || conn.dirty) {
+            if alive == Liveness::Open && (writable || conn.t.dirty) {
                 alive = conn.flush(ctx);
             }
             alive
@@ -376,7 +377,7 @@ impl Worker {
                 conn.apply(ctx, &op);
                 Liveness::Open
             });
-            if alive == Liveness::Open && self.conns.get(key).is_some_and(|c| c.dirty) {
+            if alive == Liveness::Open && self.conns.get(key).is_some_and(|c| c.t.dirty) {
                 self.dirty.push(key);
             }
         }
@@ -387,7 +388,7 @@ impl Worker {
     fn flush_dirty(&mut self) {
         let mut dirty = std::mem::take(&mut self.dirty);
         for key in dirty.drain(..) {
-            if self.conns.get(key).is_some_and(|c| c.dirty) {
+            if self.conns.get(key).is_some_and(|c| c.t.dirty) {
                 self.guarded(key, |conn, ctx| conn.flush(ctx));
             }
         }
@@ -413,7 +414,7 @@ impl Worker {
                 if conn.check_timers(ctx) == Liveness::Closed {
                     return Liveness::Closed;
                 }
-                if conn.dirty {
+                if conn.t.dirty {
                     return conn.flush(ctx);
                 }
                 Liveness::Open
@@ -461,7 +462,7 @@ impl Worker {
         if let Some(mut conn) = self.conns.try_remove(key) {
             self.forget(&conn);
             conn.abort_all(&mut self.ctx);
-            conn.sock.close(&mut self.ctx.io);
+            conn.t.sock.close(&mut self.ctx.io);
         }
     }
 
@@ -469,7 +470,7 @@ impl Worker {
     fn forget(&self, conn: &Conn) {
         let shared = &self.ctx.shared;
         shared.open.fetch_sub(1, Ordering::Relaxed);
-        if let (Some(table), Some(state)) = (&shared.ips, &conn.ip) {
+        if let (Some(table), Some(state)) = (&shared.ips, &conn.t.ip) {
             table.close(state);
         }
     }

@@ -3,13 +3,12 @@
 
 pub(crate) mod batch;
 mod config;
-mod connection;
-mod event_loop;
-mod io;
-mod limits;
+pub(crate) mod event_loop;
+pub(crate) mod io;
+pub(crate) mod limits;
 mod listener;
 mod pool;
-mod reply;
+pub(crate) mod reply;
 
 use std::io as stdio;
 use std::net::SocketAddr;

@@ -2,6 +2,7 @@
 //! backend shares them and they are tested without sockets.
 
 pub(crate) mod chunked;
+pub(crate) mod conn;
 pub(crate) mod date;
 pub(crate) mod encode;
 pub(crate) mod request;

@@ -1,16 +1,15 @@
-//! One client connection: the bytes read and not yet parsed, the requests handed to the
-//! handler and not yet answered (in request order), and the bytes waiting to be written.
+//! HTTP/1.1 over a transport: the bytes read become requests for the handler (pipelined,
+//! in order), the handler's replies become responses, written in request order whatever
+//! order they come back in. The engine's own answers (static files, errors) take the same
+//! path.
 
 use std::collections::VecDeque;
-use std::io;
-use std::fs::File;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::event_loop::Ctx;
-use super::io::Socket;
-use super::limits::IpState;
-use super::reply::{ReplyOp, OP_CHUNK, OP_END, OP_FILE, OP_FULL, OP_HEAD};
+use crate::conn::transport::{Out, Transport};
+use crate::conn::Liveness;
+use crate::engine::event_loop::Ctx;
+use crate::engine::reply::{ReplyOp, OP_CHUNK, OP_END, OP_FILE, OP_FULL, OP_HEAD};
 use crate::http1::chunked::{Chunk, ChunkedDecoder};
 use crate::http1::encode::{self, decimal, Framing, Persistence};
 use crate::http1::request::{parse_head, BodyFraming, Parse};
@@ -21,9 +20,6 @@ use crate::statics::{self, Conditions, Piece, Plan, StaticOptions};
 /// A connection with this many requests in flight is not read further until some are
 /// answered: a client that pipelines without reading cannot queue without end.
 const MAX_PIPELINED: usize = 128;
-/// How long a closing connection may keep sending before it is dropped; reading what it
-/// sends meanwhile keeps the kernel from answering with a reset that would eat our response.
-const LINGER: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Answer {
@@ -34,7 +30,6 @@ enum Answer {
     Done,
 }
 
-/// A request in flight, in the order the client sent it.
 /// Lists of request records handed between a thread's connections, as buffers are
 /// (`BufPool`): a connection holds one only while it has requests in flight.
 #[derive(Default)]
@@ -59,6 +54,7 @@ impl PendingPool {
     }
 }
 
+/// A request in flight, in the order the client sent it.
 struct Pending {
     rid: u32,
     answer: Answer,
@@ -76,22 +72,6 @@ struct Pending {
     out: Vec<u8>,
     /// What follows `out` for a file answered while held back: spans of the file, streamed.
     tail: Vec<Out>,
-}
-
-/// Output that follows the write buffer, in order: bytes, or a span of a file sent from the
-/// file itself (sendfile on Linux, chunked reads elsewhere) so that it is never held whole.
-enum Out {
-    Bytes(Vec<u8>),
-    File { file: Arc<File>, offset: u64, len: u64 },
-}
-
-impl Out {
-    fn len(&self) -> usize {
-        match self {
-            Out::Bytes(b) => b.len(),
-            Out::File { len, .. } => *len as usize,
-        }
-    }
 }
 
 impl Pending {
@@ -129,21 +109,8 @@ enum ReadState {
     Chunked { rid: Option<u32>, decoder: ChunkedDecoder, seen: u64, limit: u64 },
 }
 
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Liveness {
-    Open,
-    Closed,
-}
-
-pub(crate) struct Conn {
-    pub sock: Socket,
-    pub slot: u32,
-    /// Unparsed bytes; empty (no allocation) whenever a read ends on a request boundary.
-    rbuf: Vec<u8>,
-    wbuf: Vec<u8>,
-    wpos: usize,
-    /// Output after `wbuf` (files and what was answered after them); usually empty.
-    queue: VecDeque<Out>,
+/// The HTTP/1.1 side of a connection.
+pub(crate) struct Http1 {
     read: ReadState,
     inflight: VecDeque<Pending>,
     /// A request closed the connection or was malformed: nothing after it is read.
@@ -151,201 +118,70 @@ pub(crate) struct Conn {
     /// The request being read is the last (`Connection: close`, HTTP/1.0): its body is read,
     /// then reading stops.
     last_request: bool,
-    close_after_flush: bool,
-    /// Set once the write side is shut; the connection is dropped at EOF or at this instant.
-    lingering_until: Option<Instant>,
-    pub dirty: bool,
     /// When the first byte of the head being read arrived; `None` between requests.
     head_since: Option<Instant>,
-    /// The last read that brought bytes (or the accept).
-    last_read: Instant,
-    /// The last write that took bytes (or the accept).
-    last_write: Instant,
-    /// Since when output has waited on a socket that takes none of it.
-    write_blocked_since: Option<Instant>,
-    /// Not read for now (backpressure): listed in `Ctx::paused` until resumed.
-    paused: bool,
     /// A body broke off while its response was being streamed: the connection must go.
-    doomed: bool,
-    /// The client address's limits, when per-address limits are on.
-    pub ip: Option<Arc<IpState>>,
+    pub doomed: bool,
 }
 
-impl Conn {
-    pub fn new(sock: Socket, slot: u32, now: Instant, ip: Option<Arc<IpState>>) -> Conn {
-        Conn {
-            sock,
-            slot,
-            rbuf: Vec::new(),
-            wbuf: Vec::new(),
-            wpos: 0,
-            queue: VecDeque::new(),
-            read: ReadState::Head,
-            inflight: VecDeque::new(),
-            stop_reading: false,
-            close_after_flush: false,
-            last_request: false,
-            lingering_until: None,
-            dirty: false,
-            head_since: None,
-            last_read: now,
-            last_write: now,
-            write_blocked_since: None,
-            paused: false,
-            doomed: false,
-            ip,
-        }
+impl Http1 {
+    pub fn new() -> Http1 {
+        Http1 { read: ReadState::Head, inflight: VecDeque::new(), stop_reading: false, last_request: false, head_since: None, doomed: false }
+    }
+
+    #[cfg(test)]
+    pub fn heap_bytes(&self) -> usize {
+        self.inflight.capacity() * std::mem::size_of::<Pending>()
     }
 
     /// Nothing in flight, nothing half-read, nothing to write.
-    /// What this connection holds on the heap (its buffers and lists), for the tests that
-    /// check an idle one holds nothing.
-    #[cfg(test)]
-    pub fn heap_bytes(&self) -> usize {
-        self.rbuf.capacity() + self.wbuf.capacity() + self.inflight.capacity() * std::mem::size_of::<Pending>() + self.queue.capacity() * std::mem::size_of::<Out>()
+    pub fn is_idle(&self, t: &Transport) -> bool {
+        self.inflight.is_empty() && t.rbuf.is_empty() && matches!(self.read, ReadState::Head) && t.has_no_output()
     }
 
-    pub fn is_idle(&self) -> bool {
-        self.inflight.is_empty() && self.rbuf.is_empty() && matches!(self.read, ReadState::Head) && self.wpos >= self.wbuf.len() && self.queue.is_empty()
+    /// Whether more input is wanted at all (else it is read and dropped).
+    pub fn reads(&self) -> bool {
+        !self.stop_reading
     }
 
-    pub fn is_lingering(&self) -> bool {
-        self.lingering_until.is_some()
+    pub fn stop_reading(&mut self) {
+        self.stop_reading = true;
     }
 
-    /// Reads until the socket has no more, parsing and dispatching as it goes.
-    pub fn on_readable(&mut self, ctx: &mut Ctx) -> Liveness {
-        loop {
-            if self.lingering_until.is_some() || self.stop_reading {
-                return self.discard_input(ctx);
-            }
-            if matches!(self.read, ReadState::Head) && self.must_pause(ctx) {
-                // What the client sends meanwhile waits in the kernel: its window closes.
-                self.pause(ctx);
-                return Liveness::Open;
-            }
-            // The reason to pause is gone (its slot in `ctx.paused` is skipped when resumed):
-            // with edge-triggered polling, this event may be the last word the socket says.
-            self.paused = false;
-            let result = if self.rbuf.is_empty() {
-                self.sock.read(&mut ctx.io, &mut ctx.scratch)
-            } else {
-                self.rbuf.reserve(16 * 1024);
-                let len = self.rbuf.len();
-                let cap = self.rbuf.capacity();
-                self.rbuf.resize(cap, 0);
-                let r = self.sock.read(&mut ctx.io, &mut self.rbuf[len..]);
-                self.rbuf.truncate(len + *r.as_ref().unwrap_or(&0));
-                r
-            };
-            match result {
-                Ok(0) => return Liveness::Closed,
-                Ok(n) => {
-                    self.last_read = ctx.now;
-                    if self.rbuf.is_empty() {
-                        let scratch = std::mem::take(&mut ctx.scratch);
-                        let used = self.parse(ctx, &scratch[..n]);
-                        if used < n && !self.stop_reading {
-                            self.rbuf = ctx.pool.get();
-                            self.rbuf.extend_from_slice(&scratch[used..n]);
-                        }
-                        ctx.scratch = scratch;
-                        self.after_parse(ctx);
-                    } else {
-                        self.parse_buffered(ctx);
-                    }
-                    if self.doomed {
-                        return Liveness::Closed;
-                    }
-                    if n < ctx.scratch.len() && self.rbuf.is_empty() {
-                        // A short read drained the socket; with edge-triggered polling there is
-                        // no need to try again and hear WouldBlock.
-                        return Liveness::Open;
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Liveness::Open,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => return Liveness::Closed,
-            }
-        }
+    /// The client closed its side while reading stopped: the connection goes once nothing
+    /// is left to answer.
+    pub fn done_at_eof(&self) -> bool {
+        self.inflight.is_empty()
     }
 
-    /// Parses what `rbuf` holds; gives the buffer back to the pool once it is used up.
-    fn parse_buffered(&mut self, ctx: &mut Ctx) {
-        let rbuf = std::mem::take(&mut self.rbuf);
-        let used = self.parse(ctx, &rbuf);
-        self.rbuf = rbuf;
-        self.rbuf.drain(..used);
-        if self.rbuf.is_empty() || self.stop_reading {
-            ctx.pool.put(std::mem::take(&mut self.rbuf));
-        }
-        self.after_parse(ctx);
+    /// Whether to stop taking new requests from this connection for now: its output is not
+    /// being taken, it has too many requests in flight, or the handler is behind and this
+    /// connection already has a request waiting for it. Bodies are always read on.
+    pub fn must_pause(&self, t: &Transport, ctx: &Ctx) -> bool {
+        matches!(self.read, ReadState::Head)
+            && ((ctx.write_high_water > 0 && t.unsent() > ctx.write_high_water)
+                || self.inflight.len() >= MAX_PIPELINED
+                || (ctx.waiting >= ctx.max_waiting && self.inflight.iter().any(|p| p.counted)))
     }
 
     /// A head left partial starts its clock; none left, no clock.
-    fn after_parse(&mut self, ctx: &Ctx) {
-        if self.rbuf.is_empty() {
+    pub fn after_parse(&mut self, t: &Transport, ctx: &Ctx) {
+        if t.rbuf.is_empty() {
             self.head_since = None;
         } else if self.head_since.is_none() {
             self.head_since = Some(ctx.now);
         }
     }
 
-    /// Whether to stop taking new requests from this connection for now: its output is not
-    /// being taken, it has too many requests in flight, or the handler is behind and this
-    /// connection already has a request waiting for it.
-    fn must_pause(&self, ctx: &Ctx) -> bool {
-        let unsent = self.wbuf.len() - self.wpos + self.queue.iter().map(Out::len).sum::<usize>();
-        (ctx.write_high_water > 0 && unsent > ctx.write_high_water)
-            || self.inflight.len() >= MAX_PIPELINED
-            || (ctx.waiting >= ctx.max_waiting && self.inflight.iter().any(|p| p.counted))
+    /// Everything written: an idle connection keeps no buffer; whether it should now close.
+    pub fn after_flush(&mut self, t: &mut Transport, ctx: &mut Ctx) -> bool {
+        if self.inflight.is_empty() {
+            t.release_output(ctx);
+        }
+        t.close_after_flush || (ctx.draining && self.is_idle(t))
     }
 
-    fn pause(&mut self, ctx: &mut Ctx) {
-        if !self.paused {
-            self.paused = true;
-            ctx.paused.push(self.slot);
-        }
-    }
-
-    /// Called for a paused connection when the engine's state changed: reads again (what is
-    /// buffered first) if the reason to pause is gone.
-    pub fn resume(&mut self, ctx: &mut Ctx) -> Liveness {
-        if !self.paused {
-            return Liveness::Open;
-        }
-        if self.lingering_until.is_none() && !self.stop_reading && self.must_pause(ctx) {
-            ctx.paused.push(self.slot);
-            return Liveness::Open;
-        }
-        self.paused = false;
-        if !self.rbuf.is_empty() && !self.stop_reading {
-            self.parse_buffered(ctx);
-            if self.doomed {
-                return Liveness::Closed;
-            }
-            if self.paused {
-                return Liveness::Open;
-            }
-        }
-        self.on_readable(ctx)
-    }
-
-    /// After the last request the connection will serve: read and drop, until EOF.
-    fn discard_input(&mut self, ctx: &mut Ctx) -> Liveness {
-        loop {
-            match self.sock.read(&mut ctx.io, &mut ctx.scratch) {
-                Ok(0) => return if self.lingering_until.is_some() || self.inflight.is_empty() { Liveness::Closed } else { Liveness::Open },
-                Ok(_) => continue,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Liveness::Open,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => return Liveness::Closed,
-            }
-        }
-    }
-
-    /// Parses as many requests and body bytes from `input` as it holds; returns the bytes used.
-    fn parse(&mut self, ctx: &mut Ctx, input: &[u8]) -> usize {
+    pub fn parse(&mut self, t: &mut Transport, ctx: &mut Ctx, input: &[u8]) -> usize {
         let mut pos = 0;
         while pos < input.len() && !self.stop_reading {
             match &mut self.read {
@@ -354,19 +190,19 @@ impl Conn {
                         self.stop_reading = true;
                         break;
                     }
-                    if self.must_pause(ctx) {
-                        self.pause(ctx);
+                    if self.must_pause(t, ctx) {
+                        // The rest waits in the input buffer; the connection pauses.
                         break;
                     }
                     match parse_head(&input[pos..], &mut ctx.head, &ctx.limits) {
                         Ok(Parse::Complete) => {
-                            self.dispatch(ctx, &input[pos..]);
+                            self.dispatch(t, ctx, &input[pos..]);
                             pos += ctx.head.len;
                             self.head_since = None;
                         }
                         Ok(Parse::Partial) => break,
                         Err(status) => {
-                            self.refuse(ctx, status);
+                            self.refuse(t, ctx, status);
                             break;
                         }
                     }
@@ -393,7 +229,7 @@ impl Conn {
                             *seen += len as u64;
                             if *limit > 0 && *seen > *limit {
                                 // The moment the body crosses its limit: nothing more is read.
-                                self.fail_body(ctx, rid, Status::CONTENT_TOO_LARGE);
+                                self.fail_body(t, ctx, rid, Status::CONTENT_TOO_LARGE);
                                 break;
                             }
                             if let Some(rid) = rid {
@@ -413,7 +249,7 @@ impl Conn {
                             break;
                         }
                         Err(status) => {
-                            self.fail_body(ctx, rid, status);
+                            self.fail_body(t, ctx, rid, status);
                             break;
                         }
                     }
@@ -430,7 +266,7 @@ impl Conn {
         pos
     }
 
-    fn dispatch(&mut self, ctx: &mut Ctx, input: &[u8]) {
+    fn dispatch(&mut self, t: &mut Transport, ctx: &mut Ctx, input: &[u8]) {
         #[cfg(test)]
         if ctx.head.target.slice(input) == b"/__panic__" {
             panic!("harrier test hook: a panic while dispatching");
@@ -453,14 +289,14 @@ impl Conn {
         let mut number = [0u8; 20];
 
         // Everything the engine answers itself is decided before the handler sees anything.
-        let rate = match (&ctx.shared.ips, &self.ip) {
+        let rate = match (&ctx.shared.ips, &t.ip) {
             (Some(table), Some(ip)) => table.take(ip, ctx.now),
             _ => Ok(()),
         };
         let routed = if rate.is_ok() { ctx.shared.router.find(method, path, &mut ctx.params) } else { RouteMatch::NotFound };
         let (to_handler, limit) = match (&routed, rate) {
             (_, Err(secs)) => {
-                self.answer_new(ctx, pending, Status::TOO_MANY_REQUESTS, &[(b"retry-after", decimal(&mut number, secs))], expect_continue || declared > default_limit);
+                self.answer_new(t, ctx, pending, Status::TOO_MANY_REQUESTS, &[(b"retry-after", decimal(&mut number, secs))], expect_continue || declared > default_limit);
                 (None, default_limit)
             }
             (RouteMatch::Found { route }, Ok(())) if ctx.shared.config.static_mount(*route).is_some() => {
@@ -474,7 +310,7 @@ impl Conn {
                     pending.keep_alive = false;
                 }
                 let i = self.track(ctx, pending);
-                self.answer_plan(ctx, i, plan);
+                self.answer_plan(t, ctx, i, plan);
                 (None, default_limit)
             }
             (RouteMatch::Found { route }, Ok(())) => {
@@ -482,21 +318,21 @@ impl Conn {
                 if limit > 0 && declared > limit {
                     // Refused on the declared length alone: the body is not read.
                     pending.keep_alive = false;
-                    self.answer_new(ctx, pending, Status::CONTENT_TOO_LARGE, &[], true);
+                    self.answer_new(t, ctx, pending, Status::CONTENT_TOO_LARGE, &[], true);
                     self.stop_reading = true;
                     self.read = ReadState::Head;
                     return;
                 }
                 if ctx.waiting >= ctx.max_waiting {
-                    self.answer_new(ctx, pending, Status::SERVICE_UNAVAILABLE, &[(b"retry-after", b"1")], expect_continue || declared > default_limit);
+                    self.answer_new(t, ctx, pending, Status::SERVICE_UNAVAILABLE, &[(b"retry-after", b"1")], expect_continue || declared > default_limit);
                     (None, default_limit)
                 } else {
-                    ctx.batch.request(rid, self.slot, *route, input, &ctx.head, &ctx.params);
+                    ctx.batch.request(rid, t.slot, *route, input, &ctx.head, &ctx.params);
                     if expect_continue && self.inflight.is_empty() {
-                        let mut out = self.take_out(ctx, 0);
+                        let mut out = self.take_out(t, ctx, 0);
                         encode::status_line(&mut out, Status::CONTINUE);
                         encode::end_head(&mut out);
-                        self.put_out(0, out);
+                        self.put_out(t, 0, out);
                     }
                     pending.counted = true;
                     ctx.waiting += 1;
@@ -505,11 +341,11 @@ impl Conn {
                 }
             }
             (RouteMatch::MethodNotAllowed { allow }, Ok(())) => {
-                self.answer_new(ctx, pending, Status::METHOD_NOT_ALLOWED, &[(b"allow", allow.as_bytes())], expect_continue || declared > default_limit);
+                self.answer_new(t, ctx, pending, Status::METHOD_NOT_ALLOWED, &[(b"allow", allow.as_bytes())], expect_continue || declared > default_limit);
                 (None, default_limit)
             }
             (RouteMatch::NotFound, Ok(())) => {
-                self.answer_new(ctx, pending, Status::NOT_FOUND, &[], expect_continue || declared > default_limit);
+                self.answer_new(t, ctx, pending, Status::NOT_FOUND, &[], expect_continue || declared > default_limit);
                 (None, default_limit)
             }
         };
@@ -528,31 +364,31 @@ impl Conn {
 
     /// Answers a request the handler will not see. `close` when its body is not worth reading
     /// (too large), or the client may be holding it back (`Expect: 100-continue`).
-    fn answer_new(&mut self, ctx: &mut Ctx, mut pending: Pending, status: Status, extra: &[(&[u8], &[u8])], close: bool) {
+    fn answer_new(&mut self, t: &mut Transport, ctx: &mut Ctx, mut pending: Pending, status: Status, extra: &[(&[u8], &[u8])], close: bool) {
         if close {
             pending.keep_alive = false;
         }
         let i = self.track(ctx, pending);
-        self.answer_in_engine(ctx, i, status, extra, status.reason().as_bytes());
+        self.answer_in_engine(t, ctx, i, status, extra, status.reason().as_bytes());
     }
 
     /// A malformed request: answer with `status` after what is in flight, then close.
-    fn refuse(&mut self, ctx: &mut Ctx, status: Status) {
+    fn refuse(&mut self, t: &mut Transport, ctx: &mut Ctx, status: Status) {
         let rid = ctx.next_rid();
         let i = self.track(ctx, Pending { close: true, ..Pending::new(rid, ctx.now) });
         self.stop_reading = true;
-        self.answer_in_engine(ctx, i, status, &[], status.reason().as_bytes());
+        self.answer_in_engine(t, ctx, i, status, &[], status.reason().as_bytes());
     }
 
     /// A body that broke its framing after the handler got the request.
-    fn fail_body(&mut self, ctx: &mut Ctx, rid: Option<u32>, status: Status) {
+    fn fail_body(&mut self, t: &mut Transport, ctx: &mut Ctx, rid: Option<u32>, status: Status) {
         self.stop_reading = true;
         let waiting = rid.and_then(|rid| self.inflight.iter().position(|p| p.rid == rid && p.answer == Answer::Waiting));
         match waiting {
             Some(i) => {
                 ctx.batch.abort(self.inflight[i].rid);
                 self.inflight[i].keep_alive = false;
-                self.answer_in_engine(ctx, i, status, &[], status.reason().as_bytes());
+                self.answer_in_engine(t, ctx, i, status, &[], status.reason().as_bytes());
             }
             None => {
                 if let Some(rid) = rid {
@@ -564,34 +400,34 @@ impl Conn {
                 } else if rid.is_some_and(|rid| !self.inflight.iter().any(|p| p.rid == rid)) && self.inflight.is_empty() {
                     // The handler answered in full before the body ended: nothing to tell the
                     // client but the close.
-                    self.close_after_flush = true;
-                    self.dirty = true;
+                    t.close_after_flush = true;
+                    t.dirty = true;
                 } else {
-                    self.refuse(ctx, status);
+                    self.refuse(t, ctx, status);
                 }
             }
         }
     }
 
     /// Answers the request at `i` with a short text, as if its handler had.
-    fn answer_in_engine(&mut self, ctx: &mut Ctx, i: usize, status: Status, extra: &[(&[u8], &[u8])], body: &[u8]) {
-        let mut out = self.take_out(ctx, i);
+    fn answer_in_engine(&mut self, t: &mut Transport, ctx: &mut Ctx, i: usize, status: Status, extra: &[(&[u8], &[u8])], body: &[u8]) {
+        let mut out = self.take_out(t, ctx, i);
         let p = &mut self.inflight[i];
         p.uncount(ctx);
         let persistence = persistence(p, ctx.draining, false);
         p.close = persistence == Persistence::Close;
         encode::simple(&mut out, status, ctx.date.bytes(), persistence, &ctx.keep_alive_line, extra, if p.head_only { b"" } else { body });
         p.answer = Answer::Done;
-        self.put_out(i, out);
+        self.put_out(t, i, out);
         if i == 0 {
-            self.advance(ctx);
+            self.advance(t, ctx);
         }
     }
 
     /// Answers the request at `i` with a static file plan: head and small bodies into its
     /// buffer, file spans streamed after them.
-    fn answer_plan(&mut self, ctx: &mut Ctx, i: usize, plan: Plan) {
-        let mut out = self.take_out(ctx, i);
+    fn answer_plan(&mut self, t: &mut Transport, ctx: &mut Ctx, i: usize, plan: Plan) {
+        let mut out = self.take_out(t, ctx, i);
         let p = &mut self.inflight[i];
         p.uncount(ctx);
         let persistence = persistence(p, ctx.draining, false);
@@ -618,17 +454,17 @@ impl Conn {
             }
         }
         p.answer = Answer::Done;
-        self.put_out(i, out);
+        self.put_out(t, i, out);
         if i == 0 {
-            self.queue.extend(rest);
-            self.advance(ctx);
+            t.queue_after(rest);
+            self.advance(t, ctx);
         } else {
             self.inflight[i].tail = rest;
         }
     }
 
     /// Applies a `FILE` op (`res.sendFile`): the file it names answers the request at `i`.
-    fn answer_file(&mut self, ctx: &mut Ctx, i: usize, op: &ReplyOp) {
+    fn answer_file(&mut self, t: &mut Transport, ctx: &mut Ctx, i: usize, op: &ReplyOp) {
         let Some((headers, path)) = op.split() else { return };
         let mut options = StaticOptions::default();
         let mut cond = Conditions::default();
@@ -680,44 +516,25 @@ impl Conn {
                 encode::header(&mut plan.headers, name, value);
             }
         }
-        self.answer_plan(ctx, i, plan);
+        self.answer_plan(t, ctx, i, plan);
     }
 
-    /// The buffer that the response of request `i` is written into: the connection's write
-    /// buffer (or, behind a file being sent, the end of its queue) for the oldest request, a
-    /// holding buffer for later ones.
-    fn take_out(&mut self, ctx: &mut Ctx, i: usize) -> Vec<u8> {
+    /// The buffer that the response of request `i` is written into: the transport's output
+    /// for the oldest request, a holding buffer for later ones.
+    fn take_out(&mut self, t: &mut Transport, ctx: &mut Ctx, i: usize) -> Vec<u8> {
         if i == 0 {
-            if self.queue.is_empty() {
-                self.take_wbuf(ctx);
-                std::mem::take(&mut self.wbuf)
-            } else if let Some(Out::Bytes(_)) = self.queue.back() {
-                let Some(Out::Bytes(b)) = self.queue.pop_back() else { unreachable!() };
-                b
-            } else {
-                ctx.pool.get()
-            }
+            t.take_out(ctx)
         } else {
             std::mem::take(&mut self.inflight[i].out)
         }
     }
 
-    fn put_out(&mut self, i: usize, out: Vec<u8>) {
+    fn put_out(&mut self, t: &mut Transport, i: usize, out: Vec<u8>) {
         if i == 0 {
-            if self.queue.is_empty() {
-                self.wbuf = out;
-            } else if !out.is_empty() {
-                self.queue.push_back(Out::Bytes(out));
-            }
+            t.put_out(out);
         } else {
             self.inflight[i].out = out;
-        }
-        self.dirty = true;
-    }
-
-    fn take_wbuf(&mut self, ctx: &mut Ctx) {
-        if self.wbuf.capacity() == 0 {
-            self.wbuf = ctx.pool.get();
+            t.dirty = true;
         }
     }
 
@@ -734,18 +551,18 @@ impl Conn {
     /// Retires finished responses from the front, moving held-back bytes into the write
     /// buffer. Once none is left in flight, the record list goes back to the thread's pool:
     /// an idle connection holds none (it would be 4 records, 320 bytes, for ever).
-    fn advance(&mut self, ctx: &mut Ctx) {
-        self.retire_done(ctx);
+    fn advance(&mut self, t: &mut Transport, ctx: &mut Ctx) {
+        self.retire_done(t, ctx);
         if self.inflight.is_empty() && self.inflight.capacity() > 0 {
             ctx.pendings.put(std::mem::take(&mut self.inflight));
         }
     }
 
-    fn retire_done(&mut self, ctx: &mut Ctx) {
+    fn retire_done(&mut self, t: &mut Transport, ctx: &mut Ctx) {
         while self.inflight.front().is_some_and(|p| p.answer == Answer::Done) {
             let done = self.inflight.pop_front().unwrap();
             if done.close {
-                self.close_after_flush = true;
+                t.close_after_flush = true;
                 self.stop_reading = true;
                 for mut p in self.inflight.drain(..) {
                     p.uncount(ctx);
@@ -759,22 +576,22 @@ impl Conn {
                 let tail = std::mem::take(&mut next.tail);
                 if !next.out.is_empty() {
                     let held = std::mem::take(&mut next.out);
-                    let mut out = self.take_out(ctx, 0);
+                    let mut out = self.take_out(t, ctx, 0);
                     out.extend_from_slice(&held);
-                    self.put_out(0, out);
+                    self.put_out(t, 0, out);
                     ctx.pool.put(held);
                 }
-                self.queue.extend(tail);
+                t.queue_after(tail);
             }
         }
     }
 
     /// Applies one reply op from the handler; ops for requests no longer in flight are dropped.
-    pub fn apply(&mut self, ctx: &mut Ctx, op: &ReplyOp) {
+    pub fn apply(&mut self, t: &mut Transport, ctx: &mut Ctx, op: &ReplyOp) {
         let Some(i) = self.inflight.iter().position(|p| p.rid == op.rid) else { return };
         if op.kind == OP_FILE {
             if self.inflight[i].answer == Answer::Waiting {
-                self.answer_file(ctx, i, op);
+                self.answer_file(t, ctx, i, op);
             }
             return;
         }
@@ -782,7 +599,7 @@ impl Conn {
         let answer = self.inflight[i].answer;
         match (op.kind, answer) {
             (OP_FULL | OP_HEAD, Answer::Waiting) => {
-                let mut out = self.take_out(ctx, i);
+                let mut out = self.take_out(t, ctx, i);
                 let p = &mut self.inflight[i];
                 p.uncount(ctx);
                 let status = if (200..=999).contains(&op.status) { Status(op.status) } else { Status::INTERNAL_SERVER_ERROR };
@@ -822,10 +639,10 @@ impl Conn {
                     }
                     p.answer = Answer::Done;
                 }
-                self.put_out(i, out);
+                self.put_out(t, i, out);
             }
             (OP_CHUNK | OP_END, Answer::Streaming) => {
-                let mut out = self.take_out(ctx, i);
+                let mut out = self.take_out(t, ctx, i);
                 let p = &mut self.inflight[i];
                 if p.body_allowed {
                     if p.chunked {
@@ -840,25 +657,25 @@ impl Conn {
                     }
                     p.answer = Answer::Done;
                 }
-                self.put_out(i, out);
+                self.put_out(t, i, out);
             }
             // Answered twice, or a chunk without a head: the first answer stands.
             _ => return,
         }
         if i == 0 && self.inflight[0].answer == Answer::Done {
-            self.advance(ctx);
+            self.advance(t, ctx);
         }
     }
 
     /// Answers with 503 every request whose handler has not started answering in time.
-    pub fn expire(&mut self, ctx: &mut Ctx, timeout: Duration) {
+    pub fn expire(&mut self, t: &mut Transport, ctx: &mut Ctx, timeout: Duration) {
         let mut i = 0;
         while i < self.inflight.len() {
             let p = &self.inflight[i];
             if p.answer == Answer::Waiting && ctx.now.duration_since(p.since) >= timeout {
                 ctx.batch.abort(p.rid);
                 let before = self.inflight.len();
-                self.answer_in_engine(ctx, i, Status::SERVICE_UNAVAILABLE, &[], b"Service Unavailable");
+                self.answer_in_engine(t, ctx, i, Status::SERVICE_UNAVAILABLE, &[], b"Service Unavailable");
                 if self.inflight.len() < before {
                     continue; // the front was retired; index `i` now names the next request
                 }
@@ -867,35 +684,30 @@ impl Conn {
         }
     }
 
-    /// The connection's own clocks, checked by the sweep: a head that takes too long (408), a
-    /// body that stops (408), a client that takes no output, an idle keep-alive connection.
-    pub fn check_timers(&mut self, ctx: &mut Ctx) -> Liveness {
+    /// The request clocks, checked by the sweep: a head that takes too long (408), a body
+    /// that stops (408), an idle keep-alive connection.
+    pub fn check_timers(&mut self, t: &mut Transport, ctx: &mut Ctx) -> Liveness {
+        if self.stop_reading {
+            return Liveness::Open;
+        }
         let now = ctx.now;
         let config = &ctx.shared.config;
         let over = |since: Instant, limit: Duration| !limit.is_zero() && now.saturating_duration_since(since) >= limit;
-        if let Some(since) = self.write_blocked_since {
-            if over(since, config.write_timeout) {
-                return Liveness::Closed;
-            }
-        }
-        if self.lingering_until.is_some() || self.stop_reading || self.paused {
-            return Liveness::Open;
-        }
         let (header_timeout, body_timeout, idle_timeout) = (config.header_timeout, config.body_timeout, config.keep_alive_timeout);
         match &self.read {
             ReadState::Head => {
                 if let Some(since) = self.head_since {
                     if over(since, header_timeout) {
-                        self.refuse(ctx, Status::REQUEST_TIMEOUT);
+                        self.refuse(t, ctx, Status::REQUEST_TIMEOUT);
                     }
-                } else if self.is_idle() && over(self.last_read.max(self.last_write), idle_timeout) {
+                } else if self.is_idle(t) && over(t.last_read.max(t.last_write), idle_timeout) {
                     return Liveness::Closed;
                 }
             }
             ReadState::Length { rid, .. } | ReadState::Chunked { rid, .. } => {
-                if over(self.last_read, body_timeout) {
+                if over(t.last_read, body_timeout) {
                     let rid = *rid;
-                    self.fail_body(ctx, rid, Status::REQUEST_TIMEOUT);
+                    self.fail_body(t, ctx, rid, Status::REQUEST_TIMEOUT);
                     if self.doomed {
                         return Liveness::Closed;
                     }
@@ -905,104 +717,18 @@ impl Conn {
         Liveness::Open
     }
 
-    /// Writes what is buffered. Returns `Closed` once a closing connection has said all.
-    pub fn flush(&mut self, ctx: &mut Ctx) -> Liveness {
-        self.dirty = false;
-        let mut progressed = false;
-        loop {
-            while self.wpos < self.wbuf.len() {
-                // A head followed by a file is held back for the file's first bytes: one
-                // segment, as with TCP_CORK, rather than a small one then the file.
-                let more = matches!(self.queue.front(), Some(Out::File { .. }));
-                match self.sock.write(&mut ctx.io, &self.wbuf[self.wpos..], more) {
-                    Ok(0) => return Liveness::Closed,
-                    Ok(n) => {
-                        self.wpos += n;
-                        progressed = true;
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return self.write_blocked(ctx, progressed),
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(_) => return Liveness::Closed,
-                }
-            }
-            self.wpos = 0;
-            self.wbuf.clear();
-            match self.queue.pop_front() {
-                None => break,
-                Some(Out::Bytes(b)) => {
-                    let old = std::mem::replace(&mut self.wbuf, b);
-                    ctx.pool.put(old);
-                }
-                Some(Out::File { file, mut offset, mut len }) => match self.sock.send_file(&mut ctx.io, &file, &mut offset, &mut len, &mut self.wbuf) {
-                    Ok(sent) => {
-                        progressed |= sent;
-                        if len > 0 {
-                            self.queue.push_front(Out::File { file, offset, len });
-                            if self.wbuf.is_empty() {
-                                return self.write_blocked(ctx, progressed);
-                            }
-                        }
-                    }
-                    // The file shrank or broke: the promised length cannot be kept.
-                    Err(_) => return Liveness::Closed,
-                },
-            }
-        }
-        if progressed {
-            self.last_write = ctx.now;
-        }
-        self.write_blocked_since = None;
-        self.wpos = 0;
-        self.wbuf.clear();
-        if self.inflight.is_empty() {
-            // An idle connection keeps no buffer.
-            ctx.pool.put(std::mem::take(&mut self.wbuf));
-        }
-        if self.close_after_flush || (ctx.draining && self.is_idle()) {
-            return self.linger(ctx);
-        }
-        Liveness::Open
-    }
 
-    fn write_blocked(&mut self, ctx: &Ctx, progressed: bool) -> Liveness {
-        if progressed || self.write_blocked_since.is_none() {
-            self.write_blocked_since = Some(ctx.now);
-        }
-        if progressed {
-            self.last_write = ctx.now;
-        }
-        Liveness::Open
-    }
-
-    /// Shuts the write side and waits (briefly) for the client to close its side.
-    pub fn linger(&mut self, ctx: &mut Ctx) -> Liveness {
-        if self.lingering_until.is_none() {
-            if self.sock.shutdown_write(&mut ctx.io).is_err() {
-                return Liveness::Closed;
-            }
-            self.lingering_until = Some(ctx.now + LINGER);
-            self.stop_reading = true;
-        }
-        self.discard_input(ctx)
-    }
-
-    pub fn linger_expired(&self, now: Instant) -> bool {
-        self.lingering_until.is_some_and(|t| now >= t)
-    }
 
     /// The connection is going away: tell the handler about every request it still holds.
     pub fn abort_all(&mut self, ctx: &mut Ctx) {
-        self.paused = false;
         for mut p in self.inflight.drain(..) {
             p.uncount(ctx);
             if p.answer != Answer::Done {
                 ctx.batch.abort(p.rid);
             }
         }
-        ctx.pool.put(std::mem::take(&mut self.wbuf));
-        ctx.pool.put(std::mem::take(&mut self.rbuf));
-        self.queue.clear();
     }
+
 }
 
 fn persistence(p: &Pending, draining: bool, close_asked: bool) -> Persistence {

@@ -1,0 +1,268 @@
+//! A client connection: one transport (the socket and its buffers) and the protocol it
+//! speaks now. See LIFECYCLE.md for how a connection lives and dies.
+
+pub(crate) mod transport;
+
+use std::io;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::engine::event_loop::Ctx;
+use crate::engine::io::Socket;
+use crate::engine::limits::IpState;
+use crate::engine::reply::ReplyOp;
+use crate::http1::conn::Http1;
+use transport::{Drained, Flushed, Transport};
+
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Liveness {
+    Open,
+    Closed,
+}
+
+/// What the connection speaks.
+pub(crate) enum Protocol {
+    Http1(Http1),
+}
+
+pub(crate) struct Conn {
+    pub t: Transport,
+    protocol: Protocol,
+    /// Not read for now (backpressure): listed in `Ctx::paused` until resumed.
+    paused: bool,
+}
+
+impl Conn {
+    pub fn new(sock: Socket, slot: u32, now: Instant, ip: Option<Arc<IpState>>) -> Conn {
+        Conn { t: Transport::new(sock, slot, now, ip), protocol: Protocol::Http1(Http1::new()), paused: false }
+    }
+
+    /// What this connection holds on the heap (its buffers and lists), for the tests that
+    /// check an idle one holds nothing.
+    #[cfg(test)]
+    pub fn heap_bytes(&self) -> usize {
+        self.t.heap_bytes()
+            + match &self.protocol {
+                Protocol::Http1(h) => h.heap_bytes(),
+            }
+    }
+
+    pub fn is_idle(&self) -> bool {
+        match &self.protocol {
+            Protocol::Http1(h) => h.is_idle(&self.t),
+        }
+    }
+
+    pub fn is_lingering(&self) -> bool {
+        self.t.is_lingering()
+    }
+
+    pub fn linger_expired(&self, now: Instant) -> bool {
+        self.t.linger_expired(now)
+    }
+
+    fn reads(&self) -> bool {
+        match &self.protocol {
+            Protocol::Http1(h) => h.reads(),
+        }
+    }
+
+    fn must_pause(&self, ctx: &Ctx) -> bool {
+        match &self.protocol {
+            Protocol::Http1(h) => h.must_pause(&self.t, ctx),
+        }
+    }
+
+    fn doomed(&self) -> bool {
+        match &self.protocol {
+            Protocol::Http1(h) => h.doomed,
+        }
+    }
+
+    /// Hands `input` to the protocol; returns the bytes it used.
+    fn consume(&mut self, ctx: &mut Ctx, input: &mut [u8]) -> usize {
+        match &mut self.protocol {
+            Protocol::Http1(h) => h.parse(&mut self.t, ctx, input),
+        }
+    }
+
+    fn after_parse(&mut self, ctx: &mut Ctx) {
+        match &mut self.protocol {
+            Protocol::Http1(h) => h.after_parse(&self.t, ctx),
+        }
+    }
+
+    /// Reads until the socket has no more, handing the bytes to the protocol as they come.
+    pub fn on_readable(&mut self, ctx: &mut Ctx) -> Liveness {
+        loop {
+            if self.t.is_lingering() || !self.reads() {
+                return self.discard_input(ctx);
+            }
+            if self.must_pause(ctx) {
+                // What the client sends meanwhile waits in the kernel: its window closes.
+                self.pause(ctx);
+                return Liveness::Open;
+            }
+            // The reason to pause is gone (its slot in `ctx.paused` is skipped when resumed):
+            // with edge-triggered polling, this event may be the last word the socket says.
+            self.paused = false;
+            let buffered = !self.t.rbuf.is_empty();
+            let result = if buffered {
+                self.t.read_more(ctx)
+            } else {
+                let mut scratch = std::mem::take(&mut ctx.scratch);
+                let r = self.t.read(ctx, &mut scratch);
+                ctx.scratch = scratch;
+                r
+            };
+            match result {
+                Ok(0) => return Liveness::Closed,
+                Ok(n) => {
+                    self.t.last_read = ctx.now;
+                    if buffered {
+                        self.consume_buffered(ctx);
+                    } else {
+                        let mut scratch = std::mem::take(&mut ctx.scratch);
+                        let used = self.consume(ctx, &mut scratch[..n]);
+                        if used < n && self.reads() {
+                            self.t.rbuf = ctx.pool.get();
+                            self.t.rbuf.extend_from_slice(&scratch[used..n]);
+                        }
+                        ctx.scratch = scratch;
+                        self.after_parse(ctx);
+                    }
+                    if self.doomed() {
+                        return Liveness::Closed;
+                    }
+                    if n < ctx.scratch.len() && self.t.rbuf.is_empty() {
+                        // A short read drained the socket; with edge-triggered polling there is
+                        // no need to try again and hear WouldBlock.
+                        return Liveness::Open;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Liveness::Open,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => return Liveness::Closed,
+            }
+        }
+    }
+
+    /// Hands what the input buffer holds to the protocol; gives the buffer back to the pool
+    /// once it is used up.
+    fn consume_buffered(&mut self, ctx: &mut Ctx) {
+        let mut rbuf = std::mem::take(&mut self.t.rbuf);
+        let used = self.consume(ctx, &mut rbuf);
+        rbuf.drain(..used);
+        self.t.rbuf = rbuf;
+        if !self.reads() {
+            self.t.rbuf.clear();
+        }
+        self.t.release_input(ctx);
+        self.after_parse(ctx);
+    }
+
+    fn pause(&mut self, ctx: &mut Ctx) {
+        if !self.paused {
+            self.paused = true;
+            ctx.paused.push(self.t.slot);
+        }
+    }
+
+    /// Called for a paused connection when the engine's state changed: reads again (what is
+    /// buffered first) if the reason to pause is gone.
+    pub fn resume(&mut self, ctx: &mut Ctx) -> Liveness {
+        if !self.paused {
+            return Liveness::Open;
+        }
+        if !self.t.is_lingering() && self.reads() && self.must_pause(ctx) {
+            ctx.paused.push(self.t.slot);
+            return Liveness::Open;
+        }
+        self.paused = false;
+        if !self.t.rbuf.is_empty() && self.reads() {
+            self.consume_buffered(ctx);
+            if self.doomed() {
+                return Liveness::Closed;
+            }
+        }
+        self.on_readable(ctx)
+    }
+
+    /// After the last input the connection will take: read and drop, until EOF.
+    fn discard_input(&mut self, ctx: &mut Ctx) -> Liveness {
+        match self.t.discard_input(ctx) {
+            Drained::Pending => Liveness::Open,
+            Drained::Eof if self.t.is_lingering() => Liveness::Closed,
+            Drained::Eof => match &self.protocol {
+                Protocol::Http1(h) if !h.done_at_eof() => Liveness::Open,
+                _ => Liveness::Closed,
+            },
+        }
+    }
+
+    /// Applies one reply op from the handler.
+    pub fn apply(&mut self, ctx: &mut Ctx, op: &ReplyOp) {
+        match &mut self.protocol {
+            Protocol::Http1(h) => h.apply(&mut self.t, ctx, op),
+        }
+    }
+
+    /// Answers with 503 every request whose handler has not started answering in time.
+    pub fn expire(&mut self, ctx: &mut Ctx, timeout: Duration) {
+        match &mut self.protocol {
+            Protocol::Http1(h) => h.expire(&mut self.t, ctx, timeout),
+        }
+    }
+
+    /// The connection's clocks, checked by the sweep: a client that takes no output, then
+    /// the protocol's own.
+    pub fn check_timers(&mut self, ctx: &mut Ctx) -> Liveness {
+        if self.t.write_timed_out(ctx.now, ctx.shared.config.write_timeout) {
+            return Liveness::Closed;
+        }
+        if self.t.is_lingering() || self.paused {
+            return Liveness::Open;
+        }
+        match &mut self.protocol {
+            Protocol::Http1(h) => h.check_timers(&mut self.t, ctx),
+        }
+    }
+
+    /// Writes what is queued. Returns `Closed` once a closing connection has said all.
+    pub fn flush(&mut self, ctx: &mut Ctx) -> Liveness {
+        match self.t.flush(ctx) {
+            Flushed::Broken => Liveness::Closed,
+            Flushed::Blocked => Liveness::Open,
+            Flushed::All => {
+                let close = match &mut self.protocol {
+                    Protocol::Http1(h) => h.after_flush(&mut self.t, ctx),
+                };
+                if close {
+                    self.linger(ctx)
+                } else {
+                    Liveness::Open
+                }
+            }
+        }
+    }
+
+    /// Shuts the write side and waits (briefly) for the client to close its side.
+    pub fn linger(&mut self, ctx: &mut Ctx) -> Liveness {
+        match &mut self.protocol {
+            Protocol::Http1(h) => h.stop_reading(),
+        }
+        match self.t.linger(ctx) {
+            Drained::Pending => Liveness::Open,
+            Drained::Eof => Liveness::Closed,
+        }
+    }
+
+    /// The connection is going away: tell the handler about everything it still holds.
+    pub fn abort_all(&mut self, ctx: &mut Ctx) {
+        self.paused = false;
+        match &mut self.protocol {
+            Protocol::Http1(h) => h.abort_all(ctx),
+        }
+        self.t.release_all(ctx);
+    }
+}

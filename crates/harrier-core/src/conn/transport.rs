@@ -1,0 +1,290 @@
+//! The transport under every protocol: the socket through the backend, the bytes read and
+//! not yet consumed, the output queue (bytes, then file spans), write accounting, lingering.
+//! A protocol never touches the socket: it is handed input and appends output here.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::engine::event_loop::Ctx;
+use crate::engine::io::Socket;
+use crate::engine::limits::IpState;
+
+/// How long a closing connection may keep sending before it is dropped; reading what it
+/// sends meanwhile keeps the kernel from answering with a reset that would eat our output.
+const LINGER: Duration = Duration::from_secs(2);
+
+/// Output that follows the write buffer, in order: bytes, or a span of a file sent from the
+/// file itself (sendfile on Linux, chunked reads elsewhere) so that it is never held whole.
+pub(crate) enum Out {
+    Bytes(Vec<u8>),
+    File { file: Arc<File>, offset: u64, len: u64 },
+}
+
+impl Out {
+    fn len(&self) -> usize {
+        match self {
+            Out::Bytes(b) => b.len(),
+            Out::File { len, .. } => *len as usize,
+        }
+    }
+}
+
+/// What a flush achieved.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Flushed {
+    /// Everything went to the kernel.
+    All,
+    /// The socket takes no more for now; the rest waits for writability.
+    Blocked,
+    /// The socket broke.
+    Broken,
+}
+
+pub(crate) struct Transport {
+    pub sock: Socket,
+    /// The connection's key in its thread's table.
+    pub slot: u32,
+    /// The client address's limits, when per-address limits are on.
+    pub ip: Option<Arc<IpState>>,
+    /// Read and not yet consumed by the protocol; empty (no allocation) whenever a read ends
+    /// on a boundary the protocol could use whole.
+    pub rbuf: Vec<u8>,
+    wbuf: Vec<u8>,
+    wpos: usize,
+    /// Output after `wbuf` (files and what was queued after them); usually empty.
+    queue: VecDeque<Out>,
+    /// Output to write before the connection is shut.
+    pub close_after_flush: bool,
+    /// Set once the write side is shut; the connection is dropped at EOF or at this instant.
+    lingering_until: Option<Instant>,
+    /// Has output not yet offered to the socket.
+    pub dirty: bool,
+    /// The last read that brought bytes (or the accept).
+    pub last_read: Instant,
+    /// The last write that took bytes (or the accept).
+    pub last_write: Instant,
+    /// Since when output has waited on a socket that takes none of it.
+    write_blocked_since: Option<Instant>,
+}
+
+impl Transport {
+    pub fn new(sock: Socket, slot: u32, now: Instant, ip: Option<Arc<IpState>>) -> Transport {
+        Transport {
+            sock,
+            slot,
+            ip,
+            rbuf: Vec::new(),
+            wbuf: Vec::new(),
+            wpos: 0,
+            queue: VecDeque::new(),
+            close_after_flush: false,
+            lingering_until: None,
+            dirty: false,
+            last_read: now,
+            last_write: now,
+            write_blocked_since: None,
+        }
+    }
+
+    #[cfg(test)]
+    pub fn heap_bytes(&self) -> usize {
+        self.rbuf.capacity() + self.wbuf.capacity() + self.queue.capacity() * std::mem::size_of::<Out>()
+    }
+
+    /// Bytes queued and not yet taken by the kernel.
+    pub fn unsent(&self) -> usize {
+        self.wbuf.len() - self.wpos + self.queue.iter().map(Out::len).sum::<usize>()
+    }
+
+    pub fn has_no_output(&self) -> bool {
+        self.wpos >= self.wbuf.len() && self.queue.is_empty()
+    }
+
+    pub fn is_lingering(&self) -> bool {
+        self.lingering_until.is_some()
+    }
+
+    pub fn linger_expired(&self, now: Instant) -> bool {
+        self.lingering_until.is_some_and(|t| now >= t)
+    }
+
+    /// Whether output has waited longer than `limit` on a socket that takes none of it.
+    pub fn write_timed_out(&self, now: Instant, limit: Duration) -> bool {
+        self.write_blocked_since.is_some_and(|since| !limit.is_zero() && now.saturating_duration_since(since) >= limit)
+    }
+
+    /// Reads once into `into`.
+    pub fn read(&mut self, ctx: &mut Ctx, into: &mut [u8]) -> io::Result<usize> {
+        self.sock.read(&mut ctx.io, into)
+    }
+
+    /// Reads once, appending to `rbuf`.
+    pub fn read_more(&mut self, ctx: &mut Ctx) -> io::Result<usize> {
+        self.rbuf.reserve(16 * 1024);
+        let len = self.rbuf.len();
+        let cap = self.rbuf.capacity();
+        self.rbuf.resize(cap, 0);
+        let r = self.sock.read(&mut ctx.io, &mut self.rbuf[len..]);
+        self.rbuf.truncate(len + *r.as_ref().unwrap_or(&0));
+        r
+    }
+
+    /// The buffer to append the next output to: the write buffer, or the end of the queue
+    /// behind a file being sent. Give it back with `put_out`.
+    pub fn take_out(&mut self, ctx: &mut Ctx) -> Vec<u8> {
+        if self.queue.is_empty() {
+            if self.wbuf.capacity() == 0 {
+                self.wbuf = ctx.pool.get();
+            }
+            std::mem::take(&mut self.wbuf)
+        } else if let Some(Out::Bytes(_)) = self.queue.back() {
+            let Some(Out::Bytes(b)) = self.queue.pop_back() else { unreachable!() };
+            b
+        } else {
+            ctx.pool.get()
+        }
+    }
+
+    pub fn put_out(&mut self, out: Vec<u8>) {
+        if self.queue.is_empty() {
+            self.wbuf = out;
+        } else if !out.is_empty() {
+            self.queue.push_back(Out::Bytes(out));
+        }
+        self.dirty = true;
+    }
+
+    /// Appends bytes to the output.
+    pub fn push(&mut self, ctx: &mut Ctx, bytes: &[u8]) {
+        let mut out = self.take_out(ctx);
+        out.extend_from_slice(bytes);
+        self.put_out(out);
+    }
+
+    /// Appends output that follows what is queued (file spans, held-back bytes).
+    pub fn queue_after(&mut self, rest: impl IntoIterator<Item = Out>) {
+        self.queue.extend(rest);
+        self.dirty = true;
+    }
+
+    /// Writes what is queued, as far as the socket takes it.
+    pub fn flush(&mut self, ctx: &mut Ctx) -> Flushed {
+        self.dirty = false;
+        let mut progressed = false;
+        loop {
+            while self.wpos < self.wbuf.len() {
+                // A head followed by a file is held back for the file's first bytes: one
+                // segment, as with TCP_CORK, rather than a small one then the file.
+                let more = matches!(self.queue.front(), Some(Out::File { .. }));
+                match self.sock.write(&mut ctx.io, &self.wbuf[self.wpos..], more) {
+                    Ok(0) => return Flushed::Broken,
+                    Ok(n) => {
+                        self.wpos += n;
+                        progressed = true;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return self.write_blocked(ctx, progressed),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(_) => return Flushed::Broken,
+                }
+            }
+            self.wpos = 0;
+            self.wbuf.clear();
+            match self.queue.pop_front() {
+                None => break,
+                Some(Out::Bytes(b)) => {
+                    let old = std::mem::replace(&mut self.wbuf, b);
+                    ctx.pool.put(old);
+                }
+                Some(Out::File { file, mut offset, mut len }) => match self.sock.send_file(&mut ctx.io, &file, &mut offset, &mut len, &mut self.wbuf) {
+                    Ok(sent) => {
+                        progressed |= sent;
+                        if len > 0 {
+                            self.queue.push_front(Out::File { file, offset, len });
+                            if self.wbuf.is_empty() {
+                                return self.write_blocked(ctx, progressed);
+                            }
+                        }
+                    }
+                    // The file shrank or broke: the promised length cannot be kept.
+                    Err(_) => return Flushed::Broken,
+                },
+            }
+        }
+        if progressed {
+            self.last_write = ctx.now;
+        }
+        self.write_blocked_since = None;
+        self.wpos = 0;
+        self.wbuf.clear();
+        Flushed::All
+    }
+
+    fn write_blocked(&mut self, ctx: &Ctx, progressed: bool) -> Flushed {
+        if progressed || self.write_blocked_since.is_none() {
+            self.write_blocked_since = Some(ctx.now);
+        }
+        if progressed {
+            self.last_write = ctx.now;
+        }
+        Flushed::Blocked
+    }
+
+    /// Gives the write buffer back to the pool once everything is written: an idle
+    /// connection keeps no buffer.
+    pub fn release_output(&mut self, ctx: &mut Ctx) {
+        if self.has_no_output() {
+            ctx.pool.put(std::mem::take(&mut self.wbuf));
+        }
+    }
+
+    /// Gives the input buffer back to the pool once it is used up.
+    pub fn release_input(&mut self, ctx: &mut Ctx) {
+        if self.rbuf.is_empty() {
+            ctx.pool.put(std::mem::take(&mut self.rbuf));
+        }
+    }
+
+    /// Shuts the write side and waits (briefly) for the client to close its side. `Closed`
+    /// when the socket is gone or the client has closed already.
+    pub fn linger(&mut self, ctx: &mut Ctx) -> Drained {
+        if self.lingering_until.is_none() {
+            if self.sock.shutdown_write(&mut ctx.io).is_err() {
+                return Drained::Eof;
+            }
+            self.lingering_until = Some(ctx.now + LINGER);
+        }
+        self.discard_input(ctx)
+    }
+
+    /// Reads and drops what the client sends, until it has no more or closes.
+    pub fn discard_input(&mut self, ctx: &mut Ctx) -> Drained {
+        loop {
+            match self.sock.read(&mut ctx.io, &mut ctx.scratch) {
+                Ok(0) => return Drained::Eof,
+                Ok(_) => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Drained::Pending,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => return Drained::Eof,
+            }
+        }
+    }
+
+    /// Drops every buffer (the connection is closing).
+    pub fn release_all(&mut self, ctx: &mut Ctx) {
+        ctx.pool.put(std::mem::take(&mut self.wbuf));
+        ctx.pool.put(std::mem::take(&mut self.rbuf));
+        self.queue.clear();
+    }
+}
+
+/// What reading-and-dropping found.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Drained {
+    /// The client has more to say later.
+    Pending,
+    /// The client closed (or the socket broke).
+    Eof,
+}
