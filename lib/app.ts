@@ -7,7 +7,10 @@ import { Request } from './request'
 import { Response, checkStaticOptions } from './response'
 import { unwatchSignals, watchSignals } from './signals'
 import type { AppOptions, ErrorHook, Handler, IoBackend, Listening, ListenOptions, Middleware, Next, RouteParams, StaticOptions } from './types'
-import { EVENT_ABORT, EVENT_BODY, EVENT_END, EVENT_REQUEST, REQUEST_FIXED_WORDS } from './wire'
+import { WebSocket, acceptUpgrade, publish, type WebSocketBehavior, type WebSocketData, type WebSocketHub } from './websocket'
+import {
+  EVENT_ABORT, EVENT_BODY, EVENT_END, EVENT_REQUEST, EVENT_WS_CLOSE, EVENT_WS_DRAIN, EVENT_WS_MESSAGE, EVENT_WS_OPEN, FLAG_UPGRADE, REQUEST_FIXED_WORDS,
+} from './wire'
 
 interface Route {
   method: string
@@ -20,6 +23,43 @@ interface Route {
   bodyLimit?: number
   /** A directory the engine serves for this route (`app.static`). */
   static?: { root: string; options: StaticOptions }
+  /** A WebSocket endpoint (`app.ws`). */
+  ws?: WebSocketBehavior<any, any>
+}
+
+/** An accepted handshake whose 101 is on its way: what the socket will be given. */
+interface Opening {
+  behavior: WebSocketBehavior<any, any>
+  data: unknown
+  params: Record<string, string>
+  protocols: readonly string[]
+}
+
+/** Where a WebSocket (or its opening) is found by its thread and id. */
+const socketKey = (thread: number, id: number) => id * 64 + thread
+
+function checkBehavior(behavior: WebSocketBehavior<any, any>): void {
+  if (behavior === null || typeof behavior !== 'object') throw new TypeError('harrier: ws() needs a behavior object')
+  for (const key of ['upgrade', 'open', 'message', 'drain', 'close'] as const) {
+    if (behavior[key] !== undefined && typeof behavior[key] !== 'function') throw new TypeError(`harrier: ws behavior ${key} must be a function`)
+  }
+  for (const key of ['maxPayloadLength', 'backpressureLimit'] as const) {
+    const v = behavior[key]
+    if (v !== undefined && !(Number.isSafeInteger(v) && v >= 0)) throw new RangeError(`harrier: ws option ${key} must be a non-negative integer, got ${v}`)
+  }
+  const idle = behavior.idleTimeout
+  if (idle !== undefined && !(Number.isFinite(idle) && idle >= 0 && idle <= 2 ** 31 / 1000)) throw new RangeError(`harrier: ws option idleTimeout must be a number of seconds, got ${idle}`)
+  const deflate = behavior.perMessageDeflate
+  if (deflate !== undefined && typeof deflate !== 'boolean') {
+    if (deflate === null || typeof deflate !== 'object') throw new TypeError('harrier: ws option perMessageDeflate must be a boolean or { threshold }')
+    if (deflate.threshold !== undefined && !(Number.isSafeInteger(deflate.threshold) && deflate.threshold >= 0)) {
+      throw new RangeError(`harrier: ws option perMessageDeflate.threshold must be a non-negative integer, got ${deflate.threshold}`)
+    }
+  }
+  const protocols = behavior.protocols
+  if (protocols !== undefined && !(Array.isArray(protocols) && protocols.every((p) => typeof p === 'string' && /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(p)))) {
+    throw new TypeError('harrier: ws option protocols must be an array of subprotocol tokens')
+  }
 }
 
 const BODY_LIMIT = Symbol('harrier.bodyLimit')
@@ -74,6 +114,8 @@ function checkHandlers(handlers: unknown[]): Handler[] {
 export class App {
   /** Called once for every error a handler throws or rejects with; the default logs it. */
   onError: ErrorHook | null = null
+  /** Called for every error a WebSocket callback throws or rejects with; the default logs it. */
+  onWebSocketError: ((error: unknown, ws: WebSocket<any, any>) => void) | null = null
 
   private readonly settings: AppOptions
   private readonly routes: Route[] = []
@@ -85,6 +127,34 @@ export class App {
   private readonly inflight = new InflightTable<Request>()
   private closing: Promise<void> | null = null
   private keepAlive: NodeJS.Timeout | null = null
+  private readonly openings = new Map<number, Opening>()
+  private readonly sockets = new Map<number, WebSocket<any, any>>()
+  private readonly topicHeaders = new Map<string, Buffer>()
+  private readonly hub: WebSocketHub = {
+    out: null as unknown as ReplyBuffer,
+    topics: new Map(),
+    topicHeader: (topic) => {
+      let h = this.topicHeaders.get(topic)
+      if (h === undefined) {
+        const name = Buffer.from(topic)
+        h = Buffer.alloc(8 + name.length)
+        h.writeUInt32LE(name.length, 0)
+        name.copy(h, 8)
+        // Topics repeat; a bounded cache keeps their encoded form.
+        if (this.topicHeaders.size >= 4096) this.topicHeaders.clear()
+        this.topicHeaders.set(topic, h)
+      }
+      return h
+    },
+    failed: (error, ws) => {
+      try {
+        if (this.onWebSocketError) this.onWebSocketError(error, ws)
+        else console.error('harrier: a WebSocket callback failed:', error)
+      } catch (hookError) {
+        console.error('harrier: onWebSocketError threw:', hookError)
+      }
+    },
+  }
 
   constructor(options: AppOptions = {}) {
     for (const key of [
@@ -169,6 +239,33 @@ export class App {
   /** A route for every method. */
   all<P extends string>(path: P, ...handlers: Handler<RouteParams<P>>[]): this {
     return this.route('*', path, handlers)
+  }
+
+  /**
+   * A WebSocket endpoint: a GET to `path` with a valid handshake becomes a WebSocket (after
+   * `behavior.upgrade`, if given); one without gets 426. Framing, pings, the close handshake
+   * and pub/sub fan-out happen in the engine; callbacks see whole messages.
+   */
+  ws<P extends string, Data = undefined>(path: P, behavior: WebSocketBehavior<Data, RouteParams<P>>): this {
+    this.assertNotListening()
+    if (typeof path !== 'string') throw new TypeError('harrier: a route path must be a string')
+    checkBehavior(behavior as WebSocketBehavior<any, any>)
+    const paramNames = checkRoute('GET', path)
+    if (this.routes.some((r) => r.method === 'GET' && r.path === path)) throw new Error(`harrier: ${path} already has a GET route`)
+    this.routes.push({ method: 'GET', path, paramNames, order: this.order++, handlers: [], ws: { ...behavior } })
+    return this
+  }
+
+  /** Sends to every subscriber of `topic`, framed once in the engine; returns how many sockets it was queued for. */
+  publish(topic: string, data: WebSocketData, compress = true): number {
+    const count = this.hub.topics.get(topic)?.size ?? 0
+    if (count > 0) publish(this.hub, topic, data, compress, null)
+    return count
+  }
+
+  /** Open sockets subscribed to `topic`. */
+  subscriberCount(topic: string): number {
+    return this.hub.topics.get(topic)?.size ?? 0
   }
 
   /** Middleware for every route, or for the routes under a path prefix; runs in registration order with the routes. */
@@ -297,6 +394,13 @@ export class App {
         fallback: r.static?.options.fallback,
         dotfiles: r.static?.options.dotfiles,
         precompressed: r.static?.options.precompressed,
+        websocket: r.ws !== undefined,
+        maxPayloadLength: r.ws?.maxPayloadLength,
+        idleTimeoutMs: r.ws?.idleTimeout === undefined ? undefined : Math.round(r.ws.idleTimeout * 1000),
+        backpressureLimit: r.ws?.backpressureLimit,
+        protocols: r.ws?.protocols,
+        perMessageDeflate: r.ws === undefined ? undefined : r.ws.perMessageDeflate !== undefined && r.ws.perMessageDeflate !== false,
+        deflateThreshold: typeof r.ws?.perMessageDeflate === 'object' ? r.ws.perMessageDeflate.threshold : undefined,
       })),
       (bytes, meta, bytesStart, bytesEnd, metaStart, metaEnd) =>
         // The inline driver writes heads-only batches into arenas it reuses: views of them.
@@ -309,6 +413,7 @@ export class App {
     }
     this.native = native
     this.out = out
+    ;(this.hub as { out: ReplyBuffer }).out = out
     // The engine's callback does not hold the process open; this does, until close().
     this.keepAlive = setInterval(() => {}, 2 ** 30)
     if (options.signals !== false) watchSignals(this)
@@ -327,6 +432,10 @@ export class App {
         if (req.response) req.response.abandoned = true
         req.abort()
       }
+      // Sockets the drain did not see close (a client that never answered the 1001).
+      for (const ws of this.sockets.values()) ws.closed(1006, '')
+      this.sockets.clear()
+      this.openings.clear()
       if (this.keepAlive) clearInterval(this.keepAlive)
       this.keepAlive = null
       unwatchSignals(this)
@@ -351,13 +460,15 @@ export class App {
         const kind = meta[i]
         if (kind === EVENT_REQUEST) {
           const route = meta[i + 3]
+          const upgrade = (meta[i + 4] & FLAG_UPGRADE) !== 0
           const req = new Request(thread, bytes, meta, i, this.routes[route].paramNames)
           const res = new Response(out, thread, req.slot, req.rid, this.inflight)
           req.response = res
           res.request = req
           this.inflight.add(thread, req)
           i += REQUEST_FIXED_WORDS + meta[i + 10] * 4 + meta[i + 11] * 2
-          this.run(this.chains[route], req, res)
+          if (upgrade) this.upgrade(this.routes[route].ws!, req, res)
+          else this.run(this.chains[route], req, res)
         } else if (kind === EVENT_BODY) {
           this.inflight.get(thread, meta[i + 1])?.pushBody(ownCopy(bytes, meta[i + 2], meta[i + 3]))
           i += 4
@@ -371,7 +482,32 @@ export class App {
             if (req.response) req.response.abandoned = true
             req.abort()
           }
+          this.openings.delete(socketKey(thread, meta[i + 1]))
           i += 2
+        } else if (kind === EVENT_WS_MESSAGE) {
+          const ws = this.sockets.get(socketKey(thread, meta[i + 1]))
+          if (ws !== undefined && ws.behavior.message !== undefined) {
+            const off = meta[i + 3]
+            const message = meta[i + 2] !== 0 ? ownCopy(bytes, off, meta[i + 4]) : bytes.utf8Slice(off, off + meta[i + 4])
+            ws.call(() => ws.behavior.message!(ws, message))
+          }
+          i += 5
+        } else if (kind === EVENT_WS_OPEN) {
+          this.opened(thread, bytes, meta, i)
+          i += 6
+        } else if (kind === EVENT_WS_CLOSE) {
+          const key = socketKey(thread, meta[i + 1])
+          const ws = this.sockets.get(key)
+          this.openings.delete(key)
+          if (ws !== undefined) {
+            this.sockets.delete(key)
+            const off = meta[i + 3]
+            ws.closed(meta[i + 2], bytes.utf8Slice(off, off + meta[i + 4]))
+          }
+          i += 5
+        } else if (kind === EVENT_WS_DRAIN) {
+          this.sockets.get(socketKey(thread, meta[i + 1]))?.drained(meta[i + 2])
+          i += 3
         } else {
           throw new Error(`harrier: unknown batch event ${kind}`)
         }
@@ -379,6 +515,39 @@ export class App {
     } finally {
       if (ownTurn) out.endTurn()
     }
+  }
+
+  /** A valid handshake: the route's `upgrade` decides (if it has one), then the 101 goes out. */
+  private upgrade(behavior: WebSocketBehavior<any, any>, req: Request, res: Response): void {
+    const accept = (data: unknown) => {
+      if (req.aborted || res.finished) return
+      this.inflight.delete(req.thread, req.rid)
+      res.abandoned = true
+      const protocols = behavior.protocols ?? []
+      this.openings.set(socketKey(req.thread, req.rid), { behavior, data, params: req.params, protocols })
+      acceptUpgrade(this.out!, req)
+    }
+    if (behavior.upgrade === undefined) return accept(undefined)
+    try {
+      const result = behavior.upgrade(req)
+      if (isThenable(result)) result.then(accept, (e) => this.fail(e, req, res))
+      else accept(result)
+    } catch (e) {
+      this.fail(e, req, res)
+    }
+  }
+
+  /** The 101 is out: the socket exists, `open` runs. */
+  private opened(thread: number, bytes: Buffer, meta: Uint32Array, i: number): void {
+    const key = socketKey(thread, meta[i + 1])
+    const opening = this.openings.get(key)
+    if (opening === undefined) return
+    this.openings.delete(key)
+    const protocol = meta[i + 5] === 0 ? '' : opening.protocols[meta[i + 5] - 1] ?? ''
+    const remote = bytes.latin1Slice(meta[i + 3], meta[i + 3] + meta[i + 4])
+    const ws = new WebSocket(this.hub, thread, meta[i + 2], meta[i + 1], opening.behavior, opening.data, opening.params, remote, protocol)
+    this.sockets.set(key, ws)
+    if (opening.behavior.open !== undefined) ws.call(() => opening.behavior.open!(ws))
   }
 
   private run(chain: Handler[], req: Request, res: Response): void {

@@ -4,9 +4,19 @@ export const EVENT_REQUEST = 1
 export const EVENT_BODY = 2
 export const EVENT_END = 3
 export const EVENT_ABORT = 4
+/** id, slot, client address off/len, chosen subprotocol index + 1 (0: none) */
+export const EVENT_WS_OPEN = 5
+/** id, binary, off, len */
+export const EVENT_WS_MESSAGE = 6
+/** id, code, reason off/len */
+export const EVENT_WS_CLOSE = 7
+/** id, bytes unsent */
+export const EVENT_WS_DRAIN = 8
 
 export const FLAG_HTTP10 = 1
 export const FLAG_HAS_BODY = 2
+/** A valid WebSocket handshake: accept it with an `UPGRADE` op, or answer to refuse it. */
+export const FLAG_UPGRADE = 4
 
 /** Words of a request event before its headers: kind, rid, slot, route, flags, method off/len, target off/len, path len, header count, param count. */
 export const REQUEST_FIXED_WORDS = 12
@@ -17,4 +27,17 @@ export const OP_CHUNK = 3
 export const OP_END = 4
 /** `res.sendFile`: the body is the path; headers `:option`, `<request-header`, or response headers (see reply.rs). */
 export const OP_FILE = 5
+export const OP_UPGRADE = 6
+/** status: WS_BINARY | WS_COMPRESS | WS_WANT_DRAIN; body: the message */
+export const OP_WS_SEND = 7
+/** status: the close code (0: drop without a close frame); body: the reason */
+export const OP_WS_CLOSE = 8
+export const OP_WS_SUBSCRIBE = 9
+export const OP_WS_UNSUBSCRIBE = 10
+/** one header whose name is the topic; body: the message; to every thread */
+export const OP_WS_PUBLISH = 11
+export const WS_BINARY = 1
+export const WS_COMPRESS = 2
+export const WS_WANT_DRAIN = 4
+export const ALL_THREADS = 0xff
 export const OP_HEADER_BYTES = 20

@@ -240,7 +240,7 @@ pub mod hot {
         while pos < input.len() {
             let Ok(Parse::Complete) = request::parse_head(&input[pos..], &mut parser.head, &parser.limits) else { break };
             rid += 1;
-            batch.request(rid, 0, 0, &input[pos..], &parser.head, &[]);
+            batch.request(rid, 0, 0, &input[pos..], &parser.head, &[], 0);
             pos += parser.head.len;
         }
         let taken = batch.take();

@@ -9,6 +9,6 @@ pub mod http1;
 pub mod router;
 pub mod statics;
 
-pub use engine::{Backend, Batch, Config, Handler, InlineServer, ListenError, Replier, ReplyWriter, RequestRef, Server, ShutdownSignal};
+pub use engine::{Backend, Batch, Config, Handler, InlineServer, ListenError, Replier, ReplyWriter, RequestRef, Server, ShutdownSignal, WsOptions};
 pub use router::{RouteError, RouteMatch, Router};
 pub use statics::{StaticMount, StaticOptions};

@@ -13,7 +13,7 @@ mod uv;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use harrier_core::{Backend, Config, Replier, Router, Server, StaticMount, StaticOptions};
+use harrier_core::{Backend, Config, Replier, Router, Server, StaticMount, StaticOptions, WsOptions};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
@@ -62,6 +62,36 @@ pub struct RouteSpec {
     /// `allow` or `ignore`.
     pub dotfiles: Option<String>,
     pub precompressed: Option<bool>,
+    /// A WebSocket endpoint (`app.ws`), with its options.
+    pub websocket: Option<bool>,
+    pub max_payload_length: Option<f64>,
+    pub idle_timeout_ms: Option<f64>,
+    pub backpressure_limit: Option<f64>,
+    pub protocols: Option<Vec<String>>,
+    pub per_message_deflate: Option<bool>,
+    pub deflate_threshold: Option<f64>,
+}
+
+fn websocket(route: &RouteSpec) -> Result<Option<std::sync::Arc<WsOptions>>> {
+    if route.websocket != Some(true) {
+        return Ok(None);
+    }
+    let mut options = WsOptions::default();
+    if let Some(n) = route.max_payload_length {
+        options.max_payload = bytes_option(n, "maxPayloadLength")? as usize;
+    }
+    if let Some(ms) = route.idle_timeout_ms {
+        options.idle_timeout = Duration::from_millis(bytes_option(ms, "idleTimeout")?);
+    }
+    if let Some(n) = route.backpressure_limit {
+        options.backpressure_limit = bytes_option(n, "backpressureLimit")? as usize;
+    }
+    options.protocols = route.protocols.clone().unwrap_or_default();
+    options.deflate = route.per_message_deflate.unwrap_or(false);
+    if let Some(n) = route.deflate_threshold {
+        options.deflate_threshold = bytes_option(n, "perMessageDeflate.threshold")? as usize;
+    }
+    Ok(Some(std::sync::Arc::new(options)))
 }
 
 fn static_mount(route: &RouteSpec) -> Result<Option<std::sync::Arc<StaticMount>>> {
@@ -219,6 +249,7 @@ impl NativeServer {
         for route in &routes {
             config.route_body_limits.push(route.body_limit.map(|b| bytes_option(b, "bodyLimit")).transpose()?);
             config.statics.push(static_mount(route)?);
+            config.websockets.push(websocket(route)?);
         }
         let (driver, addr, io) = match options.driver.as_str() {
             "threads" => {

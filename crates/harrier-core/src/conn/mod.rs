@@ -11,7 +11,8 @@ use crate::engine::event_loop::Ctx;
 use crate::engine::io::Socket;
 use crate::engine::limits::IpState;
 use crate::engine::reply::ReplyOp;
-use crate::http1::conn::Http1;
+use crate::http1::conn::{Http1, Upgrade};
+use crate::ws::conn::WsConn;
 use transport::{Drained, Flushed, Transport};
 
 #[derive(Debug, PartialEq, Eq)]
@@ -23,6 +24,8 @@ pub(crate) enum Liveness {
 /// What the connection speaks.
 pub(crate) enum Protocol {
     Http1(Http1),
+    /// After a 101.
+    WebSocket(Box<WsConn>),
 }
 
 pub(crate) struct Conn {
@@ -44,12 +47,15 @@ impl Conn {
         self.t.heap_bytes()
             + match &self.protocol {
                 Protocol::Http1(h) => h.heap_bytes(),
+                Protocol::WebSocket(w) => w.heap_bytes(),
             }
     }
 
     pub fn is_idle(&self) -> bool {
         match &self.protocol {
             Protocol::Http1(h) => h.is_idle(&self.t),
+            // Never closed as idle by a drain: it is asked to close (`go_away`).
+            Protocol::WebSocket(_) => false,
         }
     }
 
@@ -64,18 +70,21 @@ impl Conn {
     fn reads(&self) -> bool {
         match &self.protocol {
             Protocol::Http1(h) => h.reads(),
+            Protocol::WebSocket(w) => w.reads(),
         }
     }
 
     fn must_pause(&self, ctx: &Ctx) -> bool {
         match &self.protocol {
             Protocol::Http1(h) => h.must_pause(&self.t, ctx),
+            Protocol::WebSocket(w) => w.must_pause(&self.t, ctx),
         }
     }
 
     fn doomed(&self) -> bool {
         match &self.protocol {
             Protocol::Http1(h) => h.doomed,
+            Protocol::WebSocket(_) => false,
         }
     }
 
@@ -83,12 +92,14 @@ impl Conn {
     fn consume(&mut self, ctx: &mut Ctx, input: &mut [u8]) -> usize {
         match &mut self.protocol {
             Protocol::Http1(h) => h.parse(&mut self.t, ctx, input),
+            Protocol::WebSocket(w) => w.consume(&mut self.t, ctx, input),
         }
     }
 
     fn after_parse(&mut self, ctx: &mut Ctx) {
         match &mut self.protocol {
             Protocol::Http1(h) => h.after_parse(&self.t, ctx),
+            Protocol::WebSocket(_) => {}
         }
     }
 
@@ -200,10 +211,55 @@ impl Conn {
         }
     }
 
-    /// Applies one reply op from the handler.
-    pub fn apply(&mut self, ctx: &mut Ctx, op: &ReplyOp) {
+    /// Applies one reply op from the handler; `Closed` when it drops the connection.
+    pub fn apply(&mut self, ctx: &mut Ctx, op: &ReplyOp) -> Liveness {
         match &mut self.protocol {
-            Protocol::Http1(h) => h.apply(&mut self.t, ctx, op),
+            Protocol::Http1(h) => {
+                h.apply(&mut self.t, ctx, op);
+                if let Some(upgrade) = h.take_switch() {
+                    self.become_websocket(ctx, upgrade);
+                }
+                Liveness::Open
+            }
+            Protocol::WebSocket(w) => w.apply(&mut self.t, ctx, op),
+        }
+    }
+
+    /// The 101 is out: the same transport carries WebSocket frames from now on. What the
+    /// client sent after its handshake waits in the input buffer (the connection was paused),
+    /// read when the paused connections resume at the end of this turn.
+    fn become_websocket(&mut self, ctx: &mut Ctx, upgrade: Box<Upgrade>) {
+        let Upgrade { id, accepted, options, .. } = *upgrade;
+        let peer = self.t.sock.peer_addr(&ctx.io);
+        ctx.batch.ws_open(id, self.t.slot, peer, accepted.protocol);
+        self.protocol = Protocol::WebSocket(Box::new(WsConn::new(id, options, accepted.deflate, ctx.now)));
+        self.t.last_read = ctx.now;
+        self.pause(ctx);
+    }
+
+    /// A frame published to a topic this WebSocket is subscribed to; false if it is closing.
+    pub fn deliver(&mut self, ctx: &mut Ctx, frame: &[u8]) -> bool {
+        match &mut self.protocol {
+            Protocol::WebSocket(w) if w.is_open() => {
+                w.deliver(&mut self.t, ctx, frame);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The WebSocket id, if the connection is one.
+    pub fn websocket(&self) -> Option<&WsConn> {
+        match &self.protocol {
+            Protocol::WebSocket(w) => Some(w),
+            Protocol::Http1(_) => None,
+        }
+    }
+
+    /// A shutdown began: a WebSocket is asked to close (1001); HTTP/1.1 ends on its own.
+    pub fn go_away(&mut self, ctx: &mut Ctx) {
+        if let Protocol::WebSocket(w) = &mut self.protocol {
+            w.go_away(&mut self.t, ctx);
         }
     }
 
@@ -211,6 +267,7 @@ impl Conn {
     pub fn expire(&mut self, ctx: &mut Ctx, timeout: Duration) {
         match &mut self.protocol {
             Protocol::Http1(h) => h.expire(&mut self.t, ctx, timeout),
+            Protocol::WebSocket(_) => {}
         }
     }
 
@@ -225,17 +282,25 @@ impl Conn {
         }
         match &mut self.protocol {
             Protocol::Http1(h) => h.check_timers(&mut self.t, ctx),
+            Protocol::WebSocket(w) => w.check_timers(&mut self.t, ctx),
         }
     }
 
     /// Writes what is queued. Returns `Closed` once a closing connection has said all.
     pub fn flush(&mut self, ctx: &mut Ctx) -> Liveness {
-        match self.t.flush(ctx) {
+        let flushed = self.t.flush(ctx);
+        if let Protocol::WebSocket(w) = &mut self.protocol {
+            if flushed != Flushed::Broken && w.after_flush(&mut self.t, ctx, flushed == Flushed::All) {
+                return self.linger(ctx);
+            }
+        }
+        match flushed {
             Flushed::Broken => Liveness::Closed,
             Flushed::Blocked => Liveness::Open,
             Flushed::All => {
                 let close = match &mut self.protocol {
                     Protocol::Http1(h) => h.after_flush(&mut self.t, ctx),
+                    Protocol::WebSocket(_) => false,
                 };
                 if close {
                     self.linger(ctx)
@@ -248,8 +313,8 @@ impl Conn {
 
     /// Shuts the write side and waits (briefly) for the client to close its side.
     pub fn linger(&mut self, ctx: &mut Ctx) -> Liveness {
-        match &mut self.protocol {
-            Protocol::Http1(h) => h.stop_reading(),
+        if let Protocol::Http1(h) = &mut self.protocol {
+            h.stop_reading();
         }
         match self.t.linger(ctx) {
             Drained::Pending => Liveness::Open,
@@ -262,6 +327,7 @@ impl Conn {
         self.paused = false;
         match &mut self.protocol {
             Protocol::Http1(h) => h.abort_all(ctx),
+            Protocol::WebSocket(w) => w.abort(ctx, self.t.slot),
         }
         self.t.release_all(ctx);
     }

@@ -10,6 +10,13 @@
 //! | `BODY` | rid, off, len |
 //! | `END` | rid (the body is complete) |
 //! | `ABORT` | rid (the client went away, or the engine answered for the handler) |
+//! | `WS_OPEN` | id (the upgrade request's rid, which names the WebSocket from now on), slot, client address off/len (text), the chosen subprotocol's index + 1 (0: none) |
+//! | `WS_MESSAGE` | id, binary (0: text, 1: binary), off, len: one whole message |
+//! | `WS_CLOSE` | id, code, reason off/len: the WebSocket is closed (1006: without a close frame) |
+//! | `WS_DRAIN` | id, bytes still unsent: the socket's output fell back under its limit |
+//!
+//! A `WS_DRAIN` that nobody waits for (a report of what was written) does not make a batch
+//! on its own: it rides with the next one (`lazy`).
 
 use crate::http1::request::{RequestHead, Span};
 
@@ -17,9 +24,15 @@ pub const EVENT_REQUEST: u32 = 1;
 pub const EVENT_BODY: u32 = 2;
 pub const EVENT_END: u32 = 3;
 pub const EVENT_ABORT: u32 = 4;
+pub const EVENT_WS_OPEN: u32 = 5;
+pub const EVENT_WS_MESSAGE: u32 = 6;
+pub const EVENT_WS_CLOSE: u32 = 7;
+pub const EVENT_WS_DRAIN: u32 = 8;
 
 pub const FLAG_HTTP10: u32 = 1;
 pub const FLAG_HAS_BODY: u32 = 2;
+/// A valid WebSocket handshake: answer with an `UPGRADE` op to accept it.
+pub const FLAG_UPGRADE: u32 = 4;
 
 /// One batch of events from one I/O thread. The handler owns it: the bytes stay valid for
 /// as long as it keeps them, whatever the engine reads next.
@@ -38,6 +51,8 @@ pub(crate) struct BatchBuilder {
     meta: Vec<u32>,
     /// Counts batches handed over, so that a mark knows whether it still applies.
     generation: u64,
+    /// Holds an event that someone waits for (not only lazy ones).
+    urgent: bool,
 }
 
 /* A batch's vectors are reused for the next one unless they grew past this (a burst of
@@ -54,7 +69,7 @@ pub(crate) struct BatchMark {
 
 impl BatchBuilder {
     pub fn new(thread: u8) -> BatchBuilder {
-        BatchBuilder { thread, bytes: Vec::new(), meta: vec![thread as u32], generation: 0 }
+        BatchBuilder { thread, bytes: Vec::new(), meta: vec![thread as u32], generation: 0, urgent: false }
     }
 
     pub fn mark(&self) -> BatchMark {
@@ -66,10 +81,19 @@ impl BatchBuilder {
         let (meta, bytes) = if mark.generation == self.generation { (mark.meta, mark.bytes) } else { (1, 0) };
         self.meta.truncate(meta.max(1));
         self.bytes.truncate(bytes);
+        if self.meta.len() == 1 {
+            self.urgent = false;
+        }
     }
 
+    /// Nothing worth a call to the handler (lazy events wait for company).
     pub fn is_empty(&self) -> bool {
-        self.meta.len() == 1
+        !self.urgent
+    }
+
+    fn event(&mut self, words: &[u32]) {
+        self.urgent = true;
+        self.meta.extend_from_slice(words);
     }
 
     pub fn is_full(&self) -> bool {
@@ -83,12 +107,12 @@ impl BatchBuilder {
     }
 
     #[allow(clippy::too_many_arguments)]
-    pub fn request(&mut self, rid: u32, slot: u32, route: u32, input: &[u8], head: &RequestHead, params: &[(u32, u32)]) {
+    pub fn request(&mut self, rid: u32, slot: u32, route: u32, input: &[u8], head: &RequestHead, params: &[(u32, u32)], extra_flags: u32) {
         // The head is copied whole, so every span keeps its offset relative to `base`.
         let base = self.bytes.len() as u32;
         let head_bytes = &input[..head.len];
         self.bytes.extend_from_slice(head_bytes);
-        let mut flags = 0;
+        let mut flags = extra_flags;
         if head.http10 {
             flags |= FLAG_HTTP10;
         }
@@ -96,6 +120,7 @@ impl BatchBuilder {
             flags |= FLAG_HAS_BODY;
         }
         let path_off = base + head.target.start;
+        self.urgent = true;
         self.meta.extend_from_slice(&[
             EVENT_REQUEST,
             rid,
@@ -125,20 +150,48 @@ impl BatchBuilder {
             return;
         }
         let off = self.copy(data);
-        self.meta.extend_from_slice(&[EVENT_BODY, rid, off, data.len() as u32]);
+        self.event(&[EVENT_BODY, rid, off, data.len() as u32]);
     }
 
     pub fn end(&mut self, rid: u32) {
-        self.meta.extend_from_slice(&[EVENT_END, rid]);
+        self.event(&[EVENT_END, rid]);
     }
 
     pub fn abort(&mut self, rid: u32) {
-        self.meta.extend_from_slice(&[EVENT_ABORT, rid]);
+        self.event(&[EVENT_ABORT, rid]);
+    }
+
+    pub fn ws_open(&mut self, id: u32, slot: u32, peer: Option<std::net::SocketAddr>, protocol: Option<usize>) {
+        use std::io::Write;
+        let off = self.bytes.len();
+        if let Some(peer) = peer {
+            let _ = write!(self.bytes, "{}", peer.ip());
+        }
+        let len = self.bytes.len() - off;
+        let protocol = protocol.map_or(0, |i| i as u32 + 1);
+        self.event(&[EVENT_WS_OPEN, id, slot, off as u32, len as u32, protocol]);
+    }
+
+    pub fn ws_message(&mut self, id: u32, binary: bool, data: &[u8]) {
+        let off = self.copy(data);
+        self.event(&[EVENT_WS_MESSAGE, id, binary as u32, off, data.len() as u32]);
+    }
+
+    pub fn ws_close(&mut self, id: u32, code: u16, reason: &[u8]) {
+        let off = self.copy(reason);
+        self.event(&[EVENT_WS_CLOSE, id, code as u32, off, reason.len() as u32]);
+    }
+
+    /// `lazy`: a report nobody waits for, handed over with the next batch.
+    pub fn ws_drain(&mut self, id: u32, unsent: usize, lazy: bool) {
+        self.meta.extend_from_slice(&[EVENT_WS_DRAIN, id, unsent.min(u32::MAX as usize) as u32]);
+        self.urgent |= !lazy;
     }
 
     /// The batch gathered so far, to hand over; give it back with `recycle` once handled.
     pub fn take(&mut self) -> Batch {
         self.generation += 1;
+        self.urgent = false;
         Batch { thread: self.thread, bytes: std::mem::take(&mut self.bytes), meta: std::mem::take(&mut self.meta) }
     }
 
@@ -167,6 +220,10 @@ pub enum Event<'a> {
     Body { rid: u32, data: &'a [u8] },
     End { rid: u32 },
     Abort { rid: u32 },
+    WsOpen { id: u32, slot: u32, peer: &'a [u8], protocol: u32 },
+    WsMessage { id: u32, binary: bool, data: &'a [u8] },
+    WsClose { id: u32, code: u16, reason: &'a [u8] },
+    WsDrain { id: u32, unsent: u32 },
 }
 
 /// A request event: spans resolved against the batch's bytes.
@@ -251,6 +308,10 @@ impl<'a> Iterator for Events<'a> {
             EVENT_BODY => (Event::Body { rid: m[i + 1], data: span(b, m[i + 2], m[i + 3]) }, 4),
             EVENT_END => (Event::End { rid: m[i + 1] }, 2),
             EVENT_ABORT => (Event::Abort { rid: m[i + 1] }, 2),
+            EVENT_WS_OPEN => (Event::WsOpen { id: m[i + 1], slot: m[i + 2], peer: span(b, m[i + 3], m[i + 4]), protocol: m[i + 5] }, 6),
+            EVENT_WS_MESSAGE => (Event::WsMessage { id: m[i + 1], binary: m[i + 2] != 0, data: span(b, m[i + 3], m[i + 4]) }, 5),
+            EVENT_WS_CLOSE => (Event::WsClose { id: m[i + 1], code: m[i + 2] as u16, reason: span(b, m[i + 3], m[i + 4]) }, 5),
+            EVENT_WS_DRAIN => (Event::WsDrain { id: m[i + 1], unsent: m[i + 2] }, 3),
             _ => return None,
         };
         self.at = i + words;
@@ -269,7 +330,7 @@ mod tests {
         let mut head = RequestHead::new();
         assert!(matches!(parse_head(input, &mut head, &HeadLimits::new(100, 16384, 8192)), Ok(Parse::Complete)));
         let mut b = BatchBuilder::new(3);
-        b.request(7, 9, 2, input, &head, &[(7, 2)]);
+        b.request(7, 9, 2, input, &head, &[(7, 2)], 0);
         b.body(7, b"abc");
         b.end(7);
         b.abort(8);

@@ -46,6 +46,9 @@ pub struct Config {
     /// Per route (index = route id): a directory the engine serves for it, never calling
     /// the handler. Such a route is a `GET` route ending in `/*` (the path under the mount).
     pub statics: Vec<Option<Arc<StaticMount>>>,
+    /// Per route (index = route id): the WebSocket endpoint it is, if any. Such a route is a
+    /// `GET` route; a request to it that is no valid handshake is answered by the engine.
+    pub websockets: Vec<Option<Arc<WsOptions>>>,
 
     /// Open connections, all threads together: past it, new ones are closed at once.
     pub max_connections: usize,
@@ -84,6 +87,7 @@ impl Default for Config {
             max_body_size: 1024 * 1024,
             route_body_limits: Vec::new(),
             statics: Vec::new(),
+            websockets: Vec::new(),
             max_connections: 10_000,
             max_connections_per_ip: 0,
             rate_limit: 0.0,
@@ -105,8 +109,44 @@ impl Config {
         self.statics.get(route as usize).and_then(Option::as_ref)
     }
 
+    /// The WebSocket endpoint a route is, if any.
+    pub(crate) fn websocket(&self, route: u32) -> Option<&Arc<WsOptions>> {
+        self.websockets.get(route as usize).and_then(Option::as_ref)
+    }
+
     /// The body limit of a route (0: none).
     pub(crate) fn body_limit(&self, route: u32) -> u64 {
         self.route_body_limits.get(route as usize).copied().flatten().unwrap_or(self.max_body_size)
+    }
+}
+
+/// What a WebSocket endpoint allows.
+#[derive(Debug, Clone)]
+pub struct WsOptions {
+    /// Bytes of one message after reassembly and inflation: past it, close 1009.
+    pub max_payload: usize,
+    /// Without any frame from the client for half of this, a ping; for all of it, the
+    /// connection is dropped. Zero: never.
+    pub idle_timeout: Duration,
+    /// Unsent bytes past which a send reports backpressure.
+    pub backpressure_limit: usize,
+    /// Subprotocols, in the server's order of preference.
+    pub protocols: Vec<String>,
+    /// permessage-deflate offered to clients that ask for it.
+    pub deflate: bool,
+    /// Messages shorter than this are sent uncompressed.
+    pub deflate_threshold: usize,
+}
+
+impl Default for WsOptions {
+    fn default() -> WsOptions {
+        WsOptions {
+            max_payload: 16 * 1024 * 1024,
+            idle_timeout: Duration::from_secs(120),
+            backpressure_limit: 1024 * 1024,
+            protocols: Vec::new(),
+            deflate: false,
+            deflate_threshold: 1024,
+        }
     }
 }

@@ -12,9 +12,11 @@ use slab::Slab;
 use super::batch::BatchBuilder;
 use crate::conn::{Conn, Liveness};
 use crate::http1::conn::PendingPool;
+use crate::ws::topics::Topics;
 use super::io::{Fresh, Io, Ready};
 use super::pool::BufPool;
-use super::reply::ReplyOps;
+use super::reply::{ReplyOp, ReplyOps, OP_WS_PUBLISH, WS_BINARY, WS_COMPRESS};
+use crate::ws;
 use super::Shared;
 use crate::http1::date::CachedDate;
 use crate::http1::encode;
@@ -40,6 +42,11 @@ pub(crate) struct Ctx {
     pub date: CachedDate,
     pub pool: BufPool,
     pub pendings: PendingPool,
+    /// This thread's WebSocket topics.
+    pub topics: Topics,
+    /// Compressors for published messages, by window bits, made on first use; without
+    /// context takeover, so that any subscriber can inflate what they make.
+    publish_deflaters: Vec<(u8, ws::deflate::Deflater)>,
     pub now: Instant,
     pub draining: bool,
     /// What a head may hold.
@@ -57,6 +64,18 @@ pub(crate) struct Ctx {
 }
 
 impl Ctx {
+    pub fn publish_deflater(&mut self, window_bits: u8) -> &mut ws::deflate::Deflater {
+        let at = match self.publish_deflaters.iter().position(|(b, _)| *b == window_bits) {
+            Some(at) => at,
+            None => {
+                let params = ws::deflate::DeflateParams { server_no_context_takeover: true, deflate_window_bits: window_bits, ..ws::deflate::DeflateParams::default_params() };
+                self.publish_deflaters.push((window_bits, ws::deflate::Deflater::new(&params)));
+                self.publish_deflaters.len() - 1
+            }
+        };
+        &mut self.publish_deflaters[at].1
+    }
+
     pub fn next_rid(&mut self) -> u32 {
         self.next_rid = self.next_rid.wrapping_add(1);
         self.next_rid
@@ -103,6 +122,8 @@ impl Worker {
                 date: CachedDate::new(),
                 pool: BufPool::default(),
                 pendings: PendingPool::default(),
+                topics: Topics::default(),
+                publish_deflaters: Vec::new(),
                 now: Instant::now(),
                 draining: false,
                 limits,
@@ -369,20 +390,67 @@ impl Worker {
         }
         let replies = std::mem::take(&mut self.replies);
         for op in ReplyOps::new(&replies) {
+            if op.kind == OP_WS_PUBLISH {
+                self.publish(&op);
+                continue;
+            }
             let key = op.slot as usize;
             if !self.conns.contains(key) {
                 continue;
             }
-            let alive = self.guarded(key, |conn, ctx| {
-                conn.apply(ctx, &op);
-                Liveness::Open
-            });
+            let alive = self.guarded(key, |conn, ctx| conn.apply(ctx, &op));
             if alive == Liveness::Open && self.conns.get(key).is_some_and(|c| c.t.dirty) {
                 self.dirty.push(key);
             }
         }
         self.replies = replies;
         true
+    }
+
+    /// Frames a published message once (and compresses it at most once) and queues it for
+    /// every subscriber of its topic on this thread but the one it names.
+    fn publish(&mut self, op: &ReplyOp) {
+        let Some((mut headers, message)) = op.split() else { return };
+        let Some((topic, _)) = headers.next() else { return };
+        let Some(id) = self.ctx.topics.find(topic) else { return };
+        let opcode = if op.status & WS_BINARY != 0 { ws::frame::BINARY } else { ws::frame::TEXT };
+        let mut plain = Vec::new();
+        // By the window the subscriber allows: a compressed frame per window size in use.
+        let mut compressed: Vec<(u8, Vec<u8>)> = Vec::new();
+        let subscribers = self.ctx.topics.take_subscribers(id);
+        for &slot in &subscribers {
+            let key = slot as usize;
+            let Some(conn) = self.conns.get_mut(key) else { continue };
+            let Some(ws) = conn.websocket() else { continue };
+            if op.rid != 0 && slot == op.slot && ws.id() == op.rid {
+                continue;
+            }
+            let window = ws.deflate_window_bits().filter(|_| op.status & WS_COMPRESS != 0 && message.len() >= ws.deflate_threshold());
+            let frame = match window {
+                Some(bits) => {
+                    let at = match compressed.iter().position(|(b, _)| *b == bits) {
+                        Some(at) => at,
+                        None => {
+                            let mut frame = Vec::new();
+                            self.ctx.publish_deflater(bits).write_frame(&mut frame, opcode, message);
+                            compressed.push((bits, frame));
+                            compressed.len() - 1
+                        }
+                    };
+                    &compressed[at].1
+                }
+                None => {
+                    if plain.is_empty() {
+                        ws::frame::write_frame(&mut plain, opcode, message);
+                    }
+                    &plain
+                }
+            };
+            if conn.deliver(&mut self.ctx, frame) {
+                self.dirty.push(key);
+            }
+        }
+        self.ctx.topics.restore(id, subscribers);
     }
 
     fn flush_dirty(&mut self) {
@@ -441,6 +509,14 @@ impl Worker {
         let idle: Vec<usize> = self.conns.iter().filter(|(_, c)| c.is_idle() && !c.is_lingering()).map(|(k, _)| k).collect();
         for key in idle {
             self.close(key);
+        }
+        // WebSockets are asked to close (1001) and close when the client answers.
+        let sockets: Vec<usize> = self.conns.iter().filter(|(_, c)| c.websocket().is_some()).map(|(k, _)| k).collect();
+        for key in sockets {
+            self.guarded(key, |conn, ctx| {
+                conn.go_away(ctx);
+                conn.flush(ctx)
+            });
         }
     }
 

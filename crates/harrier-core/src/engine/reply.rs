@@ -14,6 +14,18 @@
 //! `:immutable`, `:dotfiles` and `:precompressed` as `1`/`0`, `:index`), `<name` a request
 //! header the answer depends on (`<range`, `<if-range`, `<if-none-match`,
 //! `<if-modified-since`, `<accept-encoding`), anything else a response header to add.
+//!
+//! WebSocket ops name the socket by `slot` and `rid` (the id its `WS_OPEN` event gave):
+//! - `UPGRADE` accepts the handshake of request `rid` (flagged `UPGRADE`): the engine sends
+//!   the 101 it prepared and the connection speaks WebSocket from then on.
+//! - `WS_SEND`: the body is one message; `status` holds `WS_BINARY`, `WS_COMPRESS`,
+//!   `WS_WANT_DRAIN` (the sender saw the socket over its limit: report when it is not).
+//! - `WS_CLOSE`: `status` the close code (0: drop the connection without a close frame),
+//!   the body the reason.
+//! - `WS_SUBSCRIBE`, `WS_UNSUBSCRIBE`: the body is the topic.
+//! - `WS_PUBLISH`: one header whose name is the topic, the body the message, `status` as
+//!   for `WS_SEND`; sent to every thread (`thread` = `ALL_THREADS`); the socket named, if
+//!   any, is left out.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -25,6 +37,19 @@ pub const OP_HEAD: u8 = 2;
 pub const OP_CHUNK: u8 = 3;
 pub const OP_END: u8 = 4;
 pub const OP_FILE: u8 = 5;
+pub const OP_UPGRADE: u8 = 6;
+pub const OP_WS_SEND: u8 = 7;
+pub const OP_WS_CLOSE: u8 = 8;
+pub const OP_WS_SUBSCRIBE: u8 = 9;
+pub const OP_WS_UNSUBSCRIBE: u8 = 10;
+pub const OP_WS_PUBLISH: u8 = 11;
+
+pub const WS_BINARY: u16 = 1;
+pub const WS_COMPRESS: u16 = 2;
+pub const WS_WANT_DRAIN: u16 = 4;
+
+/// The `thread` of an op every I/O thread must apply (a publish).
+pub const ALL_THREADS: u8 = 0xff;
 
 const OP_HEADER_LEN: usize = 20;
 
@@ -154,6 +179,29 @@ impl ReplyWriter {
         self.op(OP_END, to.thread, 0, to.slot, to.rid, &[], data);
     }
 
+    /// Accepts the WebSocket handshake of request `to`.
+    pub fn upgrade(&mut self, to: RequestRef) {
+        self.op(OP_UPGRADE, to.thread, 0, to.slot, to.rid, &[], b"");
+    }
+
+    pub fn ws_send(&mut self, to: RequestRef, flags: u16, message: &[u8]) {
+        self.op(OP_WS_SEND, to.thread, flags, to.slot, to.rid, &[], message);
+    }
+
+    pub fn ws_close(&mut self, to: RequestRef, code: u16, reason: &[u8]) {
+        self.op(OP_WS_CLOSE, to.thread, code, to.slot, to.rid, &[], reason);
+    }
+
+    pub fn ws_subscribe(&mut self, to: RequestRef, topic: &[u8], on: bool) {
+        self.op(if on { OP_WS_SUBSCRIBE } else { OP_WS_UNSUBSCRIBE }, to.thread, 0, to.slot, to.rid, &[], topic);
+    }
+
+    /// To every subscriber of `topic`, but `except` (rid 0: none).
+    pub fn ws_publish(&mut self, except: Option<RequestRef>, topic: &[u8], flags: u16, message: &[u8]) {
+        let (slot, rid) = except.map_or((0, 0), |r| (r.slot, r.rid));
+        self.op(OP_WS_PUBLISH, ALL_THREADS, flags, slot, rid, &[(topic, b"")], message);
+    }
+
     /// Answers with the file at `path`; `headers` as the format above describes.
     pub fn file(&mut self, to: RequestRef, headers: &[(&[u8], &[u8])], path: &[u8]) {
         self.op(OP_FILE, to.thread, 0, to.slot, to.rid, headers, path);
@@ -234,8 +282,13 @@ impl Replier {
             if len < OP_HEADER_LEN || len > rest.len() {
                 break;
             }
-            let thread = rest[5] as usize;
-            if let Some(inbox) = self.inboxes.get(thread) {
+            let thread = rest[5];
+            if thread == ALL_THREADS {
+                for (i, inbox) in self.inboxes.iter().enumerate() {
+                    inbox.push(&rest[..len]);
+                    touched |= 1 << (i % 64);
+                }
+            } else if let Some(inbox) = self.inboxes.get(thread as usize) {
                 inbox.push(&rest[..len]);
                 touched |= 1 << (thread % 64);
             }

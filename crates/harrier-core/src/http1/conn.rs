@@ -4,18 +4,23 @@
 //! path.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::conn::transport::{Out, Transport};
 use crate::conn::Liveness;
+use crate::engine::batch::FLAG_UPGRADE;
+use crate::engine::config::WsOptions;
 use crate::engine::event_loop::Ctx;
-use crate::engine::reply::{ReplyOp, OP_CHUNK, OP_END, OP_FILE, OP_FULL, OP_HEAD};
+use crate::engine::reply::{ReplyOp, OP_CHUNK, OP_END, OP_FILE, OP_FULL, OP_HEAD, OP_UPGRADE};
 use crate::http1::chunked::{Chunk, ChunkedDecoder};
 use crate::http1::encode::{self, decimal, Framing, Persistence};
 use crate::http1::request::{parse_head, BodyFraming, Parse};
 use crate::http1::Status;
 use crate::router::RouteMatch;
 use crate::statics::{self, Conditions, Piece, Plan, StaticOptions};
+use crate::ws::deflate::DeflateConfig;
+use crate::ws::handshake::{self, Accepted};
 
 /// A connection with this many requests in flight is not read further until some are
 /// answered: a client that pipelines without reading cannot queue without end.
@@ -72,6 +77,17 @@ struct Pending {
     out: Vec<u8>,
     /// What follows `out` for a file answered while held back: spans of the file, streamed.
     tail: Vec<Out>,
+    /// A WebSocket handshake the engine found valid, waiting for the handler's word.
+    upgrade: Option<Box<Upgrade>>,
+}
+
+/// A checked WebSocket handshake: what the 101 says and what the socket will allow.
+pub(crate) struct Upgrade {
+    pub id: u32,
+    pub accepted: Accepted,
+    pub options: Arc<WsOptions>,
+    /// The handler said yes (an `UPGRADE` op): the 101 is queued.
+    pub agreed: bool,
 }
 
 impl Pending {
@@ -89,6 +105,7 @@ impl Pending {
             counted: false,
             out: Vec::new(),
             tail: Vec::new(),
+            upgrade: None,
         }
     }
 
@@ -122,11 +139,16 @@ pub(crate) struct Http1 {
     head_since: Option<Instant>,
     /// A body broke off while its response was being streamed: the connection must go.
     pub doomed: bool,
+    /// A WebSocket handshake is in flight: nothing after it is HTTP, so nothing more is
+    /// parsed; what follows waits in the input buffer for the protocol that will read it.
+    upgrading: bool,
+    /// The handshake's 101 is written: the connection speaks WebSocket from now on.
+    switch: Option<Box<Upgrade>>,
 }
 
 impl Http1 {
     pub fn new() -> Http1 {
-        Http1 { read: ReadState::Head, inflight: VecDeque::new(), stop_reading: false, last_request: false, head_since: None, doomed: false }
+        Http1 { read: ReadState::Head, inflight: VecDeque::new(), stop_reading: false, last_request: false, head_since: None, doomed: false, upgrading: false, switch: None }
     }
 
     #[cfg(test)]
@@ -159,7 +181,8 @@ impl Http1 {
     /// connection already has a request waiting for it. Bodies are always read on.
     pub fn must_pause(&self, t: &Transport, ctx: &Ctx) -> bool {
         matches!(self.read, ReadState::Head)
-            && ((ctx.write_high_water > 0 && t.unsent() > ctx.write_high_water)
+            && (self.upgrading
+                || (ctx.write_high_water > 0 && t.unsent() > ctx.write_high_water)
                 || self.inflight.len() >= MAX_PIPELINED
                 || (ctx.waiting >= ctx.max_waiting && self.inflight.iter().any(|p| p.counted)))
     }
@@ -171,6 +194,11 @@ impl Http1 {
         } else if self.head_since.is_none() {
             self.head_since = Some(ctx.now);
         }
+    }
+
+    /// The WebSocket handshake whose 101 is out, once: the connection changes protocol.
+    pub fn take_switch(&mut self) -> Option<Box<Upgrade>> {
+        self.switch.take()
     }
 
     /// Everything written: an idle connection keeps no buffer; whether it should now close.
@@ -188,6 +216,9 @@ impl Http1 {
                 ReadState::Head => {
                     if self.last_request {
                         self.stop_reading = true;
+                        break;
+                    }
+                    if self.upgrading {
                         break;
                     }
                     if self.must_pause(t, ctx) {
@@ -298,6 +329,33 @@ impl Http1 {
             (_, Err(secs)) => {
                 self.answer_new(t, ctx, pending, Status::TOO_MANY_REQUESTS, &[(b"retry-after", decimal(&mut number, secs))], expect_continue || declared > default_limit);
                 (None, default_limit)
+            }
+            (RouteMatch::Found { route }, Ok(())) if ctx.shared.config.websocket(*route).is_some() => {
+                let options = ctx.shared.config.websocket(*route).unwrap().clone();
+                let deflate = options.deflate.then(|| DeflateConfig { threshold: options.deflate_threshold, ..DeflateConfig::default() });
+                let headers = ctx.head.headers.iter().map(|(n, v)| (n.slice(input), v.slice(input)));
+                // Whatever happens, nothing after this request is HTTP/1.1 to keep alive.
+                pending.keep_alive = false;
+                match handshake::check(headers, ctx.head.http10, body != BodyFraming::None, &options.protocols, deflate.as_ref()) {
+                    Err(refusal) => {
+                        let status = Status(refusal.status());
+                        self.answer_new(t, ctx, pending, status, refusal.extra_headers(), true);
+                        (None, default_limit)
+                    }
+                    Ok(accepted) if ctx.waiting < ctx.max_waiting => {
+                        ctx.batch.request(rid, t.slot, *route, input, &ctx.head, &ctx.params, FLAG_UPGRADE);
+                        pending.upgrade = Some(Box::new(Upgrade { id: rid, accepted, options, agreed: false }));
+                        pending.counted = true;
+                        ctx.waiting += 1;
+                        self.track(ctx, pending);
+                        self.upgrading = true;
+                        (None, default_limit)
+                    }
+                    Ok(_) => {
+                        self.answer_new(t, ctx, pending, Status::SERVICE_UNAVAILABLE, &[(b"retry-after", b"1")], true);
+                        (None, default_limit)
+                    }
+                }
             }
             (RouteMatch::Found { route }, Ok(())) if ctx.shared.config.static_mount(*route).is_some() => {
                 let mount = ctx.shared.config.static_mount(*route).unwrap();
@@ -560,7 +618,13 @@ impl Http1 {
 
     fn retire_done(&mut self, t: &mut Transport, ctx: &mut Ctx) {
         while self.inflight.front().is_some_and(|p| p.answer == Answer::Done) {
-            let done = self.inflight.pop_front().unwrap();
+            let mut done = self.inflight.pop_front().unwrap();
+            if let Some(upgrade) = done.upgrade.take().filter(|u| u.agreed) {
+                // Nothing was parsed after the handshake: nothing else is in flight.
+                self.switch = Some(upgrade);
+                self.stop_reading = true;
+                break;
+            }
             if done.close {
                 t.close_after_flush = true;
                 self.stop_reading = true;
@@ -589,6 +653,10 @@ impl Http1 {
     /// Applies one reply op from the handler; ops for requests no longer in flight are dropped.
     pub fn apply(&mut self, t: &mut Transport, ctx: &mut Ctx, op: &ReplyOp) {
         let Some(i) = self.inflight.iter().position(|p| p.rid == op.rid) else { return };
+        if op.kind == OP_UPGRADE {
+            self.agree_upgrade(t, ctx, i);
+            return;
+        }
         if op.kind == OP_FILE {
             if self.inflight[i].answer == Answer::Waiting {
                 self.answer_file(t, ctx, i, op);
@@ -663,6 +731,27 @@ impl Http1 {
             _ => return,
         }
         if i == 0 && self.inflight[0].answer == Answer::Done {
+            self.advance(t, ctx);
+        }
+    }
+
+    /// The handler accepts the handshake of request `i`: its 101 is queued, and once it is
+    /// the oldest answer the connection changes protocol.
+    fn agree_upgrade(&mut self, t: &mut Transport, ctx: &mut Ctx, i: usize) {
+        let p = &mut self.inflight[i];
+        if p.answer != Answer::Waiting {
+            return;
+        }
+        let Some(upgrade) = p.upgrade.as_mut() else { return };
+        upgrade.agreed = true;
+        let mut out = self.take_out(t, ctx, i);
+        let p = &mut self.inflight[i];
+        let upgrade = p.upgrade.as_ref().unwrap();
+        handshake::write_101(&mut out, &upgrade.accepted, &upgrade.options.protocols);
+        p.uncount(ctx);
+        p.answer = Answer::Done;
+        self.put_out(t, i, out);
+        if i == 0 {
             self.advance(t, ctx);
         }
     }

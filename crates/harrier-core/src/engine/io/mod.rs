@@ -363,6 +363,17 @@ impl Socket {
         }
     }
 
+    /// The client's address (a syscall: asked once per WebSocket, not per request).
+    pub fn peer_addr(&self, io: &Io) -> Option<std::net::SocketAddr> {
+        match (self, io) {
+            (Socket::Poll(s), _) => s.peer_addr().ok(),
+            #[cfg(target_os = "linux")]
+            (Socket::Uring(id), Io::Uring(u)) => u.peer_addr(*id),
+            #[allow(unreachable_patterns)]
+            _ => None,
+        }
+    }
+
     /// Shuts the write side once everything taken was sent.
     pub fn shutdown_write(&mut self, io: &mut Io) -> io::Result<()> {
         match (self, io) {

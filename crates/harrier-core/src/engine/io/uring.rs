@@ -678,6 +678,11 @@ impl UringIo {
             .ok_or_else(|| io::ErrorKind::WouldBlock.into())
     }
 
+    pub fn peer_addr(&self, id: u32) -> Option<std::net::SocketAddr> {
+        let s = self.socks.get(id as usize)?;
+        socket2::SockRef::from(&s.fd).peer_addr().ok()?.as_socket()
+    }
+
     pub fn register(&mut self, fd: OwnedFd, key: usize) -> Socket {
         let id = self.socks.insert(USock::new(fd, key)) as u32;
         self.arm_recv(id);
