@@ -7,6 +7,7 @@ pub mod fuzzing;
 pub mod http1;
 pub mod router;
 pub mod statics;
+pub(crate) mod ws;
 
 pub use engine::{Backend, Batch, Config, Handler, InlineServer, ListenError, Replier, ReplyWriter, RequestRef, Server, ShutdownSignal};
 pub use router::{RouteError, RouteMatch, Router};
