@@ -5,4 +5,5 @@
 
 pub(crate) mod deflate;
 pub(crate) mod frame;
+pub(crate) mod handshake;
 pub(crate) mod utf8;
