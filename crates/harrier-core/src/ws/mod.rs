@@ -6,4 +6,5 @@
 pub(crate) mod deflate;
 pub(crate) mod frame;
 pub(crate) mod handshake;
+pub(crate) mod reader;
 pub(crate) mod utf8;
