@@ -64,7 +64,13 @@ pub(crate) struct DeflateParams {
 impl DeflateParams {
     /// The defaults of RFC 7692: context takeover both ways, 15-bit windows.
     pub fn default_params() -> DeflateParams {
-        DeflateParams { server_no_context_takeover: false, client_no_context_takeover: false, server_max_window_bits: 15, client_max_window_bits: 15, deflate_window_bits: 15 }
+        DeflateParams {
+            server_no_context_takeover: false,
+            client_no_context_takeover: false,
+            server_max_window_bits: 15,
+            client_max_window_bits: 15,
+            deflate_window_bits: 15,
+        }
     }
 
     /// Appends the `Sec-WebSocket-Extensions` value of the response.
@@ -340,7 +346,13 @@ mod tests {
     use super::*;
 
     fn params(bits: u8, no_takeover: bool) -> DeflateParams {
-        DeflateParams { server_no_context_takeover: no_takeover, client_no_context_takeover: no_takeover, server_max_window_bits: bits, client_max_window_bits: bits, deflate_window_bits: bits }
+        DeflateParams {
+            server_no_context_takeover: no_takeover,
+            client_no_context_takeover: no_takeover,
+            server_max_window_bits: bits,
+            client_max_window_bits: bits,
+            deflate_window_bits: bits,
+        }
     }
 
     fn sample(n: usize, seed: u32) -> Vec<u8> {
@@ -539,7 +551,14 @@ mod tests {
         DeflateParams::default_params().write_response_value(&mut out);
         assert_eq!(out, b"permessage-deflate");
         let mut out = Vec::new();
-        DeflateParams { server_no_context_takeover: true, client_no_context_takeover: true, server_max_window_bits: 10, client_max_window_bits: 9, deflate_window_bits: 10 }.write_response_value(&mut out);
+        DeflateParams {
+            server_no_context_takeover: true,
+            client_no_context_takeover: true,
+            server_max_window_bits: 10,
+            client_max_window_bits: 9,
+            deflate_window_bits: 10,
+        }
+        .write_response_value(&mut out);
         assert_eq!(out, b"permessage-deflate; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=10; client_max_window_bits=9");
     }
 
@@ -569,7 +588,12 @@ mod tests {
                 d.deflate(&msg, &mut wire);
             }
             let after = rss_bytes();
-            println!("deflate {bits} bits: {} B each resident (size_of {}, estimate {})", (after - before) / N, std::mem::size_of::<Deflater>(), deflate_state_bytes(bits));
+            println!(
+                "deflate {bits} bits: {} B each resident (size_of {}, estimate {})",
+                (after - before) / N,
+                std::mem::size_of::<Deflater>(),
+                deflate_state_bytes(bits)
+            );
 
             let before = rss_bytes();
             let mut inflaters: Vec<Inflater> = (0..N).map(|_| Inflater::new(&p)).collect();
@@ -579,7 +603,12 @@ mod tests {
                 i.inflate(&wire, &mut back, 1 << 20).unwrap();
             }
             let after = rss_bytes();
-            println!("inflate {bits} bits: {} B each resident (size_of {}, estimate {})", (after - before) / N, std::mem::size_of::<Inflater>(), inflate_state_bytes(bits));
+            println!(
+                "inflate {bits} bits: {} B each resident (size_of {}, estimate {})",
+                (after - before) / N,
+                std::mem::size_of::<Inflater>(),
+                inflate_state_bytes(bits)
+            );
             keep.push((deflaters, inflaters));
         }
     }

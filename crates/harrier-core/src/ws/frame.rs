@@ -51,16 +51,7 @@ pub(crate) fn parse_header(input: &[u8]) -> Option<Header> {
     } else {
         None
     };
-    Some(Header {
-        fin: b0 & 0x80 != 0,
-        rsv1: b0 & 0x40 != 0,
-        rsv2: b0 & 0x20 != 0,
-        rsv3: b0 & 0x10 != 0,
-        opcode: b0 & 0x0F,
-        mask,
-        payload_len,
-        header_len: at,
-    })
+    Some(Header { fin: b0 & 0x80 != 0, rsv1: b0 & 0x40 != 0, rsv2: b0 & 0x20 != 0, rsv3: b0 & 0x10 != 0, opcode: b0 & 0x0F, mask, payload_len, header_len: at })
 }
 
 /// XORs `data` with `mask`, where `data[0]` is payload byte number `offset` of its frame (the
@@ -240,7 +231,13 @@ mod tests {
 
     #[test]
     fn write_header_length_forms() {
-        for (len, expect) in [(0usize, vec![0x81, 0]), (125, vec![0x81, 125]), (126, vec![0x81, 126, 0, 126]), (65535, vec![0x81, 126, 0xFF, 0xFF]), (65536, vec![0x81, 127, 0, 0, 0, 0, 0, 1, 0, 0])] {
+        for (len, expect) in [
+            (0usize, vec![0x81, 0]),
+            (125, vec![0x81, 125]),
+            (126, vec![0x81, 126, 0, 126]),
+            (65535, vec![0x81, 126, 0xFF, 0xFF]),
+            (65536, vec![0x81, 127, 0, 0, 0, 0, 0, 1, 0, 0]),
+        ] {
             let mut out = Vec::new();
             write_header(&mut out, TEXT, true, false, len);
             assert_eq!(out, expect, "len {len}");

@@ -266,7 +266,13 @@ mod tests {
     const KEY: &[u8] = b"dGhlIHNhbXBsZSBub25jZQ==";
 
     fn request<'a>(extra: &'a [(&'a [u8], &'a [u8])]) -> Vec<(&'a [u8], &'a [u8])> {
-        let mut h: Vec<(&[u8], &[u8])> = vec![(b"host", b"example.com"), (b"upgrade", b"websocket"), (b"connection", b"Upgrade"), (b"sec-websocket-key", KEY), (b"sec-websocket-version", b"13")];
+        let mut h: Vec<(&[u8], &[u8])> = vec![
+            (b"host", b"example.com"),
+            (b"upgrade", b"websocket"),
+            (b"connection", b"Upgrade"),
+            (b"sec-websocket-key", KEY),
+            (b"sec-websocket-version", b"13"),
+        ];
         // each of `extra` replaces the header of its name; an empty value removes it
         for (name, value) in extra {
             h.retain(|(n, _)| n != name);
@@ -329,7 +335,13 @@ mod tests {
 
     #[test]
     fn bad_keys() {
-        for key in [&b"dGhlIHNhbXBsZSBub25jZQ"[..], b"dGhlIHNhbXBsZSBub25jZQ=", b"dGhlIHNhbXBsZSBub25jZQ==dG==", b"!!!!!!!!!!!!!!!!!!!!!!==", b"dGhlIHNhbXBsZSBub25jZXg="] {
+        for key in [
+            &b"dGhlIHNhbXBsZSBub25jZQ"[..],
+            b"dGhlIHNhbXBsZSBub25jZQ=",
+            b"dGhlIHNhbXBsZSBub25jZQ==dG==",
+            b"!!!!!!!!!!!!!!!!!!!!!!==",
+            b"dGhlIHNhbXBsZSBub25jZXg=",
+        ] {
             assert_eq!(run(&request(&[(b"sec-websocket-key", key)]), &[], None), Err(Refusal::BadKey), "{}", String::from_utf8_lossy(key));
         }
         assert_eq!(run(&request(&[(b"sec-websocket-key", b"")]), &[], None), Err(Refusal::BadKey));
@@ -414,7 +426,12 @@ mod tests {
 
     #[test]
     fn deflate_server_config() {
-        let config = DeflateConfig { server_max_window_bits: 11, server_no_context_takeover: true, client_no_context_takeover_allowed: false, ..DeflateConfig::default() };
+        let config = DeflateConfig {
+            server_max_window_bits: 11,
+            server_no_context_takeover: true,
+            client_no_context_takeover_allowed: false,
+            ..DeflateConfig::default()
+        };
         let p = negotiated_with(&["permessage-deflate; client_no_context_takeover"], &config).unwrap();
         // a smaller server window is used silently: the response may not name it unasked
         assert_eq!((p.server_max_window_bits, p.deflate_window_bits), (15, 11));

@@ -19,7 +19,10 @@ pub(crate) enum Event<'a> {
     Ping(&'a [u8]),
     Pong(&'a [u8]),
     /// `code` is 1005 when the frame had no payload; `reason` is valid UTF-8.
-    Close { code: u16, reason: &'a [u8] },
+    Close {
+        code: u16,
+        reason: &'a [u8],
+    },
 }
 
 /// Why the connection must fail: the engine sends a close with `code` and closes.
@@ -474,7 +477,13 @@ mod tests {
 
     #[test]
     fn fragments_with_a_ping_between() {
-        let wire = cat(&[client_frame(0x01, b"Hel"), client_frame(0x89, b"ping!"), client_frame(0x00, b"lo, "), client_frame(0x8A, b""), client_frame(0x80, b"world")]);
+        let wire = cat(&[
+            client_frame(0x01, b"Hel"),
+            client_frame(0x89, b"ping!"),
+            client_frame(0x00, b"lo, "),
+            client_frame(0x8A, b""),
+            client_frame(0x80, b"world"),
+        ]);
         let (events, fail) = run(&wire);
         assert_eq!(fail, None);
         assert_eq!(events, [Owned::Ping(b"ping!".to_vec()), Owned::Pong(vec![]), Owned::Text(b"Hello, world".to_vec())]);
