@@ -2,7 +2,7 @@
 //! routing, batching requests for the handler and writing its replies.
 
 pub(crate) mod batch;
-mod config;
+pub(crate) mod config;
 pub(crate) mod event_loop;
 pub(crate) mod io;
 pub(crate) mod limits;

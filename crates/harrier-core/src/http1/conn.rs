@@ -385,7 +385,7 @@ impl Http1 {
                     self.answer_new(t, ctx, pending, Status::SERVICE_UNAVAILABLE, &[(b"retry-after", b"1")], expect_continue || declared > default_limit);
                     (None, default_limit)
                 } else {
-                    ctx.batch.request(rid, t.slot, *route, input, &ctx.head, &ctx.params);
+                    ctx.batch.request(rid, t.slot, *route, input, &ctx.head, &ctx.params, 0);
                     if expect_continue && self.inflight.is_empty() {
                         let mut out = self.take_out(t, ctx, 0);
                         encode::status_line(&mut out, Status::CONTINUE);

@@ -3,8 +3,10 @@
 //! state. The engine owns the sockets and calls in with bytes.
 #![allow(dead_code)]
 
+pub(crate) mod conn;
 pub(crate) mod deflate;
 pub(crate) mod frame;
 pub(crate) mod handshake;
 pub(crate) mod reader;
+pub(crate) mod topics;
 pub(crate) mod utf8;
