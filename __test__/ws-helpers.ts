@@ -167,7 +167,8 @@ export class RawWs {
   static connect(port: number): Promise<RawWs> {
     return withTimeout(
       new Promise<RawWs>((resolve, reject) => {
-        const socket = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true })
+        // not half-open: like any client, it ends its side when the server ends its own
+        const socket = net.connect({ port, host: '127.0.0.1' })
         socket.once('connect', () => {
           socket.removeAllListeners('error')
           resolve(new RawWs(socket))
@@ -442,7 +443,10 @@ export function openClient(port: number, path = '/', options: ClientOptions = {}
   return withTimeout(
     new Promise<Client>((resolve, reject) => {
       ws.once('open', () => resolve(client))
-      ws.once('unexpected-response', (_req, res) => reject(new Error(`unexpected response ${res.statusCode}`)))
+      ws.once('unexpected-response', (req, res) => {
+        req.destroy()
+        reject(new Error(`unexpected response ${res.statusCode}`))
+      })
       ws.once('error', reject)
       ws.once('close', (code) => reject(new Error(`closed with ${code} before opening`)))
     }),
