@@ -61,6 +61,11 @@ export class ReplyBuffer {
   private view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength)
   readonly shared = new Uint32Array(2)
   private scheduled = false
+  /**
+   * Counts the times the buffer went from empty to holding ops: an op written in an older
+   * generation, or while nothing is written, has been taken by the engine.
+   */
+  generation = 0
 
   /** `grown(buffer)` tells the engine the buffer it reads from now on. */
   constructor(
@@ -119,6 +124,7 @@ export class ReplyBuffer {
     const buf = this.buf
     const view = this.view
     const start = this.shared[WRITTEN]
+    if (start === 0) this.generation++
     buf[start + 4] = kind
     buf[start + 5] = thread
     view.setUint16(start + 6, status, true)
@@ -152,6 +158,11 @@ export class ReplyBuffer {
       // After the microtasks of this turn: every answer of the turn goes in one call.
       setImmediate(this.flush)
     }
+  }
+
+  /** Whether ops written in `generation` may still be waiting to be taken. */
+  holds(generation: number): boolean {
+    return generation === this.generation && this.shared[WRITTEN] !== 0
   }
 
   readonly flush = (): void => {

@@ -81,8 +81,11 @@ export class WebSocket<Data = undefined, Params extends Record<string, string> =
   /** @internal */ readonly behavior: WebSocketBehavior<Data, Params>
   private readonly hub: WebSocketHub
   private readonly subs = new Set<string>()
-  /** Bytes handed to the engine and not known to be written (the engine reports it). */
-  private buffered = 0
+  /** Unsent bytes, as the engine last reported them (when they crossed the limit). */
+  private reported = 0
+  /** Frame bytes of sends still in the reply buffer, written in `generation`. */
+  private pending = 0
+  private generation = -1
   /** A send returned -1: `drain` is owed. */
   private overLimit = false
 
@@ -101,7 +104,7 @@ export class WebSocket<Data = undefined, Params extends Record<string, string> =
 
   /** Bytes queued for this socket and not yet taken by the network, as last known. */
   get bufferedAmount(): number {
-    return this.buffered
+    return this.reported + (this.hub.out.holds(this.generation) ? this.pending : 0)
   }
 
   /** The topics this socket is subscribed to. */
@@ -120,7 +123,9 @@ export class WebSocket<Data = undefined, Params extends Record<string, string> =
     const { body, bytes, binary } = payloadOf(data)
     const frame = frameLength(bytes)
     const limit = this.behavior.backpressureLimit ?? 2 ** 20
-    const over = this.buffered + frame > limit
+    const buffered = this.bufferedAmount
+    // A message to a socket with nothing queued is never over the limit, however long.
+    const over = buffered > 0 && buffered + frame > limit
     if (over && this.behavior.closeOnBackpressureLimit) {
       this.terminate()
       return 0
@@ -131,8 +136,13 @@ export class WebSocket<Data = undefined, Params extends Record<string, string> =
       this.overLimit = true
       flags |= WS_WANT_DRAIN
     }
-    this.buffered += frame
-    this.hub.out.op(OP_WS_SEND, this.thread, this.slot, this.id, flags, null, null, null, body)
+    const out = this.hub.out
+    out.op(OP_WS_SEND, this.thread, this.slot, this.id, flags, null, null, null, body)
+    if (this.generation !== out.generation) {
+      this.generation = out.generation
+      this.pending = 0
+    }
+    this.pending += frame
     return over ? -1 : frame
   }
 
@@ -196,8 +206,8 @@ export class WebSocket<Data = undefined, Params extends Record<string, string> =
 
   /** @internal the engine says how much is unsent after what it wrote */
   drained(unsent: number): void {
-    this.buffered = unsent
-    if (!this.overLimit) return
+    this.reported = unsent
+    if (!this.overLimit || unsent >= (this.behavior.backpressureLimit ?? 2 ** 20)) return
     this.overLimit = false
     if (this.readyState === 1 && this.behavior.drain) this.call(() => this.behavior.drain!(this))
   }
@@ -208,7 +218,8 @@ export class WebSocket<Data = undefined, Params extends Record<string, string> =
     this.readyState = 3
     for (const topic of this.subs) this.leave(topic)
     this.subs.clear()
-    this.buffered = 0
+    this.reported = 0
+    this.pending = 0
     if (this.behavior.close) this.call(() => this.behavior.close!(this, code, reason))
   }
 

@@ -13,10 +13,7 @@
 //! | `WS_OPEN` | id (the upgrade request's rid, which names the WebSocket from now on), slot, client address off/len (text), the chosen subprotocol's index + 1 (0: none) |
 //! | `WS_MESSAGE` | id, binary (0: text, 1: binary), off, len: one whole message |
 //! | `WS_CLOSE` | id, code, reason off/len: the WebSocket is closed (1006: without a close frame) |
-//! | `WS_DRAIN` | id, bytes still unsent: the socket's output fell back under its limit |
-//!
-//! A `WS_DRAIN` that nobody waits for (a report of what was written) does not make a batch
-//! on its own: it rides with the next one (`lazy`).
+//! | `WS_DRAIN` | id, bytes still unsent: the socket's output crossed its limit (either way) or emptied after that |
 
 use crate::http1::request::{RequestHead, Span};
 
@@ -51,8 +48,6 @@ pub(crate) struct BatchBuilder {
     meta: Vec<u32>,
     /// Counts batches handed over, so that a mark knows whether it still applies.
     generation: u64,
-    /// Holds an event that someone waits for (not only lazy ones).
-    urgent: bool,
 }
 
 /* A batch's vectors are reused for the next one unless they grew past this (a burst of
@@ -69,7 +64,7 @@ pub(crate) struct BatchMark {
 
 impl BatchBuilder {
     pub fn new(thread: u8) -> BatchBuilder {
-        BatchBuilder { thread, bytes: Vec::new(), meta: vec![thread as u32], generation: 0, urgent: false }
+        BatchBuilder { thread, bytes: Vec::new(), meta: vec![thread as u32], generation: 0 }
     }
 
     pub fn mark(&self) -> BatchMark {
@@ -81,18 +76,13 @@ impl BatchBuilder {
         let (meta, bytes) = if mark.generation == self.generation { (mark.meta, mark.bytes) } else { (1, 0) };
         self.meta.truncate(meta.max(1));
         self.bytes.truncate(bytes);
-        if self.meta.len() == 1 {
-            self.urgent = false;
-        }
     }
 
-    /// Nothing worth a call to the handler (lazy events wait for company).
     pub fn is_empty(&self) -> bool {
-        !self.urgent
+        self.meta.len() == 1
     }
 
     fn event(&mut self, words: &[u32]) {
-        self.urgent = true;
         self.meta.extend_from_slice(words);
     }
 
@@ -120,7 +110,6 @@ impl BatchBuilder {
             flags |= FLAG_HAS_BODY;
         }
         let path_off = base + head.target.start;
-        self.urgent = true;
         self.meta.extend_from_slice(&[
             EVENT_REQUEST,
             rid,
@@ -182,16 +171,13 @@ impl BatchBuilder {
         self.event(&[EVENT_WS_CLOSE, id, code as u32, off, reason.len() as u32]);
     }
 
-    /// `lazy`: a report nobody waits for, handed over with the next batch.
-    pub fn ws_drain(&mut self, id: u32, unsent: usize, lazy: bool) {
-        self.meta.extend_from_slice(&[EVENT_WS_DRAIN, id, unsent.min(u32::MAX as usize) as u32]);
-        self.urgent |= !lazy;
+    pub fn ws_drain(&mut self, id: u32, unsent: usize) {
+        self.event(&[EVENT_WS_DRAIN, id, unsent.min(u32::MAX as usize) as u32]);
     }
 
     /// The batch gathered so far, to hand over; give it back with `recycle` once handled.
     pub fn take(&mut self) -> Batch {
         self.generation += 1;
-        self.urgent = false;
         Batch { thread: self.thread, bytes: std::mem::take(&mut self.bytes), meta: std::mem::take(&mut self.meta) }
     }
 

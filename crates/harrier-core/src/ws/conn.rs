@@ -44,8 +44,8 @@ pub(crate) struct WsConn {
     pinged: bool,
     /// The handler saw the socket over its limit and waits for `WS_DRAIN`.
     want_drain: bool,
-    /// Sends since the handler last heard how much is unsent.
-    unreported: bool,
+    /// The unsent bytes the handler last heard of.
+    reported: usize,
     /// Topic ids this socket is subscribed to (in its thread's table).
     topics: Vec<u32>,
 }
@@ -63,7 +63,7 @@ impl WsConn {
             last_heard: now,
             pinged: false,
             want_drain: false,
-            unreported: false,
+            reported: 0,
             topics: Vec::new(),
         }
     }
@@ -124,12 +124,12 @@ impl WsConn {
         }
     }
 
-    /// The client's close frame: answered with the same code if the client began, and the
-    /// handler told either way; the connection closes once that is written.
+    /// The client's close frame: answered with the same code and reason if the client
+    /// began, and the handler told either way; the connection closes once that is written.
     fn on_close_frame(&mut self, t: &mut Transport, ctx: &mut Ctx, code: u16, reason: &[u8]) {
         if self.state == State::Open {
             let mut out = t.take_out(ctx);
-            frame::write_close(&mut out, code, b"");
+            frame::write_close(&mut out, code, reason);
             t.put_out(out);
         }
         self.finish(t, ctx, code, reason);
@@ -204,13 +204,11 @@ impl WsConn {
             _ => frame::write_frame(&mut out, opcode, message),
         }
         t.put_out(out);
-        self.unreported = true;
     }
 
     /// Queues a frame published to a topic (framed once for every subscriber).
     pub fn deliver(&mut self, t: &mut Transport, ctx: &mut Ctx, frame: &[u8]) {
         t.push(ctx, frame);
-        self.unreported = true;
     }
 
     /// The window a compressed frame sent to this socket may use; `None` without
@@ -265,17 +263,17 @@ impl WsConn {
         }
     }
 
-    /// After a flush: tells a handler that waits that the socket fell under its limit, or
-    /// (lazily) how much is unsent after sends; whether the connection should now close.
+    /// After a flush: the handler hears how much is unsent when that crosses the limit
+    /// (either way), when it empties after that, and when it waits for a drain; not after
+    /// every write, which would cost a call into JS per turn. Whether the connection should
+    /// now close.
     pub fn after_flush(&mut self, t: &mut Transport, ctx: &mut Ctx, all_written: bool) -> bool {
-        let unsent = t.unsent();
-        if self.want_drain && unsent < self.options.backpressure_limit {
+        let (unsent, limit, told) = (t.unsent(), self.options.backpressure_limit, self.reported);
+        let crossed = (unsent >= limit) != (told >= limit);
+        if crossed || (told > 0 && unsent == 0) || (self.want_drain && unsent < limit) {
+            self.reported = unsent;
             self.want_drain = false;
-            self.unreported = false;
-            ctx.batch.ws_drain(self.id, unsent, false);
-        } else if self.unreported && all_written {
-            self.unreported = false;
-            ctx.batch.ws_drain(self.id, 0, true);
+            ctx.batch.ws_drain(self.id, unsent);
         }
         if all_written {
             // An idle WebSocket holds no buffer.
