@@ -52,7 +52,7 @@ pub(crate) struct DeflateParams {
     /// As in the response; 15 (the default) is not written.
     pub server_max_window_bits: u8,
     /// As in the response; 15 (the default) is not written. The client compresses with at most
-    /// this window, so the inflater uses it.
+    /// this window; the inflater decodes with 15 regardless.
     pub client_max_window_bits: u8,
     /// The window the deflater uses: at most `server_max_window_bits` and the config's, and at
     /// least 9, because zlib refuses 8 for raw deflate. A window of 9 is still safe for a peer
@@ -91,11 +91,6 @@ impl DeflateParams {
             write_bits(out, self.client_max_window_bits);
         }
     }
-
-    fn inflate_window_bits(&self) -> u8 {
-        // a larger window than the client's decodes its stream just the same
-        self.client_max_window_bits.clamp(9, 15)
-    }
 }
 
 fn write_bits(out: &mut Vec<u8>, bits: u8) {
@@ -114,9 +109,7 @@ fn deflate_state_bytes(bits: u8) -> usize {
     (4 << bits) + (201 << 10)
 }
 
-fn inflate_state_bytes(_bits: u8) -> usize {
-    47 << 10
-}
+const INFLATE_STATE_BYTES: usize = 47 << 10;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum InflateError {
@@ -128,12 +121,12 @@ pub(crate) enum InflateError {
 
 /// Decompresses one connection's incoming messages.
 ///
-/// Memory: `size_of::<Inflater>()` is 160 bytes; the zlib-rs state, allocated on the first
+/// Memory: `size_of::<Inflater>()` is 16 bytes; the zlib-rs state, allocated on the first
 /// compressed message, is ~47 KiB whatever the window bits (zlib-rs always allocates a
 /// 32 KiB window). A client that offers `client_no_context_takeover` lets it be released.
 pub(crate) struct Inflater {
-    zlib: Option<Decompress>,
-    window_bits: u8,
+    /// Boxed, so that a reader that never inflates carries one word for it.
+    zlib: Option<Box<Decompress>>,
     no_context_takeover: bool,
     /// The sender ended its stream (a BFINAL block) within this message; only the trailer may
     /// follow.
@@ -142,7 +135,7 @@ pub(crate) struct Inflater {
 
 impl Inflater {
     pub fn new(params: &DeflateParams) -> Inflater {
-        Inflater { zlib: None, window_bits: params.inflate_window_bits(), no_context_takeover: params.client_no_context_takeover, stream_ended: false }
+        Inflater { zlib: None, no_context_takeover: params.client_no_context_takeover, stream_ended: false }
     }
 
     /// Inflates a whole message's payload (without its trailer), appending to `out`.
@@ -190,21 +183,23 @@ impl Inflater {
     /// Heap held by the zlib state, estimated from zlib's footprint.
     pub fn heap_bytes(&self) -> usize {
         if self.zlib.is_some() {
-            inflate_state_bytes(self.window_bits)
+            INFLATE_STATE_BYTES
         } else {
             0
         }
     }
 
     fn run(&mut self, input: &[u8], out: &mut Vec<u8>, limit: usize) -> Result<(), InflateError> {
-        let window_bits = self.window_bits;
-        let z = self.zlib.get_or_insert_with(|| Decompress::new_with_window_bits(false, window_bits));
+        // always the full window: it decodes a client's smaller-window stream just the same,
+        // zlib-rs allocates 32 KiB whatever the bits, and flate2 resets a 15-bit state in place
+        // where it would make a smaller one anew
+        let z = self.zlib.get_or_insert_with(|| Box::new(Decompress::new(false)));
         let mut consumed = 0;
         loop {
             if out.len() == out.capacity() {
                 if out.len() >= limit {
                     // room for one byte past the limit tells "exactly full" from "too big"
-                    if out.len() > limit || !grow(out, limit + 1) {
+                    if out.len() > limit || !grow(out, limit.saturating_add(1)) {
                         return Err(InflateError::TooBig);
                     }
                 } else {
@@ -250,13 +245,13 @@ fn grow(out: &mut Vec<u8>, cap_limit: usize) -> bool {
 /// Compresses one connection's outgoing messages (or, without context takeover, any
 /// connection's: the engine may keep one per thread for publishing to many).
 ///
-/// Memory: `size_of::<Deflater>()` is 152 bytes; the zlib-rs state, allocated on the first
+/// Memory: `size_of::<Deflater>()` is 16 bytes; the zlib-rs state, allocated on the first
 /// compressed message, is about `4 << window bits` plus ~200 KiB of hash and literal buffers:
 /// ~328 KiB at 15 bits, ~205 KiB at 9 (resident, measured). That is why `release` exists, and
 /// why a per-thread Deflater with `server_no_context_takeover` is much cheaper than one per
 /// connection.
 pub(crate) struct Deflater {
-    zlib: Option<Compress>,
+    zlib: Option<Box<Compress>>,
     window_bits: u8,
     no_context_takeover: bool,
 }
@@ -269,7 +264,7 @@ impl Deflater {
     /// Appends the compressed form of one whole message, without the `00 00 FF FF` trailer.
     pub fn deflate(&mut self, input: &[u8], out: &mut Vec<u8>) {
         let window_bits = self.window_bits;
-        let z = self.zlib.get_or_insert_with(|| Compress::new_with_window_bits(Compression::new(LEVEL), false, window_bits));
+        let z = self.zlib.get_or_insert_with(|| Box::new(Compress::new_with_window_bits(Compression::new(LEVEL), false, window_bits)));
         let start = out.len();
         let mut consumed = 0;
         loop {
@@ -546,6 +541,12 @@ mod tests {
     }
 
     #[test]
+    fn idle_states_are_small() {
+        assert!(std::mem::size_of::<Inflater>() <= 16, "{}", std::mem::size_of::<Inflater>());
+        assert!(std::mem::size_of::<Deflater>() <= 16, "{}", std::mem::size_of::<Deflater>());
+    }
+
+    #[test]
     fn response_values() {
         let mut out = Vec::new();
         DeflateParams::default_params().write_response_value(&mut out);
@@ -607,7 +608,7 @@ mod tests {
                 "inflate {bits} bits: {} B each resident (size_of {}, estimate {})",
                 (after - before) / N,
                 std::mem::size_of::<Inflater>(),
-                inflate_state_bytes(bits)
+                INFLATE_STATE_BYTES
             );
             keep.push((deflaters, inflaters));
         }

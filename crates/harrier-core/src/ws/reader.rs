@@ -699,6 +699,12 @@ mod tests {
     }
 
     #[test]
+    fn an_idle_reader_is_small() {
+        // per connection (208 bytes today): the inline control buffer is most of it
+        assert!(std::mem::size_of::<Reader>() <= 224, "{}", std::mem::size_of::<Reader>());
+    }
+
+    #[test]
     fn opcodes_used() {
         // the test frames use these: keep the constants honest
         assert_eq!((TEXT, BINARY, CLOSE, PING, PONG, CONTINUATION), (1, 2, 8, 9, 10, 0));
