@@ -131,11 +131,14 @@ pub(crate) struct Inflater {
     /// The sender ended its stream (a BFINAL block) within this message; only the trailer may
     /// follow.
     stream_ended: bool,
+    /// Some payload arrived for this message: an empty one (which RFC 7692 senders write as
+    /// 0x00, but some may not) leaves the stream alone instead of taking a bare trailer.
+    has_input: bool,
 }
 
 impl Inflater {
     pub fn new(params: &DeflateParams) -> Inflater {
-        Inflater { zlib: None, no_context_takeover: params.client_no_context_takeover, stream_ended: false }
+        Inflater { zlib: None, no_context_takeover: params.client_no_context_takeover, stream_ended: false, has_input: false }
     }
 
     /// Inflates a whole message's payload (without its trailer), appending to `out`.
@@ -153,13 +156,15 @@ impl Inflater {
         if self.stream_ended {
             return Err(InflateError::Corrupt);
         }
+        self.has_input = true;
         self.run(input, out, limit)
     }
 
     /// Ends the message: inflates the trailer the sender stripped, and starts afresh for the
     /// next message if the client does not take context over.
     pub fn finish_message(&mut self, out: &mut Vec<u8>, limit: usize) -> Result<(), InflateError> {
-        let result = if self.stream_ended { Ok(()) } else { self.run(&TRAILER, out, limit) };
+        let result = if self.stream_ended || !self.has_input { Ok(()) } else { self.run(&TRAILER, out, limit) };
+        self.has_input = false;
         if self.stream_ended || self.no_context_takeover {
             self.stream_ended = false;
             if let Some(z) = &mut self.zlib {
@@ -283,6 +288,11 @@ impl Deflater {
         if out.len() - start >= 4 && out[out.len() - 4..] == TRAILER {
             out.truncate(out.len() - 4);
         }
+        if out.len() == start {
+            // zlib writes nothing for an empty message right after a flush; the peer appends
+            // 00 00 FF FF, which needs the stored block's header byte before it (section 7.2.3.6)
+            out.push(0x00);
+        }
         if self.no_context_takeover {
             z.reset();
         }
@@ -399,6 +409,26 @@ mod tests {
     }
 
     #[test]
+    fn empty_messages_keep_the_stream_whole() {
+        let p = DeflateParams::default_params();
+        let mut deflater = Deflater::new(&p);
+        let mut inflater = Inflater::new(&p);
+        for msg in [&b"first"[..], b"", b"", b"after the empty ones"] {
+            let mut wire = Vec::new();
+            deflater.deflate(msg, &mut wire);
+            assert!(!wire.is_empty());
+            let mut back = Vec::new();
+            inflater.inflate(&wire, &mut back, 100).unwrap();
+            assert_eq!(back, msg);
+        }
+        // a peer that sends an empty payload instead of 0x00
+        let mut back = Vec::new();
+        inflater.inflate(&[], &mut back, 100).unwrap();
+        inflater.inflate(&[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00], &mut back, 100).unwrap();
+        assert_eq!(back, b"Hello");
+    }
+
+    #[test]
     fn deflate_hello_matches_rfc_shape() {
         let mut deflater = Deflater::new(&DeflateParams::default_params());
         let mut out = Vec::new();
@@ -417,7 +447,7 @@ mod tests {
                 let p = params(bits, no_takeover);
                 let mut deflater = Deflater::new(&p);
                 let mut inflater = Inflater::new(&p);
-                for (i, n) in [0usize, 1, 5, 300, 5000, 70000, 300].into_iter().enumerate() {
+                for (i, n) in [0usize, 1, 5, 300, 0, 5000, 70000, 0, 300].into_iter().enumerate() {
                     let msg = sample(n, i as u32 + bits as u32);
                     let mut wire = Vec::new();
                     deflater.deflate(&msg, &mut wire);
@@ -427,6 +457,29 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn nine_bit_window_reaches_no_further_than_256_bytes() {
+        // what makes answering server_max_window_bits=8 with a 9-bit deflater safe: a block
+        // repeated at 200 bytes compresses, one repeated at 300 bytes cannot
+        let noise = |n: usize| -> Vec<u8> {
+            let mut x = 7u32;
+            (0..n)
+                .map(|_| {
+                    x = x.wrapping_mul(1103515245).wrapping_add(12345);
+                    (x >> 16) as u8
+                })
+                .collect()
+        };
+        let size = |block: usize| {
+            let msg = noise(block).repeat(10);
+            let mut out = Vec::new();
+            Deflater::new(&params(9, true)).deflate(&msg, &mut out);
+            out.len()
+        };
+        let (near, far) = (size(200), size(300));
+        assert!(near < 1000 && far > 2500, "{near} {far}");
     }
 
     #[test]
