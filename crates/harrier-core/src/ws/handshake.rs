@@ -54,7 +54,7 @@ pub(crate) struct Accepted {
     pub deflate: Option<DeflateParams>,
 }
 
-/// Checks an upgrade request. `headers` are the request head's (lower-cased name, value)
+/// Checks an upgrade request. `headers` are the request head's (name in any case, value)
 /// pairs; `has_body` is Content-Length > 0 or chunked; `protocols` the server's subprotocols
 /// in order of preference; `deflate` is `None` when the server does not compress.
 pub(crate) fn check<'a>(
@@ -64,7 +64,7 @@ pub(crate) fn check<'a>(
     protocols: &[String],
     deflate: Option<&DeflateConfig>,
 ) -> Result<Accepted, Refusal> {
-    let values = |name: &'static [u8]| headers.clone().filter(move |(n, _)| *n == name).map(|(_, v)| v);
+    let values = |name: &'static [u8]| headers.clone().filter(move |(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v);
     let has_token = |name: &'static [u8], token: &[u8]| values(name).flat_map(list).any(|t| t.eq_ignore_ascii_case(token));
 
     if !has_token(b"upgrade", b"websocket") || !has_token(b"connection", b"upgrade") {
@@ -305,6 +305,13 @@ mod tests {
         let a = run(&request(&[]), &[], None).unwrap();
         assert_eq!(&a.accept, b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
         assert_eq!((a.protocol, a.deflate), (None, None));
+    }
+
+    #[test]
+    fn header_names_in_any_case() {
+        let h: Vec<(&[u8], &[u8])> =
+            vec![(b"Upgrade", b"websocket"), (b"CONNECTION", b"Upgrade"), (b"Sec-WebSocket-Key", KEY), (b"Sec-WebSocket-Version", b"13")];
+        assert_eq!(&run(&h, &[], None).unwrap().accept, b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
     }
 
     #[test]
