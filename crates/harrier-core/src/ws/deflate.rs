@@ -250,6 +250,13 @@ fn grow(out: &mut Vec<u8>, cap_limit: usize) -> bool {
 /// Compresses one connection's outgoing messages (or, without context takeover, any
 /// connection's: the engine may keep one per thread for publishing to many).
 ///
+/// With context takeover the client's inflater window is the history of every compressed
+/// message it received, so each of them must come from this connection's own Deflater: one
+/// compressed elsewhere (a shared publishing Deflater) in between shifts that history, and the
+/// next message's back-references land on the wrong bytes. A shared Deflater may serve only
+/// connections that negotiated `server_no_context_takeover`; others get their own Deflater's
+/// output, or the message uncompressed (RSV1 clear leaves the window alone).
+///
 /// Memory: `size_of::<Deflater>()` is 16 bytes; the zlib-rs state, allocated on the first
 /// compressed message, is about `4 << window bits` plus ~200 KiB of hash and literal buffers:
 /// ~328 KiB at 15 bits, ~205 KiB at 9 (resident, measured). That is why `release` exists, and
@@ -480,6 +487,33 @@ mod tests {
         };
         let (near, far) = (size(200), size(300));
         assert!(near < 1000 && far > 2500, "{near} {far}");
+    }
+
+    #[test]
+    fn shared_deflater_is_safe_only_without_takeover() {
+        let msg = b"a message of the connection's own, a message of the connection's own".to_vec();
+        let news = b"something else published to many subscribers".to_vec();
+        let mut shared = Deflater::new(&params(15, true));
+        let mut published = Vec::new();
+        shared.deflate(&news, &mut published);
+        for no_takeover in [true, false] {
+            let p = params(15, no_takeover);
+            let mut own = Deflater::new(&p);
+            let mut inflater = Inflater::new(&p);
+            let mut back = Vec::new();
+            let mut wire = Vec::new();
+            own.deflate(&msg, &mut wire);
+            inflater.inflate(&wire, &mut back, 1000).unwrap();
+            back.clear();
+            inflater.inflate(&published, &mut back, 1000).unwrap();
+            assert_eq!(back, news);
+            // the connection's own next message refers back into its own history
+            wire.clear();
+            own.deflate(&msg, &mut wire);
+            back.clear();
+            let ok = inflater.inflate(&wire, &mut back, 1000).is_ok() && back == msg;
+            assert_eq!(ok, no_takeover, "no_takeover {no_takeover}");
+        }
     }
 
     #[test]
