@@ -52,7 +52,7 @@ pub(crate) struct DeflateParams {
     /// As in the response; 15 (the default) is not written.
     pub server_max_window_bits: u8,
     /// As in the response; 15 (the default) is not written. The client compresses with at most
-    /// this window, so the inflater uses it.
+    /// this window; the inflater decodes with 15 regardless.
     pub client_max_window_bits: u8,
     /// The window the deflater uses: at most `server_max_window_bits` and the config's, and at
     /// least 9, because zlib refuses 8 for raw deflate. A window of 9 is still safe for a peer
@@ -91,11 +91,6 @@ impl DeflateParams {
             write_bits(out, self.client_max_window_bits);
         }
     }
-
-    fn inflate_window_bits(&self) -> u8 {
-        // a larger window than the client's decodes its stream just the same
-        self.client_max_window_bits.clamp(9, 15)
-    }
 }
 
 fn write_bits(out: &mut Vec<u8>, bits: u8) {
@@ -114,9 +109,7 @@ fn deflate_state_bytes(bits: u8) -> usize {
     (4 << bits) + (201 << 10)
 }
 
-fn inflate_state_bytes(_bits: u8) -> usize {
-    47 << 10
-}
+const INFLATE_STATE_BYTES: usize = 47 << 10;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum InflateError {
@@ -128,21 +121,24 @@ pub(crate) enum InflateError {
 
 /// Decompresses one connection's incoming messages.
 ///
-/// Memory: `size_of::<Inflater>()` is 160 bytes; the zlib-rs state, allocated on the first
+/// Memory: `size_of::<Inflater>()` is 16 bytes; the zlib-rs state, allocated on the first
 /// compressed message, is ~47 KiB whatever the window bits (zlib-rs always allocates a
 /// 32 KiB window). A client that offers `client_no_context_takeover` lets it be released.
 pub(crate) struct Inflater {
-    zlib: Option<Decompress>,
-    window_bits: u8,
+    /// Boxed, so that a reader that never inflates carries one word for it.
+    zlib: Option<Box<Decompress>>,
     no_context_takeover: bool,
     /// The sender ended its stream (a BFINAL block) within this message; only the trailer may
     /// follow.
     stream_ended: bool,
+    /// Some payload arrived for this message: an empty one (which RFC 7692 senders write as
+    /// 0x00, but some may not) leaves the stream alone instead of taking a bare trailer.
+    has_input: bool,
 }
 
 impl Inflater {
     pub fn new(params: &DeflateParams) -> Inflater {
-        Inflater { zlib: None, window_bits: params.inflate_window_bits(), no_context_takeover: params.client_no_context_takeover, stream_ended: false }
+        Inflater { zlib: None, no_context_takeover: params.client_no_context_takeover, stream_ended: false, has_input: false }
     }
 
     /// Inflates a whole message's payload (without its trailer), appending to `out`.
@@ -160,13 +156,15 @@ impl Inflater {
         if self.stream_ended {
             return Err(InflateError::Corrupt);
         }
+        self.has_input = true;
         self.run(input, out, limit)
     }
 
     /// Ends the message: inflates the trailer the sender stripped, and starts afresh for the
     /// next message if the client does not take context over.
     pub fn finish_message(&mut self, out: &mut Vec<u8>, limit: usize) -> Result<(), InflateError> {
-        let result = if self.stream_ended { Ok(()) } else { self.run(&TRAILER, out, limit) };
+        let result = if self.stream_ended || !self.has_input { Ok(()) } else { self.run(&TRAILER, out, limit) };
+        self.has_input = false;
         if self.stream_ended || self.no_context_takeover {
             self.stream_ended = false;
             if let Some(z) = &mut self.zlib {
@@ -190,21 +188,23 @@ impl Inflater {
     /// Heap held by the zlib state, estimated from zlib's footprint.
     pub fn heap_bytes(&self) -> usize {
         if self.zlib.is_some() {
-            inflate_state_bytes(self.window_bits)
+            INFLATE_STATE_BYTES
         } else {
             0
         }
     }
 
     fn run(&mut self, input: &[u8], out: &mut Vec<u8>, limit: usize) -> Result<(), InflateError> {
-        let window_bits = self.window_bits;
-        let z = self.zlib.get_or_insert_with(|| Decompress::new_with_window_bits(false, window_bits));
+        // always the full window: it decodes a client's smaller-window stream just the same,
+        // zlib-rs allocates 32 KiB whatever the bits, and flate2 resets a 15-bit state in place
+        // where it would make a smaller one anew
+        let z = self.zlib.get_or_insert_with(|| Box::new(Decompress::new(false)));
         let mut consumed = 0;
         loop {
             if out.len() == out.capacity() {
                 if out.len() >= limit {
                     // room for one byte past the limit tells "exactly full" from "too big"
-                    if out.len() > limit || !grow(out, limit + 1) {
+                    if out.len() > limit || !grow(out, limit.saturating_add(1)) {
                         return Err(InflateError::TooBig);
                     }
                 } else {
@@ -250,13 +250,20 @@ fn grow(out: &mut Vec<u8>, cap_limit: usize) -> bool {
 /// Compresses one connection's outgoing messages (or, without context takeover, any
 /// connection's: the engine may keep one per thread for publishing to many).
 ///
-/// Memory: `size_of::<Deflater>()` is 152 bytes; the zlib-rs state, allocated on the first
+/// With context takeover the client's inflater window is the history of every compressed
+/// message it received, so each of them must come from this connection's own Deflater: one
+/// compressed elsewhere (a shared publishing Deflater) in between shifts that history, and the
+/// next message's back-references land on the wrong bytes. A shared Deflater may serve only
+/// connections that negotiated `server_no_context_takeover`; others get their own Deflater's
+/// output, or the message uncompressed (RSV1 clear leaves the window alone).
+///
+/// Memory: `size_of::<Deflater>()` is 16 bytes; the zlib-rs state, allocated on the first
 /// compressed message, is about `4 << window bits` plus ~200 KiB of hash and literal buffers:
 /// ~328 KiB at 15 bits, ~205 KiB at 9 (resident, measured). That is why `release` exists, and
 /// why a per-thread Deflater with `server_no_context_takeover` is much cheaper than one per
 /// connection.
 pub(crate) struct Deflater {
-    zlib: Option<Compress>,
+    zlib: Option<Box<Compress>>,
     window_bits: u8,
     no_context_takeover: bool,
 }
@@ -269,7 +276,7 @@ impl Deflater {
     /// Appends the compressed form of one whole message, without the `00 00 FF FF` trailer.
     pub fn deflate(&mut self, input: &[u8], out: &mut Vec<u8>) {
         let window_bits = self.window_bits;
-        let z = self.zlib.get_or_insert_with(|| Compress::new_with_window_bits(Compression::new(LEVEL), false, window_bits));
+        let z = self.zlib.get_or_insert_with(|| Box::new(Compress::new_with_window_bits(Compression::new(LEVEL), false, window_bits)));
         let start = out.len();
         let mut consumed = 0;
         loop {
@@ -287,6 +294,11 @@ impl Deflater {
         }
         if out.len() - start >= 4 && out[out.len() - 4..] == TRAILER {
             out.truncate(out.len() - 4);
+        }
+        if out.len() == start {
+            // zlib writes nothing for an empty message right after a flush; the peer appends
+            // 00 00 FF FF, which needs the stored block's header byte before it (section 7.2.3.6)
+            out.push(0x00);
         }
         if self.no_context_takeover {
             z.reset();
@@ -404,6 +416,26 @@ mod tests {
     }
 
     #[test]
+    fn empty_messages_keep_the_stream_whole() {
+        let p = DeflateParams::default_params();
+        let mut deflater = Deflater::new(&p);
+        let mut inflater = Inflater::new(&p);
+        for msg in [&b"first"[..], b"", b"", b"after the empty ones"] {
+            let mut wire = Vec::new();
+            deflater.deflate(msg, &mut wire);
+            assert!(!wire.is_empty());
+            let mut back = Vec::new();
+            inflater.inflate(&wire, &mut back, 100).unwrap();
+            assert_eq!(back, msg);
+        }
+        // a peer that sends an empty payload instead of 0x00
+        let mut back = Vec::new();
+        inflater.inflate(&[], &mut back, 100).unwrap();
+        inflater.inflate(&[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00], &mut back, 100).unwrap();
+        assert_eq!(back, b"Hello");
+    }
+
+    #[test]
     fn deflate_hello_matches_rfc_shape() {
         let mut deflater = Deflater::new(&DeflateParams::default_params());
         let mut out = Vec::new();
@@ -422,7 +454,7 @@ mod tests {
                 let p = params(bits, no_takeover);
                 let mut deflater = Deflater::new(&p);
                 let mut inflater = Inflater::new(&p);
-                for (i, n) in [0usize, 1, 5, 300, 5000, 70000, 300].into_iter().enumerate() {
+                for (i, n) in [0usize, 1, 5, 300, 0, 5000, 70000, 0, 300].into_iter().enumerate() {
                     let msg = sample(n, i as u32 + bits as u32);
                     let mut wire = Vec::new();
                     deflater.deflate(&msg, &mut wire);
@@ -431,6 +463,56 @@ mod tests {
                     assert!(back == msg, "bits {bits} no_takeover {no_takeover} n {n}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn nine_bit_window_reaches_no_further_than_256_bytes() {
+        // what makes answering server_max_window_bits=8 with a 9-bit deflater safe: a block
+        // repeated at 200 bytes compresses, one repeated at 300 bytes cannot
+        let noise = |n: usize| -> Vec<u8> {
+            let mut x = 7u32;
+            (0..n)
+                .map(|_| {
+                    x = x.wrapping_mul(1103515245).wrapping_add(12345);
+                    (x >> 16) as u8
+                })
+                .collect()
+        };
+        let size = |block: usize| {
+            let msg = noise(block).repeat(10);
+            let mut out = Vec::new();
+            Deflater::new(&params(9, true)).deflate(&msg, &mut out);
+            out.len()
+        };
+        let (near, far) = (size(200), size(300));
+        assert!(near < 1000 && far > 2500, "{near} {far}");
+    }
+
+    #[test]
+    fn shared_deflater_is_safe_only_without_takeover() {
+        let msg = b"a message of the connection's own, a message of the connection's own".to_vec();
+        let news = b"something else published to many subscribers".to_vec();
+        let mut shared = Deflater::new(&params(15, true));
+        let mut published = Vec::new();
+        shared.deflate(&news, &mut published);
+        for no_takeover in [true, false] {
+            let p = params(15, no_takeover);
+            let mut own = Deflater::new(&p);
+            let mut inflater = Inflater::new(&p);
+            let mut back = Vec::new();
+            let mut wire = Vec::new();
+            own.deflate(&msg, &mut wire);
+            inflater.inflate(&wire, &mut back, 1000).unwrap();
+            back.clear();
+            inflater.inflate(&published, &mut back, 1000).unwrap();
+            assert_eq!(back, news);
+            // the connection's own next message refers back into its own history
+            wire.clear();
+            own.deflate(&msg, &mut wire);
+            back.clear();
+            let ok = inflater.inflate(&wire, &mut back, 1000).is_ok() && back == msg;
+            assert_eq!(ok, no_takeover, "no_takeover {no_takeover}");
         }
     }
 
@@ -546,6 +628,12 @@ mod tests {
     }
 
     #[test]
+    fn idle_states_are_small() {
+        assert!(std::mem::size_of::<Inflater>() <= 16, "{}", std::mem::size_of::<Inflater>());
+        assert!(std::mem::size_of::<Deflater>() <= 16, "{}", std::mem::size_of::<Deflater>());
+    }
+
+    #[test]
     fn response_values() {
         let mut out = Vec::new();
         DeflateParams::default_params().write_response_value(&mut out);
@@ -607,7 +695,7 @@ mod tests {
                 "inflate {bits} bits: {} B each resident (size_of {}, estimate {})",
                 (after - before) / N,
                 std::mem::size_of::<Inflater>(),
-                inflate_state_bytes(bits)
+                INFLATE_STATE_BYTES
             );
             keep.push((deflaters, inflaters));
         }

@@ -308,6 +308,13 @@ mod tests {
     }
 
     #[test]
+    fn header_names_in_any_case() {
+        let h: Vec<(&[u8], &[u8])> =
+            vec![(b"Upgrade", b"websocket"), (b"CONNECTION", b"Upgrade"), (b"Sec-WebSocket-Key", KEY), (b"Sec-WebSocket-Version", b"13")];
+        assert_eq!(&run(&h, &[], None).unwrap().accept, b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+    }
+
+    #[test]
     fn upgrade_and_connection_tokens() {
         assert!(run(&request(&[(b"upgrade", b"WebSocket")]), &[], None).is_ok());
         assert!(run(&request(&[(b"connection", b"keep-alive, UPGRADE")]), &[], None).is_ok());

@@ -634,6 +634,31 @@ mod tests {
     }
 
     #[test]
+    fn empty_compressed_messages() {
+        // 0x00 as RFC 7692 writes an empty message, a bare empty payload, then "Hello" in the
+        // same stream
+        let wire = cat(&[client_frame(0xC1, &[0x00]), client_frame(0xC2, &[]), client_frame(0xC1, &[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00])]);
+        let (events, fail) = run_with(deflate_reader(100), &wire);
+        assert_eq!(fail, None);
+        assert_eq!(events, [Owned::Text(vec![]), Owned::Binary(vec![]), Owned::Text(b"Hello".to_vec())]);
+    }
+
+    #[test]
+    fn release_inflater_between_messages() {
+        let p = DeflateParams { client_no_context_takeover: true, ..DeflateParams::default_params() };
+        let mut r = Reader::new(100, Some(Inflater::new(&p)));
+        for _ in 0..2 {
+            let mut wire = client_frame(0xC1, &[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]);
+            let mut got = Vec::new();
+            r.feed(&mut wire, &mut |e| got.push(own(e))).unwrap();
+            assert_eq!(got, [Owned::Text(b"Hello".to_vec())]);
+            assert!(r.is_idle() && r.heap_bytes() > 0);
+            r.release_inflater();
+            assert_eq!(r.heap_bytes(), 0);
+        }
+    }
+
+    #[test]
     fn compressed_rsv1_rules() {
         // RSV1 on a continuation
         let wire = cat(&[client_frame(0x41, &[0xf2, 0x48]), client_frame(0xC0, &[0xcd, 0xc9, 0xc9, 0x07, 0x00])]);
@@ -696,6 +721,12 @@ mod tests {
         assert_eq!(events.len(), 6);
         assert_eq!(events[2], Owned::Binary(big));
         assert_eq!(events[5], Owned::Close(1001, vec![]));
+    }
+
+    #[test]
+    fn an_idle_reader_is_small() {
+        // per connection (208 bytes today): the inline control buffer is most of it
+        assert!(std::mem::size_of::<Reader>() <= 224, "{}", std::mem::size_of::<Reader>());
     }
 
     #[test]
