@@ -44,9 +44,9 @@ pub(crate) struct Ctx {
     pub pendings: PendingPool,
     /// This thread's WebSocket topics.
     pub topics: Topics,
-    /// Compressors for published messages, by window bits, made on first use; without
-    /// context takeover, so that any subscriber can inflate what they make.
-    publish_deflaters: Vec<(u8, ws::deflate::Deflater)>,
+    /// The thread's WebSocket compressors, by window bits, made on first use. Every socket
+    /// is compressed without context takeover, so one serves them all, sends and publishes.
+    deflaters: Vec<(u8, ws::deflate::Deflater)>,
     pub now: Instant,
     pub draining: bool,
     /// What a head may hold.
@@ -64,16 +64,16 @@ pub(crate) struct Ctx {
 }
 
 impl Ctx {
-    pub fn publish_deflater(&mut self, window_bits: u8) -> &mut ws::deflate::Deflater {
-        let at = match self.publish_deflaters.iter().position(|(b, _)| *b == window_bits) {
+    pub fn deflater(&mut self, window_bits: u8) -> &mut ws::deflate::Deflater {
+        let at = match self.deflaters.iter().position(|(b, _)| *b == window_bits) {
             Some(at) => at,
             None => {
                 let params = ws::deflate::DeflateParams { server_no_context_takeover: true, deflate_window_bits: window_bits, ..ws::deflate::DeflateParams::default_params() };
-                self.publish_deflaters.push((window_bits, ws::deflate::Deflater::new(&params)));
-                self.publish_deflaters.len() - 1
+                self.deflaters.push((window_bits, ws::deflate::Deflater::new(&params)));
+                self.deflaters.len() - 1
             }
         };
-        &mut self.publish_deflaters[at].1
+        &mut self.deflaters[at].1
     }
 
     pub fn next_rid(&mut self) -> u32 {
@@ -123,7 +123,7 @@ impl Worker {
                 pool: BufPool::default(),
                 pendings: PendingPool::default(),
                 topics: Topics::default(),
-                publish_deflaters: Vec::new(),
+                deflaters: Vec::new(),
                 now: Instant::now(),
                 draining: false,
                 limits,
@@ -432,7 +432,7 @@ impl Worker {
                         Some(at) => at,
                         None => {
                             let mut frame = Vec::new();
-                            self.ctx.publish_deflater(bits).write_frame(&mut frame, opcode, message);
+                            self.ctx.deflater(bits).write_frame(&mut frame, opcode, message);
                             compressed.push((bits, frame));
                             compressed.len() - 1
                         }

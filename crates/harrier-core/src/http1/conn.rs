@@ -332,7 +332,9 @@ impl Http1 {
             }
             (RouteMatch::Found { route }, Ok(())) if ctx.shared.config.websocket(*route).is_some() => {
                 let options = ctx.shared.config.websocket(*route).unwrap().clone();
-                let deflate = options.deflate.then(|| DeflateConfig { threshold: options.deflate_threshold, ..DeflateConfig::default() });
+                // Without context takeover on the server's side: one compressor per thread serves every
+                // socket (and every publish), rather than ~330 KiB of zlib state per socket.
+                let deflate = options.deflate.then(|| DeflateConfig { threshold: options.deflate_threshold, server_no_context_takeover: true, ..DeflateConfig::default() });
                 let headers = ctx.head.headers.iter().map(|(n, v)| (n.slice(input), v.slice(input)));
                 // Whatever happens, nothing after this request is HTTP/1.1 to keep alive.
                 pending.keep_alive = false;

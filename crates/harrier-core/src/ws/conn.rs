@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::deflate::{DeflateParams, Deflater};
+use super::deflate::DeflateParams;
 use super::frame::{self, BINARY, PING, PONG, TEXT};
 use super::reader::{Event, Fail, Reader};
 use crate::conn::transport::Transport;
@@ -35,7 +35,8 @@ pub(crate) struct WsConn {
     id: u32,
     options: Arc<WsOptions>,
     reader: Reader,
-    deflater: Option<Deflater>,
+    /// The window of compressed frames sent to it (through the thread's shared compressor);
+    /// `None` without permessage-deflate.
     deflate_window_bits: Option<u8>,
     state: State,
     /// The last time the client sent anything.
@@ -56,7 +57,6 @@ impl WsConn {
         WsConn {
             id,
             reader: Reader::new(options.max_payload, inflater),
-            deflater: deflate.as_ref().map(Deflater::new),
             deflate_window_bits: deflate.as_ref().map(|d| d.deflate_window_bits),
             options,
             state: State::Open,
@@ -70,7 +70,7 @@ impl WsConn {
 
     #[cfg(test)]
     pub fn heap_bytes(&self) -> usize {
-        self.reader.heap_bytes() + self.deflater.as_ref().map_or(0, Deflater::heap_bytes) + self.topics.capacity() * 4
+        self.reader.heap_bytes() + self.topics.capacity() * 4
     }
 
     pub fn id(&self) -> u32 {
@@ -199,8 +199,8 @@ impl WsConn {
     fn send(&mut self, t: &mut Transport, ctx: &mut Ctx, flags: u16, message: &[u8]) {
         let opcode = if flags & WS_BINARY != 0 { BINARY } else { TEXT };
         let mut out = t.take_out(ctx);
-        match &mut self.deflater {
-            Some(deflater) if flags & WS_COMPRESS != 0 && message.len() >= self.options.deflate_threshold => deflater.write_frame(&mut out, opcode, message),
+        match self.deflate_window_bits {
+            Some(bits) if flags & WS_COMPRESS != 0 && message.len() >= self.options.deflate_threshold => ctx.deflater(bits).write_frame(&mut out, opcode, message),
             _ => frame::write_frame(&mut out, opcode, message),
         }
         t.put_out(out);
