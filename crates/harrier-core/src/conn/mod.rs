@@ -123,12 +123,13 @@ impl Conn {
             } else {
                 let mut scratch = std::mem::take(&mut ctx.scratch);
                 let r = self.t.read(ctx, &mut scratch);
+                let room = scratch.len();
                 ctx.scratch = scratch;
-                r
+                r.map(|n| (n, room))
             };
             match result {
-                Ok(0) => return Liveness::Closed,
-                Ok(n) => {
+                Ok((0, _)) => return Liveness::Closed,
+                Ok((n, room)) => {
                     self.t.last_read = ctx.now;
                     if buffered {
                         self.consume_buffered(ctx);
@@ -145,9 +146,11 @@ impl Conn {
                     if self.doomed() {
                         return Liveness::Closed;
                     }
-                    if n < ctx.scratch.len() && self.t.rbuf.is_empty() {
-                        // A short read drained the socket; with edge-triggered polling there is
-                        // no need to try again and hear WouldBlock.
+                    if n < room && self.t.rbuf.is_empty() {
+                        // A read that did not fill the room it had drained the socket; with
+                        // edge-triggered polling there is no need to try again and hear
+                        // WouldBlock. (A read into the input buffer has less room than the
+                        // scratch buffer: only its own room tells.)
                         return Liveness::Open;
                     }
                 }

@@ -121,15 +121,15 @@ impl Transport {
         self.sock.read(&mut ctx.io, into)
     }
 
-    /// Reads once, appending to `rbuf`.
-    pub fn read_more(&mut self, ctx: &mut Ctx) -> io::Result<usize> {
+    /// Reads once, appending to `rbuf`; also says how much room the read was offered.
+    pub fn read_more(&mut self, ctx: &mut Ctx) -> io::Result<(usize, usize)> {
         self.rbuf.reserve(16 * 1024);
         let len = self.rbuf.len();
         let cap = self.rbuf.capacity();
         self.rbuf.resize(cap, 0);
         let r = self.sock.read(&mut ctx.io, &mut self.rbuf[len..]);
         self.rbuf.truncate(len + *r.as_ref().unwrap_or(&0));
-        r
+        r.map(|n| (n, cap - len))
     }
 
     /// The buffer to append the next output to: the write buffer, or the end of the queue
