@@ -39,8 +39,11 @@
 //!
 //! Every handshake is checked: status 101, Upgrade, Connection, Sec-WebSocket-Accept.
 //! Client frames are masked (RFC 6455). `--deflate` offers permessage-deflate (RFC 7692);
-//! the server must accept it; its compressed messages are inflated, and the client
-//! compresses its own messages too (RSV1), unless the server limits the client's window.
+//! the server must accept it; its compressed messages are inflated (zlib-rs) and checked,
+//! and the client sends compressed messages too (RSV1), unless the server limits the
+//! client's window: real deflate blocks, compressed once per distinct body and put
+//! together with the message's header (see `send_message`), so that the client's CPU goes
+//! to inflating and checking the server's answers rather than to compressing.
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
@@ -235,11 +238,15 @@ fn pattern(size: usize, binary: bool) -> Vec<u8> {
     }
 }
 
-fn hex8(out: &mut Vec<u8>, v: u32) {
+/// 8 lower-case hex digits of `conn`, then 8 of `seq`.
+fn header(conn: u32, seq: u32) -> [u8; HEADER] {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for shift in (0..8).rev() {
-        out.push(DIGITS[((v >> (shift * 4)) & 15) as usize]);
+    let mut out = [0u8; HEADER];
+    for i in 0..8 {
+        out[i] = DIGITS[((conn >> ((7 - i) * 4)) & 15) as usize];
+        out[8 + i] = DIGITS[((seq >> ((7 - i) * 4)) & 15) as usize];
     }
+    out
 }
 
 fn offset_of(seq: u32, binary: bool) -> usize {
@@ -254,16 +261,13 @@ fn offset_of(seq: u32, binary: bool) -> usize {
 /// offset that depends on `seq` (so that a message mixed up with another shows).
 fn fill_payload(buf: &mut Vec<u8>, pat: &[u8], conn: u32, seq: u32, size: usize, binary: bool) {
     buf.clear();
-    hex8(buf, conn);
-    hex8(buf, seq);
+    buf.extend_from_slice(&header(conn, seq));
     let off = offset_of(seq, binary);
     buf.extend_from_slice(&pat[off..off + size - HEADER]);
 }
 
 fn check_payload(msg: &[u8], pat: &[u8], conn: u32, seq: u32, size: usize, binary: bool) -> Result<(), String> {
-    let mut head = Vec::with_capacity(HEADER);
-    hex8(&mut head, conn);
-    hex8(&mut head, seq);
+    let head = header(conn, seq);
     let off = offset_of(seq, binary);
     let body = &pat[off..off + size - HEADER];
     if msg.len() == size && msg[..HEADER] == head[..] && msg[HEADER..] == *body {
@@ -387,9 +391,7 @@ struct Conn {
     out: Vec<u8>,
     opos: usize,
     inflater: Option<Decompress>,
-    deflater: Option<Compress>,
-    reset_inflater: bool,
-    reset_deflater: bool,
+    compress: bool,
     frag: Vec<u8>,
     frag_op: u8,
     frag_rsv1: bool,
@@ -525,6 +527,7 @@ struct Run {
     scratch: Vec<u8>,
     payload: Vec<u8>,
     zbuf: Vec<u8>,
+    zcache: Vec<Vec<u8>>,
     phase: Phase,
     phase_at: Instant,
     setup_started: Instant,
@@ -572,6 +575,7 @@ impl Run {
             scratch: vec![0; 256 * 1024],
             payload: Vec::new(),
             zbuf: Vec::new(),
+            zcache: Vec::new(),
             phase: Phase::Setup,
             phase_at: now,
             setup_started: now,
@@ -712,9 +716,7 @@ impl Run {
                 out,
                 opos: 0,
                 inflater: None,
-                deflater: None,
-                reset_inflater: false,
-                reset_deflater: false,
+                compress: false,
                 frag: Vec::new(),
                 frag_op: 0,
                 frag_rsv1: false,
@@ -841,12 +843,11 @@ impl Run {
             };
             let n = check_handshake(&buf[..end], &c.key, self.a.deflate && self.phase != Phase::IdleWarm)?;
             if n.deflate {
+                // The inflater goes on from message to message: with context takeover the
+                // server's messages refer back to earlier ones; without, they do not, and
+                // the history kept does no harm.
                 c.inflater = Some(Decompress::new(false));
-                c.reset_inflater = n.server_no_context;
-                if n.client_may_compress {
-                    c.deflater = Some(Compress::new(Compression::fast(), false));
-                    c.reset_deflater = n.client_no_context;
-                }
+                c.compress = n.client_may_compress;
             }
             if self.negotiated.is_none() {
                 self.negotiated = n.extensions;
@@ -953,7 +954,7 @@ impl Run {
         let ended = inflate_into(z, data, &mut out);
         let result = match ended {
             Ok(ended) => {
-                if ended || c.reset_inflater {
+                if ended {
                     z.reset(false);
                 }
                 self.on_message(c, opcode, &out)
@@ -968,32 +969,50 @@ impl Run {
     fn send_next(&mut self, c: &mut Conn) -> Result<(), String> {
         let mut payload = std::mem::take(&mut self.payload);
         fill_payload(&mut payload, &self.pat, c.id, c.sent, self.a.size, self.a.binary);
+        let off = offset_of(c.sent, self.a.binary);
         c.sent = c.sent.wrapping_add(1);
-        let result = self.send_message(c, &payload);
+        let result = self.send_message(c, &payload, off);
         self.payload = payload;
         c.sent_at.push_back(Instant::now());
         result
     }
 
-    fn send_message(&mut self, c: &mut Conn, payload: &[u8]) -> Result<(), String> {
+    /// A message (`payload`, whose body is the pattern from `off`) framed into `c.out`;
+    /// compressed where permessage-deflate was agreed.
+    ///
+    /// A compressed message is built, not compressed each time, so that the client's CPU
+    /// goes to checking the server's answers: a stored block with the 16-byte header, then
+    /// the body's deflate blocks, compressed once per offset (they refer to nothing before
+    /// them, which a deflate stream, with or without context takeover, allows).
+    fn send_message(&mut self, c: &mut Conn, payload: &[u8], off: usize) -> Result<(), String> {
         let opcode = if self.a.binary { 0x2 } else { 0x1 };
         let k = self.random().to_le_bytes();
         let key = [k[0], k[1], k[2], k[3]];
-        if let Some(d) = c.deflater.as_mut() {
-            let mut z = std::mem::take(&mut self.zbuf);
-            let result = deflate_into(d, payload, &mut z);
-            if c.reset_deflater {
-                d.reset();
-            }
-            if result.is_ok() {
-                frame_into(&mut c.out, opcode, true, &z, key);
-            }
-            self.zbuf = z;
-            result
-        } else {
+        if !c.compress {
             frame_into(&mut c.out, opcode, false, payload, key);
-            Ok(())
+            return Ok(());
         }
+        if self.zcache.len() <= off {
+            self.zcache.resize(off + 1, Vec::new());
+        }
+        if self.zcache[off].is_empty() {
+            let mut d = Compress::new(Compression::default(), false);
+            let mut body = Vec::new();
+            deflate_into(&mut d, &payload[HEADER..], &mut body)?;
+            self.zcache[off] = body;
+        }
+        let mut z = std::mem::take(&mut self.zbuf);
+        z.clear();
+        // Stored block: BFINAL 0, BTYPE 00, then LEN and its complement, little-endian.
+        let len = HEADER as u16;
+        z.push(0);
+        z.extend_from_slice(&len.to_le_bytes());
+        z.extend_from_slice(&(!len).to_le_bytes());
+        z.extend_from_slice(&payload[..HEADER]);
+        z.extend_from_slice(&self.zcache[off]);
+        frame_into(&mut c.out, opcode, true, &z, key);
+        self.zbuf = z;
+        Ok(())
     }
 
     fn on_open(&mut self, c: &mut Conn) -> Result<(), String> {
@@ -1091,15 +1110,16 @@ impl Run {
     fn publish(&mut self, current: Option<&mut Conn>) -> Result<(), String> {
         let mut payload = std::mem::take(&mut self.payload);
         fill_payload(&mut payload, &self.pat, 0, self.bc_next, self.a.size, self.a.binary);
+        let off = offset_of(self.bc_next, self.a.binary);
         self.bc_next = self.bc_next.wrapping_add(1);
         self.bc_counts.push_back(0);
         self.bc_sent_at.push_back(Instant::now());
         let result = match current {
-            Some(c) if c.id == 0 => self.send_message(c, &payload),
+            Some(c) if c.id == 0 => self.send_message(c, &payload, off),
             _ => {
                 let idx = self.first;
                 let mut p = self.conns[idx].take().ok_or("the publisher is gone")?;
-                let r = self.send_message(&mut p, &payload).and_then(|_| flush(&mut p));
+                let r = self.send_message(&mut p, &payload, off).and_then(|_| flush(&mut p));
                 self.conns[idx] = Some(p);
                 r
             }
@@ -1433,6 +1453,25 @@ mod tests {
             assert!(comp.len() < 400, "compressible: {} bytes", comp.len());
             assert!(!inflate_into(&mut z, &comp, &mut back).unwrap());
             assert_eq!(back, msg);
+        }
+    }
+
+    #[test]
+    fn built_compressed_messages_inflate_to_the_message() {
+        // A stored block with the header, then the body's blocks compressed on their own:
+        // what send_message builds, inflated by one inflater from message to message.
+        let pat = pattern(4096, false);
+        let mut z = Decompress::new(false);
+        let (mut msg, mut body, mut back) = (Vec::new(), Vec::new(), Vec::new());
+        for seq in 0..100u32 {
+            fill_payload(&mut msg, &pat, 3, seq, 4096, false);
+            deflate_into(&mut Compress::new(Compression::default(), false), &msg[HEADER..], &mut body).unwrap();
+            let mut frame = vec![0, 16, 0, !16u8, 0xff];
+            frame.extend_from_slice(&msg[..HEADER]);
+            frame.extend_from_slice(&body);
+            assert!(frame.len() < 300);
+            assert!(!inflate_into(&mut z, &frame, &mut back).unwrap());
+            assert_eq!(back, msg, "message {seq}");
         }
     }
 
