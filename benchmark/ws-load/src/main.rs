@@ -280,7 +280,7 @@ fn check_payload(msg: &[u8], pat: &[u8], conn: u32, seq: u32, size: usize, binar
         .position(|(a, b)| a != b)
         .unwrap_or(msg.len().min(size));
     Err(format!(
-        "connection {conn}: expected message {seq} ({size} bytes, starting {:?}), got {} bytes starting {got:?}, first difference at byte {first}",
+        "expected message {seq} ({size} bytes, starting {:?}), got {} bytes starting {got:?}, first difference at byte {first}",
         String::from_utf8_lossy(&head),
         msg.len()
     ))
@@ -1073,7 +1073,7 @@ impl Run {
             }
             Mode::Broadcast => {
                 let seq = c.recv;
-                check_payload(msg, &self.pat, 0, seq, self.a.size, self.a.binary).map_err(|e| format!("subscriber {}: {e}", c.id))?;
+                check_payload(msg, &self.pat, 0, seq, self.a.size, self.a.binary)?;
                 c.recv = c.recv.wrapping_add(1);
                 let i = seq.wrapping_sub(self.bc_low) as usize;
                 if i >= self.bc_counts.len() {
