@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // harrier's benchmark suite: harrier against node:http, Fastify, Deno.serve, Bun.serve,
-// a floor responder and (for static files) nginx, scenario by scenario, in interleaved
-// rounds. See benchmark/README.md.
+// a floor responder, (for static files) nginx and (for WebSockets) node:http + ws,
+// scenario by scenario, in interleaved rounds. See benchmark/README.md.
 //
 //   npm run bench -- [--scenario NAME,...] [--server NAME,...] [--runs N] [--quick] ...
 //
@@ -18,7 +18,7 @@ import { autocannon, which, wrk, wrkVersion } from './suite/load.mjs'
 import { paths, setShared } from './suite/paths.mjs'
 import { clockTicksPerSecond, delta, memoryKiB, rssSummary, sampleRss, snapshot, threadCount } from './suite/proc.mjs'
 import { headerMarkdown, scenarioMarkdown, summarise, summaryMarkdown } from './suite/report.mjs'
-import { SCENARIOS, applies, formatMs, probe, skipReason } from './suite/scenarios.mjs'
+import { DEFAULT_SCENARIOS, SCENARIOS, SCENARIO_GROUPS, applies, formatMs, probe, skipReason } from './suite/scenarios.mjs'
 import { bodyMiBps, cleanupStatic, staticFiles } from './suite/static.mjs'
 import {
   RAISE_NOFILE,
@@ -36,6 +36,7 @@ import {
   stopServer,
   track,
 } from './suite/servers.mjs'
+import { buildWsLoad, parseWsLoadLine, wsFigures, wsLoad, wsLoadArgs } from './suite/ws.mjs'
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
@@ -47,8 +48,10 @@ const QUICK = { runs: 1, duration: 2, warmup: 1, connections: 64, idle: 2_000, r
 function usage() {
   return `usage: npm run bench -- [options]        (or: node benchmark/run.mjs [options])
 
-  --scenario LIST      scenarios to run, comma-separated or repeated (default: all)
-                       ${SCENARIOS.map((s) => s.name).join(', ')}
+  --scenario LIST      scenarios to run, comma-separated or repeated (default: all but the WebSocket ones)
+                       ${DEFAULT_SCENARIOS.map((s) => s.name).join(', ')}
+                       WebSocket (not in the default set; \`ws\` stands for all of them):
+                       ${SCENARIO_GROUPS.ws.join(', ')}
   --server LIST        servers, comma-separated or repeated (default: all)
                        ${Object.keys(SERVERS).join(', ')}
                        NAME:VAR=value[:VAR=value] runs a server with extra environment,
@@ -57,7 +60,7 @@ function usage() {
   --duration S         seconds of each measured wrk run (default ${DEFAULTS.duration})
   --warmup S           seconds of unmeasured load before each run (default ${DEFAULTS.warmup})
   --connections C      connections for scenarios that do not set their own (default ${DEFAULTS.connections})
-  --idle-connections N idle keep-alive connections in idle-10k (default ${DEFAULTS.idle})
+  --idle-connections N idle keep-alive connections in idle-10k, idle WebSockets in ws-idle-10k (default ${DEFAULTS.idle})
   --rss-requests A,B   rss-growth: RSS after A requests against after B (default ${DEFAULTS.rss.join(',')})
   --quick              short runs: ${QUICK.runs} round, ${QUICK.duration} s runs, ${QUICK.warmup} s warm-up, ` +
     `${QUICK.idle} idle connections, rss-growth ${QUICK.rss.join(',')}
@@ -108,7 +111,7 @@ function parseOptions(argv) {
     process.exit(0)
   }
   if (values.list) {
-    for (const s of SCENARIOS) console.log(`scenario ${s.name.padEnd(20)} ${s.title}`)
+    for (const s of SCENARIOS) console.log(`scenario ${s.name.padEnd(20)} ${s.title}${s.default === false ? ' (not in the default set)' : ''}`)
     for (const name of Object.keys(SERVERS)) {
       const server = parseServerSpec(name)
       const runs = SCENARIOS.filter((scenario) => applies(scenario, server)).map((scenario) => scenario.name)
@@ -127,11 +130,13 @@ function parseOptions(argv) {
   }
   const list = (entries) => (entries ?? []).flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean)
 
-  const scenarioNames = list(values.scenario)
+  const scenarioNames = list(values.scenario).flatMap((name) => SCENARIO_GROUPS[name] ?? [name])
   for (const name of scenarioNames) {
-    if (!SCENARIOS.some((s) => s.name === name)) fail(`unknown scenario "${name}" (known: ${SCENARIOS.map((s) => s.name).join(', ')})`)
+    if (!SCENARIOS.some((s) => s.name === name)) {
+      fail(`unknown scenario "${name}" (known: ${SCENARIOS.map((s) => s.name).join(', ')}; ${Object.keys(SCENARIO_GROUPS).join(', ')} for groups)`)
+    }
   }
-  const scenarios = scenarioNames.length ? SCENARIOS.filter((s) => scenarioNames.includes(s.name)) : SCENARIOS
+  const scenarios = scenarioNames.length ? SCENARIOS.filter((s) => scenarioNames.includes(s.name)) : DEFAULT_SCENARIOS
 
   const servers = []
   for (const spec of list(values.server).length ? list(values.server) : Object.keys(SERVERS)) {
@@ -158,6 +163,9 @@ function parseOptions(argv) {
   return {
     scenarios,
     servers,
+    // Servers named on the command line; without --server, those that take part in none of
+    // the scenarios asked for are left out without a word (node-ws, in a run without ws scenarios).
+    serversGiven: list(values.server).length > 0,
     quick: values.quick,
     runs: integer('runs', base.runs, 1),
     duration: integer('duration', base.duration, 1),
@@ -188,6 +196,14 @@ function checkEnvironment(options) {
     fail(`${paths.pipelineScript} not found: the pipelined scenarios need the shared folder (--shared DIR)`)
   }
   if (os.cpus().length < 2) console.warn('bench: warning: fewer than 2 CPUs; the server and the load generator share one')
+  if (options.scenarios.some((s) => s.ws)) {
+    try {
+      buildWsLoad()
+    } catch (error) {
+      fail(error.message)
+    }
+  }
+  if (!options.serversGiven) options.servers = options.servers.filter((server) => options.scenarios.some((scenario) => applies(scenario, server)))
 
   const unavailable = []
   options.servers = options.servers.filter((server) => {
@@ -257,6 +273,7 @@ function describe(options) {
       wrk: which('wrk') ? wrkVersion() : 'not installed',
       autocannon: packageVersion('autocannon'),
       fastify: packageVersion('fastify'),
+      ws: packageVersion('ws'),
       harrier: gitDescription(),
     },
   }
@@ -329,21 +346,39 @@ async function measureLoad(scenario, server, options, handle) {
   }
 }
 
-function lineReader(stream) {
+/**
+ * Reads a child's output line by line: `next(timeoutMs, what)` is the next line, or a
+ * rejection when none comes in time or the output ends first (the child exited).
+ */
+function lineReader(stream, name) {
   const queue = []
   const waiters = []
-  createInterface({ input: stream }).on('line', (line) => {
-    if (waiters.length) waiters.shift()(line)
+  let ended = false
+  const lines = createInterface({ input: stream })
+  lines.on('line', (line) => {
+    if (waiters.length) waiters.shift().resolve(line)
     else queue.push(line)
+  })
+  lines.on('close', () => {
+    ended = true
+    for (const waiter of waiters.splice(0)) waiter.reject()
   })
   return (timeoutMs, what) =>
     queue.length
       ? Promise.resolve(queue.shift())
       : new Promise((resolve, reject) => {
-          const timer = setTimeout(() => reject(new Error(`idle client: no ${what} within ${timeoutMs / 1000} s`)), timeoutMs)
-          waiters.push((line) => {
-            clearTimeout(timer)
-            resolve(line)
+          const gone = () => new Error(`${name}: its output ended before the ${what}`)
+          if (ended) return reject(gone())
+          const timer = setTimeout(() => reject(new Error(`${name}: no ${what} within ${timeoutMs / 1000} s`)), timeoutMs)
+          waiters.push({
+            resolve: (line) => {
+              clearTimeout(timer)
+              resolve(line)
+            },
+            reject: () => {
+              clearTimeout(timer)
+              reject(gone())
+            },
           })
         })
 }
@@ -374,42 +409,144 @@ async function measureIdle(scenario, server, options, handle) {
   let stderr = ''
   client.stderr.on('data', (chunk) => (stderr += chunk))
   const exited = new Promise((resolve) => client.on('exit', resolve))
-  const next = lineReader(client.stdout)
+  const next = lineReader(client.stdout, 'idle client')
   try {
-    const ready = JSON.parse(await next(300_000, 'connections'))
-    await sleep(IDLE_SETTLE_MS)
-    client.stdin.write('count\n')
-    const openBefore = JSON.parse(await next(10_000, 'count')).open
-    const withIdle = memoryKiB(handle.pid)
-    client.stdin.write('count\n')
-    const openAfter = JSON.parse(await next(10_000, 'count')).open
-    aliveOrThrow(handle)
-    const open = Math.min(openBefore, openAfter)
-    client.stdin.write('close\n')
-    await exited
-    await sleep(1000)
-    const closed = memoryKiB(handle.pid)
-    const warnings = []
-    if (ready.failed) warnings.push(`${ready.failed} of ${options.idleConnections} connections failed (first: ${ready.firstError})`)
-    if (open < ready.open) warnings.push(`${ready.open - open} connections were closed by the server while idle`)
-    return {
-      connections: open,
-      opened: ready.open,
-      failed: ready.failed,
-      openMs: ready.ms,
-      rssBeforeMiB: before.rss / 1024,
-      rssAfterMiB: withIdle.rss / 1024,
-      kibPerConnection: open > 0 ? (withIdle.rss - before.rss) / open : null,
-      rssAfterCloseMiB: closed.rss / 1024,
-      peakRssMiB: closed.hwm / 1024,
-      threads: threadCount(handle.pid),
-      warnings,
-    }
+    return await holdIdle({ client, next, exited, handle, before, options, what: 'connections', parse: JSON.parse })
   } catch (error) {
     error.message += stderr ? `\n${stderr}` : ''
     throw error
   } finally {
     client.kill('SIGKILL')
+  }
+}
+
+/**
+ * The idle measurement once `client` (idle-client.mjs, or ws-load idle) is opening its
+ * connections: waits for them all, then 6 s, reads RSS between two `count`s, closes them,
+ * and reads RSS again 1 s later. `before`: RSS before the connections.
+ */
+async function holdIdle({ client, next, exited, handle, before, options, what, parse }) {
+  const ready = parse(await next(300_000, what))
+  if (!ready.ready) throw new Error(`expected the ready line, got ${JSON.stringify(ready)}`)
+  await sleep(IDLE_SETTLE_MS)
+  client.stdin.write('count\n')
+  const openBefore = parse(await next(10_000, 'count')).open
+  const withIdle = memoryKiB(handle.pid)
+  client.stdin.write('count\n')
+  const openAfter = parse(await next(10_000, 'count')).open
+  aliveOrThrow(handle)
+  const open = Math.min(openBefore, openAfter)
+  client.stdin.write('close\n')
+  await exited
+  await sleep(1000)
+  const closed = memoryKiB(handle.pid)
+  const warnings = []
+  if (ready.failed) warnings.push(`${ready.failed} of ${options.idleConnections} ${what} failed (first: ${ready.firstError})`)
+  if (open < ready.open) warnings.push(`${ready.open - open} ${what} were closed by the server while idle`)
+  return {
+    connections: open,
+    opened: ready.open,
+    failed: ready.failed,
+    openMs: ready.ms,
+    rssBeforeMiB: before.rss / 1024,
+    rssAfterMiB: withIdle.rss / 1024,
+    kibPerConnection: open > 0 ? (withIdle.rss - before.rss) / open : null,
+    rssAfterCloseMiB: closed.rss / 1024,
+    peakRssMiB: closed.hwm / 1024,
+    threads: threadCount(handle.pid),
+    warnings,
+  }
+}
+
+/** ws-load, pinned to the client CPU under a raised open-file limit, with its output read line by line. */
+function spawnWsLoad(args, options) {
+  const child = track(
+    spawn('sh', ['-c', RAISE_NOFILE, 'sh', 'taskset', '-c', options.clientCpu, wsLoad.binary, ...args], { stdio: ['pipe', 'pipe', 'pipe'] }),
+  )
+  let stderr = ''
+  child.stderr.on('data', (chunk) => {
+    stderr += chunk
+    if (stderr.length > 20_000) stderr = stderr.slice(-10_000)
+  })
+  const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })))
+  return { child, exited, next: lineReader(child.stdout, 'ws-load'), stderr: () => stderr }
+}
+
+/**
+ * A WebSocket load run (ws-load echo or broadcast): ws-load opens its connections, warms
+ * up and says when the measured window starts; the server's /proc counters are read then
+ * and when its results come (a few ms off the window's edges, against seconds of load).
+ */
+async function measureWs(scenario, server, options, handle) {
+  const args = wsLoadArgs(scenario.ws, { port: handle.port, duration: options.duration, warmup: options.warmup })
+  const rssBeforeWarmup = memoryKiB(handle.pid).rss
+  const load = spawnWsLoad(args, options)
+  try {
+    const start = parseWsLoadLine(await load.next(90_000 + options.warmup * 1000, 'start of the measured run'))
+    if (start.event !== 'measure') throw new Error(`ws-load: expected {"event":"measure"}, got ${JSON.stringify(start)}`)
+    const sampler = sampleRss(handle.pid, 500)
+    const before = snapshot(handle.pid)
+    let line
+    try {
+      line = await load.next((options.duration + 30) * 1000, 'results')
+    } finally {
+      sampler.stop()
+    }
+    const after = snapshot(handle.pid)
+    const figures = wsFigures(parseWsLoadLine(line))
+    aliveOrThrow(handle)
+    const { code, signal } = await load.exited
+    if (code !== 0) throw new Error(`ws-load exited with ${code ?? signal}`)
+    const d = delta(before, after, figures.count)
+    const memory = memoryKiB(handle.pid)
+    const perMessage =
+      scenario.ws.mode === 'broadcast'
+        ? { cpuUsPerDelivery: d.cpuUsPerRequest, ctxPerDelivery: d.ctxPerRequest }
+        : { cpuUsPerMessage: d.cpuUsPerRequest, ctxPerMessage: d.ctxPerRequest }
+    return {
+      ...figures,
+      ...perMessage,
+      cpuSeconds: d.cpuSeconds,
+      ctxSwitches: d.ctxSwitches,
+      serverCpuUtilisation: d.serverCpuUtilisation,
+      rssBeforeWarmupMiB: rssBeforeWarmup / 1024,
+      rssMiB: memory.rss / 1024,
+      peakRssMiB: memory.hwm / 1024,
+      threads: threadCount(handle.pid),
+      command: `ws-load ${args.join(' ')}`,
+      warnings: [],
+    }
+  } catch (error) {
+    const stderr = load.stderr().trim()
+    if (stderr && !error.message.includes(stderr)) error.message += `\n${stderr}`
+    throw error
+  } finally {
+    load.child.kill('SIGKILL')
+  }
+}
+
+/**
+ * RSS per idle WebSocket, as idle-10k does for keep-alive connections: ws-load idle warms
+ * the server up with 2,000 echoes on 4 WebSockets (then closed), RSS is read 1 s later,
+ * then N WebSockets open, each has one echo, and they stay idle (see holdIdle).
+ */
+async function measureWsIdle(scenario, server, options, handle) {
+  const args = wsLoadArgs(scenario.ws, { port: handle.port, idleConnections: options.idleConnections })
+  const load = spawnWsLoad(args, options)
+  try {
+    const warm = parseWsLoadLine(await load.next(60_000, 'end of the warm-up'))
+    if (warm.event !== 'warm') throw new Error(`ws-load: expected {"event":"warm"}, got ${JSON.stringify(warm)}`)
+    await sleep(1000)
+    const before = memoryKiB(handle.pid)
+    load.child.stdin.write('open\n')
+    const result = await holdIdle({ client: load.child, next: load.next, exited: load.exited, handle, before, options, what: 'WebSockets', parse: parseWsLoadLine })
+    return { ...result, warmupMessages: warm.messages, command: `ws-load ${args.join(' ')}` }
+  } catch (error) {
+    const stderr = load.stderr().trim()
+    if (stderr && !error.message.includes(stderr)) error.message += `\n${stderr}`
+    throw error
+  } finally {
+    load.child.kill('SIGKILL')
   }
 }
 
@@ -442,13 +579,14 @@ async function measureGrowth(scenario, server, options, handle) {
   }
 }
 
-const MEASURE = { wrk: measureLoad, idle: measureIdle, growth: measureGrowth }
+const MEASURE = { wrk: measureLoad, idle: measureIdle, growth: measureGrowth, ws: measureWs, 'ws-idle': measureWsIdle }
 
 async function measure(scenario, server, options) {
   let handle
   try {
     const context = { connections: scenario.connections ?? options.connections }
     if (scenario.static) context.staticDir = staticFiles().dir
+    if (scenario.ws?.env) context.env = scenario.ws.env
     handle = await startServer(server, serverCpus(scenario, options), context)
     const problem = await probe(scenario, server, handle.port)
     if (problem) throw new Error(problem)
@@ -474,6 +612,10 @@ function loadDescription(scenario, options) {
       return `${IDLE_WARMUP_REQUESTS.toLocaleString('en-US')} requests (autocannon -c4), then ${options.idleConnections.toLocaleString('en-US')} connections opened by benchmark/suite/idle-client.mjs (one GET / each, then idle), RSS ${IDLE_SETTLE_MS / 1000} s after the last answer, no forced GC, ${cpus}`
     case 'growth':
       return `\`autocannon -c${options.connections} -a\` ${options.rssRequests[0].toLocaleString('en-US')} requests, then up to ${options.rssRequests[1].toLocaleString('en-US')} in all; throughput, latency, CPU and switches are of the second phase; ${cpus}`
+    case 'ws':
+      return `\`benchmark/ws-load ${wsLoadArgs(scenario.ws, { port: 'PORT', duration: options.duration, warmup: options.warmup }).join(' ')}\`${scenario.ws.env?.BENCH_WS_DEFLATE ? ' (servers started with BENCH_WS_DEFLATE=1)' : ''}, ${cpus}`
+    case 'ws-idle':
+      return `\`benchmark/ws-load ${wsLoadArgs(scenario.ws, { port: 'PORT', idleConnections: options.idleConnections }).join(' ')}\`: ${scenario.ws.warmupMessages.toLocaleString('en-US')} echoes on 4 WebSockets, then ${options.idleConnections.toLocaleString('en-US')} WebSockets opened (one echo each, then idle), RSS ${IDLE_SETTLE_MS / 1000} s after the last echo, no forced GC, ${cpus}`
   }
 }
 
@@ -482,8 +624,19 @@ function progressLine(scenario, round, options, server, result) {
   if (result.error) return `${head} FAILED: ${result.error.split('\n')[0]}`
   const fmt = (v, f) => (v === null || v === undefined ? 'n/a' : f(v))
   let body
-  if (scenario.kind === 'idle') {
+  if (scenario.kind === 'idle' || scenario.kind === 'ws-idle') {
     body = `${result.connections} open, RSS ${result.rssBeforeMiB.toFixed(1)} → ${result.rssAfterMiB.toFixed(1)} MiB, ${fmt(result.kibPerConnection, (v) => v.toFixed(2))} KiB/conn`
+  } else if (scenario.kind === 'ws') {
+    const broadcast = scenario.ws.mode === 'broadcast'
+    const rate = broadcast ? result.deliveriesPerSec : result.messagesPerSec
+    const cpu = broadcast ? result.cpuUsPerDelivery : result.cpuUsPerMessage
+    const ctx = broadcast ? result.ctxPerDelivery : result.ctxPerMessage
+    const unit = broadcast ? 'delivery' : 'msg'
+    body =
+      `${Math.round(rate).toLocaleString('en-US').padStart(9)} ${broadcast ? 'deliveries' : 'msg'}/s  ` +
+      `p50 ${fmt(result.p50Ms, formatMs)}  p99 ${fmt(result.p99Ms, formatMs)}  ` +
+      `cpu ${fmt(cpu, (v) => v.toFixed(3))} µs/${unit}  ctx ${fmt(ctx, (v) => v.toFixed(4))}/${unit}  ` +
+      `rss ${result.rssMiB.toFixed(1)} MiB  threads ${result.threads}`
   } else if (scenario.kind === 'growth') {
     body = `RSS ${result.rssFirstMiB.toFixed(1)} → ${result.rssLastMiB.toFixed(1)} MiB (${result.growthPct.toFixed(1)}%), ${Math.round(result.requestsPerSec)} req/s, cpu ${fmt(result.cpuUsPerRequest, (v) => v.toFixed(2))} µs/req`
   } else {
@@ -507,10 +660,10 @@ function estimateSeconds(options) {
   for (const scenario of options.scenarios) {
     const count = options.servers.filter((s) => applies(scenario, s)).length * options.runs
     const per =
-      scenario.kind === 'wrk'
+      scenario.kind === 'wrk' || scenario.kind === 'ws'
         ? options.warmup + options.duration + 1.5
-        : scenario.kind === 'idle'
-          ? options.warmup + 5 + options.idleConnections / 2000
+        : scenario.kind === 'idle' || scenario.kind === 'ws-idle'
+          ? options.warmup + 8 + options.idleConnections / 2000
           : options.rssRequests[1] / 25_000 + 2
     total += count * per
   }

@@ -1,11 +1,19 @@
 // Bun.serve, with the suite's routes on Bun's own router. Run with the `bun` binary
 // (npm package `bun`): bun benchmark/servers/bun.mjs      (listens on 127.0.0.1:$PORT)
+//
+// WebSocket routes (server.upgrade from fetch; one websocket handler for both, told apart
+// by the data given to upgrade): GET /ws/echo sends every message back as received,
+// GET /ws/broadcast subscribes each connection to topic 'b' and publishes every message
+// to it with server.publish (every subscriber, the sender too). BENCH_WS_DEFLATE=1 turns
+// on permessage-deflate (and asks send/publish to compress).
 const HELLO = 'Hello, World!'
 const TEXT = { 'content-type': 'text/plain; charset=utf-8' }
 const JSON_TYPE = { 'content-type': 'application/json; charset=utf-8' }
 
 const port = Number(process.env.PORT)
-Bun.serve({
+const deflate = process.env.BENCH_WS_DEFLATE === '1'
+const WS_ROUTES = { '/ws/echo': 'echo', '/ws/broadcast': 'broadcast' }
+const server = Bun.serve({
   port,
   hostname: '127.0.0.1',
   // Idle keep-alive connections stay open for the idle scenario (the default is 10 s).
@@ -29,6 +37,25 @@ Bun.serve({
         }),
     },
   },
-  fetch: () => new Response('Not Found', { status: 404, headers: TEXT }),
+  fetch(req, server) {
+    const url = req.url
+    const start = url.indexOf('/', url.indexOf('//') + 2)
+    const mark = url.indexOf('?', start)
+    const route = WS_ROUTES[mark === -1 ? url.slice(start) : url.slice(start, mark)]
+    if (route && server.upgrade(req, { data: { route } })) return undefined
+    return new Response('Not Found', { status: 404, headers: TEXT })
+  },
+  websocket: {
+    idleTimeout: 120,
+    maxPayloadLength: 16 * 1024 * 1024,
+    perMessageDeflate: deflate,
+    open(ws) {
+      if (ws.data.route === 'broadcast') ws.subscribe('b')
+    },
+    message(ws, message) {
+      if (ws.data.route === 'echo') ws.send(message, deflate)
+      else server.publish('b', message, deflate)
+    },
+  },
 })
-console.log(`Bun.serve listening on http://127.0.0.1:${port}/`)
+console.log(`Bun.serve listening on http://127.0.0.1:${port}/, permessage-deflate ${deflate ? 'on' : 'off'}`)

@@ -1,8 +1,32 @@
 // Deno.serve, with the suite's routes. Run with the `deno` binary (npm package `deno`):
 //   deno run --allow-net --allow-env benchmark/servers/deno.mjs      (listens on 127.0.0.1:$PORT)
+//
+// WebSocket routes through Deno.upgradeWebSocket: GET /ws/echo sends every message back
+// (socket.send(e.data): text as text, binary as binary), GET /ws/broadcast sends every
+// message to every open socket of the route (a Set; Deno has no pub/sub), the sender too.
+// Deno's WebSocket server has no permessage-deflate: it never accepts the extension.
 const HELLO = 'Hello, World!'
 const TEXT = { 'content-type': 'text/plain; charset=utf-8' }
 const JSON_TYPE = { 'content-type': 'application/json; charset=utf-8' }
+
+const broadcast = new Set()
+
+function upgrade(req, route) {
+  // Idle WebSockets stay open for the idle scenario (Deno pings after idleTimeout seconds).
+  const { socket, response } = Deno.upgradeWebSocket(req, { idleTimeout: 120 })
+  socket.binaryType = 'arraybuffer'
+  if (route === 'echo') {
+    socket.onmessage = (e) => socket.send(e.data)
+  } else {
+    socket.onopen = () => broadcast.add(socket)
+    socket.onclose = () => broadcast.delete(socket)
+    socket.onmessage = (e) => {
+      for (const s of broadcast) if (s.readyState === 1) s.send(e.data)
+    }
+  }
+  socket.onerror = () => {}
+  return response
+}
 
 function handler(req) {
   // req.url is absolute: find the path after the authority without building a URL object.
@@ -12,6 +36,10 @@ function handler(req) {
   const path = mark === -1 ? url.slice(start) : url.slice(start, mark)
   const method = req.method
   if (method === 'GET' || method === 'HEAD') {
+    if (path === '/ws/echo' || path === '/ws/broadcast') {
+      if ((req.headers.get('upgrade') ?? '').toLowerCase() === 'websocket') return upgrade(req, path === '/ws/echo' ? 'echo' : 'broadcast')
+      return new Response('Upgrade Required', { status: 426, headers: TEXT })
+    }
     if (path === '/') return new Response(HELLO, { headers: TEXT })
     if (path === '/json') return new Response(JSON.stringify({ message: HELLO }), { headers: JSON_TYPE })
     if (path.startsWith('/users/') && path.indexOf('/', 7) === -1 && path.length > 7) {

@@ -3,6 +3,14 @@
 // App options come from the environment, over the defaults below: HARRIER_IO_THREADS=2
 // gives { ioThreads: 2 }, HARRIER_DRIVER=threads { driver: 'threads' }, and so on for any
 // option (numbers and true/false are converted, anything else is passed as a string).
+//
+// WebSocket routes (the ws scenarios), where the build has app.ws:
+//   GET /ws/echo       every message sent back as received: ws.send(m)
+//   GET /ws/broadcast  subscribed to topic 'b' on open; every message published to 'b'
+//                      with app.publish (every subscriber, the sender too)
+// both with idleTimeout 120 s and maxPayloadLength 16 MiB (as Bun's), and
+// perMessageDeflate on when BENCH_WS_DEFLATE=1. The suite sets BENCH_WS=1 in the ws
+// scenarios: a build without app.ws then fails to start, saying so.
 import { App } from '../../index.mjs'
 
 // As for the peers: idle keep-alive connections stay open for the idle scenario (the
@@ -29,6 +37,29 @@ app.post('/echo', async (req, res) =>
 if (process.env.BENCH_STATIC_DIR) app.static('/static', process.env.BENCH_STATIC_DIR)
 app.onError = (error) => console.error(error)
 
+const wsDeflate = process.env.BENCH_WS_DEFLATE === '1'
+const hasWs = typeof app.ws === 'function' && typeof app.publish === 'function'
+if (hasWs) {
+  const ws = { idleTimeout: 120, maxPayloadLength: 16 * 1024 * 1024, perMessageDeflate: wsDeflate }
+  app.ws('/ws/echo', {
+    ...ws,
+    message(socket, message) {
+      socket.send(message)
+    },
+  })
+  app.ws('/ws/broadcast', {
+    ...ws,
+    open(socket) {
+      socket.subscribe('b')
+    },
+    message(socket, message) {
+      app.publish('b', message)
+    },
+  })
+} else if (process.env.BENCH_WS === '1') {
+  throw new Error('this build of harrier has no app.ws / app.publish (WebSocket support): the ws scenarios cannot run')
+}
+
 const port = Number(process.env.PORT)
 await app.listen({ port, host: '127.0.0.1' })
 console.log(
@@ -36,5 +67,6 @@ console.log(
     // The I/O backend, where this build reports one (HARRIER_IO); an older build ignores the option.
     `${app.io !== undefined ? `, io ${app.io}` : options.io !== undefined ? ', io not reported by this build' : ''}` +
     `, options ${JSON.stringify(options)}` +
-    `${process.env.BENCH_STATIC_DIR ? `, static ${process.env.BENCH_STATIC_DIR}` : ''}`,
+    `${process.env.BENCH_STATIC_DIR ? `, static ${process.env.BENCH_STATIC_DIR}` : ''}` +
+    `${hasWs ? `, ws /ws/echo /ws/broadcast, permessage-deflate ${wsDeflate ? 'on' : 'off'}` : ''}`,
 )

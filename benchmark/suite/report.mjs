@@ -115,7 +115,8 @@ export function headerMarkdown(meta) {
       `figures are medians over the rounds.${c.quick ? ' Quick mode: short runs, noisy figures.' : ''}`,
     '',
     'CPU µs/req is the server process\'s utime + stime (all threads) over the measured run ÷ requests; ' +
-      'ctx sw/req the voluntary + non-voluntary context switches of its threads ÷ requests; RSS its VmRSS after the run.',
+      'ctx sw/req the voluntary + non-voluntary context switches of its threads ÷ requests; RSS its VmRSS after the run. ' +
+      'In the WebSocket scenarios the same per message echoed (/msg) or per message delivered to one subscriber (/delivery).',
   ].join('\n')
 }
 
@@ -131,7 +132,9 @@ export function summaryMarkdown(results, servers) {
     const m = entry.median
     const f = (key) => (m[key] === null || m[key] === undefined ? 'n/a' : METRICS[key].format(m[key]))
     if (entry.runs.length && entry.failed === entry.runs.length) return 'failed'
-    if (scenario.kind === 'idle') return `${f('kibPerConnection')} KiB`
+    if (scenario.kind === 'idle' || scenario.kind === 'ws-idle') return `${f('kibPerConnection')} KiB`
+    if (scenario.metrics?.includes('messagesPerSec')) return `${f('messagesPerSec')} · ${f('cpuUsPerMessage')} µs`
+    if (scenario.metrics?.includes('deliveriesPerSec')) return `${f('deliveriesPerSec')} · ${f('cpuUsPerDelivery')} µs`
     if (scenario.kind === 'growth') return `${m.growthPct === null ? 'n/a' : `${m.growthPct >= 0 ? '+' : ''}${m.growthPct.toFixed(1)}%`}`
     if (scenario.metrics?.includes('transferMiBps')) return `${f('requestsPerSec')} · ${f('cpuUsPerRequest')} µs · ${f('transferMiBps')} MiB/s`
     return `${f('requestsPerSec')} · ${f('cpuUsPerRequest')} µs`
@@ -141,7 +144,8 @@ export function summaryMarkdown(results, servers) {
     '## Summary',
     '',
     'Medians. Load scenarios: requests/s · server CPU µs per request (static files: · body MiB/s); idle-10k: RSS per idle connection; ' +
-      'rss-growth: RSS growth from the first phase to the end. — : not run there. Details and ratios below.',
+      'rss-growth: RSS growth from the first phase to the end; ws-echo-*: messages/s · CPU µs per message; ws-broadcast: deliveries/s · ' +
+      'CPU µs per delivery; ws-idle-10k: RSS per idle WebSocket. — : not run there. Details and ratios below.',
     '',
     markdownTable(['scenario', ...servers.map((s) => s.label)], rows),
   ].join('\n')

@@ -1,7 +1,9 @@
 // The scenarios: what load each one applies, which answer it expects, which figures it
 // reports. `kind` picks how it is measured (see run.mjs): `wrk` (throughput and latency
 // over a fixed time), `idle` (RSS per idle keep-alive connection), `growth` (RSS after
-// many requests against RSS after the first ones).
+// many requests against RSS after the first ones), `ws` (WebSocket messages over a fixed
+// time, benchmark/ws-load), `ws-idle` (RSS per idle WebSocket). `default: false`: not in
+// the set that runs when no --scenario is given (the WebSocket scenarios).
 
 import { request } from './servers.mjs'
 import { STATIC_FILES, STATIC_PREFIX, sha256, staticFiles } from './static.mjs'
@@ -32,6 +34,13 @@ export const METRICS = {
   rssLastMiB: { title: 'RSS last MiB', better: 'lower', format: (v) => v.toFixed(1) },
   growthMiB: { title: 'growth MiB', better: 'lower', format: (v) => v.toFixed(1), ratio: false },
   growthPct: { title: 'growth %', better: 'lower', format: (v) => `${v.toFixed(1)}%`, ratio: false },
+  // WebSocket scenarios: per message echoed, or per message delivered to a subscriber.
+  messagesPerSec: { title: 'msg/s', better: 'higher', format: (v) => Math.round(v).toLocaleString('en-US') },
+  cpuUsPerMessage: { title: 'CPU µs/msg', better: 'lower', format: (v) => v.toFixed(2) },
+  ctxPerMessage: { title: 'ctx sw/msg', better: 'lower', format: (v) => v.toFixed(3) },
+  deliveriesPerSec: { title: 'deliveries/s', better: 'higher', format: (v) => Math.round(v).toLocaleString('en-US') },
+  cpuUsPerDelivery: { title: 'CPU µs/delivery', better: 'lower', format: (v) => v.toFixed(3) },
+  ctxPerDelivery: { title: 'ctx sw/delivery', better: 'lower', format: (v) => v.toFixed(4) },
 }
 
 export function formatMs(ms) {
@@ -41,6 +50,9 @@ export function formatMs(ms) {
 }
 
 const LOAD_METRICS = ['requestsPerSec', 'p50Ms', 'p99Ms', 'cpuUsPerRequest', 'ctxPerRequest', 'rssMiB']
+const WS_ECHO_METRICS = ['messagesPerSec', 'p50Ms', 'p99Ms', 'cpuUsPerMessage', 'ctxPerMessage', 'rssMiB']
+const WS_BROADCAST_METRICS = ['deliveriesPerSec', 'p50Ms', 'p99Ms', 'cpuUsPerDelivery', 'ctxPerDelivery', 'rssMiB']
+const IDLE_METRICS = ['connections', 'rssBeforeMiB', 'rssAfterMiB', 'kibPerConnection', 'rssAfterCloseMiB']
 const STATIC_METRICS = ['requestsPerSec', 'transferMiBps', 'p50Ms', 'p99Ms', 'cpuUsPerRequest', 'ctxPerRequest', 'rssStartMiB', 'rssMaxMiB', 'rssEndMiB']
 
 // ---------------------------------------------------------------- answers
@@ -227,7 +239,7 @@ export const SCENARIOS = [
     about: 'RSS each idle keep-alive connection costs: (RSS 6 s after the last one was answered − RSS after 2,000 warm-up requests) ÷ connections still open; no GC forced',
     probe: helloProbe,
     floor: true,
-    metrics: ['connections', 'rssBeforeMiB', 'rssAfterMiB', 'kibPerConnection', 'rssAfterCloseMiB'],
+    metrics: IDLE_METRICS,
   },
   {
     name: 'rss-growth',
@@ -239,15 +251,84 @@ export const SCENARIOS = [
     floor: true,
     metrics: ['rssFirstMiB', 'rssLastMiB', 'growthMiB', 'growthPct', 'requestsPerSec', 'p99Ms', 'cpuUsPerRequest', 'ctxPerRequest'],
   },
+  ...WS_SCENARIOS(),
 ]
+
+/**
+ * The WebSocket scenarios, run by benchmark/ws-load (built with cargo on first use) on
+ * the servers' /ws/echo and /ws/broadcast. Not in the default set: `--scenario ws` runs
+ * them all. `ws.feature`: what the server must have (SERVERS[…].ws in servers.mjs);
+ * `ws.env`: the server's environment in the scenario.
+ */
+function WS_SCENARIOS() {
+  const echo = (name, size, label, binary, about, extra = {}) => ({
+    name,
+    kind: 'ws',
+    default: false,
+    title: `WebSocket echo, 64 connections × 16 messages in flight, ${label}${extra.deflate ? ', permessage-deflate' : ''}`,
+    about,
+    probe: null,
+    metrics: WS_ECHO_METRICS,
+    ws: { mode: 'echo', path: '/ws/echo', connections: 64, inflight: 16, size, binary, deflate: false, feature: 'echo', env: { BENCH_WS: '1' }, ...extra },
+  })
+  return [
+    echo('ws-echo-32', 32, '32 B text', false, 'small text messages echoed: the per-message cost of the WebSocket path (frame parsing, unmasking, the handler, framing the answer)'),
+    echo('ws-echo-4k', 4096, '4 KiB binary', true, 'binary messages of 4 KiB echoed: copies and buffering of larger frames'),
+    {
+      name: 'ws-broadcast',
+      kind: 'ws',
+      default: false,
+      title: 'WebSocket broadcast, 1,000 subscribers, 64 B text, 16 publishes in flight',
+      about:
+        'one publisher (a subscriber too) sends, the server publishes each message to all 1,000 subscribers of the route ' +
+        '(Bun and harrier: topic pub/sub; Deno and node-ws: a loop over the sockets); every subscriber must get every message in order. ' +
+        'Figures per delivery (a message received by one subscriber); latency from a publish to its arrival at the last subscriber',
+      probe: null,
+      metrics: WS_BROADCAST_METRICS,
+      ws: { mode: 'broadcast', path: '/ws/broadcast', connections: 1000, inflight: 16, size: 64, binary: false, deflate: false, feature: 'broadcast', env: { BENCH_WS: '1' } },
+    },
+    {
+      name: 'ws-idle-10k',
+      kind: 'ws-idle',
+      default: false,
+      title: 'idle WebSockets (10,000 unless --idle-connections)',
+      about:
+        'RSS each idle WebSocket costs: (RSS 6 s after the last one had its echo − RSS after 2,000 warm-up echoes on 4 WebSockets) ÷ WebSockets still open; no GC forced',
+      probe: null,
+      metrics: IDLE_METRICS,
+      ws: { mode: 'idle', path: '/ws/echo', size: 32, warmupMessages: 2000, feature: 'echo', env: { BENCH_WS: '1' } },
+    },
+    echo(
+      'ws-echo-deflate',
+      4096,
+      '4 KiB compressible text',
+      false,
+      'permessage-deflate on both sides: text messages of 4 KiB (a sentence repeated, with a counter) compressed by the client, inflated, echoed and compressed again by the server',
+      { deflate: true, feature: 'deflate', env: { BENCH_WS: '1', BENCH_WS_DEFLATE: '1' } },
+    ),
+  ]
+}
+
+/** The scenarios that run when no --scenario is given. */
+export const DEFAULT_SCENARIOS = SCENARIOS.filter((s) => s.default !== false)
+
+/** Names that stand for several scenarios in --scenario. */
+export const SCENARIO_GROUPS = { ws: SCENARIOS.filter((s) => s.ws).map((s) => s.name) }
 
 /**
  * Why `server` does not take part in `scenario`, or null when it does. The static
  * scenarios need a server that serves the files (harrier, node:http, nginx); the others
  * need the suite's routes, except that the floor, which answers every request head with
- * its hello, runs the `GET /`-like ones.
+ * its hello, runs the `GET /`-like ones. The WebSocket scenarios need the server's ws
+ * routes (and, for ws-echo-deflate, permessage-deflate); node-ws runs only those.
  */
 export function skipReason(scenario, server) {
+  if (scenario.ws) {
+    if (server.ws?.includes(scenario.ws.feature)) return null
+    if (!server.ws?.length) return 'has no WebSocket routes in this suite'
+    return scenario.ws.feature === 'deflate' ? 'has no permessage-deflate' : `has no WebSocket ${scenario.ws.feature} route`
+  }
+  if (server.wsOnly) return 'runs only the WebSocket scenarios'
   if (scenario.static) return server.static ? null : 'serves no static files in this suite'
   if (server.routes) return null
   if (server.hello && scenario.floor) return null
@@ -263,6 +344,8 @@ export function applies(scenario, server) {
  * request with its fixed hello, so only hello is checked on it.
  */
 export async function probe(scenario, server, port) {
+  // The WebSocket scenarios' load generator checks every handshake and every message itself.
+  if (!scenario.probe) return null
   if (server.name === 'floor' && scenario.probe !== helloProbe) return null
   const { request: req, check } = scenario.probe
   const res = await request(port, { ...req, timeout: 5000 })

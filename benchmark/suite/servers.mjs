@@ -15,21 +15,28 @@ import { paths } from './paths.mjs'
  * Every server the suite knows, in the order tables list them. `routes`: it has the
  * suite's routes (GET /, /json, /users/:id, POST /echo); `hello`: it answers GET / with
  * "Hello, World!" (the readiness check); `static`: it serves the static scenarios' files
- * under /static/ (see `applies` in scenarios.mjs for who runs where).
+ * under /static/; `ws`: what it has of the WebSocket routes (/ws/echo, /ws/broadcast:
+ * `echo`, `broadcast`) and whether it does permessage-deflate (`deflate`); `wsOnly`: it
+ * runs the WebSocket scenarios and no other (see `applies` in scenarios.mjs for who runs
+ * where).
  */
+const WS_ALL = ['echo', 'broadcast', 'deflate']
 export const SERVERS = {
-  harrier: { label: 'harrier', runtime: 'node', script: 'harrier.mjs', routes: true, hello: true, static: true },
-  node: { label: 'node:http', runtime: 'node', script: 'node-http.mjs', routes: true, hello: true, static: true },
-  fastify: { label: 'fastify', runtime: 'node', script: 'fastify.mjs', routes: true, hello: true, static: false },
-  deno: { label: 'deno', runtime: 'deno', script: 'deno.mjs', routes: true, hello: true, static: false },
-  bun: { label: 'bun', runtime: 'bun', script: 'bun.mjs', routes: true, hello: true, static: false },
+  harrier: { label: 'harrier', runtime: 'node', script: 'harrier.mjs', routes: true, hello: true, static: true, ws: WS_ALL },
+  node: { label: 'node:http', runtime: 'node', script: 'node-http.mjs', routes: true, hello: true, static: true, ws: [] },
+  fastify: { label: 'fastify', runtime: 'node', script: 'fastify.mjs', routes: true, hello: true, static: false, ws: [] },
+  // Deno's WebSocket server does not negotiate permessage-deflate.
+  deno: { label: 'deno', runtime: 'deno', script: 'deno.mjs', routes: true, hello: true, static: false, ws: ['echo', 'broadcast'] },
+  bun: { label: 'bun', runtime: 'bun', script: 'bun.mjs', routes: true, hello: true, static: false, ws: WS_ALL },
+  // node:http with the `ws` package: the WebSocket routes (and GET /) only.
+  'node-ws': { label: 'node-ws', runtime: 'node', script: 'node-ws.mjs', routes: false, hello: true, static: false, ws: WS_ALL, wsOnly: true },
   // Answers every request head with the same fixed "Hello, World!", parsing nothing.
-  floor: { label: 'floor', runtime: 'floor', script: null, routes: false, hello: true, static: false },
+  floor: { label: 'floor', runtime: 'floor', script: null, routes: false, hello: true, static: false, ws: [] },
   // Debian's nginx, one process (master_process off), from a config written per run.
-  nginx: { label: 'nginx', runtime: 'nginx', script: null, routes: false, hello: false, static: true },
+  nginx: { label: 'nginx', runtime: 'nginx', script: null, routes: false, hello: false, static: true, ws: [] },
 }
 
-const ALIASES = { 'node:http': 'node', 'node-http': 'node', http: 'node', 'deno.serve': 'deno', 'bun.serve': 'bun' }
+const ALIASES = { 'node:http': 'node', 'node-http': 'node', http: 'node', 'deno.serve': 'deno', 'bun.serve': 'bun', 'node+ws': 'node-ws', ws: 'node-ws' }
 
 /**
  * Reads one `--server` entry: a name, optionally followed by `:VAR=value` settings that go
@@ -307,12 +314,13 @@ export const RAISE_NOFILE = 'ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit 
  * `sh` raises the open-file limit and execs taskset, which execs the server: the child's
  * pid is the server process itself, which is checked against /proc/<pid>/exe.
  * `context.staticDir`: the static scenarios' directory, served under /static/ (given to
- * the Node servers as BENCH_STATIC_DIR, written into nginx's config).
+ * the Node servers as BENCH_STATIC_DIR, written into nginx's config). `context.env`: more
+ * environment for the server (the WebSocket scenarios' BENCH_WS, BENCH_WS_DEFLATE).
  */
 export async function startServer(server, cpus, context = {}) {
   const port = await freePort()
   const { exe, args, cleanup, errorLog } = command(server, { port, ...context })
-  const extraEnv = context.staticDir ? { BENCH_STATIC_DIR: context.staticDir } : {}
+  const extraEnv = { ...(context.staticDir ? { BENCH_STATIC_DIR: context.staticDir } : {}), ...context.env }
   const child = spawn('sh', ['-c', RAISE_NOFILE, 'sh', 'taskset', '-c', cpus, exe, ...args], {
     cwd: paths.root,
     env: { ...process.env, ...server.env, ...extraEnv, PORT: String(port), NODE_ENV: 'production', DENO_NO_UPDATE_CHECK: '1' },
@@ -355,7 +363,9 @@ export async function startServer(server, cpus, context = {}) {
   let lastError
   while (Date.now() < deadline) {
     if (exited) {
-      const message = `${server.label} exited before answering (code ${exited.code}, signal ${exited.signal}):\n${handle.output()}`
+      // The error a script threw, if any, on the first line (progress lines show only that).
+      const thrown = handle.output().split('\n').map((line) => line.trim()).find((line) => /^(\w*Error|Uncaught)\b/.test(line))
+      const message = `${server.label} exited before answering (code ${exited.code}, signal ${exited.signal})${thrown ? `: ${thrown}` : ''}:\n${handle.output()}`
       cleanup?.()
       throw new Error(message)
     }

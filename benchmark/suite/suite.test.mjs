@@ -9,9 +9,10 @@ import test from 'node:test'
 import { parseWrk, parseWrkBytes } from './load.mjs'
 import { median, scenarioMarkdown, summarise, summaryMarkdown } from './report.mjs'
 import { delta, rssSummary, sampleRss } from './proc.mjs'
-import { SCENARIOS, applies, expectFile, skipReason } from './scenarios.mjs'
+import { DEFAULT_SCENARIOS, SCENARIOS, SCENARIO_GROUPS, applies, expectFile, probe, skipReason } from './scenarios.mjs'
 import { nginxConfig, parseServerSpec } from './servers.mjs'
 import { bodyMiBps, cleanupStatic, staticFiles } from './static.mjs'
+import { parseWsLoadLine, wsFigures, wsLoadArgs } from './ws.mjs'
 
 const WRK_OUTPUT = `Running 2s test @ http://127.0.0.1:41234/
   1 threads and 64 connections
@@ -222,4 +223,107 @@ test('a harrier variant by environment: HARRIER_IO', () => {
   assert.deepEqual(v.env, { HARRIER_IO: 'uring' })
   assert.equal(v.static, true)
   assert.equal(parseServerSpec('nginx').runtime, 'nginx')
+})
+
+// ---------------------------------------------------------------- WebSocket scenarios
+
+// ws-load's lines, as printed by benchmark/ws-load (src/main.rs).
+const WS_ECHO_LINE =
+  '{"mode":"echo","connections":64,"messages":2416784,"messagesPerSec":805594.7,"p50Ms":0.4050,"p90Ms":0.4377,"p99Ms":0.8216,"maxMs":3.2405,' +
+  '"url":"ws://127.0.0.1:9101/ws/echo","size":32,"binary":false,"deflate":false,"extensions":null,"inflight":16,"seconds":3.0000,"setupMs":3}'
+const WS_BROADCAST_LINE =
+  '{"mode":"broadcast","subscribers":1000,"publishes":2071,"publishesPerSec":2070.2,"deliveries":2071000,"deliveriesPerSec":2070172.1,' +
+  '"p50Ms":7.6235,"p90Ms":7.7540,"p99Ms":10.2742,"maxMs":18.2228,"url":"ws://127.0.0.1:9101/ws/broadcast","size":64,"binary":false,' +
+  '"deflate":true,"extensions":"permessage-deflate; server_no_context_takeover","inflight":16,"seconds":1.0004,"setupMs":26}'
+
+test('ws-load output: events, echo and broadcast results, errors', () => {
+  assert.deepEqual(parseWsLoadLine('{"event":"measure"}'), { event: 'measure' })
+  const echo = wsFigures(parseWsLoadLine(WS_ECHO_LINE))
+  assert.equal(echo.count, 2416784)
+  assert.equal(echo.messagesPerSec, 805594.7)
+  assert.equal(echo.p50Ms, 0.405)
+  assert.equal(echo.p99Ms, 0.8216)
+  assert.equal(echo.seconds, 3)
+  assert.equal(echo.extensions, null)
+  const broadcast = wsFigures(parseWsLoadLine(WS_BROADCAST_LINE))
+  assert.equal(broadcast.count, 2071000)
+  assert.equal(broadcast.deliveriesPerSec, 2070172.1)
+  assert.equal(broadcast.publishes, 2071)
+  assert.equal(broadcast.subscribers, 1000)
+  assert.equal(broadcast.extensions, 'permessage-deflate; server_no_context_takeover')
+  assert.throws(
+    () => parseWsLoadLine('{"error":"connection 0: handshake answered \\"HTTP/1.1 404 Not Found\\""}'),
+    /^Error: ws-load: connection 0: handshake answered "HTTP\/1.1 404 Not Found"$/,
+  )
+  assert.throws(() => parseWsLoadLine('thread main panicked'), /not JSON/)
+  assert.throws(() => parseWsLoadLine('42'), /not an object/)
+  assert.throws(() => wsFigures({ mode: 'echo', seconds: 1 }), /no messages/)
+  assert.throws(() => wsFigures({ mode: 'nope' }), /mode/)
+  // The idle mode's lines go through the same parser.
+  assert.equal(parseWsLoadLine('{"ready":true,"open":10000,"failed":0,"firstError":null,"ms":684}').open, 10000)
+})
+
+test('ws scenarios: ws-load command lines', () => {
+  const scenario = (name) => SCENARIOS.find((s) => s.name === name)
+  const run = { port: 4321, duration: 3, warmup: 1, idleConnections: 10000 }
+  assert.deepEqual(wsLoadArgs(scenario('ws-echo-32').ws, run), [
+    'echo', '--url', 'ws://127.0.0.1:4321/ws/echo', '--connections', '64', '--inflight', '16', '--size', '32', '--text', '--duration', '3', '--warmup', '1',
+  ])
+  assert.deepEqual(wsLoadArgs(scenario('ws-echo-4k').ws, run).slice(8, 11), ['4096', '--binary', '--duration'])
+  assert.ok(wsLoadArgs(scenario('ws-echo-deflate').ws, run).includes('--deflate'))
+  assert.equal(scenario('ws-echo-deflate').ws.env.BENCH_WS_DEFLATE, '1')
+  assert.deepEqual(wsLoadArgs(scenario('ws-broadcast').ws, run).slice(0, 9), [
+    'broadcast', '--url', 'ws://127.0.0.1:4321/ws/broadcast', '--connections', '1000', '--inflight', '16', '--size', '64',
+  ])
+  assert.deepEqual(wsLoadArgs(scenario('ws-idle-10k').ws, run), [
+    'idle', '--url', 'ws://127.0.0.1:4321/ws/echo', '--connections', '10000', '--size', '32', '--warmup-messages', '2000',
+  ])
+})
+
+test('ws scenarios: not in the default set, who takes part, and why the others do not', async () => {
+  const names = ['ws-echo-32', 'ws-echo-4k', 'ws-broadcast', 'ws-idle-10k', 'ws-echo-deflate']
+  assert.deepEqual(SCENARIO_GROUPS.ws, names)
+  assert.ok(!DEFAULT_SCENARIOS.some((s) => s.ws))
+  assert.ok(DEFAULT_SCENARIOS.some((s) => s.name === 'hello'))
+  const scenario = (name) => SCENARIOS.find((s) => s.name === name)
+  const server = (name) => parseServerSpec(name)
+  for (const name of names) {
+    for (const id of ['harrier', 'bun', 'node-ws', 'harrier:HARRIER_DRIVER=threads']) assert.equal(skipReason(scenario(name), server(id)), null, `${name} ${id}`)
+    for (const id of ['node', 'fastify', 'floor', 'nginx']) assert.match(skipReason(scenario(name), server(id)), /no WebSocket routes/, `${name} ${id}`)
+    assert.equal(await probe(scenario(name), server('bun'), 1), null) // ws-load checks the answers itself
+  }
+  for (const name of names.filter((n) => n !== 'ws-echo-deflate')) assert.equal(applies(scenario(name), server('deno')), true, name)
+  assert.match(skipReason(scenario('ws-echo-deflate'), server('deno')), /no permessage-deflate/)
+  assert.match(skipReason(scenario('hello'), server('node-ws')), /only the WebSocket scenarios/)
+  assert.match(skipReason(scenario('idle-10k'), server('node-ws')), /only the WebSocket scenarios/)
+  assert.equal(parseServerSpec('node+ws').id, 'node-ws')
+})
+
+test('ws reports: per-message figures, ratios, summary cells', () => {
+  const echo = SCENARIOS.find((s) => s.name === 'ws-echo-32')
+  const servers = [parseServerSpec('harrier'), parseServerSpec('bun'), parseServerSpec('deno')]
+  const figures = (rate, cpu) => ({ messagesPerSec: rate, p50Ms: 1, p99Ms: 2, cpuUsPerMessage: cpu, ctxPerMessage: 0.01, rssMiB: 50 })
+  const s = summarise(echo, servers, [{ harrier: { error: 'harrier exited before answering' }, bun: figures(800_000, 0.5), deno: figures(100_000, 5) }])
+  assert.equal(s.ratios.messagesPerSec.bun.deno, 8)
+  assert.equal(s.ratios.cpuUsPerMessage.bun.deno, 0.1)
+  assert.equal(s.ratios.cpuUsPerMessage.harrier.bun, null)
+  assert.equal(s.servers.harrier.failed, 1)
+  const idle = SCENARIOS.find((s) => s.name === 'ws-idle-10k')
+  const si = summarise(idle, servers.slice(1, 2), [{ bun: { connections: 10000, rssBeforeMiB: 30, rssAfterMiB: 44, kibPerConnection: 1.4, rssAfterCloseMiB: 35 } }])
+  const broadcast = SCENARIOS.find((s) => s.name === 'ws-broadcast')
+  const sb = summarise(broadcast, servers.slice(1, 2), [{ bun: { deliveriesPerSec: 950_000, p50Ms: 14, p99Ms: 38, cpuUsPerDelivery: 0.509, ctxPerDelivery: 0.0004, rssMiB: 33 } }])
+  const table = summaryMarkdown(
+    {
+      'ws-echo-32': { kind: 'ws', metrics: echo.metrics, ...s },
+      'ws-broadcast': { kind: 'ws', metrics: broadcast.metrics, ...sb },
+      'ws-idle-10k': { kind: 'ws-idle', metrics: idle.metrics, ...si },
+    },
+    servers,
+  )
+  assert.match(table, /\| ws-echo-32 +\| +failed \| +800,000 · 0\.50 µs \| +100,000 · 5\.00 µs \|/)
+  assert.match(table, /\| ws-broadcast +\| +— \| +950,000 · 0\.509 µs \| +— \|/)
+  assert.match(table, /\| ws-idle-10k +\| +— \| +1\.40 KiB \| +— \|/)
+  const md = scenarioMarkdown(echo, 'ws-load', servers, s, [{ label: 'node:http', reason: 'has no WebSocket routes in this suite' }])
+  assert.match(md, /\| server +\| +msg\/s \| +p50 \| +p99 \| +CPU µs\/msg \| +ctx sw\/msg \| +RSS MiB \|/)
+  assert.match(md, /Not run here: node:http \(has no WebSocket routes in this suite\)\./)
 })
