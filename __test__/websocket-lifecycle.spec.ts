@@ -109,6 +109,8 @@ test('idleTimeout: traffic from the client keeps it alive without pongs', async 
 // Backpressure
 // ---------------------------------------------------------------------------
 
+// The two backpressure tests are serial: ava runs them before the concurrent tests of this
+// file, so the MiBs they push through loopback never delay the idle-timeout tests' timers.
 const CHUNK = 16 * 1024
 const MAX_TOTAL = 64 * 2 ** 20
 

@@ -6,7 +6,7 @@ import type { WebSocket } from 'harrier'
 import { PATIENCE_MS, deferred, useApp, withTimeout } from './helpers.ts'
 import { type Client, Recorder, openClient, useClient } from './ws-helpers.ts'
 
-test.serial('app.publish reaches 1,000 subscribers, in call order with the sends in between', async (t) => {
+test('app.publish reaches 1,000 subscribers, in call order with the sends in between', async (t) => {
   t.timeout(180_000)
   const N = 1000
   const ROUNDS = 50
