@@ -6,7 +6,7 @@ import type { WebSocket } from 'harrier'
 import { PATIENCE_MS, deferred, useApp, withTimeout } from './helpers.ts'
 import { type Client, Recorder, openClient, useClient } from './ws-helpers.ts'
 
-test.serial('app.publish reaches 1,000 subscribers, in call order with the sends in between', async (t) => {
+test('app.publish reaches 1,000 subscribers, in call order with the sends in between', async (t) => {
   t.timeout(180_000)
   const N = 1000
   const ROUNDS = 50
@@ -74,13 +74,14 @@ test('ws.publish goes to every subscriber but the sender; text stays text and bi
       },
     })
   })
-  const open = async (room: string) => {
+  const open = async (room: string, label: string) => {
     const c = await useClient(t, port, `/chat/${room}`)
+    c.label = label
     t.is(await c.nextText(), 'subscribed')
     return c
   }
-  const [a, b, c] = [await open('lobby'), await open('lobby'), await open('lobby')]
-  const other = await open('kitchen')
+  const [a, b, c] = [await open('lobby', 'a'), await open('lobby', 'b'), await open('lobby', 'c')]
+  const other = await open('kitchen', 'other')
   await a.send('hi from a')
   t.is(await a.nextText(), 'published', 'the sender does not get its own publish')
   t.is(await b.nextText(), 'hi from a')

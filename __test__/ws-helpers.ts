@@ -392,6 +392,8 @@ export class Client {
   readonly closed: Promise<{ code: number; reason: string }>
   closeInfo: { code: number; reason: string } | undefined
   errors: Error[] = []
+  /** named in timeouts */
+  label = 'client'
 
   constructor(ws: WebSocketClient) {
     this.ws = ws
@@ -407,7 +409,7 @@ export class Client {
   }
 
   async next(ms = PATIENCE_MS): Promise<Received> {
-    await this.messages.count(this.taken + 1, `message #${this.taken + 1}`, ms)
+    await this.messages.count(this.taken + 1, `${this.label}: message #${this.taken + 1}`, ms)
     return this.messages.items[this.taken++]
   }
 
