@@ -241,6 +241,8 @@ export function publish(hub: WebSocketHub, topic: string, data: WebSocketData, c
   const { body, binary } = payloadOf(data)
   let flags = binary ? WS_BINARY : 0
   if (compress) flags |= WS_COMPRESS
+  // The sender is left out on its own thread only: ids are per thread.
+  if (except !== null) flags |= (except.thread + 1) << 8
   // Subscribers' `bufferedAmount` learns of it from the engine's next report: walking them
   // here would cost per subscriber what the engine's fan-out saves.
   hub.out.op(OP_WS_PUBLISH, ALL_THREADS, except?.slot ?? 0, except?.id ?? 0, flags, null, null, hub.topicHeader(topic), body)

@@ -417,12 +417,14 @@ impl Worker {
         let mut plain = Vec::new();
         // By the window the subscriber allows: a compressed frame per window size in use.
         let mut compressed: Vec<(u8, Vec<u8>)> = Vec::new();
+        // The socket left out, if it lives on this thread (ids are per thread).
+        let except = (op.status >> 8 == self.ctx.thread as u16 + 1).then_some((op.slot, op.rid));
         let subscribers = self.ctx.topics.take_subscribers(id);
         for &slot in &subscribers {
             let key = slot as usize;
             let Some(conn) = self.conns.get_mut(key) else { continue };
             let Some(ws) = conn.websocket() else { continue };
-            if op.rid != 0 && slot == op.slot && ws.id() == op.rid {
+            if except == Some((slot, ws.id())) {
                 continue;
             }
             let window = ws.deflate_window_bits().filter(|_| op.status & WS_COMPRESS != 0 && message.len() >= ws.deflate_threshold());

@@ -24,8 +24,9 @@
 //!   the body the reason.
 //! - `WS_SUBSCRIBE`, `WS_UNSUBSCRIBE`: the body is the topic.
 //! - `WS_PUBLISH`: one header whose name is the topic, the body the message, `status` as
-//!   for `WS_SEND`; sent to every thread (`thread` = `ALL_THREADS`); the socket named, if
-//!   any, is left out.
+//!   for `WS_SEND` in its low byte and, in its high byte, the thread of the socket named
+//!   plus one (0: none); sent to every thread (`thread` = `ALL_THREADS`); the socket named,
+//!   if any, is left out.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -198,8 +199,8 @@ impl ReplyWriter {
 
     /// To every subscriber of `topic`, but `except` (rid 0: none).
     pub fn ws_publish(&mut self, except: Option<RequestRef>, topic: &[u8], flags: u16, message: &[u8]) {
-        let (slot, rid) = except.map_or((0, 0), |r| (r.slot, r.rid));
-        self.op(OP_WS_PUBLISH, ALL_THREADS, flags, slot, rid, &[(topic, b"")], message);
+        let (thread, slot, rid) = except.map_or((0, 0, 0), |r| (r.thread as u16 + 1, r.slot, r.rid));
+        self.op(OP_WS_PUBLISH, ALL_THREADS, flags | thread << 8, slot, rid, &[(topic, b"")], message);
     }
 
     /// Answers with the file at `path`; `headers` as the format above describes.
