@@ -80,7 +80,8 @@ export class WebSocket<Data = undefined, Params extends Record<string, string> =
   /** @internal */ readonly id: number
   /** @internal */ readonly behavior: WebSocketBehavior<Data, Params>
   private readonly hub: WebSocketHub
-  private readonly subs = new Set<string>()
+  /** Made on the first subscribe: most sockets of a large idle crowd never need one. */
+  private subs: Set<string> | null = null
   /** Unsent bytes, as the engine last reported them (when they crossed the limit). */
   private reported = 0
   /** Frame bytes of sends still in the reply buffer, written in `generation`. */
@@ -109,7 +110,7 @@ export class WebSocket<Data = undefined, Params extends Record<string, string> =
 
   /** The topics this socket is subscribed to. */
   get subscriptions(): string[] {
-    return [...this.subs]
+    return this.subs === null ? [] : [...this.subs]
   }
 
   /**
@@ -166,8 +167,8 @@ export class WebSocket<Data = undefined, Params extends Record<string, string> =
 
   /** Subscribes to `topic`; false if it already was (or the socket is closed). */
   subscribe(topic: string): boolean {
-    if (this.readyState !== 1 || this.subs.has(topic)) return false
-    this.subs.add(topic)
+    if (this.readyState !== 1 || this.subs?.has(topic)) return false
+    ;(this.subs ??= new Set()).add(topic)
     let set = this.hub.topics.get(topic)
     if (set === undefined) this.hub.topics.set(topic, (set = new Set()))
     set.add(this)
@@ -176,14 +177,14 @@ export class WebSocket<Data = undefined, Params extends Record<string, string> =
   }
 
   unsubscribe(topic: string): boolean {
-    if (!this.subs.delete(topic)) return false
+    if (this.subs === null || !this.subs.delete(topic)) return false
     this.leave(topic)
     if (this.readyState !== 3) this.hub.out.op(OP_WS_UNSUBSCRIBE, this.thread, this.slot, this.id, 0, null, null, null, topic)
     return true
   }
 
   isSubscribed(topic: string): boolean {
-    return this.subs.has(topic)
+    return this.subs !== null && this.subs.has(topic)
   }
 
   /**
@@ -216,8 +217,8 @@ export class WebSocket<Data = undefined, Params extends Record<string, string> =
   closed(code: number, reason: string): void {
     if (this.readyState === 3) return
     this.readyState = 3
-    for (const topic of this.subs) this.leave(topic)
-    this.subs.clear()
+    if (this.subs !== null) for (const topic of this.subs) this.leave(topic)
+    this.subs = null
     this.reported = 0
     this.pending = 0
     if (this.behavior.close) this.call(() => this.behavior.close!(this, code, reason))

@@ -1,4 +1,4 @@
-//! Engine tests that need hooks only a test build has (see `cfg(test)` in `connection.rs`).
+//! Engine tests that need hooks only a test build has (see `cfg(test)` in `conn/` and `http1/conn.rs`).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -103,5 +103,78 @@ fn an_idle_keep_alive_connection_holds_no_heap() {
     let (open, held) = server.worker.heap_of_connections();
     assert_eq!(open, clients.len());
     assert_eq!(held, 0, "{open} idle connections hold {held} bytes of buffers and lists");
+    server.shutdown();
+}
+
+/// Accepts every WebSocket handshake and echoes every message.
+struct WsEcho;
+
+impl Handler for WsEcho {
+    fn on_batch(&self, batch: &mut Batch, replier: &Replier) {
+        let mut w = ReplyWriter::default();
+        for event in batch.events() {
+            match event {
+                Event::Request(req) => w.upgrade(req.to),
+                Event::WsOpen { id, slot, .. } => SLOTS.with(|s| s.borrow_mut().push((id, slot))),
+                Event::WsMessage { id, binary, data } => {
+                    let slot = SLOTS.with(|s| s.borrow().iter().find(|(i, _)| *i == id).map(|(_, s)| *s)).unwrap();
+                    w.ws_send(RequestRef { thread: batch.thread, slot, rid: id }, binary as u16, data);
+                }
+                _ => {}
+            }
+        }
+        replier.send(&w.buf);
+    }
+}
+
+thread_local! {
+    /// The slots of the sockets the echo handler opened (the inline server calls it on the
+    /// test's thread).
+    static SLOTS: std::cell::RefCell<Vec<(u32, u32)>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+#[test]
+fn an_idle_websocket_holds_no_heap() {
+    // Upgraded, one message echoed, then idle: the input and output buffers went back to
+    // the pool, the reader keeps no message buffer.
+    let mut router = Router::new();
+    router.add("GET", "/ws", 0).unwrap();
+    let config = Config { io: backend(), websockets: vec![Some(std::sync::Arc::new(crate::WsOptions::default()))], ..Config::default() };
+    let mut server = InlineServer::start(config, router, Box::new(WsEcho)).unwrap();
+    let addr = server.local_addr();
+    let client = std::thread::spawn(move || {
+        let mut clients: Vec<TcpStream> = (0..4).map(|_| TcpStream::connect(addr).unwrap()).collect();
+        for c in clients.iter_mut() {
+            c.set_read_timeout(Some(PATIENCE)).unwrap();
+            c.write_all(b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").unwrap();
+            let mut got = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = c.read(&mut buf).unwrap();
+                assert!(n > 0, "closed during the handshake");
+                got.extend_from_slice(&buf[..n]);
+            }
+            assert!(got.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&got));
+            // "hello", masked with 1 2 3 4
+            let mask = [1u8, 2, 3, 4];
+            let mut frame = vec![0x81, 0x80 | 5];
+            frame.extend_from_slice(&mask);
+            frame.extend(b"hello".iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+            c.write_all(&frame).unwrap();
+            let mut echo = [0u8; 7];
+            c.read_exact(&mut echo).unwrap();
+            assert_eq!(&echo, b"\x81\x05hello");
+        }
+        clients
+    });
+    while !client.is_finished() {
+        server.step().unwrap();
+        std::thread::yield_now();
+    }
+    let clients = client.join().unwrap();
+    server.step().unwrap();
+    let (open, held) = server.worker.heap_of_connections();
+    assert_eq!(open, clients.len());
+    assert_eq!(held, 0, "{open} idle WebSockets hold {held} bytes of buffers");
     server.shutdown();
 }
