@@ -86,9 +86,14 @@ function python2() {
 }
 
 function python3() {
-  for (const candidate of [process.env.AUTOBAHN_PYTHON3, 'python3']) {
+  // PATH's python3 first, then any Python 3 that pyenv holds (Debian's may lack ensurepip).
+  const pyenvVersions = path.join(process.env.PYENV_ROOT ?? path.join(os.homedir(), '.pyenv'), 'versions')
+  const pyenv3 = fs.existsSync(pyenvVersions)
+    ? fs.readdirSync(pyenvVersions).filter((v) => v.startsWith('3.')).sort().reverse().map((v) => path.join(pyenvVersions, v, 'bin', 'python'))
+    : []
+  for (const candidate of [process.env.AUTOBAHN_PYTHON3, 'python3', ...pyenv3]) {
     if (!candidate) continue
-    const r = spawnSync(candidate, ['-c', 'import sys, venv; print(sys.version_info[0])'], { encoding: 'utf8' })
+    const r = spawnSync(candidate, ['-c', 'import sys, venv, ensurepip; print(sys.version_info[0])'], { encoding: 'utf8' })
     if (r.status === 0 && r.stdout.trim() === '3') return candidate
   }
   throw new Error('no python3 with the venv module on PATH (AUTOBAHN_PYTHON3 names one)')
