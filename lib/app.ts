@@ -9,7 +9,7 @@ import { unwatchSignals, watchSignals } from './signals'
 import type { AppOptions, ErrorHook, Handler, IoBackend, Listening, ListenOptions, Middleware, Next, RouteParams, StaticOptions } from './types'
 import { WebSocket, acceptUpgrade, publish, type WebSocketBehavior, type WebSocketData, type WebSocketHub } from './websocket'
 import {
-  EVENT_ABORT, EVENT_BODY, EVENT_END, EVENT_REQUEST, EVENT_WS_CLOSE, EVENT_WS_DRAIN, EVENT_WS_MESSAGE, EVENT_WS_OPEN, FLAG_UPGRADE, REQUEST_FIXED_WORDS,
+  EVENT_ABORT, EVENT_BODY, EVENT_END, EVENT_REQUEST, EVENT_WS_CLOSE, EVENT_WS_DRAIN, EVENT_WS_MESSAGE, EVENT_WS_OPEN, FLAG_UPGRADE, REQUEST_FIXED_WORDS, WS_ASCII, WS_TEXT,
 } from './wire'
 
 interface Route {
@@ -488,7 +488,9 @@ export class App {
           const ws = this.sockets.get(socketKey(thread, meta[i + 1]))
           if (ws !== undefined && ws.behavior.message !== undefined) {
             const off = meta[i + 3]
-            const message = meta[i + 2] !== 0 ? ownCopy(bytes, off, meta[i + 4]) : bytes.utf8Slice(off, off + meta[i + 4])
+            const kind = meta[i + 2]
+            const end = off + meta[i + 4]
+            const message = kind === WS_ASCII ? bytes.latin1Slice(off, end) : kind === WS_TEXT ? bytes.utf8Slice(off, end) : ownCopy(bytes, off, meta[i + 4])
             ws.call(() => ws.behavior.message!(ws, message))
           }
           i += 5

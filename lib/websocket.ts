@@ -121,24 +121,32 @@ export class WebSocket<Data = undefined, Params extends Record<string, string> =
    */
   send(data: WebSocketData, compress = true): number {
     if (this.readyState !== 1) return 0
-    const { body, bytes, binary } = payloadOf(data)
-    const frame = frameLength(bytes)
-    const limit = this.behavior.backpressureLimit ?? 2 ** 20
-    const buffered = this.bufferedAmount
-    // A message to a socket with nothing queued is never over the limit, however long.
-    const over = buffered > 0 && buffered + frame > limit
-    if (over && this.behavior.closeOnBackpressureLimit) {
-      this.terminate()
-      return 0
-    }
-    let flags = binary ? WS_BINARY : 0
-    if (compress) flags |= WS_COMPRESS
-    if (over && !this.overLimit) {
-      this.overLimit = true
-      flags |= WS_WANT_DRAIN
+    let body: string | Uint8Array
+    let flags = compress ? WS_COMPRESS : 0
+    if (typeof data === 'string') body = data
+    else {
+      body = data instanceof Uint8Array ? data : payloadOf(data).body
+      flags |= WS_BINARY
     }
     const out = this.hub.out
-    out.op(OP_WS_SEND, this.thread, this.slot, this.id, flags, null, null, null, body)
+    const buffered = this.bufferedAmount
+    // Written first: the op tells the message's length in bytes, and is marked if it is
+    // over the limit (or taken back, with closeOnBackpressureLimit).
+    const bytes = out.bodyOp(OP_WS_SEND, this.thread, this.slot, this.id, flags, body)
+    const frame = frameLength(bytes)
+    // A message to a socket with nothing queued is never over the limit, however long.
+    const over = buffered > 0 && buffered + frame > (this.behavior.backpressureLimit ?? 2 ** 20)
+    if (over) {
+      if (this.behavior.closeOnBackpressureLimit) {
+        out.dropLast() // the message stays unsent: the socket goes instead
+        this.terminate()
+        return 0
+      }
+      if (!this.overLimit) {
+        this.overLimit = true
+        out.markOp(out.lastOp, WS_WANT_DRAIN)
+      }
+    }
     if (this.generation !== out.generation) {
       this.generation = out.generation
       this.pending = 0
@@ -155,14 +163,14 @@ export class WebSocket<Data = undefined, Params extends Record<string, string> =
     }
     if (Buffer.byteLength(reason) > 123) throw new RangeError('harrier: a close reason is at most 123 bytes')
     this.readyState = 2
-    this.hub.out.op(OP_WS_CLOSE, this.thread, this.slot, this.id, code, null, null, null, reason)
+    this.hub.out.bodyOp(OP_WS_CLOSE, this.thread, this.slot, this.id, code, reason)
   }
 
   /** Drops the connection without a close handshake (`close` gets 1006). */
   terminate(): void {
     if (this.readyState === 3) return
     this.readyState = 2
-    this.hub.out.op(OP_WS_CLOSE, this.thread, this.slot, this.id, 0, null, null, null, null)
+    this.hub.out.bodyOp(OP_WS_CLOSE, this.thread, this.slot, this.id, 0, null)
   }
 
   /** Subscribes to `topic`; false if it already was (or the socket is closed). */
@@ -172,14 +180,14 @@ export class WebSocket<Data = undefined, Params extends Record<string, string> =
     let set = this.hub.topics.get(topic)
     if (set === undefined) this.hub.topics.set(topic, (set = new Set()))
     set.add(this)
-    this.hub.out.op(OP_WS_SUBSCRIBE, this.thread, this.slot, this.id, 0, null, null, null, topic)
+    this.hub.out.bodyOp(OP_WS_SUBSCRIBE, this.thread, this.slot, this.id, 0, topic)
     return true
   }
 
   unsubscribe(topic: string): boolean {
     if (this.subs === null || !this.subs.delete(topic)) return false
     this.leave(topic)
-    if (this.readyState !== 3) this.hub.out.op(OP_WS_UNSUBSCRIBE, this.thread, this.slot, this.id, 0, null, null, null, topic)
+    if (this.readyState !== 3) this.hub.out.bodyOp(OP_WS_UNSUBSCRIBE, this.thread, this.slot, this.id, 0, topic)
     return true
   }
 
@@ -251,5 +259,5 @@ export function publish(hub: WebSocketHub, topic: string, data: WebSocketData, c
 
 /** Accepts the handshake of the upgrade request `req`. @internal */
 export function acceptUpgrade(out: ReplyBuffer, req: Request<any>): void {
-  out.op(OP_UPGRADE, req.thread, req.slot, req.rid, 0, null, null, null, null)
+  out.bodyOp(OP_UPGRADE, req.thread, req.slot, req.rid, 0, null)
 }

@@ -11,7 +11,7 @@
 //! | `END` | rid (the body is complete) |
 //! | `ABORT` | rid (the client went away, or the engine answered for the handler) |
 //! | `WS_OPEN` | id (the upgrade request's rid, which names the WebSocket from now on), slot, client address off/len (text), the chosen subprotocol's index + 1 (0: none) |
-//! | `WS_MESSAGE` | id, binary (0: text, 1: binary), off, len: one whole message |
+//! | `WS_MESSAGE` | id, kind (`WS_TEXT`, `WS_BINARY`, `WS_ASCII`: text that is all ASCII), off, len: one whole message |
 //! | `WS_CLOSE` | id, code, reason off/len: the WebSocket is closed (1006: without a close frame) |
 //! | `WS_DRAIN` | id, bytes still unsent: the socket's output crossed its limit (either way) or emptied after that |
 
@@ -25,6 +25,12 @@ pub const EVENT_WS_OPEN: u32 = 5;
 pub const EVENT_WS_MESSAGE: u32 = 6;
 pub const EVENT_WS_CLOSE: u32 = 7;
 pub const EVENT_WS_DRAIN: u32 = 8;
+
+/// Kinds of `WS_MESSAGE`. ASCII text is told apart so that JS can make its string with a
+/// plain copy instead of a UTF-8 decode.
+pub const WS_TEXT: u32 = 0;
+pub const WS_BINARY_MESSAGE: u32 = 1;
+pub const WS_ASCII: u32 = 2;
 
 pub const FLAG_HTTP10: u32 = 1;
 pub const FLAG_HAS_BODY: u32 = 2;
@@ -162,8 +168,15 @@ impl BatchBuilder {
     }
 
     pub fn ws_message(&mut self, id: u32, binary: bool, data: &[u8]) {
+        let kind = if binary {
+            WS_BINARY_MESSAGE
+        } else if data.is_ascii() {
+            WS_ASCII
+        } else {
+            WS_TEXT
+        };
         let off = self.copy(data);
-        self.event(&[EVENT_WS_MESSAGE, id, binary as u32, off, data.len() as u32]);
+        self.event(&[EVENT_WS_MESSAGE, id, kind, off, data.len() as u32]);
     }
 
     pub fn ws_close(&mut self, id: u32, code: u16, reason: &[u8]) {
@@ -295,7 +308,7 @@ impl<'a> Iterator for Events<'a> {
             EVENT_END => (Event::End { rid: m[i + 1] }, 2),
             EVENT_ABORT => (Event::Abort { rid: m[i + 1] }, 2),
             EVENT_WS_OPEN => (Event::WsOpen { id: m[i + 1], slot: m[i + 2], peer: span(b, m[i + 3], m[i + 4]), protocol: m[i + 5] }, 6),
-            EVENT_WS_MESSAGE => (Event::WsMessage { id: m[i + 1], binary: m[i + 2] != 0, data: span(b, m[i + 3], m[i + 4]) }, 5),
+            EVENT_WS_MESSAGE => (Event::WsMessage { id: m[i + 1], binary: m[i + 2] == WS_BINARY_MESSAGE, data: span(b, m[i + 3], m[i + 4]) }, 5),
             EVENT_WS_CLOSE => (Event::WsClose { id: m[i + 1], code: m[i + 2] as u16, reason: span(b, m[i + 3], m[i + 4]) }, 5),
             EVENT_WS_DRAIN => (Event::WsDrain { id: m[i + 1], unsent: m[i + 2] }, 3),
             _ => return None,

@@ -275,25 +275,34 @@ pub struct Replier {
 
 impl Replier {
     /// Routes every op in `ops` to its thread's inbox, then wakes each thread at most once.
+    /// A run of ops for one thread goes in with one lock and one copy (with one I/O thread,
+    /// the whole flush).
     pub fn send(&self, ops: &[u8]) {
         let mut touched = 0u64;
         let mut rest = ops;
         while rest.len() >= OP_HEADER_LEN {
-            let len = u32_at(rest, 0) as usize;
-            if len < OP_HEADER_LEN || len > rest.len() {
-                break;
-            }
             let thread = rest[5];
+            let mut run = 0;
+            while rest.len() - run >= OP_HEADER_LEN && rest[run + 5] == thread {
+                let len = u32_at(rest, run) as usize;
+                if len < OP_HEADER_LEN || len > rest.len() - run {
+                    break;
+                }
+                run += len;
+            }
+            if run == 0 {
+                break; // malformed: what follows is not read
+            }
             if thread == ALL_THREADS {
                 for (i, inbox) in self.inboxes.iter().enumerate() {
-                    inbox.push(&rest[..len]);
+                    inbox.push(&rest[..run]);
                     touched |= 1 << (i % 64);
                 }
             } else if let Some(inbox) = self.inboxes.get(thread as usize) {
-                inbox.push(&rest[..len]);
+                inbox.push(&rest[..run]);
                 touched |= 1 << (thread % 64);
             }
-            rest = &rest[len..];
+            rest = &rest[run..];
         }
         for (i, inbox) in self.inboxes.iter().enumerate() {
             if touched & (1 << (i % 64)) != 0 {
