@@ -3,7 +3,7 @@ import { HttpError } from './errors'
 import { InflightTable } from './inflight'
 import { NativeServer, checkRoute, inlineSupported } from './native'
 import { ReplyBuffer } from './reply-buffer'
-import { Request } from './request'
+import { Request, readParams } from './request'
 import { Response, checkStaticOptions } from './response'
 import { unwatchSignals, watchSignals } from './signals'
 import type { AppOptions, ErrorHook, Handler, IoBackend, Listening, ListenOptions, Middleware, Next, RouteParams, StaticOptions } from './types'
@@ -401,6 +401,7 @@ export class App {
         protocols: r.ws?.protocols,
         perMessageDeflate: r.ws === undefined ? undefined : r.ws.perMessageDeflate !== undefined && r.ws.perMessageDeflate !== false,
         deflateThreshold: typeof r.ws?.perMessageDeflate === 'object' ? r.ws.perMessageDeflate.threshold : undefined,
+        upgradeInHandler: r.ws?.upgrade !== undefined,
       })),
       (bytes, meta, bytesStart, bytesEnd, metaStart, metaEnd) =>
         // The inline driver writes heads-only batches into arenas it reuses: views of them.
@@ -496,7 +497,7 @@ export class App {
           i += 5
         } else if (kind === EVENT_WS_OPEN) {
           this.opened(thread, bytes, meta, i)
-          i += 6
+          i += 8 + meta[i + 7] * 2
         } else if (kind === EVENT_WS_CLOSE) {
           const key = socketKey(thread, meta[i + 1])
           const ws = this.sockets.get(key)
@@ -539,12 +540,18 @@ export class App {
     }
   }
 
-  /** The 101 is out: the socket exists, `open` runs. */
+  /**
+   * The 101 is out: the socket exists, `open` runs. A route without `upgrade` is upgraded by
+   * the engine: its socket is first heard of here, with its params.
+   */
   private opened(thread: number, bytes: Buffer, meta: Uint32Array, i: number): void {
     const key = socketKey(thread, meta[i + 1])
-    const opening = this.openings.get(key)
-    if (opening === undefined) return
-    this.openings.delete(key)
+    let opening = this.openings.get(key)
+    if (opening === undefined) {
+      const route = this.routes[meta[i + 6]]
+      if (route?.ws === undefined || route.ws.upgrade !== undefined) return
+      opening = { behavior: route.ws, data: undefined, params: readParams(bytes, meta, i + 8, route.paramNames), protocols: route.ws.protocols ?? [] }
+    } else this.openings.delete(key)
     const protocol = meta[i + 5] === 0 ? '' : opening.protocols[meta[i + 5] - 1] ?? ''
     const remote = bytes.latin1Slice(meta[i + 3], meta[i + 3] + meta[i + 4])
     const ws = new WebSocket(this.hub, thread, meta[i + 2], meta[i + 1], opening.behavior, opening.data, opening.params, remote, protocol)

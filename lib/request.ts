@@ -75,15 +75,7 @@ export class Request<Params extends Record<string, string> = Record<string, stri
   /** Route parameters, percent-decoded; `*` holds what a trailing wildcard matched. */
   get params(): Params {
     if (this._params !== undefined) return this._params
-    const params: Record<string, string> = {}
-    const m = this.meta
-    let i = this.at + REQUEST_FIXED_WORDS + m[this.at + 10] * 4
-    for (const name of this.paramNames) {
-      const raw = this.bytes.latin1Slice(m[i], m[i] + m[i + 1])
-      params[name] = raw.includes('%') ? decodeComponent(raw) : raw
-      i += 2
-    }
-    return (this._params = params as Params)
+    return (this._params = readParams(this.bytes, this.meta, this.at + REQUEST_FIXED_WORDS + this.meta[this.at + 10] * 4, this.paramNames) as Params)
   }
 
   /** The query string as an object; a key given several times maps to an array. */
@@ -222,4 +214,19 @@ function decodeComponent(raw: string): string {
   } catch {
     return raw
   }
+}
+
+/**
+ * Route params from `meta` at `at` (off/len pairs into `bytes`), named in route order,
+ * percent-decoded. @internal
+ */
+export function readParams(bytes: Buffer, meta: Uint32Array, at: number, names: readonly string[]): Record<string, string> {
+  const params: Record<string, string> = {}
+  let i = at
+  for (const name of names) {
+    const raw = bytes.latin1Slice(meta[i], meta[i] + meta[i + 1])
+    params[name] = raw.includes('%') ? decodeComponent(raw) : raw
+    i += 2
+  }
+  return params
 }

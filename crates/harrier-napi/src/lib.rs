@@ -70,6 +70,8 @@ pub struct RouteSpec {
     pub protocols: Option<Vec<String>>,
     pub per_message_deflate: Option<bool>,
     pub deflate_threshold: Option<f64>,
+    /// The route has an `upgrade` callback: each handshake waits for it.
+    pub upgrade_in_handler: Option<bool>,
 }
 
 fn websocket(route: &RouteSpec) -> Result<Option<std::sync::Arc<WsOptions>>> {
@@ -88,6 +90,7 @@ fn websocket(route: &RouteSpec) -> Result<Option<std::sync::Arc<WsOptions>>> {
     }
     options.protocols = route.protocols.clone().unwrap_or_default();
     options.deflate = route.per_message_deflate.unwrap_or(false);
+    options.upgrade_in_handler = route.upgrade_in_handler.unwrap_or(false);
     if let Some(n) = route.deflate_threshold {
         options.deflate_threshold = bytes_option(n, "perMessageDeflate.threshold")? as usize;
     }

@@ -91,7 +91,14 @@ impl Conn {
     /// Hands `input` to the protocol; returns the bytes it used.
     fn consume(&mut self, ctx: &mut Ctx, input: &mut [u8]) -> usize {
         match &mut self.protocol {
-            Protocol::Http1(h) => h.parse(&mut self.t, ctx, input),
+            Protocol::Http1(h) => {
+                let used = h.parse(&mut self.t, ctx, input);
+                // A handshake the engine accepted itself: its 101 is out already.
+                if let Some(upgrade) = h.take_switch() {
+                    self.become_websocket(ctx, upgrade);
+                }
+                used
+            }
             Protocol::WebSocket(w) => w.consume(&mut self.t, ctx, input),
         }
     }
@@ -232,9 +239,9 @@ impl Conn {
     /// client sent after its handshake waits in the input buffer (the connection was paused),
     /// read when the paused connections resume at the end of this turn.
     fn become_websocket(&mut self, ctx: &mut Ctx, upgrade: Box<Upgrade>) {
-        let Upgrade { id, accepted, options, .. } = *upgrade;
+        let Upgrade { id, accepted, options, route, path, params, .. } = *upgrade;
         let peer = self.t.sock.peer_addr(&ctx.io);
-        ctx.batch.ws_open(id, self.t.slot, peer, accepted.protocol);
+        ctx.batch.ws_open(id, self.t.slot, peer, accepted.protocol, route, &path, &params);
         self.protocol = Protocol::WebSocket(Box::new(WsConn::new(id, options, accepted.deflate, ctx.now)));
         self.t.last_read = ctx.now;
         self.pause(ctx);

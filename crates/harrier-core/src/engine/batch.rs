@@ -10,7 +10,7 @@
 //! | `BODY` | rid, off, len |
 //! | `END` | rid (the body is complete) |
 //! | `ABORT` | rid (the client went away, or the engine answered for the handler) |
-//! | `WS_OPEN` | id (the upgrade request's rid, which names the WebSocket from now on), slot, client address off/len (text), the chosen subprotocol's index + 1 (0: none) |
+//! | `WS_OPEN` | id (the upgrade request's rid, which names the WebSocket from now on), slot, client address off/len (text), the chosen subprotocol's index + 1 (0: none), route, param count, then per param off/len |
 //! | `WS_MESSAGE` | id, kind (`WS_TEXT`, `WS_BINARY`, `WS_ASCII`: text that is all ASCII), off, len: one whole message |
 //! | `WS_CLOSE` | id, code, reason off/len: the WebSocket is closed (1006: without a close frame) |
 //! | `WS_DRAIN` | id, bytes still unsent: the socket's output crossed its limit (either way) or emptied after that |
@@ -156,15 +156,21 @@ impl BatchBuilder {
         self.event(&[EVENT_ABORT, rid]);
     }
 
-    pub fn ws_open(&mut self, id: u32, slot: u32, peer: Option<std::net::SocketAddr>, protocol: Option<usize>) {
+    /// `params`: spans into `path`, the upgrade request's path.
+    #[allow(clippy::too_many_arguments)]
+    pub fn ws_open(&mut self, id: u32, slot: u32, peer: Option<std::net::SocketAddr>, protocol: Option<usize>, route: u32, path: &[u8], params: &[(u32, u32)]) {
         use std::io::Write;
         let off = self.bytes.len();
         if let Some(peer) = peer {
             let _ = write!(self.bytes, "{}", peer.ip());
         }
         let len = self.bytes.len() - off;
+        let base = self.copy(path);
         let protocol = protocol.map_or(0, |i| i as u32 + 1);
-        self.event(&[EVENT_WS_OPEN, id, slot, off as u32, len as u32, protocol]);
+        self.event(&[EVENT_WS_OPEN, id, slot, off as u32, len as u32, protocol, route, params.len() as u32]);
+        for &(start, len) in params {
+            self.meta.extend_from_slice(&[base + start, len]);
+        }
     }
 
     pub fn ws_message(&mut self, id: u32, binary: bool, data: &[u8]) {
@@ -307,7 +313,7 @@ impl<'a> Iterator for Events<'a> {
             EVENT_BODY => (Event::Body { rid: m[i + 1], data: span(b, m[i + 2], m[i + 3]) }, 4),
             EVENT_END => (Event::End { rid: m[i + 1] }, 2),
             EVENT_ABORT => (Event::Abort { rid: m[i + 1] }, 2),
-            EVENT_WS_OPEN => (Event::WsOpen { id: m[i + 1], slot: m[i + 2], peer: span(b, m[i + 3], m[i + 4]), protocol: m[i + 5] }, 6),
+            EVENT_WS_OPEN => (Event::WsOpen { id: m[i + 1], slot: m[i + 2], peer: span(b, m[i + 3], m[i + 4]), protocol: m[i + 5] }, 8 + 2 * m[i + 7] as usize),
             EVENT_WS_MESSAGE => (Event::WsMessage { id: m[i + 1], binary: m[i + 2] == WS_BINARY_MESSAGE, data: span(b, m[i + 3], m[i + 4]) }, 5),
             EVENT_WS_CLOSE => (Event::WsClose { id: m[i + 1], code: m[i + 2] as u16, reason: span(b, m[i + 3], m[i + 4]) }, 5),
             EVENT_WS_DRAIN => (Event::WsDrain { id: m[i + 1], unsent: m[i + 2] }, 3),

@@ -136,6 +136,10 @@ pub struct WsOptions {
     pub deflate: bool,
     /// Messages shorter than this are sent uncompressed.
     pub deflate_threshold: usize,
+    /// The handler decides each upgrade (a `REQUEST` event flagged `UPGRADE`, answered with
+    /// an `UPGRADE` op or a refusal); otherwise the engine sends the 101 itself and the
+    /// handler hears of the socket first in its `WS_OPEN`.
+    pub upgrade_in_handler: bool,
 }
 
 impl Default for WsOptions {
@@ -147,6 +151,7 @@ impl Default for WsOptions {
             protocols: Vec::new(),
             deflate: false,
             deflate_threshold: 1024,
+            upgrade_in_handler: false,
         }
     }
 }

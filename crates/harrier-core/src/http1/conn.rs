@@ -86,6 +86,11 @@ pub(crate) struct Upgrade {
     pub id: u32,
     pub accepted: Accepted,
     pub options: Arc<WsOptions>,
+    pub route: u32,
+    /// The request's path, and its route params as spans into it: the `WS_OPEN` event
+    /// carries them when the handler did not see the request.
+    pub path: Vec<u8>,
+    pub params: Vec<(u32, u32)>,
     /// The handler said yes (an `UPGRADE` op): the 101 is queued.
     pub agreed: bool,
 }
@@ -344,9 +349,18 @@ impl Http1 {
                         self.answer_new(t, ctx, pending, status, refusal.extra_headers(), true);
                         (None, default_limit)
                     }
+                    Ok(accepted) if !options.upgrade_in_handler => {
+                        // Nobody to ask: the 101 goes out now (after the answers before it).
+                        let upgrade = Upgrade { id: rid, accepted, options, route: *route, path: path.to_vec(), params: ctx.params.clone(), agreed: false };
+                        pending.upgrade = Some(Box::new(upgrade));
+                        let i = self.track(ctx, pending);
+                        self.upgrading = true;
+                        self.agree_upgrade(t, ctx, i);
+                        (None, default_limit)
+                    }
                     Ok(accepted) if ctx.waiting < ctx.max_waiting => {
                         ctx.batch.request(rid, t.slot, *route, input, &ctx.head, &ctx.params, FLAG_UPGRADE);
-                        pending.upgrade = Some(Box::new(Upgrade { id: rid, accepted, options, agreed: false }));
+                        pending.upgrade = Some(Box::new(Upgrade { id: rid, accepted, options, route: *route, path: Vec::new(), params: Vec::new(), agreed: false }));
                         pending.counted = true;
                         ctx.waiting += 1;
                         self.track(ctx, pending);

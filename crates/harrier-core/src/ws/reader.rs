@@ -77,9 +77,9 @@ pub(crate) struct Reader {
     /// The message so far (inflated), when it is not handed out in place.
     buffer: Vec<u8>,
     utf8: Utf8Validator,
-    /// A control frame's payload, when it arrives in pieces.
-    control: [u8; MAX_CONTROL_PAYLOAD],
-    control_len: u8,
+    /// A control frame's payload, when it arrives in pieces (rare: allocated then only, and
+    /// let go after, so that an idle socket carries no 125-byte buffer).
+    control: Vec<u8>,
     /// After a close or a failure nothing more is read.
     done: bool,
 }
@@ -94,8 +94,7 @@ impl Reader {
             message: None,
             buffer: Vec::new(),
             utf8: Utf8Validator::new(),
-            control: [0; MAX_CONTROL_PAYLOAD],
-            control_len: 0,
+            control: Vec::new(),
             done: false,
         }
     }
@@ -132,7 +131,7 @@ impl Reader {
 
     /// Heap held: the message buffer, and the inflater's zlib state if any.
     pub fn heap_bytes(&self) -> usize {
-        self.buffer.capacity() + self.inflater.as_ref().map_or(0, Inflater::heap_bytes)
+        self.buffer.capacity() + self.control.capacity() + self.inflater.as_ref().map_or(0, Inflater::heap_bytes)
     }
 
     /// Drops the inflater's zlib state between messages when the client does not take
@@ -172,7 +171,7 @@ impl Reader {
                 self.done |= control_event(opcode, payload, on_event)?;
                 return Ok(Some(start + len));
             }
-            self.control_len = 0;
+            self.control.clear();
             self.frame = Some(Frame { opcode, fin: true, mask, read: 0, remaining: len });
             return Ok(Some(start));
         }
@@ -259,9 +258,7 @@ impl Reader {
         f.read += n;
         f.remaining -= n;
         if frame::is_control(f.opcode) {
-            let at = self.control_len as usize;
-            self.control[at..at + n].copy_from_slice(piece);
-            self.control_len += n as u8;
+            self.control.extend_from_slice(piece);
         } else {
             self.data(piece)?;
         }
@@ -271,7 +268,8 @@ impl Reader {
         }
         self.frame = None;
         if frame::is_control(f.opcode) {
-            self.done |= control_event(f.opcode, &self.control[..self.control_len as usize], on_event)?;
+            let control = std::mem::take(&mut self.control);
+            self.done |= control_event(f.opcode, &control, on_event)?;
         } else if f.fin {
             self.end_message(on_event)?;
         }
@@ -725,8 +723,8 @@ mod tests {
 
     #[test]
     fn an_idle_reader_is_small() {
-        // per connection (208 bytes today): the inline control buffer is most of it
-        assert!(std::mem::size_of::<Reader>() <= 224, "{}", std::mem::size_of::<Reader>());
+        // per connection: no inline buffer (a split control frame gets one while it lasts)
+        assert!(std::mem::size_of::<Reader>() <= 112, "{}", std::mem::size_of::<Reader>());
     }
 
     #[test]
