@@ -10,10 +10,11 @@ use super::frame;
 
 const TRAILER: [u8; 4] = [0x00, 0x00, 0xFF, 0xFF];
 
-/// zlib-rs level 1 ("quick") hardly finds matches in earlier messages, so context takeover
-/// would buy little; level 3 (zlib's "fast" with longer chains) does, for little more CPU
-/// than 1, and far less than the default 6.
-const LEVEL: u32 = 3;
+/// Level 1: the engine compresses without server context takeover (one compressor per
+/// thread for every socket), where level 1 ("quick") loses little against 3, and costs about
+/// 0.6x the CPU per message (4 KiB text echo: 5.5 against 9.4 µs per message, the whole
+/// server, same run).
+const LEVEL: u32 = 1;
 
 /// What the server is willing to negotiate.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -486,7 +487,7 @@ mod tests {
             out.len()
         };
         let (near, far) = (size(200), size(300));
-        assert!(near < 1000 && far > 2500, "{near} {far}");
+        assert!(near < 1200 && far > 2500, "{near} {far}");
     }
 
     #[test]
