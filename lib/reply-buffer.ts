@@ -123,14 +123,7 @@ export class ReplyBuffer {
     this.reserve(estimate)
     const buf = this.buf
     const view = this.view
-    const start = this.shared[WRITTEN]
-    if (start === 0) this.generation++
-    buf[start + 4] = kind
-    buf[start + 5] = thread
-    view.setUint16(start + 6, status, true)
-    view.setUint32(start + 8, slot, true)
-    view.setUint32(start + 12, rid, true)
-    view.setUint32(start + 16, count + (extra === null ? 0 : 1), true)
+    const start = this.head(kind, thread, slot, rid, status, count + (extra === null ? 0 : 1))
     let pos = start + OP_HEADER_BYTES
     for (let i = 0; i < count; i++) {
       const nameLen = writeLatin1(buf, names![i], pos + 8)
@@ -151,8 +144,27 @@ export class ReplyBuffer {
         pos += body.byteLength
       }
     }
-    view.setUint32(start, pos - start, true)
-    this.shared[WRITTEN] = pos
+    this.finish(start, pos)
+  }
+
+  /** Writes an op's fixed header where the next op starts (room reserved); returns where. */
+  private head(kind: number, thread: number, slot: number, rid: number, status: number, headerCount: number): number {
+    const start = this.shared[WRITTEN]
+    if (start === 0) this.generation++
+    const view = this.view
+    this.buf[start + 4] = kind
+    this.buf[start + 5] = thread
+    view.setUint16(start + 6, status, true)
+    view.setUint32(start + 8, slot, true)
+    view.setUint32(start + 12, rid, true)
+    view.setUint32(start + 16, headerCount, true)
+    return start
+  }
+
+  /** The op from `start` ends at `end`: its length, what is written, a flush if none is due. */
+  private finish(start: number, end: number): void {
+    this.view.setUint32(start, end - start, true)
+    this.shared[WRITTEN] = end
     if (this.shared[TURN] === 0 && !this.scheduled) {
       this.scheduled = true
       // After the microtasks of this turn: every answer of the turn goes in one call.
@@ -169,15 +181,7 @@ export class ReplyBuffer {
     const estimate = OP_HEADER_BYTES + (body === null ? 0 : typeof body === 'string' ? body.length * 3 : body.byteLength)
     this.reserve(estimate)
     const buf = this.buf
-    const view = this.view
-    const start = this.shared[WRITTEN]
-    if (start === 0) this.generation++
-    buf[start + 4] = kind
-    buf[start + 5] = thread
-    view.setUint16(start + 6, status, true)
-    view.setUint32(start + 8, slot, true)
-    view.setUint32(start + 12, rid, true)
-    view.setUint32(start + 16, 0, true)
+    const start = this.head(kind, thread, slot, rid, status, 0)
     let bytes = 0
     if (body !== null) {
       if (typeof body === 'string') bytes = writeUtf8(buf, body, start + OP_HEADER_BYTES)
@@ -186,14 +190,8 @@ export class ReplyBuffer {
         bytes = body.byteLength
       }
     }
-    const end = start + OP_HEADER_BYTES + bytes
-    view.setUint32(start, end - start, true)
-    this.shared[WRITTEN] = end
     this.lastOp = start
-    if (this.shared[TURN] === 0 && !this.scheduled) {
-      this.scheduled = true
-      setImmediate(this.flush)
-    }
+    this.finish(start, start + OP_HEADER_BYTES + bytes)
     return bytes
   }
 

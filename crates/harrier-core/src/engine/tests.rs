@@ -92,6 +92,14 @@ fn an_idle_keep_alive_connection_holds_no_heap() {
         }
         clients
     });
+    let (open, held) = serve_then_measure(&mut server, client);
+    assert_eq!(held, 0, "{open} idle connections hold {held} bytes of buffers and lists");
+    server.shutdown();
+}
+
+/// Serves until `client` (which returns the connections it leaves open) is done, then tells
+/// how many connections are open and what they hold on the heap.
+fn serve_then_measure(server: &mut InlineServer, client: std::thread::JoinHandle<Vec<TcpStream>>) -> (usize, usize) {
     while !client.is_finished() {
         server.step().unwrap();
         std::thread::yield_now();
@@ -102,8 +110,7 @@ fn an_idle_keep_alive_connection_holds_no_heap() {
     server.step().unwrap();
     let (open, held) = server.worker.heap_of_connections();
     assert_eq!(open, clients.len());
-    assert_eq!(held, 0, "{open} idle connections hold {held} bytes of buffers and lists");
-    server.shutdown();
+    (open, held)
 }
 
 /// Accepts every WebSocket handshake and echoes every message.
@@ -167,14 +174,7 @@ fn an_idle_websocket_holds_no_heap() {
         }
         clients
     });
-    while !client.is_finished() {
-        server.step().unwrap();
-        std::thread::yield_now();
-    }
-    let clients = client.join().unwrap();
-    server.step().unwrap();
-    let (open, held) = server.worker.heap_of_connections();
-    assert_eq!(open, clients.len());
+    let (open, held) = serve_then_measure(&mut server, client);
     assert_eq!(held, 0, "{open} idle WebSockets hold {held} bytes of buffers");
     server.shutdown();
 }
