@@ -128,7 +128,8 @@ export class App {
   private closing: Promise<void> | null = null
   private keepAlive: NodeJS.Timeout | null = null
   private readonly openings = new Map<number, Opening>()
-  private readonly sockets = new Map<number, WebSocket<any, any>>()
+  /** Open WebSockets by I/O thread and connection slot (their ids tell a reused slot apart). */
+  private readonly sockets: (WebSocket<any, any> | undefined)[][] = []
   private readonly topicHeaders = new Map<string, Buffer>()
   private readonly hub: WebSocketHub = {
     out: null as unknown as ReplyBuffer,
@@ -434,8 +435,8 @@ export class App {
         req.abort()
       }
       // Sockets the drain did not see close (a client that never answered the 1001).
-      for (const ws of this.sockets.values()) ws.closed(1006, '')
-      this.sockets.clear()
+      for (const table of this.sockets) for (const ws of table) ws?.closed(1006, '')
+      this.sockets.length = 0
       this.openings.clear()
       if (this.keepAlive) clearInterval(this.keepAlive)
       this.keepAlive = null
@@ -486,31 +487,29 @@ export class App {
           this.openings.delete(socketKey(thread, meta[i + 1]))
           i += 2
         } else if (kind === EVENT_WS_MESSAGE) {
-          const ws = this.sockets.get(socketKey(thread, meta[i + 1]))
+          const ws = this.socket(thread, meta[i + 1], meta[i + 2])
           if (ws !== undefined && ws.behavior.message !== undefined) {
-            const off = meta[i + 3]
-            const kind = meta[i + 2]
-            const end = off + meta[i + 4]
-            const message = kind === WS_ASCII ? bytes.latin1Slice(off, end) : kind === WS_TEXT ? bytes.utf8Slice(off, end) : ownCopy(bytes, off, meta[i + 4])
-            ws.call(() => ws.behavior.message!(ws, message))
+            const kind = meta[i + 3]
+            const off = meta[i + 4]
+            const end = off + meta[i + 5]
+            ws.received(kind === WS_ASCII ? bytes.latin1Slice(off, end) : kind === WS_TEXT ? bytes.utf8Slice(off, end) : ownCopy(bytes, off, meta[i + 5]))
           }
-          i += 5
+          i += 6
         } else if (kind === EVENT_WS_OPEN) {
           this.opened(thread, bytes, meta, i)
           i += 8 + meta[i + 7] * 2
         } else if (kind === EVENT_WS_CLOSE) {
-          const key = socketKey(thread, meta[i + 1])
-          const ws = this.sockets.get(key)
-          this.openings.delete(key)
+          const ws = this.socket(thread, meta[i + 1], meta[i + 2])
+          this.openings.delete(socketKey(thread, meta[i + 1]))
           if (ws !== undefined) {
-            this.sockets.delete(key)
-            const off = meta[i + 3]
-            ws.closed(meta[i + 2], bytes.utf8Slice(off, off + meta[i + 4]))
+            this.sockets[thread][meta[i + 2]] = undefined
+            const off = meta[i + 4]
+            ws.closed(meta[i + 3], bytes.utf8Slice(off, off + meta[i + 5]))
           }
-          i += 5
+          i += 6
         } else if (kind === EVENT_WS_DRAIN) {
-          this.sockets.get(socketKey(thread, meta[i + 1]))?.drained(meta[i + 2])
-          i += 3
+          this.socket(thread, meta[i + 1], meta[i + 2])?.drained(meta[i + 3])
+          i += 4
         } else {
           throw new Error(`harrier: unknown batch event ${kind}`)
         }
@@ -555,8 +554,13 @@ export class App {
     const protocol = meta[i + 5] === 0 ? '' : opening.protocols[meta[i + 5] - 1] ?? ''
     const remote = bytes.latin1Slice(meta[i + 3], meta[i + 3] + meta[i + 4])
     const ws = new WebSocket(this.hub, thread, meta[i + 2], meta[i + 1], opening.behavior, opening.data, opening.params, remote, protocol)
-    this.sockets.set(key, ws)
+    ;(this.sockets[thread] ??= [])[ws.slot] = ws
     if (opening.behavior.open !== undefined) ws.call(() => opening.behavior.open!(ws))
+  }
+
+  private socket(thread: number, id: number, slot: number): WebSocket<any, any> | undefined {
+    const ws = this.sockets[thread]?.[slot]
+    return ws !== undefined && ws.id === id ? ws : undefined
   }
 
   private run(chain: Handler[], req: Request, res: Response): void {

@@ -232,6 +232,18 @@ export class WebSocket<Data = undefined, Params extends Record<string, string> =
     if (this.behavior.close) this.call(() => this.behavior.close!(this, code, reason))
   }
 
+  /** @internal a message arrived: `message` runs (no closure per message on this path) */
+  received(message: string | Buffer): void {
+    try {
+      const result = this.behavior.message!(this, message)
+      if (result !== undefined && result !== null && typeof (result as PromiseLike<unknown>).then === 'function') {
+        ;(result as PromiseLike<unknown>).then(undefined, (e) => this.hub.failed(e, this))
+      }
+    } catch (e) {
+      this.hub.failed(e, this)
+    }
+  }
+
   /** @internal runs a callback of the behavior; what it throws or rejects with is reported */
   call(fn: () => unknown): void {
     try {

@@ -6,15 +6,15 @@ export const EVENT_END = 3
 export const EVENT_ABORT = 4
 /** id, slot, client address off/len, chosen subprotocol index + 1 (0: none) */
 export const EVENT_WS_OPEN = 5
-/** id, kind (WS_TEXT, WS_BINARY_MESSAGE, WS_ASCII), off, len */
+/** id, slot, kind (WS_TEXT, WS_BINARY_MESSAGE, WS_ASCII), off, len */
 export const EVENT_WS_MESSAGE = 6
 export const WS_TEXT = 0
 export const WS_BINARY_MESSAGE = 1
 /** Text that is all ASCII: a Latin-1 slice makes its string, no UTF-8 decode. */
 export const WS_ASCII = 2
-/** id, code, reason off/len */
+/** id, slot, code, reason off/len */
 export const EVENT_WS_CLOSE = 7
-/** id, bytes unsent */
+/** id, slot, bytes unsent */
 export const EVENT_WS_DRAIN = 8
 
 export const FLAG_HTTP10 = 1

@@ -242,7 +242,7 @@ impl Conn {
         let Upgrade { id, accepted, options, route, path, params, .. } = *upgrade;
         let peer = self.t.sock.peer_addr(&ctx.io);
         ctx.batch.ws_open(id, self.t.slot, peer, accepted.protocol, route, &path, &params);
-        self.protocol = Protocol::WebSocket(Box::new(WsConn::new(id, options, accepted.deflate, ctx.now)));
+        self.protocol = Protocol::WebSocket(Box::new(WsConn::new(id, self.t.slot, options, accepted.deflate, ctx.now)));
         self.t.last_read = ctx.now;
         self.pause(ctx);
     }

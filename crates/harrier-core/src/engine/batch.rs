@@ -11,9 +11,9 @@
 //! | `END` | rid (the body is complete) |
 //! | `ABORT` | rid (the client went away, or the engine answered for the handler) |
 //! | `WS_OPEN` | id (the upgrade request's rid, which names the WebSocket from now on), slot, client address off/len (text), the chosen subprotocol's index + 1 (0: none), route, param count, then per param off/len |
-//! | `WS_MESSAGE` | id, kind (`WS_TEXT`, `WS_BINARY`, `WS_ASCII`: text that is all ASCII), off, len: one whole message |
-//! | `WS_CLOSE` | id, code, reason off/len: the WebSocket is closed (1006: without a close frame) |
-//! | `WS_DRAIN` | id, bytes still unsent: the socket's output crossed its limit (either way) or emptied after that |
+//! | `WS_MESSAGE` | id, slot, kind (`WS_TEXT`, `WS_BINARY`, `WS_ASCII`: text that is all ASCII), off, len: one whole message |
+//! | `WS_CLOSE` | id, slot, code, reason off/len: the WebSocket is closed (1006: without a close frame) |
+//! | `WS_DRAIN` | id, slot, bytes still unsent: the socket's output crossed its limit (either way) or emptied after that |
 
 use crate::http1::request::{RequestHead, Span};
 
@@ -173,7 +173,7 @@ impl BatchBuilder {
         }
     }
 
-    pub fn ws_message(&mut self, id: u32, binary: bool, data: &[u8]) {
+    pub fn ws_message(&mut self, id: u32, slot: u32, binary: bool, data: &[u8]) {
         let kind = if binary {
             WS_BINARY_MESSAGE
         } else if data.is_ascii() {
@@ -182,16 +182,16 @@ impl BatchBuilder {
             WS_TEXT
         };
         let off = self.copy(data);
-        self.event(&[EVENT_WS_MESSAGE, id, kind, off, data.len() as u32]);
+        self.event(&[EVENT_WS_MESSAGE, id, slot, kind, off, data.len() as u32]);
     }
 
-    pub fn ws_close(&mut self, id: u32, code: u16, reason: &[u8]) {
+    pub fn ws_close(&mut self, id: u32, slot: u32, code: u16, reason: &[u8]) {
         let off = self.copy(reason);
-        self.event(&[EVENT_WS_CLOSE, id, code as u32, off, reason.len() as u32]);
+        self.event(&[EVENT_WS_CLOSE, id, slot, code as u32, off, reason.len() as u32]);
     }
 
-    pub fn ws_drain(&mut self, id: u32, unsent: usize) {
-        self.event(&[EVENT_WS_DRAIN, id, unsent.min(u32::MAX as usize) as u32]);
+    pub fn ws_drain(&mut self, id: u32, slot: u32, unsent: usize) {
+        self.event(&[EVENT_WS_DRAIN, id, slot, unsent.min(u32::MAX as usize) as u32]);
     }
 
     /// The batch gathered so far, to hand over; give it back with `recycle` once handled.
@@ -314,9 +314,9 @@ impl<'a> Iterator for Events<'a> {
             EVENT_END => (Event::End { rid: m[i + 1] }, 2),
             EVENT_ABORT => (Event::Abort { rid: m[i + 1] }, 2),
             EVENT_WS_OPEN => (Event::WsOpen { id: m[i + 1], slot: m[i + 2], peer: span(b, m[i + 3], m[i + 4]), protocol: m[i + 5] }, 8 + 2 * m[i + 7] as usize),
-            EVENT_WS_MESSAGE => (Event::WsMessage { id: m[i + 1], binary: m[i + 2] == WS_BINARY_MESSAGE, data: span(b, m[i + 3], m[i + 4]) }, 5),
-            EVENT_WS_CLOSE => (Event::WsClose { id: m[i + 1], code: m[i + 2] as u16, reason: span(b, m[i + 3], m[i + 4]) }, 5),
-            EVENT_WS_DRAIN => (Event::WsDrain { id: m[i + 1], unsent: m[i + 2] }, 3),
+            EVENT_WS_MESSAGE => (Event::WsMessage { id: m[i + 1], binary: m[i + 3] == WS_BINARY_MESSAGE, data: span(b, m[i + 4], m[i + 5]) }, 6),
+            EVENT_WS_CLOSE => (Event::WsClose { id: m[i + 1], code: m[i + 3] as u16, reason: span(b, m[i + 4], m[i + 5]) }, 6),
+            EVENT_WS_DRAIN => (Event::WsDrain { id: m[i + 1], unsent: m[i + 3] }, 4),
             _ => return None,
         };
         self.at = i + words;

@@ -33,6 +33,8 @@ enum State {
 pub(crate) struct WsConn {
     /// The upgrade request's id: what events and ops name this WebSocket by.
     id: u32,
+    /// Its connection's slot, told with every event so that JS finds the socket by it.
+    slot: u32,
     options: Arc<WsOptions>,
     reader: Reader,
     /// The window of compressed frames sent to it (through the thread's shared compressor);
@@ -52,10 +54,11 @@ pub(crate) struct WsConn {
 }
 
 impl WsConn {
-    pub fn new(id: u32, options: Arc<WsOptions>, deflate: Option<DeflateParams>, now: Instant) -> WsConn {
+    pub fn new(id: u32, slot: u32, options: Arc<WsOptions>, deflate: Option<DeflateParams>, now: Instant) -> WsConn {
         let inflater = deflate.as_ref().map(super::deflate::Inflater::new);
         WsConn {
             id,
+            slot,
             reader: Reader::new(options.max_payload, inflater),
             deflate_window_bits: deflate.as_ref().map(|d| d.deflate_window_bits),
             options,
@@ -95,11 +98,11 @@ impl WsConn {
 
     /// Reads frames from `input`; returns the bytes used (what is left is half a header).
     pub fn consume(&mut self, t: &mut Transport, ctx: &mut Ctx, input: &mut [u8]) -> usize {
-        let id = self.id;
+        let (id, slot) = (self.id, self.slot);
         let mut closed: Option<(u16, Vec<u8>)> = None;
         let fed = self.reader.feed(input, &mut |event| match event {
-            Event::Text(message) => ctx.batch.ws_message(id, false, message),
-            Event::Binary(message) => ctx.batch.ws_message(id, true, message),
+            Event::Text(message) => ctx.batch.ws_message(id, slot, false, message),
+            Event::Binary(message) => ctx.batch.ws_message(id, slot, true, message),
             Event::Ping(payload) => {
                 let mut out = t.take_out(ctx);
                 frame::write_frame(&mut out, PONG, payload);
@@ -149,7 +152,7 @@ impl WsConn {
     fn finish(&mut self, t: &mut Transport, ctx: &mut Ctx, code: u16, reason: &[u8]) {
         if self.state != State::Closed {
             self.state = State::Closed;
-            ctx.batch.ws_close(self.id, code, reason);
+            ctx.batch.ws_close(self.id, self.slot, code, reason);
         }
         t.close_after_flush = true;
         t.dirty = true;
@@ -173,7 +176,7 @@ impl WsConn {
             OP_WS_CLOSE if op.status == 0 => {
                 if self.state != State::Closed {
                     self.state = State::Closed;
-                    ctx.batch.ws_close(self.id, ABNORMAL, b"");
+                    ctx.batch.ws_close(self.id, self.slot, ABNORMAL, b"");
                 }
                 return Liveness::Closed;
             }
@@ -273,7 +276,7 @@ impl WsConn {
         if crossed || (told > 0 && unsent == 0) || (self.want_drain && unsent < limit) {
             self.reported = unsent;
             self.want_drain = false;
-            ctx.batch.ws_drain(self.id, unsent);
+            ctx.batch.ws_drain(self.id, self.slot, unsent);
         }
         if all_written {
             // An idle WebSocket holds no buffer.
@@ -287,7 +290,7 @@ impl WsConn {
     pub fn abort(&mut self, ctx: &mut Ctx, slot: u32) {
         if self.state != State::Closed {
             self.state = State::Closed;
-            ctx.batch.ws_close(self.id, ABNORMAL, b"");
+            ctx.batch.ws_close(self.id, self.slot, ABNORMAL, b"");
         }
         for topic in self.topics.drain(..) {
             ctx.topics.unsubscribe(topic, slot);
