@@ -491,6 +491,7 @@ impl Worker {
             });
         }
         self.ctx.io.maintain(now);
+        self.ctx.pool.trim();
         if self.ctx.thread == 0 && now.saturating_duration_since(self.last_prune) >= PRUNE_EVERY {
             self.last_prune = now;
             if let Some(table) = &self.ctx.shared.ips {
