@@ -428,22 +428,26 @@ export class App {
     const native = this.native
     if (!native) return RESOLVED
     this.closing = (async () => {
-      this.out?.flush()
-      await native.close()
-      for (const req of this.inflight.drain()) {
-        if (req.response) req.response.abandoned = true
-        req.abort()
+      try {
+        this.out?.flush()
+        await native.close()
+        for (const req of this.inflight.drain()) {
+          if (req.response) req.response.abandoned = true
+          req.abort()
+        }
+        // Sockets the drain did not see close (a client that never answered the 1001).
+        for (const table of this.sockets) if (table !== undefined) for (const ws of table) ws?.closed(1006, '')
+      } finally {
+        // Whatever went wrong above, the app lets go of the process and can listen again.
+        this.sockets.length = 0
+        this.openings.clear()
+        if (this.keepAlive) clearInterval(this.keepAlive)
+        this.keepAlive = null
+        unwatchSignals(this)
+        this.native = null
+        this.out = null
+        this.closing = null
       }
-      // Sockets the drain did not see close (a client that never answered the 1001).
-      for (const table of this.sockets) for (const ws of table) ws?.closed(1006, '')
-      this.sockets.length = 0
-      this.openings.clear()
-      if (this.keepAlive) clearInterval(this.keepAlive)
-      this.keepAlive = null
-      unwatchSignals(this)
-      this.native = null
-      this.out = null
-      this.closing = null
     })()
     return this.closing
   }
