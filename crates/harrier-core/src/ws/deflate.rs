@@ -101,8 +101,8 @@ fn write_bits(out: &mut Vec<u8>, bits: u8) {
     out.push(b'0' + bits % 10);
 }
 
-/// zlib-rs's footprint, for `heap_bytes`, as measured by `memory_per_state` (resident bytes
-/// once a long message has touched every page). Deflate keeps two windows of `1 << bits`, a
+/// zlib-rs's footprint, for `heap_bytes`, as measured once (resident bytes of 1,000 states
+/// once a 100 KB message had touched every page, read from /proc/self/statm). Deflate keeps two windows of `1 << bits`, a
 /// `prev` chain of 2-byte entries per window slot, a 64 Ki-entry hash head and literal
 /// buffers for memLevel 8: ~205 KiB at 9 bits, ~328 KiB at 15. Inflate allocates a 32 KiB
 /// window whatever the bits, plus its state: ~47 KiB.
@@ -649,56 +649,5 @@ mod tests {
         }
         .write_response_value(&mut out);
         assert_eq!(out, b"permessage-deflate; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=10; client_max_window_bits=9");
-    }
-
-    fn rss_bytes() -> usize {
-        let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
-        let pages: usize = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
-        pages * 4096
-    }
-
-    /// Prints the resident memory of zlib states; run alone, as other tests move RSS:
-    /// `cargo test -p harrier-core --lib ws::deflate::tests::memory_per_state -- --ignored --nocapture`
-    #[test]
-    #[ignore]
-    fn memory_per_state() {
-        const N: usize = 1000;
-        // long enough to touch every page of the windows
-        let msg = sample(100_000, 1);
-        // everything stays alive, so that freed states are not reused by the next batch
-        let mut keep = Vec::new();
-        for bits in [9u8, 15] {
-            let p = params(bits, false);
-            let before = rss_bytes();
-            let mut deflaters: Vec<Deflater> = (0..N).map(|_| Deflater::new(&p)).collect();
-            let mut wire = Vec::new();
-            for d in &mut deflaters {
-                wire.clear();
-                d.deflate(&msg, &mut wire);
-            }
-            let after = rss_bytes();
-            println!(
-                "deflate {bits} bits: {} B each resident (size_of {}, estimate {})",
-                (after - before) / N,
-                std::mem::size_of::<Deflater>(),
-                deflate_state_bytes(bits)
-            );
-
-            let before = rss_bytes();
-            let mut inflaters: Vec<Inflater> = (0..N).map(|_| Inflater::new(&p)).collect();
-            let mut back = Vec::with_capacity(200_000);
-            for i in &mut inflaters {
-                back.clear();
-                i.inflate(&wire, &mut back, 1 << 20).unwrap();
-            }
-            let after = rss_bytes();
-            println!(
-                "inflate {bits} bits: {} B each resident (size_of {}, estimate {})",
-                (after - before) / N,
-                std::mem::size_of::<Inflater>(),
-                INFLATE_STATE_BYTES
-            );
-            keep.push((deflaters, inflaters));
-        }
     }
 }
