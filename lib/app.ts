@@ -32,7 +32,6 @@ interface Opening {
   behavior: WebSocketBehavior<any, any>
   data: unknown
   params: Record<string, string>
-  protocols: readonly string[]
 }
 
 /** Where a WebSocket (or its opening) is found by its thread and id. */
@@ -529,8 +528,7 @@ export class App {
       if (req.aborted || res.finished) return
       this.inflight.delete(req.thread, req.rid)
       res.abandoned = true
-      const protocols = behavior.protocols ?? []
-      this.openings.set(socketKey(req.thread, req.rid), { behavior, data, params: req.params, protocols })
+      this.openings.set(socketKey(req.thread, req.rid), { behavior, data, params: req.params })
       acceptUpgrade(this.out!, req)
     }
     if (behavior.upgrade === undefined) return accept(undefined)
@@ -553,9 +551,9 @@ export class App {
     if (opening === undefined) {
       const route = this.routes[meta[i + 6]]
       if (route?.ws === undefined || route.ws.upgrade !== undefined) return
-      opening = { behavior: route.ws, data: undefined, params: readParams(bytes, meta, i + 8, route.paramNames), protocols: route.ws.protocols ?? [] }
+      opening = { behavior: route.ws, data: undefined, params: readParams(bytes, meta, i + 8, route.paramNames) }
     } else this.openings.delete(key)
-    const protocol = meta[i + 5] === 0 ? '' : opening.protocols[meta[i + 5] - 1] ?? ''
+    const protocol = meta[i + 5] === 0 ? '' : opening.behavior.protocols?.[meta[i + 5] - 1] ?? ''
     const remote = bytes.latin1Slice(meta[i + 3], meta[i + 3] + meta[i + 4])
     const ws = new WebSocket(this.hub, thread, meta[i + 2], meta[i + 1], opening.behavior, opening.data, opening.params, remote, protocol)
     ;(this.sockets[thread] ??= [])[ws.slot] = ws

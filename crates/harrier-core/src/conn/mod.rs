@@ -95,7 +95,7 @@ impl Conn {
                 let used = h.parse(&mut self.t, ctx, input);
                 // A handshake the engine accepted itself: its 101 is out already.
                 if let Some(upgrade) = h.take_switch() {
-                    self.become_websocket(ctx, upgrade);
+                    self.become_websocket(ctx, *upgrade);
                 }
                 used
             }
@@ -227,7 +227,7 @@ impl Conn {
             Protocol::Http1(h) => {
                 h.apply(&mut self.t, ctx, op);
                 if let Some(upgrade) = h.take_switch() {
-                    self.become_websocket(ctx, upgrade);
+                    self.become_websocket(ctx, *upgrade);
                 }
                 Liveness::Open
             }
@@ -238,8 +238,8 @@ impl Conn {
     /// The 101 is out: the same transport carries WebSocket frames from now on. What the
     /// client sent after its handshake waits in the input buffer (the connection was paused),
     /// read when the paused connections resume at the end of this turn.
-    fn become_websocket(&mut self, ctx: &mut Ctx, upgrade: Box<Upgrade>) {
-        let Upgrade { id, accepted, options, route, path, params, .. } = *upgrade;
+    fn become_websocket(&mut self, ctx: &mut Ctx, upgrade: Upgrade) {
+        let Upgrade { id, accepted, options, route, path, params, .. } = upgrade;
         let peer = self.t.sock.peer_addr(&ctx.io);
         ctx.batch.ws_open(id, self.t.slot, peer, accepted.protocol, route, &path, &params);
         self.protocol = Protocol::WebSocket(Box::new(WsConn::new(id, self.t.slot, options, accepted.deflate, ctx.now)));

@@ -339,7 +339,7 @@ impl Http1 {
                 let options = ctx.shared.config.websocket(*route).unwrap().clone();
                 // Without context takeover on the server's side: one compressor per thread serves every
                 // socket (and every publish), rather than ~330 KiB of zlib state per socket.
-                let deflate = options.deflate.then(|| DeflateConfig { threshold: options.deflate_threshold, server_no_context_takeover: true, ..DeflateConfig::default() });
+                let deflate = options.deflate.then(|| DeflateConfig { server_no_context_takeover: true, ..DeflateConfig::default() });
                 let headers = ctx.head.headers.iter().map(|(n, v)| (n.slice(input), v.slice(input)));
                 // Whatever happens, nothing after this request is HTTP/1.1 to keep alive.
                 pending.keep_alive = false;

@@ -16,6 +16,9 @@ use crate::engine::reply::{ReplyOp, OP_WS_CLOSE, OP_WS_SEND, OP_WS_SUBSCRIBE, OP
 
 /// How long a close the server began waits for the client's answer before it is dropped.
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
+/// A socket silent this long lets go of its inflater's zlib state (~47 KiB) when the client
+/// starts every message afresh (`client_no_context_takeover`); made again on the next one.
+const INFLATER_IDLE: Duration = Duration::from_secs(1);
 
 /// 1006 is never sent: it tells the handler the connection ended without a close frame.
 const ABNORMAL: u16 = 1006;
@@ -116,30 +119,21 @@ impl WsConn {
         match fed {
             Ok(used) => {
                 if let Some((code, reason)) = closed {
-                    self.on_close_frame(t, ctx, code, &reason);
+                    self.close_with(t, ctx, code, &reason);
                 }
                 used
             }
             Err(Fail { code, reason }) => {
-                self.fail(t, ctx, code, reason.as_bytes());
+                self.close_with(t, ctx, code, reason.as_bytes());
                 input.len()
             }
         }
     }
 
-    /// The client's close frame: answered with the same code and reason if the client
-    /// began, and the handler told either way; the connection closes once that is written.
-    fn on_close_frame(&mut self, t: &mut Transport, ctx: &mut Ctx, code: u16, reason: &[u8]) {
-        if self.state == State::Open {
-            let mut out = t.take_out(ctx);
-            frame::write_close(&mut out, code, reason);
-            t.put_out(out);
-        }
-        self.finish(t, ctx, code, reason);
-    }
-
-    /// A protocol error: the close frame says which, the connection closes after it.
-    fn fail(&mut self, t: &mut Transport, ctx: &mut Ctx, code: u16, reason: &[u8]) {
+    /// Ends the socket with a close frame of `code` and `reason` unless the server sent its
+    /// own already: the echo of a client's close, or the error a bad frame is closed with.
+    /// The handler is told either way; the connection closes once that is written.
+    fn close_with(&mut self, t: &mut Transport, ctx: &mut Ctx, code: u16, reason: &[u8]) {
         if self.state == State::Open {
             let mut out = t.take_out(ctx);
             frame::write_close(&mut out, code, reason);
@@ -243,6 +237,9 @@ impl WsConn {
     /// The sweep: a ping after half the idle timeout of silence, the end after all of it; a
     /// close handshake the client does not finish.
     pub fn check_timers(&mut self, t: &mut Transport, ctx: &mut Ctx) -> Liveness {
+        if ctx.now.saturating_duration_since(self.last_heard) >= INFLATER_IDLE {
+            self.reader.release_inflater();
+        }
         match self.state {
             State::Closing { since } if ctx.now.saturating_duration_since(since) >= CLOSE_WAIT => {
                 self.finish(t, ctx, ABNORMAL, b"close handshake timed out");

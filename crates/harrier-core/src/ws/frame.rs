@@ -11,6 +11,7 @@ pub(crate) const PONG: u8 = 0xA;
 /// Control frames carry at most 125 payload bytes (section 5.5).
 pub(crate) const MAX_CONTROL_PAYLOAD: usize = 125;
 /// 2 bytes, 8 of extended length, 4 of mask.
+#[cfg(test)]
 pub(crate) const MAX_HEADER_LEN: usize = 14;
 
 pub(crate) fn is_control(opcode: u8) -> bool {

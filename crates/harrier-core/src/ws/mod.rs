@@ -1,7 +1,6 @@
 //! WebSocket (RFC 6455) with permessage-deflate (RFC 7692), sans-IO: the handshake check,
 //! frame coding, an incremental reader that assembles messages, and per-connection zlib
 //! state. The engine owns the sockets and calls in with bytes.
-#![allow(dead_code)]
 
 pub(crate) mod conn;
 pub(crate) mod deflate;

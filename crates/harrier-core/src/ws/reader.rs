@@ -125,11 +125,13 @@ impl Reader {
     }
 
     /// No partial message or frame, and no message buffer held.
+    #[cfg(test)]
     pub fn is_idle(&self) -> bool {
         self.frame.is_none() && self.message.is_none() && self.buffer.capacity() == 0
     }
 
     /// Heap held: the message buffer, and the inflater's zlib state if any.
+    #[cfg(test)]
     pub fn heap_bytes(&self) -> usize {
         self.buffer.capacity() + self.control.capacity() + self.inflater.as_ref().map_or(0, Inflater::heap_bytes)
     }
