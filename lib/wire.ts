@@ -21,6 +21,10 @@ export const FLAG_HTTP10 = 1
 export const FLAG_HAS_BODY = 2
 /** A valid WebSocket handshake: accept it with an `UPGRADE` op, or answer to refuse it. */
 export const FLAG_UPGRADE = 4
+/** The request came over TLS. */
+export const FLAG_SECURE = 8
+/** The request is an HTTP/2 stream. */
+export const FLAG_HTTP2 = 16
 
 /** Words of a request event before its headers: kind, rid, slot, route, flags, method off/len, target off/len, path len, header count, param count. */
 export const REQUEST_FIXED_WORDS = 12

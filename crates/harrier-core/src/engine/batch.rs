@@ -36,6 +36,10 @@ pub const FLAG_HTTP10: u32 = 1;
 pub const FLAG_HAS_BODY: u32 = 2;
 /// A valid WebSocket handshake: answer with an `UPGRADE` op to accept it.
 pub const FLAG_UPGRADE: u32 = 4;
+/// The request came over TLS.
+pub const FLAG_SECURE: u32 = 8;
+/// The request is an HTTP/2 stream.
+pub const FLAG_HTTP2: u32 = 16;
 
 /// One batch of events from one I/O thread. The handler owns it: the bytes stay valid for
 /// as long as it keeps them, whatever the engine reads next.
