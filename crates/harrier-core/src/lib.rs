@@ -11,6 +11,9 @@ pub mod statics;
 pub mod tls;
 pub(crate) mod ws;
 
-pub use engine::{Backend, Batch, Config, Handler, InlineServer, ListenError, Replier, ReplyWriter, RequestRef, Server, ShutdownSignal, WsOptions};
+pub use engine::{
+    Backend, Batch, Config, Handler, InlineServer, ListenError, Replier, ReplyWriter, RequestRef,
+    Server, ShutdownSignal, WsOptions,
+};
 pub use router::{RouteError, RouteMatch, Router};
 pub use statics::{StaticMount, StaticOptions};

@@ -23,7 +23,11 @@ const FILE_PIECE: u64 = 64 * 1024;
 /// file itself (sendfile on Linux, chunked reads elsewhere) so that it is never held whole.
 pub(crate) enum Out {
     Bytes(Vec<u8>),
-    File { file: Arc<File>, offset: u64, len: u64 },
+    File {
+        file: Arc<File>,
+        offset: u64,
+        len: u64,
+    },
 }
 
 impl Out {
@@ -77,7 +81,13 @@ pub(crate) struct Transport {
 }
 
 impl Transport {
-    pub fn new(sock: Socket, slot: u32, now: Instant, ip: Option<Arc<IpState>>, tls: Option<Box<TlsSession>>) -> Transport {
+    pub fn new(
+        sock: Socket,
+        slot: u32,
+        now: Instant,
+        ip: Option<Arc<IpState>>,
+        tls: Option<Box<TlsSession>>,
+    ) -> Transport {
         Transport {
             sock,
             tls,
@@ -98,7 +108,9 @@ impl Transport {
 
     #[cfg(test)]
     pub fn heap_bytes(&self) -> usize {
-        self.rbuf.capacity() + self.wbuf.capacity() + self.queue.capacity() * std::mem::size_of::<Out>()
+        self.rbuf.capacity()
+            + self.wbuf.capacity()
+            + self.queue.capacity() * std::mem::size_of::<Out>()
     }
 
     /// Bytes queued and not yet taken by the kernel.
@@ -107,7 +119,9 @@ impl Transport {
     }
 
     pub fn has_no_output(&self) -> bool {
-        self.wpos >= self.wbuf.len() && self.queue.is_empty() && !self.tls.as_ref().is_some_and(|t| t.wants_write())
+        self.wpos >= self.wbuf.len()
+            && self.queue.is_empty()
+            && !self.tls.as_ref().is_some_and(|t| t.wants_write())
     }
 
     /// `FLAG_SECURE` for requests over TLS.
@@ -121,7 +135,9 @@ impl Transport {
 
     /// A TLS handshake still unfinished `limit` after the accept.
     pub fn handshake_overdue(&self, now: Instant, limit: Duration) -> bool {
-        self.tls.as_ref().is_some_and(|t| t.handshake_overdue(now, limit))
+        self.tls
+            .as_ref()
+            .is_some_and(|t| t.handshake_overdue(now, limit))
     }
 
     /// The protocol agreed on by ALPN, once a TLS handshake is done.
@@ -140,7 +156,8 @@ impl Transport {
 
     /// Whether output has waited longer than `limit` on a socket that takes none of it.
     pub fn write_timed_out(&self, now: Instant, limit: Duration) -> bool {
-        self.write_blocked_since.is_some_and(|since| !limit.is_zero() && now.saturating_duration_since(since) >= limit)
+        self.write_blocked_since
+            .is_some_and(|since| !limit.is_zero() && now.saturating_duration_since(since) >= limit)
     }
 
     /// Reads into `into`; also says whether the socket has nothing more for now (edge-
@@ -179,7 +196,9 @@ impl Transport {
             }
             std::mem::take(&mut self.wbuf)
         } else if let Some(Out::Bytes(_)) = self.queue.back() {
-            let Some(Out::Bytes(b)) = self.queue.pop_back() else { unreachable!() };
+            let Some(Out::Bytes(b)) = self.queue.pop_back() else {
+                unreachable!()
+            };
             b
         } else {
             ctx.pool.get()
@@ -226,7 +245,9 @@ impl Transport {
                         self.wpos += n;
                         progressed = true;
                     }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return self.write_blocked(ctx, progressed),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        return self.write_blocked(ctx, progressed)
+                    }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(_) => return Flushed::Broken,
                 }
@@ -239,7 +260,17 @@ impl Transport {
                     let old = std::mem::replace(&mut self.wbuf, b);
                     ctx.pool.put(old);
                 }
-                Some(Out::File { file, mut offset, mut len }) => match self.sock.send_file(&mut ctx.io, &file, &mut offset, &mut len, &mut self.wbuf) {
+                Some(Out::File {
+                    file,
+                    mut offset,
+                    mut len,
+                }) => match self.sock.send_file(
+                    &mut ctx.io,
+                    &file,
+                    &mut offset,
+                    &mut len,
+                    &mut self.wbuf,
+                ) {
                     Ok(sent) => {
                         progressed |= sent;
                         if len > 0 {
@@ -268,7 +299,9 @@ impl Transport {
     /// sendfile: the bytes must pass through the cipher).
     fn flush_tls(&mut self, ctx: &mut Ctx) -> Flushed {
         self.dirty = false;
-        let Some(tls) = self.tls.as_mut() else { return Flushed::Broken };
+        let Some(tls) = self.tls.as_mut() else {
+            return Flushed::Broken;
+        };
         let mut progressed = false;
         loop {
             match tls.send(&mut self.sock, &mut ctx.io, &mut ctx.gather) {
@@ -300,7 +333,11 @@ impl Transport {
                         Ok(n) if n > 0 => {
                             self.wbuf.truncate(n);
                             if (n as u64) < len {
-                                self.queue.push_front(Out::File { file, offset: offset + n as u64, len: len - n as u64 });
+                                self.queue.push_front(Out::File {
+                                    file,
+                                    offset: offset + n as u64,
+                                    len: len - n as u64,
+                                });
                             }
                         }
                         // The file shrank or broke: the promised length cannot be kept.

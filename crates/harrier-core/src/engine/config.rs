@@ -104,7 +104,13 @@ impl Default for Config {
 
 impl Config {
     pub(crate) fn thread_count(&self) -> usize {
-        let n = if self.io_threads == 0 { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) } else { self.io_threads };
+        let n = if self.io_threads == 0 {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        } else {
+            self.io_threads
+        };
         n.min(64)
     }
 
@@ -120,7 +126,11 @@ impl Config {
 
     /// The body limit of a route (0: none).
     pub(crate) fn body_limit(&self, route: u32) -> u64 {
-        self.route_body_limits.get(route as usize).copied().flatten().unwrap_or(self.max_body_size)
+        self.route_body_limits
+            .get(route as usize)
+            .copied()
+            .flatten()
+            .unwrap_or(self.max_body_size)
     }
 }
 

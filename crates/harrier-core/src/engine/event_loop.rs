@@ -10,18 +10,18 @@ use std::time::{Duration, Instant, SystemTime};
 use slab::Slab;
 
 use super::batch::BatchBuilder;
-use crate::conn::{Conn, Liveness};
-use crate::http1::conn::PendingPool;
-use crate::tls::session::TlsSession;
-use crate::ws::topics::Topics;
 use super::io::{Fresh, Io, Ready};
 use super::pool::BufPool;
 use super::reply::{ReplyOp, ReplyOps, OP_WS_PUBLISH, WS_BINARY, WS_COMPRESS};
-use crate::ws;
 use super::Shared;
+use crate::conn::{Conn, Liveness};
+use crate::http1::conn::PendingPool;
 use crate::http1::date::CachedDate;
 use crate::http1::encode;
 use crate::http1::request::{HeadLimits, RequestHead};
+use crate::tls::session::TlsSession;
+use crate::ws;
+use crate::ws::topics::Topics;
 
 /// Timeouts are checked this often; a coarse clock is enough for them.
 const SWEEP_EVERY: Duration = Duration::from_millis(100);
@@ -74,8 +74,13 @@ impl Ctx {
         let at = match self.deflaters.iter().position(|(b, _)| *b == window_bits) {
             Some(at) => at,
             None => {
-                let params = ws::deflate::DeflateParams { server_no_context_takeover: true, deflate_window_bits: window_bits, ..ws::deflate::DeflateParams::default_params() };
-                self.deflaters.push((window_bits, ws::deflate::Deflater::new(&params)));
+                let params = ws::deflate::DeflateParams {
+                    server_no_context_takeover: true,
+                    deflate_window_bits: window_bits,
+                    ..ws::deflate::DeflateParams::default_params()
+                };
+                self.deflaters
+                    .push((window_bits, ws::deflate::Deflater::new(&params)));
                 self.deflaters.len() - 1
             }
         };
@@ -91,7 +96,9 @@ impl Ctx {
     pub fn hand_over_batch(&mut self) {
         if !self.batch.is_empty() {
             let mut batch = self.batch.take();
-            self.shared.handler.on_batch(&mut batch, &self.shared.replier);
+            self.shared
+                .handler
+                .on_batch(&mut batch, &self.shared.replier);
             self.batch.recycle(batch);
         }
     }
@@ -111,11 +118,23 @@ pub(crate) struct Worker {
 impl Worker {
     pub fn new(thread: u8, io: Io, shared: Arc<Shared>) -> Worker {
         let config = &shared.config;
-        let limits = HeadLimits::new(config.max_header_count, config.max_header_size, config.max_url_length);
+        let limits = HeadLimits::new(
+            config.max_header_count,
+            config.max_header_size,
+            config.max_url_length,
+        );
         let keep_alive_line = encode::keep_alive_line(config.keep_alive_timeout);
-        let max_waiting = if config.max_pending_requests == 0 { usize::MAX } else { config.max_pending_requests.div_ceil(shared.threads.max(1)) };
+        let max_waiting = if config.max_pending_requests == 0 {
+            usize::MAX
+        } else {
+            config.max_pending_requests.div_ceil(shared.threads.max(1))
+        };
         let write_high_water = config.write_high_water;
-        let cipher = if shared.tls.is_some() { vec![0; READ_BUFFER] } else { Vec::new() };
+        let cipher = if shared.tls.is_some() {
+            vec![0; READ_BUFFER]
+        } else {
+            Vec::new()
+        };
         Worker {
             conns: Slab::new(),
             ctx: Ctx {
@@ -155,7 +174,10 @@ impl Worker {
     /// Open connections, and what they hold on the heap in all (tests).
     #[cfg(test)]
     pub fn heap_of_connections(&self) -> (usize, usize) {
-        (self.conns.len(), self.conns.iter().map(|(_, c)| c.heap_bytes()).sum())
+        (
+            self.conns.len(),
+            self.conns.iter().map(|(_, c)| c.heap_bytes()).sum(),
+        )
     }
 
     pub fn has_completions(&mut self) -> bool {
@@ -176,7 +198,11 @@ impl Worker {
     pub fn run(mut self) {
         let thread = self.ctx.thread as usize;
         loop {
-            let timeout = if self.ctx.shared.replier.inboxes[thread].sleep() { SWEEP_EVERY } else { Duration::ZERO };
+            let timeout = if self.ctx.shared.replier.inboxes[thread].sleep() {
+                SWEEP_EVERY
+            } else {
+                Duration::ZERO
+            };
             let polled = self.poll_once(timeout);
             self.ctx.shared.replier.inboxes[thread].awake();
             if let Err(e) = polled {
@@ -209,7 +235,11 @@ impl Worker {
         for r in ready.drain(..) {
             match r {
                 Ready::Listener => self.accept(),
-                Ready::Conn { key, readable, writable } => self.on_socket(key, readable, writable),
+                Ready::Conn {
+                    key,
+                    readable,
+                    writable,
+                } => self.on_socket(key, readable, writable),
             }
         }
         self.ready = ready;
@@ -283,7 +313,9 @@ impl Worker {
     /// dropped (its requests aborted), what it added to the batch is undone, the thread and
     /// every other connection go on. Closes the connection when `f` says it is closed.
     fn guarded(&mut self, key: usize, f: impl FnOnce(&mut Conn, &mut Ctx) -> Liveness) -> Liveness {
-        let Some(conn) = self.conns.get_mut(key) else { return Liveness::Closed };
+        let Some(conn) = self.conns.get_mut(key) else {
+            return Liveness::Closed;
+        };
         let mark = self.ctx.batch.mark();
         let ctx = &mut self.ctx;
         match catch_unwind(AssertUnwindSafe(|| f(conn, ctx))) {
@@ -293,7 +325,9 @@ impl Worker {
                 Liveness::Closed
             }
             Err(_) => {
-                eprintln!("harrier: internal error on a connection; it was dropped, the server goes on");
+                eprintln!(
+                    "harrier: internal error on a connection; it was dropped, the server goes on"
+                );
                 self.ctx.batch.rollback(mark);
                 if self.ctx.scratch.len() != READ_BUFFER {
                     self.ctx.scratch = vec![0; READ_BUFFER];
@@ -355,7 +389,10 @@ impl Worker {
             // Closed at once: the connections already open are not disturbed.
             return;
         }
-        let ip = match (&shared.ips, shared.ips.as_ref().and_then(|_| fresh.peer_ip())) {
+        let ip = match (
+            &shared.ips,
+            shared.ips.as_ref().and_then(|_| fresh.peer_ip()),
+        ) {
             (Some(table), Some(peer)) => match table.open(peer, self.ctx.now) {
                 Some(state) => Some(state),
                 None => return,
@@ -432,10 +469,20 @@ impl Worker {
     /// Frames a published message once (and compresses it at most once) and queues it for
     /// every subscriber of its topic on this thread but the one it names.
     fn publish(&mut self, op: &ReplyOp) {
-        let Some((mut headers, message)) = op.split() else { return };
-        let Some((topic, _)) = headers.next() else { return };
-        let Some(id) = self.ctx.topics.find(topic) else { return };
-        let opcode = if op.status & WS_BINARY != 0 { ws::frame::BINARY } else { ws::frame::TEXT };
+        let Some((mut headers, message)) = op.split() else {
+            return;
+        };
+        let Some((topic, _)) = headers.next() else {
+            return;
+        };
+        let Some(id) = self.ctx.topics.find(topic) else {
+            return;
+        };
+        let opcode = if op.status & WS_BINARY != 0 {
+            ws::frame::BINARY
+        } else {
+            ws::frame::TEXT
+        };
         let mut plain = Vec::new();
         // By the window the subscriber allows: a compressed frame per window size in use.
         let mut compressed: Vec<(u8, Vec<u8>)> = Vec::new();
@@ -444,19 +491,25 @@ impl Worker {
         let subscribers = self.ctx.topics.take_subscribers(id);
         for &slot in &subscribers {
             let key = slot as usize;
-            let Some(conn) = self.conns.get_mut(key) else { continue };
+            let Some(conn) = self.conns.get_mut(key) else {
+                continue;
+            };
             let Some(ws) = conn.websocket() else { continue };
             if except == Some((slot, ws.id())) {
                 continue;
             }
-            let window = ws.deflate_window_bits().filter(|_| op.status & WS_COMPRESS != 0 && message.len() >= ws.deflate_threshold());
+            let window = ws.deflate_window_bits().filter(|_| {
+                op.status & WS_COMPRESS != 0 && message.len() >= ws.deflate_threshold()
+            });
             let frame = match window {
                 Some(bits) => {
                     let at = match compressed.iter().position(|(b, _)| *b == bits) {
                         Some(at) => at,
                         None => {
                             let mut frame = Vec::new();
-                            self.ctx.deflater(bits).write_frame(&mut frame, opcode, message);
+                            self.ctx
+                                .deflater(bits)
+                                .write_frame(&mut frame, opcode, message);
                             compressed.push((bits, frame));
                             compressed.len() - 1
                         }
@@ -494,7 +547,9 @@ impl Worker {
         let now = self.ctx.now;
         let force = self.drain_deadline.is_some_and(|d| now >= d);
         for key in 0..self.conns.capacity() {
-            let Some(conn) = self.conns.get(key) else { continue };
+            let Some(conn) = self.conns.get(key) else {
+                continue;
+            };
             if force || conn.linger_expired(now) {
                 self.close(key);
                 continue;
@@ -531,12 +586,22 @@ impl Worker {
         self.drain_deadline = Some(self.ctx.now + self.ctx.shared.config.drain_timeout);
         self.stop_listening();
         // An idle connection has no answer to protect: it is closed at once, not lingered.
-        let idle: Vec<usize> = self.conns.iter().filter(|(_, c)| c.is_idle() && !c.is_lingering()).map(|(k, _)| k).collect();
+        let idle: Vec<usize> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.is_idle() && !c.is_lingering())
+            .map(|(k, _)| k)
+            .collect();
         for key in idle {
             self.close(key);
         }
         // WebSockets are asked to close (1001) and close when the client answers.
-        let sockets: Vec<usize> = self.conns.iter().filter(|(_, c)| c.websocket().is_some()).map(|(k, _)| k).collect();
+        let sockets: Vec<usize> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.websocket().is_some())
+            .map(|(k, _)| k)
+            .collect();
         for key in sockets {
             self.guarded(key, |conn, ctx| {
                 conn.go_away(ctx);
@@ -554,7 +619,9 @@ impl Worker {
         for fd in self.ctx.shared.gate.take_backlog() {
             match self.ctx.io.adopt(fd) {
                 Ok(fresh) => self.admit(fresh),
-                Err(e) => eprintln!("harrier: a connection taken while closing the listener was lost: {e}"),
+                Err(e) => eprintln!(
+                    "harrier: a connection taken while closing the listener was lost: {e}"
+                ),
             }
         }
     }

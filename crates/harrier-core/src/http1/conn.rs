@@ -126,9 +126,17 @@ impl Pending {
 enum ReadState {
     Head,
     /// `rid` is `None` for a request answered by the engine: its body is read and dropped.
-    Length { rid: Option<u32>, left: u64 },
+    Length {
+        rid: Option<u32>,
+        left: u64,
+    },
     /// `seen` body bytes so far, refused past `limit` (0: none).
-    Chunked { rid: Option<u32>, decoder: ChunkedDecoder, seen: u64, limit: u64 },
+    Chunked {
+        rid: Option<u32>,
+        decoder: ChunkedDecoder,
+        seen: u64,
+        limit: u64,
+    },
 }
 
 /// The HTTP/1.1 side of a connection.
@@ -153,7 +161,16 @@ pub(crate) struct Http1 {
 
 impl Http1 {
     pub fn new() -> Http1 {
-        Http1 { read: ReadState::Head, inflight: VecDeque::new(), stop_reading: false, last_request: false, head_since: None, doomed: false, upgrading: false, switch: None }
+        Http1 {
+            read: ReadState::Head,
+            inflight: VecDeque::new(),
+            stop_reading: false,
+            last_request: false,
+            head_since: None,
+            doomed: false,
+            upgrading: false,
+            switch: None,
+        }
     }
 
     #[cfg(test)]
@@ -163,7 +180,10 @@ impl Http1 {
 
     /// Nothing in flight, nothing half-read, nothing to write.
     pub fn is_idle(&self, t: &Transport) -> bool {
-        self.inflight.is_empty() && t.rbuf.is_empty() && matches!(self.read, ReadState::Head) && t.has_no_output()
+        self.inflight.is_empty()
+            && t.rbuf.is_empty()
+            && matches!(self.read, ReadState::Head)
+            && t.has_no_output()
     }
 
     /// Whether more input is wanted at all (else it is read and dropped).
@@ -258,7 +278,12 @@ impl Http1 {
                     }
                     pos += n;
                 }
-                ReadState::Chunked { rid, decoder, seen, limit } => {
+                ReadState::Chunked {
+                    rid,
+                    decoder,
+                    seen,
+                    limit,
+                } => {
                     let rid = *rid;
                     match decoder.decode(&input[pos..]) {
                         Ok((Chunk::Data { start, len }, used)) => {
@@ -320,7 +345,11 @@ impl Http1 {
         };
         let body = head.body;
         let expect_continue = head.expect_continue;
-        let declared = if let BodyFraming::Length(n) = body { n } else { 0 };
+        let declared = if let BodyFraming::Length(n) = body {
+            n
+        } else {
+            0
+        };
         let default_limit = ctx.shared.config.max_body_size;
         let mut number = [0u8; 20];
 
@@ -329,21 +358,47 @@ impl Http1 {
             (Some(table), Some(ip)) => table.take(ip, ctx.now),
             _ => Ok(()),
         };
-        let routed = if rate.is_ok() { ctx.shared.router.find(method, path, &mut ctx.params) } else { RouteMatch::NotFound };
+        let routed = if rate.is_ok() {
+            ctx.shared.router.find(method, path, &mut ctx.params)
+        } else {
+            RouteMatch::NotFound
+        };
         let (to_handler, limit) = match (&routed, rate) {
             (_, Err(secs)) => {
-                self.answer_new(t, ctx, pending, Status::TOO_MANY_REQUESTS, &[(b"retry-after", decimal(&mut number, secs))], expect_continue || declared > default_limit);
+                self.answer_new(
+                    t,
+                    ctx,
+                    pending,
+                    Status::TOO_MANY_REQUESTS,
+                    &[(b"retry-after", decimal(&mut number, secs))],
+                    expect_continue || declared > default_limit,
+                );
                 (None, default_limit)
             }
-            (RouteMatch::Found { route }, Ok(())) if ctx.shared.config.websocket(*route).is_some() => {
+            (RouteMatch::Found { route }, Ok(()))
+                if ctx.shared.config.websocket(*route).is_some() =>
+            {
                 let options = ctx.shared.config.websocket(*route).unwrap().clone();
                 // Without context takeover on the server's side: one compressor per thread serves every
                 // socket (and every publish), rather than ~330 KiB of zlib state per socket.
-                let deflate = options.deflate.then(|| DeflateConfig { server_no_context_takeover: true, ..DeflateConfig::default() });
-                let headers = ctx.head.headers.iter().map(|(n, v)| (n.slice(input), v.slice(input)));
+                let deflate = options.deflate.then(|| DeflateConfig {
+                    server_no_context_takeover: true,
+                    ..DeflateConfig::default()
+                });
+                let headers = ctx
+                    .head
+                    .headers
+                    .iter()
+                    .map(|(n, v)| (n.slice(input), v.slice(input)));
                 // Whatever happens, nothing after this request is HTTP/1.1 to keep alive.
                 pending.keep_alive = false;
-                match handshake::check(headers, ctx.head.http10, body != BodyFraming::None, &options.protocols, deflate.as_ref()) {
+                match handshake::check(
+                    headers,
+                    ctx.head.http10,
+                    body != BodyFraming::None,
+                    &options.protocols,
+                    deflate.as_ref(),
+                ) {
                     Err(refusal) => {
                         let status = Status(refusal.status());
                         self.answer_new(t, ctx, pending, status, refusal.extra_headers(), true);
@@ -351,7 +406,15 @@ impl Http1 {
                     }
                     Ok(accepted) if !options.upgrade_in_handler => {
                         // Nobody to ask: the 101 goes out now (after the answers before it).
-                        let upgrade = Upgrade { id: rid, accepted, options, route: *route, path: path.to_vec(), params: ctx.params.clone(), agreed: false };
+                        let upgrade = Upgrade {
+                            id: rid,
+                            accepted,
+                            options,
+                            route: *route,
+                            path: path.to_vec(),
+                            params: ctx.params.clone(),
+                            agreed: false,
+                        };
                         pending.upgrade = Some(Box::new(upgrade));
                         let i = self.track(ctx, pending);
                         self.upgrading = true;
@@ -359,8 +422,24 @@ impl Http1 {
                         (None, default_limit)
                     }
                     Ok(accepted) if ctx.waiting < ctx.max_waiting => {
-                        ctx.batch.request(rid, t.slot, *route, input, &ctx.head, &ctx.params, FLAG_UPGRADE | t.secure_flag());
-                        pending.upgrade = Some(Box::new(Upgrade { id: rid, accepted, options, route: *route, path: Vec::new(), params: Vec::new(), agreed: false }));
+                        ctx.batch.request(
+                            rid,
+                            t.slot,
+                            *route,
+                            input,
+                            &ctx.head,
+                            &ctx.params,
+                            FLAG_UPGRADE | t.secure_flag(),
+                        );
+                        pending.upgrade = Some(Box::new(Upgrade {
+                            id: rid,
+                            accepted,
+                            options,
+                            route: *route,
+                            path: Vec::new(),
+                            params: Vec::new(),
+                            agreed: false,
+                        }));
                         pending.counted = true;
                         ctx.waiting += 1;
                         self.track(ctx, pending);
@@ -368,17 +447,34 @@ impl Http1 {
                         (None, default_limit)
                     }
                     Ok(_) => {
-                        self.answer_new(t, ctx, pending, Status::SERVICE_UNAVAILABLE, &[(b"retry-after", b"1")], true);
+                        self.answer_new(
+                            t,
+                            ctx,
+                            pending,
+                            Status::SERVICE_UNAVAILABLE,
+                            &[(b"retry-after", b"1")],
+                            true,
+                        );
                         (None, default_limit)
                     }
                 }
             }
-            (RouteMatch::Found { route }, Ok(())) if ctx.shared.config.static_mount(*route).is_some() => {
+            (RouteMatch::Found { route }, Ok(()))
+                if ctx.shared.config.static_mount(*route).is_some() =>
+            {
                 let mount = ctx.shared.config.static_mount(*route).unwrap();
                 // The wildcard, the path under the mount, is the route's last param.
-                let rel = ctx.params.last().map_or(&b""[..], |&(s, l)| &path[s as usize..(s + l) as usize]);
+                let rel = ctx
+                    .params
+                    .last()
+                    .map_or(&b""[..], |&(s, l)| &path[s as usize..(s + l) as usize]);
                 let query = &ctx.head.target.slice(input)[path.len()..];
-                let cond = Conditions::from_headers(ctx.head.headers.iter().map(|(n, v)| (n.slice(input), v.slice(input))));
+                let cond = Conditions::from_headers(
+                    ctx.head
+                        .headers
+                        .iter()
+                        .map(|(n, v)| (n.slice(input), v.slice(input))),
+                );
                 let plan = statics::serve(mount, rel, path, query, &cond);
                 if expect_continue || declared > default_limit {
                     pending.keep_alive = false;
@@ -398,10 +494,25 @@ impl Http1 {
                     return;
                 }
                 if ctx.waiting >= ctx.max_waiting {
-                    self.answer_new(t, ctx, pending, Status::SERVICE_UNAVAILABLE, &[(b"retry-after", b"1")], expect_continue || declared > default_limit);
+                    self.answer_new(
+                        t,
+                        ctx,
+                        pending,
+                        Status::SERVICE_UNAVAILABLE,
+                        &[(b"retry-after", b"1")],
+                        expect_continue || declared > default_limit,
+                    );
                     (None, default_limit)
                 } else {
-                    ctx.batch.request(rid, t.slot, *route, input, &ctx.head, &ctx.params, t.secure_flag());
+                    ctx.batch.request(
+                        rid,
+                        t.slot,
+                        *route,
+                        input,
+                        &ctx.head,
+                        &ctx.params,
+                        t.secure_flag(),
+                    );
                     if expect_continue && self.inflight.is_empty() {
                         let mut out = self.take_out(t, ctx, 0);
                         encode::status_line(&mut out, Status::CONTINUE);
@@ -415,11 +526,25 @@ impl Http1 {
                 }
             }
             (RouteMatch::MethodNotAllowed { allow }, Ok(())) => {
-                self.answer_new(t, ctx, pending, Status::METHOD_NOT_ALLOWED, &[(b"allow", allow.as_bytes())], expect_continue || declared > default_limit);
+                self.answer_new(
+                    t,
+                    ctx,
+                    pending,
+                    Status::METHOD_NOT_ALLOWED,
+                    &[(b"allow", allow.as_bytes())],
+                    expect_continue || declared > default_limit,
+                );
                 (None, default_limit)
             }
             (RouteMatch::NotFound, Ok(())) => {
-                self.answer_new(t, ctx, pending, Status::NOT_FOUND, &[], expect_continue || declared > default_limit);
+                self.answer_new(
+                    t,
+                    ctx,
+                    pending,
+                    Status::NOT_FOUND,
+                    &[],
+                    expect_continue || declared > default_limit,
+                );
                 (None, default_limit)
             }
         };
@@ -431,14 +556,30 @@ impl Http1 {
         }
         self.read = match body {
             BodyFraming::None => ReadState::Head,
-            BodyFraming::Length(left) => ReadState::Length { rid: to_handler, left },
-            BodyFraming::Chunked => ReadState::Chunked { rid: to_handler, decoder: ChunkedDecoder::new(), seen: 0, limit },
+            BodyFraming::Length(left) => ReadState::Length {
+                rid: to_handler,
+                left,
+            },
+            BodyFraming::Chunked => ReadState::Chunked {
+                rid: to_handler,
+                decoder: ChunkedDecoder::new(),
+                seen: 0,
+                limit,
+            },
         };
     }
 
     /// Answers a request the handler will not see. `close` when its body is not worth reading
     /// (too large), or the client may be holding it back (`Expect: 100-continue`).
-    fn answer_new(&mut self, t: &mut Transport, ctx: &mut Ctx, mut pending: Pending, status: Status, extra: &[(&[u8], &[u8])], close: bool) {
+    fn answer_new(
+        &mut self,
+        t: &mut Transport,
+        ctx: &mut Ctx,
+        mut pending: Pending,
+        status: Status,
+        extra: &[(&[u8], &[u8])],
+        close: bool,
+    ) {
         if close {
             pending.keep_alive = false;
         }
@@ -449,7 +590,13 @@ impl Http1 {
     /// A malformed request: answer with `status` after what is in flight, then close.
     fn refuse(&mut self, t: &mut Transport, ctx: &mut Ctx, status: Status) {
         let rid = ctx.next_rid();
-        let i = self.track(ctx, Pending { close: true, ..Pending::new(rid, ctx.now) });
+        let i = self.track(
+            ctx,
+            Pending {
+                close: true,
+                ..Pending::new(rid, ctx.now)
+            },
+        );
         self.stop_reading = true;
         self.answer_in_engine(t, ctx, i, status, &[], status.reason().as_bytes());
     }
@@ -457,7 +604,11 @@ impl Http1 {
     /// A body that broke its framing after the handler got the request.
     fn fail_body(&mut self, t: &mut Transport, ctx: &mut Ctx, rid: Option<u32>, status: Status) {
         self.stop_reading = true;
-        let waiting = rid.and_then(|rid| self.inflight.iter().position(|p| p.rid == rid && p.answer == Answer::Waiting));
+        let waiting = rid.and_then(|rid| {
+            self.inflight
+                .iter()
+                .position(|p| p.rid == rid && p.answer == Answer::Waiting)
+        });
         match waiting {
             Some(i) => {
                 ctx.batch.abort(self.inflight[i].rid);
@@ -468,10 +619,16 @@ impl Http1 {
                 if let Some(rid) = rid {
                     ctx.batch.abort(rid);
                 }
-                if rid.is_some_and(|rid| self.inflight.iter().any(|p| p.rid == rid && p.answer == Answer::Streaming)) {
+                if rid.is_some_and(|rid| {
+                    self.inflight
+                        .iter()
+                        .any(|p| p.rid == rid && p.answer == Answer::Streaming)
+                }) {
                     // Its response is under way and can no longer end well: drop the connection.
                     self.doomed = true;
-                } else if rid.is_some_and(|rid| !self.inflight.iter().any(|p| p.rid == rid)) && self.inflight.is_empty() {
+                } else if rid.is_some_and(|rid| !self.inflight.iter().any(|p| p.rid == rid))
+                    && self.inflight.is_empty()
+                {
                     // The handler answered in full before the body ended: nothing to tell the
                     // client but the close.
                     t.close_after_flush = true;
@@ -484,13 +641,29 @@ impl Http1 {
     }
 
     /// Answers the request at `i` with a short text, as if its handler had.
-    fn answer_in_engine(&mut self, t: &mut Transport, ctx: &mut Ctx, i: usize, status: Status, extra: &[(&[u8], &[u8])], body: &[u8]) {
+    fn answer_in_engine(
+        &mut self,
+        t: &mut Transport,
+        ctx: &mut Ctx,
+        i: usize,
+        status: Status,
+        extra: &[(&[u8], &[u8])],
+        body: &[u8],
+    ) {
         let mut out = self.take_out(t, ctx, i);
         let p = &mut self.inflight[i];
         p.uncount(ctx);
         let persistence = persistence(p, ctx.draining, false);
         p.close = persistence == Persistence::Close;
-        encode::simple(&mut out, status, ctx.date.bytes(), persistence, &ctx.keep_alive_line, extra, if p.head_only { b"" } else { body });
+        encode::simple(
+            &mut out,
+            status,
+            ctx.date.bytes(),
+            persistence,
+            &ctx.keep_alive_line,
+            extra,
+            if p.head_only { b"" } else { body },
+        );
         p.answer = Answer::Done;
         self.put_out(t, i, out);
         if i == 0 {
@@ -506,9 +679,19 @@ impl Http1 {
         p.uncount(ctx);
         let persistence = persistence(p, ctx.draining, false);
         p.close = persistence == Persistence::Close;
-        let framing = if plan.status.allows_body() { Framing::Length(plan.length as usize) } else { Framing::Empty };
+        let framing = if plan.status.allows_body() {
+            Framing::Length(plan.length as usize)
+        } else {
+            Framing::Empty
+        };
         encode::status_line(&mut out, plan.status);
-        encode::engine_headers(&mut out, ctx.date.bytes(), framing, persistence, &ctx.keep_alive_line);
+        encode::engine_headers(
+            &mut out,
+            ctx.date.bytes(),
+            framing,
+            persistence,
+            &ctx.keep_alive_line,
+        );
         out.extend_from_slice(&plan.headers);
         encode::end_head(&mut out);
         let mut rest = Vec::new();
@@ -521,7 +704,11 @@ impl Http1 {
                     Piece::Shared(b, span) if rest.is_empty() => out.extend_from_slice(&b[span]),
                     Piece::Shared(b, span) => rest.push(Out::Bytes(b[span].to_vec())),
                     Piece::File { offset, len } => match &file {
-                        Some(file) if len > 0 => rest.push(Out::File { file: file.clone(), offset, len }),
+                        Some(file) if len > 0 => rest.push(Out::File {
+                            file: file.clone(),
+                            offset,
+                            len,
+                        }),
                         _ => {}
                     },
                 }
@@ -539,7 +726,9 @@ impl Http1 {
 
     /// Applies a `FILE` op (`res.sendFile`): the file it names answers the request at `i`.
     fn answer_file(&mut self, t: &mut Transport, ctx: &mut Ctx, i: usize, op: &ReplyOp) {
-        let Some((headers, path)) = op.split() else { return };
+        let Some((headers, path)) = op.split() else {
+            return;
+        };
         let mut options = StaticOptions::default();
         let mut cond = Conditions::default();
         let mut extra = Vec::new();
@@ -548,11 +737,17 @@ impl Http1 {
                 Some(b':') => {
                     let on = value == b"1";
                     match &name[1..] {
-                        b"max-age" => options.max_age = std::str::from_utf8(value).ok().and_then(|v| v.parse().ok()),
+                        b"max-age" => {
+                            options.max_age =
+                                std::str::from_utf8(value).ok().and_then(|v| v.parse().ok())
+                        }
                         b"immutable" => options.immutable = on,
                         b"dotfiles" => options.dotfiles = on,
                         b"precompressed" => options.precompressed = on,
-                        b"index" => options.index = Some(String::from_utf8_lossy(value).into_owned()).filter(|s| !s.is_empty()),
+                        b"index" => {
+                            options.index = Some(String::from_utf8_lossy(value).into_owned())
+                                .filter(|s| !s.is_empty())
+                        }
                         _ => {}
                     }
                 }
@@ -567,14 +762,19 @@ impl Http1 {
             }
         }
         #[cfg(unix)]
-        let path = std::path::PathBuf::from(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(path));
+        let path = std::path::PathBuf::from(
+            <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(path),
+        );
         #[cfg(not(unix))]
         let path = std::path::PathBuf::from(String::from_utf8_lossy(path).into_owned());
         // A status of the handler's own (`res.status(404).sendFile(page)`) answers with the
         // whole file, whatever the request's validators and ranges say.
         let own_status = op.status != 200 && (200..=999).contains(&op.status);
         if own_status {
-            cond = Conditions { accept_encoding: cond.accept_encoding, ..Conditions::default() };
+            cond = Conditions {
+                accept_encoding: cond.accept_encoding,
+                ..Conditions::default()
+            };
         }
         let mut plan = statics::serve_path(&path, &options, &cond);
         if own_status && plan.status == Status::OK {
@@ -583,7 +783,11 @@ impl Http1 {
         if plan.status.0 < 400 {
             for (name, value) in extra {
                 // The file's own headers stand; the handler's others are added.
-                let has = plan.headers.split(|&b| b == b'\n').any(|line| line.len() > name.len() && line[..name.len()].eq_ignore_ascii_case(name) && line[name.len()] == b':');
+                let has = plan.headers.split(|&b| b == b'\n').any(|line| {
+                    line.len() > name.len()
+                        && line[..name.len()].eq_ignore_ascii_case(name)
+                        && line[name.len()] == b':'
+                });
                 if has {
                     continue;
                 }
@@ -633,7 +837,11 @@ impl Http1 {
     }
 
     fn retire_done(&mut self, t: &mut Transport, ctx: &mut Ctx) {
-        while self.inflight.front().is_some_and(|p| p.answer == Answer::Done) {
+        while self
+            .inflight
+            .front()
+            .is_some_and(|p| p.answer == Answer::Done)
+        {
             let mut done = self.inflight.pop_front().unwrap();
             if let Some(upgrade) = done.upgrade.take().filter(|u| u.agreed) {
                 // Nothing was parsed after the handshake: nothing else is in flight.
@@ -668,7 +876,9 @@ impl Http1 {
 
     /// Applies one reply op from the handler; ops for requests no longer in flight are dropped.
     pub fn apply(&mut self, t: &mut Transport, ctx: &mut Ctx, op: &ReplyOp) {
-        let Some(i) = self.inflight.iter().position(|p| p.rid == op.rid) else { return };
+        let Some(i) = self.inflight.iter().position(|p| p.rid == op.rid) else {
+            return;
+        };
         if op.kind == OP_UPGRADE {
             self.agree_upgrade(t, ctx, i);
             return;
@@ -679,17 +889,25 @@ impl Http1 {
             }
             return;
         }
-        let Some((headers, body)) = op.split() else { return };
+        let Some((headers, body)) = op.split() else {
+            return;
+        };
         let answer = self.inflight[i].answer;
         match (op.kind, answer) {
             (OP_FULL | OP_HEAD, Answer::Waiting) => {
                 let mut out = self.take_out(t, ctx, i);
                 let p = &mut self.inflight[i];
                 p.uncount(ctx);
-                let status = if (200..=999).contains(&op.status) { Status(op.status) } else { Status::INTERNAL_SERVER_ERROR };
+                let status = if (200..=999).contains(&op.status) {
+                    Status(op.status)
+                } else {
+                    Status::INTERNAL_SERVER_ERROR
+                };
                 let mut close_asked = false;
                 for (name, value) in headers.clone() {
-                    if name.eq_ignore_ascii_case(b"connection") && value.eq_ignore_ascii_case(b"close") {
+                    if name.eq_ignore_ascii_case(b"connection")
+                        && value.eq_ignore_ascii_case(b"close")
+                    {
                         close_asked = true;
                     }
                 }
@@ -703,9 +921,19 @@ impl Http1 {
                 } else {
                     Framing::Chunked
                 };
-                let persistence = persistence(p, ctx.draining, close_asked || framing == Framing::UntilClose);
+                let persistence = persistence(
+                    p,
+                    ctx.draining,
+                    close_asked || framing == Framing::UntilClose,
+                );
                 encode::status_line(&mut out, status);
-                encode::engine_headers(&mut out, ctx.date.bytes(), framing, persistence, &ctx.keep_alive_line);
+                encode::engine_headers(
+                    &mut out,
+                    ctx.date.bytes(),
+                    framing,
+                    persistence,
+                    &ctx.keep_alive_line,
+                );
                 for (name, value) in headers {
                     if !encode::is_engine_header(name) {
                         encode::header(&mut out, name, value);
@@ -758,7 +986,9 @@ impl Http1 {
         if p.answer != Answer::Waiting {
             return;
         }
-        let Some(upgrade) = p.upgrade.as_mut() else { return };
+        let Some(upgrade) = p.upgrade.as_mut() else {
+            return;
+        };
         upgrade.agreed = true;
         let mut out = self.take_out(t, ctx, i);
         let p = &mut self.inflight[i];
@@ -780,7 +1010,14 @@ impl Http1 {
             if p.answer == Answer::Waiting && ctx.now.duration_since(p.since) >= timeout {
                 ctx.batch.abort(p.rid);
                 let before = self.inflight.len();
-                self.answer_in_engine(t, ctx, i, Status::SERVICE_UNAVAILABLE, &[], b"Service Unavailable");
+                self.answer_in_engine(
+                    t,
+                    ctx,
+                    i,
+                    Status::SERVICE_UNAVAILABLE,
+                    &[],
+                    b"Service Unavailable",
+                );
                 if self.inflight.len() < before {
                     continue; // the front was retired; index `i` now names the next request
                 }
@@ -797,8 +1034,14 @@ impl Http1 {
         }
         let now = ctx.now;
         let config = &ctx.shared.config;
-        let over = |since: Instant, limit: Duration| !limit.is_zero() && now.saturating_duration_since(since) >= limit;
-        let (header_timeout, body_timeout, idle_timeout) = (config.header_timeout, config.body_timeout, config.keep_alive_timeout);
+        let over = |since: Instant, limit: Duration| {
+            !limit.is_zero() && now.saturating_duration_since(since) >= limit
+        };
+        let (header_timeout, body_timeout, idle_timeout) = (
+            config.header_timeout,
+            config.body_timeout,
+            config.keep_alive_timeout,
+        );
         match &self.read {
             ReadState::Head => {
                 if let Some(since) = self.head_since {
@@ -822,8 +1065,6 @@ impl Http1 {
         Liveness::Open
     }
 
-
-
     /// The connection is going away: tell the handler about every request it still holds.
     pub fn abort_all(&mut self, ctx: &mut Ctx) {
         for mut p in self.inflight.drain(..) {
@@ -833,7 +1074,6 @@ impl Http1 {
             }
         }
     }
-
 }
 
 fn persistence(p: &Pending, draining: bool, close_asked: bool) -> Persistence {

@@ -12,7 +12,10 @@ use crate::conn::transport::Transport;
 use crate::conn::Liveness;
 use crate::engine::config::WsOptions;
 use crate::engine::event_loop::Ctx;
-use crate::engine::reply::{ReplyOp, OP_WS_CLOSE, OP_WS_SEND, OP_WS_SUBSCRIBE, OP_WS_UNSUBSCRIBE, WS_BINARY, WS_COMPRESS, WS_WANT_DRAIN};
+use crate::engine::reply::{
+    ReplyOp, OP_WS_CLOSE, OP_WS_SEND, OP_WS_SUBSCRIBE, OP_WS_UNSUBSCRIBE, WS_BINARY, WS_COMPRESS,
+    WS_WANT_DRAIN,
+};
 
 /// How long a close the server began waits for the client's answer before it is dropped.
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
@@ -28,7 +31,9 @@ const GOING_AWAY: u16 = 1001;
 enum State {
     Open,
     /// The server sent its close frame; the client's answer is awaited.
-    Closing { since: Instant },
+    Closing {
+        since: Instant,
+    },
     /// Both sides are done, or the connection failed: the handler has been told.
     Closed,
 }
@@ -57,7 +62,13 @@ pub(crate) struct WsConn {
 }
 
 impl WsConn {
-    pub fn new(id: u32, slot: u32, options: Arc<WsOptions>, deflate: Option<DeflateParams>, now: Instant) -> WsConn {
+    pub fn new(
+        id: u32,
+        slot: u32,
+        options: Arc<WsOptions>,
+        deflate: Option<DeflateParams>,
+        now: Instant,
+    ) -> WsConn {
         let inflater = deflate.as_ref().map(super::deflate::Inflater::new);
         WsConn {
             id,
@@ -96,7 +107,8 @@ impl WsConn {
     /// A client that sends while taking nothing of what it is sent is not read further
     /// until it does: its pongs and echoes would queue without end.
     pub fn must_pause(&self, t: &Transport, ctx: &Ctx) -> bool {
-        ctx.write_high_water > 0 && t.unsent() > self.options.backpressure_limit.max(ctx.write_high_water)
+        ctx.write_high_water > 0
+            && t.unsent() > self.options.backpressure_limit.max(ctx.write_high_water)
     }
 
     /// Reads frames from `input`; returns the bytes used (what is left is half a header).
@@ -157,7 +169,9 @@ impl WsConn {
         if op.rid != self.id {
             return Liveness::Open;
         }
-        let Some((_, body)) = op.split() else { return Liveness::Open };
+        let Some((_, body)) = op.split() else {
+            return Liveness::Open;
+        };
         match op.kind {
             OP_WS_SEND => {
                 if op.status & WS_WANT_DRAIN != 0 {
@@ -197,7 +211,11 @@ impl WsConn {
         let opcode = if flags & WS_BINARY != 0 { BINARY } else { TEXT };
         let mut out = t.take_out(ctx);
         match self.deflate_window_bits {
-            Some(bits) if flags & WS_COMPRESS != 0 && message.len() >= self.options.deflate_threshold => ctx.deflater(bits).write_frame(&mut out, opcode, message),
+            Some(bits)
+                if flags & WS_COMPRESS != 0 && message.len() >= self.options.deflate_threshold =>
+            {
+                ctx.deflater(bits).write_frame(&mut out, opcode, message)
+            }
             _ => frame::write_frame(&mut out, opcode, message),
         }
         t.put_out(out);
