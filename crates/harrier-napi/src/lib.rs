@@ -13,6 +13,7 @@ mod uv;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use harrier_core::ops::{AccessLogConfig, LogFormat, OpsRoute};
 use harrier_core::tls::{CertSet, MinVersion, PemPair, TlsSettings};
 use harrier_core::{
     Backend, Config, Replier, Router, Server, StaticMount, StaticOptions, WsOptions,
@@ -49,6 +50,10 @@ pub struct ListenOptions {
     pub max_pending_requests: Option<u32>,
     /// TLS on this listener: certificates as PEM (JS reads the files).
     pub tls: Option<TlsOptions>,
+    /// `combined` or `json`: one access log line per request; absent: no log.
+    pub access_log_format: Option<String>,
+    /// The file the access log is appended to; absent: standard output.
+    pub access_log_path: Option<String>,
 }
 
 #[napi(object)]
@@ -96,6 +101,25 @@ pub struct RouteSpec {
     pub deflate_threshold: Option<f64>,
     /// The route has an `upgrade` callback: each handshake waits for it.
     pub upgrade_in_handler: Option<bool>,
+    /// The engine answers it with its own figures: `metrics`, `health`, `dashboard` or
+    /// `dashboardEvents`.
+    pub ops: Option<String>,
+}
+
+fn ops_route(route: &RouteSpec) -> Result<Option<OpsRoute>> {
+    Ok(match route.ops.as_deref() {
+        None => None,
+        Some("metrics") => Some(OpsRoute::Metrics),
+        Some("health") => Some(OpsRoute::Health),
+        Some("dashboard") => Some(OpsRoute::Dashboard),
+        Some("dashboardEvents") => Some(OpsRoute::DashboardEvents),
+        Some(other) => {
+            return Err(Error::new(
+                Status::InvalidArg,
+                format!("unknown engine route {other:?}"),
+            ))
+        }
+    })
 }
 
 fn websocket(route: &RouteSpec) -> Result<Option<std::sync::Arc<WsOptions>>> {
@@ -231,6 +255,7 @@ pub struct NativeServer {
     driver: Driver,
     /// The listener's certificates, for `reloadTls`.
     tls: Option<TlsSettings>,
+    metrics: harrier_core::Metrics,
     port: u32,
     host: String,
     io: &'static str,
@@ -296,6 +321,25 @@ fn config(options: &ListenOptions) -> Result<Config> {
     }
     if let Some(n) = options.rate_burst {
         config.rate_burst = n;
+    }
+    if let Some(format) = &options.access_log_format {
+        let format = match format.as_str() {
+            "combined" => LogFormat::Combined,
+            "json" => LogFormat::Json,
+            other => {
+                return Err(Error::new(
+                    Status::InvalidArg,
+                    format!("accessLog format must be 'combined' or 'json', got {other:?}"),
+                ))
+            }
+        };
+        config.access_log = Some(AccessLogConfig {
+            format,
+            path: options
+                .access_log_path
+                .as_ref()
+                .map(std::path::PathBuf::from),
+        });
     }
     Ok(config)
 }
@@ -385,15 +429,16 @@ impl NativeServer {
             );
             config.statics.push(static_mount(route)?);
             config.websockets.push(websocket(route)?);
+            config.ops_routes.push(ops_route(route)?);
         }
-        let (driver, addr, io) = match options.driver.as_str() {
+        let (driver, addr, io, metrics) = match options.driver.as_str() {
             "threads" => {
                 let handler = threads::TsfnHandler {
                     callback: threads::callback(on_batch)?,
                 };
                 let server = Server::start(config, router, Box::new(handler))
                     .map_err(|e| listen_error(&env, e))?;
-                let (addr, io) = (server.local_addr(), server.backend());
+                let (addr, io, metrics) = (server.local_addr(), server.backend(), server.metrics());
                 (
                     Driver::Threads {
                         replier: server.replier(),
@@ -401,6 +446,7 @@ impl NativeServer {
                     },
                     addr,
                     io,
+                    metrics,
                 )
             }
             #[cfg(unix)]
@@ -412,11 +458,12 @@ impl NativeServer {
                     unsafe { inline::JsCaller::new(env.raw(), on_batch.raw(), replies.clone())? };
                 let engine = harrier_core::InlineServer::start(config, router, Box::new(handler))
                     .map_err(|e| listen_error(&env, e))?;
-                let (addr, io) = (engine.local_addr(), engine.backend());
+                let (addr, io, metrics) = (engine.local_addr(), engine.backend(), engine.metrics());
                 (
                     Driver::Inline(inline::InlineDriver::start(&env, engine, replies)?),
                     addr,
                     io,
+                    metrics,
                 )
             }
             other => {
@@ -431,6 +478,7 @@ impl NativeServer {
         Ok(NativeServer {
             driver,
             tls,
+            metrics,
             port: addr.port() as u32,
             host: addr.ip().to_string(),
             io,
@@ -475,6 +523,27 @@ impl NativeServer {
         };
         settings.reload(cert_set(&env, &tls)?);
         Ok(())
+    }
+
+    /// The engine's figures as JSON (the shape `app.metrics()` documents).
+    #[napi]
+    pub fn metrics_json(&self) -> String {
+        harrier_core::ops::snapshot_json(&self.metrics.snapshot())
+    }
+
+    /// The JS thread's event-loop delay (ms) over the last interval, for the figures the
+    /// engine answers with while JS may be busy.
+    #[napi]
+    pub fn report_loop_delay(&self, p50_ms: f64, p99_ms: f64, max_ms: f64) {
+        let ns = |ms: f64| {
+            if ms.is_finite() && ms > 0.0 {
+                (ms * 1e6) as u64
+            } else {
+                0
+            }
+        };
+        self.metrics
+            .report_loop_delay(ns(p50_ms), ns(p99_ms), ns(max_ms));
     }
 
     /// Every reply op finished in one JS turn, in one call.

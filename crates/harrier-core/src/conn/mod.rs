@@ -254,6 +254,7 @@ impl Conn {
             route,
             path,
             params,
+            log,
             ..
         } = upgrade;
         let peer = self.t.sock.peer_addr(&ctx.io);
@@ -266,12 +267,14 @@ impl Conn {
             &path,
             &params,
         );
+        ctx.stats().ws_opened();
         self.protocol = Protocol::WebSocket(Box::new(WsConn::new(
             id,
             self.t.slot,
             options,
             accepted.deflate,
             ctx.now,
+            log,
         )));
         self.t.last_read = ctx.now;
         self.pause(ctx);
@@ -285,6 +288,21 @@ impl Conn {
                 true
             }
             _ => false,
+        }
+    }
+
+    /// An event for an engine-fed stream of this connection; false once it is gone.
+    pub fn push_event(&mut self, ctx: &mut Ctx, rid: u32, event: &[u8]) -> bool {
+        match &mut self.protocol {
+            Protocol::Http1(h) => h.push_event(&mut self.t, ctx, rid, event),
+            Protocol::WebSocket(_) => false,
+        }
+    }
+
+    /// Ends an engine-fed stream: the connection closes after it.
+    pub fn end_event_stream(&mut self, ctx: &mut Ctx, rid: u32) {
+        if let Protocol::Http1(h) = &mut self.protocol {
+            h.end_event_stream(&mut self.t, ctx, rid);
         }
     }
 

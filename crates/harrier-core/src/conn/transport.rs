@@ -78,6 +78,8 @@ pub(crate) struct Transport {
     pub last_write: Instant,
     /// Since when output has waited on a socket that takes none of it.
     write_blocked_since: Option<Instant>,
+    /// The client's address, once asked for (the access log).
+    peer: Option<Option<std::net::IpAddr>>,
 }
 
 impl Transport {
@@ -103,7 +105,15 @@ impl Transport {
             last_read: now,
             last_write: now,
             write_blocked_since: None,
+            peer: None,
         }
+    }
+
+    /// The client's address (asked of the socket once).
+    pub fn peer_ip(&mut self, ctx: &Ctx) -> Option<std::net::IpAddr> {
+        *self
+            .peer
+            .get_or_insert_with(|| self.sock.peer_addr(&ctx.io).map(|a| a.ip()))
     }
 
     #[cfg(test)]
@@ -165,10 +175,19 @@ impl Transport {
     pub fn read(&mut self, ctx: &mut Ctx, into: &mut [u8]) -> io::Result<(usize, bool)> {
         let Some(tls) = self.tls.as_mut() else {
             let n = self.sock.read(&mut ctx.io, into)?;
+            ctx.stats().bytes_in(n);
             // A read that did not fill the room it had drained the socket.
             return Ok((n, n < into.len()));
         };
-        let read = tls.read(&mut self.sock, &mut ctx.io, &mut ctx.cipher, into);
+        let mut wire = crate::tls::session::Wire(0);
+        let read = tls.read(
+            &mut self.sock,
+            &mut ctx.io,
+            &mut ctx.cipher,
+            into,
+            &mut wire,
+        );
+        ctx.stats().bytes_in(wire.0);
         // Handshake messages (or an alert) to answer with.
         self.dirty |= tls.wants_write();
         read.map(|plain| (plain.n, plain.drained))
@@ -244,6 +263,7 @@ impl Transport {
                     Ok(n) => {
                         self.wpos += n;
                         progressed = true;
+                        ctx.stats().bytes_out(n);
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                         return self.write_blocked(ctx, progressed)
@@ -264,25 +284,33 @@ impl Transport {
                     file,
                     mut offset,
                     mut len,
-                }) => match self.sock.send_file(
-                    &mut ctx.io,
-                    &file,
-                    &mut offset,
-                    &mut len,
-                    &mut self.wbuf,
-                ) {
-                    Ok(sent) => {
-                        progressed |= sent;
-                        if len > 0 {
-                            self.queue.push_front(Out::File { file, offset, len });
-                            if self.wbuf.is_empty() {
-                                return self.write_blocked(ctx, progressed);
+                }) => {
+                    let start = offset;
+                    match self.sock.send_file(
+                        &mut ctx.io,
+                        &file,
+                        &mut offset,
+                        &mut len,
+                        &mut self.wbuf,
+                    ) {
+                        Ok(sent) => {
+                            // What the kernel took from the file itself; what was read into
+                            // the (empty) write buffer instead is counted when written.
+                            ctx.stats().bytes_out(
+                                ((offset - start) as usize).saturating_sub(self.wbuf.len()),
+                            );
+                            progressed |= sent;
+                            if len > 0 {
+                                self.queue.push_front(Out::File { file, offset, len });
+                                if self.wbuf.is_empty() {
+                                    return self.write_blocked(ctx, progressed);
+                                }
                             }
                         }
+                        // The file shrank or broke: the promised length cannot be kept.
+                        Err(_) => return Flushed::Broken,
                     }
-                    // The file shrank or broke: the promised length cannot be kept.
-                    Err(_) => return Flushed::Broken,
-                },
+                }
             }
         }
         if progressed {
@@ -305,8 +333,14 @@ impl Transport {
         let mut progressed = false;
         loop {
             match tls.send(&mut self.sock, &mut ctx.io, &mut ctx.gather) {
-                Ok(sent) if sent.all => progressed |= sent.wrote,
-                Ok(sent) => return self.write_blocked(ctx, progressed || sent.wrote),
+                Ok(sent) if sent.all => {
+                    ctx.stats().bytes_out(sent.bytes);
+                    progressed |= sent.bytes > 0;
+                }
+                Ok(sent) => {
+                    ctx.stats().bytes_out(sent.bytes);
+                    return self.write_blocked(ctx, progressed || sent.bytes > 0);
+                }
                 Err(_) => return Flushed::Broken,
             }
             if self.wpos < self.wbuf.len() {

@@ -19,6 +19,8 @@ use crate::http1::conn::PendingPool;
 use crate::http1::date::CachedDate;
 use crate::http1::encode;
 use crate::http1::request::{HeadLimits, RequestHead};
+use crate::ops::access_log::ThreadLog;
+use crate::ops::stats::{Refusal, ThreadStats};
 use crate::tls::session::TlsSession;
 use crate::ws;
 use crate::ws::topics::Topics;
@@ -29,6 +31,9 @@ const SWEEP_EVERY: Duration = Duration::from_millis(100);
 const READ_BUFFER: usize = 64 * 1024;
 /// Per-address state is pruned this often (by thread 0).
 const PRUNE_EVERY: Duration = Duration::from_secs(1);
+/// Engine-fed event streams (the dashboard's) get a snapshot this often, and the access log
+/// is handed to its writer at least this often.
+const EVENT_EVERY: Duration = Duration::from_secs(1);
 
 /// Everything a connection needs from its thread while it works.
 pub(crate) struct Ctx {
@@ -42,6 +47,11 @@ pub(crate) struct Ctx {
     pub cipher: Vec<u8>,
     /// TLS records gathered into one write.
     pub gather: Vec<u8>,
+    /// This thread's access log lines, when the log is on.
+    pub log: Option<ThreadLog>,
+    /// Engine-made event streams open on this thread (the dashboard's): connection slot
+    /// and request id.
+    pub event_streams: Vec<(u32, u32)>,
     pub head: RequestHead,
     pub params: Vec<(u32, u32)>,
     pub batch: BatchBuilder,
@@ -70,6 +80,12 @@ pub(crate) struct Ctx {
 }
 
 impl Ctx {
+    /// This thread's counters.
+    #[inline]
+    pub fn stats(&self) -> &ThreadStats {
+        &self.shared.stats.threads[self.thread as usize]
+    }
+
     pub fn deflater(&mut self, window_bits: u8) -> &mut ws::deflate::Deflater {
         let at = match self.deflaters.iter().position(|(b, _)| *b == window_bits) {
             Some(at) => at,
@@ -112,6 +128,7 @@ pub(crate) struct Worker {
     dirty: Vec<usize>,
     last_sweep: Instant,
     last_prune: Instant,
+    last_event: Instant,
     drain_deadline: Option<Instant>,
 }
 
@@ -135,6 +152,7 @@ impl Worker {
         } else {
             Vec::new()
         };
+        let log = shared.access_log.as_ref().map(|l| l.thread_log());
         Worker {
             conns: Slab::new(),
             ctx: Ctx {
@@ -144,6 +162,8 @@ impl Worker {
                 scratch: vec![0; READ_BUFFER],
                 cipher,
                 gather: Vec::new(),
+                log,
+                event_streams: Vec::new(),
                 head: RequestHead::new(),
                 params: Vec::with_capacity(8),
                 batch: BatchBuilder::new(thread),
@@ -167,6 +187,7 @@ impl Worker {
             dirty: Vec::new(),
             last_sweep: Instant::now(),
             last_prune: Instant::now(),
+            last_event: Instant::now(),
             drain_deadline: None,
         }
     }
@@ -387,6 +408,7 @@ impl Worker {
         let max = shared.config.max_connections;
         if max > 0 && shared.open.load(Ordering::Relaxed) >= max {
             // Closed at once: the connections already open are not disturbed.
+            self.ctx.stats().refused(Refusal::ConnectionLimit);
             return;
         }
         let ip = match (
@@ -395,7 +417,10 @@ impl Worker {
         ) {
             (Some(table), Some(peer)) => match table.open(peer, self.ctx.now) {
                 Some(state) => Some(state),
-                None => return,
+                None => {
+                    self.ctx.stats().refused(Refusal::ConnectionLimit);
+                    return;
+                }
             },
             _ => None,
         };
@@ -418,6 +443,7 @@ impl Worker {
         match self.ctx.io.register(fresh, key) {
             Ok(sock) => {
                 shared.open.fetch_add(1, Ordering::Relaxed);
+                self.ctx.stats().accepted();
                 entry.insert(Conn::new(sock, key as u32, self.ctx.now, ip, tls));
             }
             Err(_) => {
@@ -569,12 +595,44 @@ impl Worker {
         }
         self.ctx.io.maintain(now);
         self.ctx.pool.trim();
+        let idle = self.conns.iter().filter(|(_, c)| c.is_idle()).count();
+        self.ctx.stats().set_gauges(idle, self.ctx.waiting);
+        if now.saturating_duration_since(self.last_event) >= EVENT_EVERY {
+            self.last_event = now;
+            self.push_events();
+            if let Some(log) = self.ctx.log.as_mut() {
+                log.hand_over();
+            }
+        }
         if self.ctx.thread == 0 && now.saturating_duration_since(self.last_prune) >= PRUNE_EVERY {
             self.last_prune = now;
             if let Some(table) = &self.ctx.shared.ips {
                 table.prune(now);
             }
         }
+    }
+
+    /// A snapshot to every engine-fed event stream on this thread.
+    fn push_events(&mut self) {
+        if self.ctx.event_streams.is_empty() {
+            return;
+        }
+        let event = crate::ops::snapshot_event(&self.ctx.shared.snapshot());
+        let mut streams = std::mem::take(&mut self.ctx.event_streams);
+        streams.retain(|&(slot, rid)| {
+            let mut pushed = false;
+            let alive = self.guarded(slot as usize, |conn, ctx| {
+                pushed = conn.push_event(ctx, rid, &event);
+                if pushed {
+                    conn.flush(ctx)
+                } else {
+                    Liveness::Open
+                }
+            });
+            pushed && alive == Liveness::Open
+        });
+        streams.append(&mut self.ctx.event_streams);
+        self.ctx.event_streams = streams;
     }
 
     /// Stops accepting and closes idle connections; busy ones close after their last answer.
@@ -594,6 +652,13 @@ impl Worker {
             .collect();
         for key in idle {
             self.close(key);
+        }
+        // Engine-fed event streams end (they would hold the drain to its deadline).
+        for (slot, rid) in std::mem::take(&mut self.ctx.event_streams) {
+            self.guarded(slot as usize, |conn, ctx| {
+                conn.end_event_stream(ctx, rid);
+                conn.flush(ctx)
+            });
         }
         // WebSockets are asked to close (1001) and close when the client answers.
         let sockets: Vec<usize> = self

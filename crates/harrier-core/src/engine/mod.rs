@@ -25,6 +25,8 @@ pub use io::{Backend, POLL_NAME};
 pub use listener::ListenError;
 pub use reply::{Replier, ReplyWriter, RequestRef, OP_CHUNK, OP_END, OP_FILE, OP_FULL, OP_HEAD};
 
+use crate::ops::access_log::AccessLog;
+use crate::ops::stats::Stats;
 use crate::router::Router;
 use event_loop::Worker;
 use reply::Inbox;
@@ -53,9 +55,17 @@ pub(crate) struct Shared {
     pub ips: Option<limits::IpTable>,
     /// Every connection speaks TLS with this, when set.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    pub stats: Arc<Stats>,
+    /// Where the I/O threads' access log lines go, when the log is on.
+    pub access_log: Option<AccessLog>,
 }
 
 impl Shared {
+    pub(crate) fn snapshot(&self) -> crate::ops::Snapshot {
+        self.stats
+            .snapshot(self.open.load(Ordering::Relaxed) as u64)
+    }
+
     /// Refuses new connections at once (see `listener::Gate`) and asks the I/O threads to
     /// drain at the end of their turn.
     fn begin_shutdown(&self) {
@@ -65,6 +75,22 @@ impl Shared {
 }
 
 /// A running server.
+/// A handle on a server's figures.
+#[derive(Clone)]
+pub struct Metrics(Arc<Shared>);
+
+impl Metrics {
+    /// The figures now, summed over the I/O threads.
+    pub fn snapshot(&self) -> crate::ops::Snapshot {
+        self.0.snapshot()
+    }
+
+    /// The JS thread's event-loop delay (ns), for the figures the engine answers with.
+    pub fn report_loop_delay(&self, p50: u64, p99: u64, max: u64) {
+        self.0.stats.report_loop_delay(p50, p99, max);
+    }
+}
+
 pub struct Server {
     shared: Arc<Shared>,
     threads: Vec<JoinHandle<()>>,
@@ -122,14 +148,20 @@ fn shared(
     wakers: Vec<io::Waker>,
     gate: listener::Gate,
     tls: Option<Arc<rustls::ServerConfig>>,
-) -> Arc<Shared> {
+) -> stdio::Result<Arc<Shared>> {
     let threads = wakers.len();
+    let stats = Arc::new(Stats::new(threads));
+    let access_log = config
+        .access_log
+        .as_ref()
+        .map(|c| AccessLog::start(c, stats.clone()))
+        .transpose()?;
     let ips = limits::IpTable::new(
         config.max_connections_per_ip,
         config.rate_limit,
         config.rate_burst,
     );
-    Arc::new(Shared {
+    Ok(Arc::new(Shared {
         config,
         router,
         handler,
@@ -146,7 +178,9 @@ fn shared(
         open: AtomicUsize::new(0),
         ips,
         tls,
-    })
+        stats,
+        access_log,
+    }))
 }
 
 /// An I/O thread's first words to the thread starting the server: its backend is made (by
@@ -218,14 +252,23 @@ impl Server {
             }
             return Err(e);
         }
-        let shared = shared(
+        let shared = match shared(
             config,
             router,
             handler,
             wakers.into_iter().flatten().collect(),
             gate,
             tls,
-        );
+        ) {
+            Ok(shared) => shared,
+            Err(e) => {
+                drop(handoffs);
+                for t in threads {
+                    let _ = t.join();
+                }
+                return Err(e);
+            }
+        };
         for handoff in handoffs {
             let _ = handoff.send(shared.clone());
         }
@@ -248,6 +291,11 @@ impl Server {
     /// The I/O backend serving: "uring", or the readiness backend's name ("epoll", "kqueue").
     pub fn backend(&self) -> &'static str {
         self.backend
+    }
+
+    /// The engine's figures, readable from any thread while it runs (and after).
+    pub fn metrics(&self) -> Metrics {
+        Metrics(self.shared.clone())
     }
 
     pub fn replier(&self) -> Replier {
@@ -291,7 +339,7 @@ impl InlineServer {
         let (backend, mut listeners, local_addr) = bind_all(&config, 1)?;
         let gate = listener::Gate::new(&listeners)?;
         let (io, waker) = io::Io::new(backend, listeners.pop().flatten(), false)?;
-        let shared = shared(config, router, handler, vec![waker], gate, tls);
+        let shared = shared(config, router, handler, vec![waker], gate, tls)?;
         Ok(InlineServer {
             worker: Worker::new(0, io, shared.clone()),
             shared,
@@ -301,6 +349,11 @@ impl InlineServer {
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The engine's figures, readable from any thread while it runs (and after).
+    pub fn metrics(&self) -> Metrics {
+        Metrics(self.shared.clone())
     }
 
     pub fn replier(&self) -> Replier {

@@ -17,6 +17,9 @@ use crate::http1::chunked::{Chunk, ChunkedDecoder};
 use crate::http1::encode::{self, decimal, Framing, Persistence};
 use crate::http1::request::{parse_head, BodyFraming, Parse};
 use crate::http1::Status;
+use crate::ops::access_log::{LogEntry, Outcome};
+use crate::ops::stats::{Protocol, Refusal};
+use crate::ops::{self, OpsRoute};
 use crate::router::RouteMatch;
 use crate::statics::{self, Conditions, Piece, Plan, StaticOptions};
 use crate::ws::deflate::DeflateConfig;
@@ -79,6 +82,12 @@ struct Pending {
     tail: Vec<Out>,
     /// A WebSocket handshake the engine found valid, waiting for the handler's word.
     upgrade: Option<Box<Upgrade>>,
+    /// The answer's status, once its head is written.
+    status: u16,
+    /// Body bytes of the answer so far.
+    sent: u64,
+    /// What the access log line will say, when the log is on.
+    log: Option<Box<LogEntry>>,
 }
 
 /// A checked WebSocket handshake: what the 101 says and what the socket will allow.
@@ -93,6 +102,8 @@ pub(crate) struct Upgrade {
     pub params: Vec<(u32, u32)>,
     /// The handler said yes (an `UPGRADE` op): the 101 is queued.
     pub agreed: bool,
+    /// The handshake's access log entry: the session's line is written when it ends.
+    pub log: Option<Box<LogEntry>>,
 }
 
 impl Pending {
@@ -111,6 +122,37 @@ impl Pending {
             out: Vec::new(),
             tail: Vec::new(),
             upgrade: None,
+            status: 0,
+            sent: 0,
+            log: None,
+        }
+    }
+
+    fn protocol(&self) -> Protocol {
+        if self.http10 {
+            Protocol::Http10
+        } else {
+            Protocol::Http11
+        }
+    }
+
+    /// Counts the request among those answered, and writes its log line.
+    fn finished(&mut self, ctx: &mut Ctx, aborted: bool) {
+        let duration = Instant::now().saturating_duration_since(self.since);
+        if !aborted {
+            ctx.stats()
+                .request(self.status, self.protocol(), duration.as_micros() as u64);
+        }
+        if let (Some(log), Some(entry)) = (ctx.log.as_mut(), self.log.take()) {
+            log.line(
+                &entry,
+                &Outcome {
+                    status: self.status,
+                    bytes: self.sent,
+                    duration,
+                    aborted,
+                },
+            );
         }
     }
 
@@ -343,6 +385,10 @@ impl Http1 {
             keep_alive: head.keep_alive,
             ..Pending::new(rid, ctx.now)
         };
+        if ctx.log.is_some() {
+            pending.log = Some(Box::new(log_entry(t, ctx, input)));
+        }
+        let head = &ctx.head;
         let body = head.body;
         let expect_continue = head.expect_continue;
         let declared = if let BodyFraming::Length(n) = body {
@@ -414,6 +460,7 @@ impl Http1 {
                             path: path.to_vec(),
                             params: ctx.params.clone(),
                             agreed: false,
+                            log: None,
                         };
                         pending.upgrade = Some(Box::new(upgrade));
                         let i = self.track(ctx, pending);
@@ -439,6 +486,7 @@ impl Http1 {
                             path: Vec::new(),
                             params: Vec::new(),
                             agreed: false,
+                            log: None,
                         }));
                         pending.counted = true;
                         ctx.waiting += 1;
@@ -458,6 +506,17 @@ impl Http1 {
                         (None, default_limit)
                     }
                 }
+            }
+            (RouteMatch::Found { route }, Ok(()))
+                if ctx.shared.config.ops_route(*route).is_some() =>
+            {
+                let kind = ctx.shared.config.ops_route(*route).unwrap();
+                if expect_continue || declared > default_limit {
+                    pending.keep_alive = false;
+                }
+                let i = self.track(ctx, pending);
+                self.answer_ops(t, ctx, i, kind);
+                (None, default_limit)
             }
             (RouteMatch::Found { route }, Ok(()))
                 if ctx.shared.config.static_mount(*route).is_some() =>
@@ -650,20 +709,187 @@ impl Http1 {
         extra: &[(&[u8], &[u8])],
         body: &[u8],
     ) {
+        if let Some(why) = Refusal::of_status(status.0) {
+            ctx.stats().refused(why);
+        }
+        self.answer_own(t, ctx, i, status, b"text/plain; charset=utf-8", extra, body);
+    }
+
+    /// Answers the request at `i` with a body the engine made, of the type given.
+    #[allow(clippy::too_many_arguments)]
+    fn answer_own(
+        &mut self,
+        t: &mut Transport,
+        ctx: &mut Ctx,
+        i: usize,
+        status: Status,
+        content_type: &[u8],
+        extra: &[(&[u8], &[u8])],
+        body: &[u8],
+    ) {
         let mut out = self.take_out(t, ctx, i);
         let p = &mut self.inflight[i];
         p.uncount(ctx);
         let persistence = persistence(p, ctx.draining, false);
         p.close = persistence == Persistence::Close;
+        p.status = status.0;
+        let body = if p.head_only { b"" } else { body };
+        p.sent = body.len() as u64;
         encode::simple(
             &mut out,
             status,
             ctx.date.bytes(),
             persistence,
             &ctx.keep_alive_line,
+            content_type,
             extra,
-            if p.head_only { b"" } else { body },
+            body,
         );
+        p.answer = Answer::Done;
+        self.put_out(t, i, out);
+        if i == 0 {
+            self.advance(t, ctx);
+        }
+    }
+
+    /// Answers the request at `i` with the engine's own figures (metrics, health, the
+    /// dashboard): the handler never sees it.
+    fn answer_ops(&mut self, t: &mut Transport, ctx: &mut Ctx, i: usize, kind: OpsRoute) {
+        match kind {
+            OpsRoute::Metrics => {
+                let text = ops::exposition(&ctx.shared.snapshot());
+                self.answer_own(
+                    t,
+                    ctx,
+                    i,
+                    Status::OK,
+                    ops::PROMETHEUS_CONTENT_TYPE,
+                    &[(b"cache-control", b"no-store")],
+                    text.as_bytes(),
+                );
+            }
+            OpsRoute::Health => {
+                // Draining from the moment a shutdown is asked, on every thread.
+                if ctx.draining
+                    || ctx
+                        .shared
+                        .shutdown
+                        .load(std::sync::atomic::Ordering::SeqCst)
+                {
+                    self.answer_own(
+                        t,
+                        ctx,
+                        i,
+                        Status::SERVICE_UNAVAILABLE,
+                        b"text/plain; charset=utf-8",
+                        &[(b"cache-control", b"no-store")],
+                        b"draining",
+                    );
+                } else {
+                    self.answer_own(
+                        t,
+                        ctx,
+                        i,
+                        Status::OK,
+                        b"text/plain; charset=utf-8",
+                        &[(b"cache-control", b"no-store")],
+                        b"ok",
+                    );
+                }
+            }
+            OpsRoute::Dashboard => {
+                self.answer_own(
+                    t,
+                    ctx,
+                    i,
+                    Status::OK,
+                    b"text/html; charset=utf-8",
+                    &[(b"cache-control", b"no-cache")],
+                    ops::DASHBOARD_HTML.as_bytes(),
+                );
+            }
+            OpsRoute::DashboardEvents => self.open_event_stream(t, ctx, i),
+        }
+    }
+
+    /// Starts an event stream the engine feeds (`push_event`): the head now, with the first
+    /// event, then one event each time the thread has one.
+    fn open_event_stream(&mut self, t: &mut Transport, ctx: &mut Ctx, i: usize) {
+        let mut out = self.take_out(t, ctx, i);
+        let p = &mut self.inflight[i];
+        p.uncount(ctx);
+        let framing = if p.http10 {
+            Framing::UntilClose
+        } else {
+            Framing::Chunked
+        };
+        let persistence = persistence(p, ctx.draining, framing == Framing::UntilClose);
+        p.close = persistence == Persistence::Close;
+        p.status = 200;
+        encode::status_line(&mut out, Status::OK);
+        encode::engine_headers(
+            &mut out,
+            ctx.date.bytes(),
+            framing,
+            persistence,
+            &ctx.keep_alive_line,
+        );
+        out.extend_from_slice(b"content-type: text/event-stream\r\ncache-control: no-cache\r\nx-accel-buffering: no\r\n");
+        encode::end_head(&mut out);
+        p.chunked = framing == Framing::Chunked;
+        p.body_allowed = !p.head_only;
+        let rid = p.rid;
+        if p.head_only {
+            p.answer = Answer::Done;
+            self.put_out(t, i, out);
+        } else {
+            p.answer = Answer::Streaming;
+            self.put_out(t, i, out);
+            ctx.event_streams.push((t.slot, rid));
+            let event = ops::snapshot_event(&ctx.shared.snapshot());
+            self.push_event(t, ctx, rid, &event);
+        }
+        if i == 0 {
+            self.advance(t, ctx);
+        }
+    }
+
+    /// Writes an event to an engine-fed stream; false once that stream is gone.
+    pub fn push_event(&mut self, t: &mut Transport, ctx: &mut Ctx, rid: u32, event: &[u8]) -> bool {
+        let Some(i) = self
+            .inflight
+            .iter()
+            .position(|p| p.rid == rid && p.answer == Answer::Streaming)
+        else {
+            return false;
+        };
+        let mut out = self.take_out(t, ctx, i);
+        let p = &mut self.inflight[i];
+        if p.chunked {
+            encode::chunk(&mut out, event);
+        } else {
+            out.extend_from_slice(event);
+        }
+        p.sent += event.len() as u64;
+        self.put_out(t, i, out);
+        true
+    }
+
+    /// Ends an engine-fed stream (a drain began); the connection closes after it.
+    pub fn end_event_stream(&mut self, t: &mut Transport, ctx: &mut Ctx, rid: u32) {
+        let Some(i) = self
+            .inflight
+            .iter()
+            .position(|p| p.rid == rid && p.answer == Answer::Streaming)
+        else {
+            return;
+        };
+        let mut out = self.take_out(t, ctx, i);
+        let p = &mut self.inflight[i];
+        if p.chunked {
+            encode::last_chunk(&mut out);
+        }
+        p.close = true;
         p.answer = Answer::Done;
         self.put_out(t, i, out);
         if i == 0 {
@@ -683,6 +909,12 @@ impl Http1 {
             Framing::Length(plan.length as usize)
         } else {
             Framing::Empty
+        };
+        p.status = plan.status.0;
+        p.sent = if p.head_only || !plan.status.allows_body() {
+            0
+        } else {
+            plan.length
         };
         encode::status_line(&mut out, plan.status);
         encode::engine_headers(
@@ -843,12 +1075,21 @@ impl Http1 {
             .is_some_and(|p| p.answer == Answer::Done)
         {
             let mut done = self.inflight.pop_front().unwrap();
-            if let Some(upgrade) = done.upgrade.take().filter(|u| u.agreed) {
+            if let Some(mut upgrade) = done.upgrade.take().filter(|u| u.agreed) {
                 // Nothing was parsed after the handshake: nothing else is in flight.
+                ctx.stats().request(
+                    101,
+                    done.protocol(),
+                    Instant::now()
+                        .saturating_duration_since(done.since)
+                        .as_micros() as u64,
+                );
+                upgrade.log = done.log.take();
                 self.switch = Some(upgrade);
                 self.stop_reading = true;
                 break;
             }
+            done.finished(ctx, false);
             if done.close {
                 t.close_after_flush = true;
                 self.stop_reading = true;
@@ -941,6 +1182,7 @@ impl Http1 {
                 }
                 encode::end_head(&mut out);
                 p.body_allowed = !p.head_only && status.allows_body();
+                p.status = status.0;
                 p.chunked = framing == Framing::Chunked;
                 p.close = persistence == Persistence::Close;
                 if streamed {
@@ -948,6 +1190,7 @@ impl Http1 {
                 } else {
                     if p.body_allowed {
                         out.extend_from_slice(body);
+                        p.sent = body.len() as u64;
                     }
                     p.answer = Answer::Done;
                 }
@@ -957,6 +1200,7 @@ impl Http1 {
                 let mut out = self.take_out(t, ctx, i);
                 let p = &mut self.inflight[i];
                 if p.body_allowed {
+                    p.sent += body.len() as u64;
                     if p.chunked {
                         encode::chunk(&mut out, body);
                     } else {
@@ -1072,8 +1316,29 @@ impl Http1 {
             if p.answer != Answer::Done {
                 ctx.batch.abort(p.rid);
             }
+            p.finished(ctx, true);
         }
     }
+}
+
+/// What the access log will say of the request whose head is in `ctx.head`.
+fn log_entry(t: &mut Transport, ctx: &Ctx, input: &[u8]) -> LogEntry {
+    let head = &ctx.head;
+    let header = |name: &[u8]| {
+        head.headers
+            .iter()
+            .find(|(n, _)| n.slice(input).eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.slice(input))
+    };
+    let protocol = if head.http10 { "http/1.0" } else { "http/1.1" };
+    LogEntry::new(
+        head.method.slice(input),
+        head.target.slice(input),
+        header(b"user-agent"),
+        header(b"referer"),
+        t.peer_ip(ctx),
+        protocol,
+    )
 }
 
 fn persistence(p: &Pending, draining: bool, close_asked: bool) -> Persistence {

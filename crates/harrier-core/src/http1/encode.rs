@@ -109,12 +109,14 @@ pub(crate) fn last_chunk(out: &mut Vec<u8>) {
 }
 
 /// A complete response with a short text body, for answers the engine gives itself.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn simple(
     out: &mut Vec<u8>,
     status: Status,
     date: &[u8],
     persistence: Persistence,
     keep_alive: &[u8],
+    content_type: &[u8],
     extra: &[(&[u8], &[u8])],
     body: &[u8],
 ) {
@@ -126,7 +128,7 @@ pub(crate) fn simple(
         persistence,
         keep_alive,
     );
-    out.extend_from_slice(b"content-type: text/plain; charset=utf-8\r\n");
+    header(out, b"content-type", content_type);
     for (name, value) in extra {
         header(out, name, value);
     }

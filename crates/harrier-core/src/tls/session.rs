@@ -36,6 +36,9 @@ pub(crate) struct Plain {
     pub drained: bool,
 }
 
+/// Ciphertext bytes read from the socket by the last `read`, for the figures.
+pub(crate) struct Wire(pub usize);
+
 impl TlsSession {
     pub fn new(config: &Arc<ServerConfig>, now: Instant) -> io::Result<TlsSession> {
         let conn = ServerConnection::new(config.clone()).map_err(io::Error::other)?;
@@ -74,6 +77,7 @@ impl TlsSession {
         io: &mut Io,
         cipher: &mut [u8],
         into: &mut [u8],
+        wire: &mut Wire,
     ) -> io::Result<Plain> {
         let mut filled = 0;
         loop {
@@ -111,6 +115,7 @@ impl TlsSession {
                     let _ = self.conn.read_tls(&mut io::empty());
                 }
                 Ok(n) => {
+                    wire.0 += n;
                     let used = self.feed(sock, io, &cipher[..n])?;
                     if used < n {
                         self.backlog.extend_from_slice(&cipher[used..n]);
@@ -213,16 +218,16 @@ impl TlsSession {
             sock,
             io,
             gather,
-            wrote: false,
+            bytes: 0,
         };
         while self.conn.wants_write() {
             match self.conn.write_tls(&mut out) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(_) => out.wrote = true,
+                Ok(n) => out.bytes += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     return Ok(Sent {
                         all: false,
-                        wrote: out.wrote,
+                        bytes: out.bytes,
                     })
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -231,7 +236,7 @@ impl TlsSession {
         }
         Ok(Sent {
             all: true,
-            wrote: out.wrote,
+            bytes: out.bytes,
         })
     }
 
@@ -250,8 +255,8 @@ impl TlsSession {
 pub(crate) struct Sent {
     /// Every record went to the kernel.
     pub all: bool,
-    /// Some bytes did.
-    pub wrote: bool,
+    /// Bytes that did.
+    pub bytes: usize,
 }
 
 /// The socket as rustls' writer: several records are gathered into one write.
@@ -259,7 +264,7 @@ struct SocketWriter<'a> {
     sock: &'a mut Socket,
     io: &'a mut Io,
     gather: &'a mut Vec<u8>,
-    wrote: bool,
+    bytes: usize,
 }
 
 impl Write for SocketWriter<'_> {

@@ -3,6 +3,8 @@
 //! frames out. Its life is one `State`.
 
 use std::sync::Arc;
+
+use crate::ops::access_log::{LogEntry, Outcome};
 use std::time::{Duration, Instant};
 
 use super::deflate::DeflateParams;
@@ -59,6 +61,16 @@ pub(crate) struct WsConn {
     reported: usize,
     /// Topic ids this socket is subscribed to (in its thread's table).
     topics: Vec<u32>,
+    /// The session's access log line, when the log is on.
+    session: Option<Box<Session>>,
+}
+
+/// What the access log line of a WebSocket session says, written when it ends.
+pub(crate) struct Session {
+    pub entry: Box<LogEntry>,
+    pub opened: Instant,
+    /// Bytes of the frames sent to the client.
+    pub sent: u64,
 }
 
 impl WsConn {
@@ -68,6 +80,7 @@ impl WsConn {
         options: Arc<WsOptions>,
         deflate: Option<DeflateParams>,
         now: Instant,
+        log: Option<Box<LogEntry>>,
     ) -> WsConn {
         let inflater = deflate.as_ref().map(super::deflate::Inflater::new);
         WsConn {
@@ -82,6 +95,13 @@ impl WsConn {
             want_drain: false,
             reported: 0,
             topics: Vec::new(),
+            session: log.map(|entry| {
+                Box::new(Session {
+                    entry,
+                    opened: now,
+                    sent: 0,
+                })
+            }),
         }
     }
 
@@ -116,8 +136,14 @@ impl WsConn {
         let (id, slot) = (self.id, self.slot);
         let mut closed: Option<(u16, Vec<u8>)> = None;
         let fed = self.reader.feed(input, &mut |event| match event {
-            Event::Text(message) => ctx.batch.ws_message(id, slot, false, message),
-            Event::Binary(message) => ctx.batch.ws_message(id, slot, true, message),
+            Event::Text(message) => {
+                ctx.stats().ws_message_in();
+                ctx.batch.ws_message(id, slot, false, message)
+            }
+            Event::Binary(message) => {
+                ctx.stats().ws_message_in();
+                ctx.batch.ws_message(id, slot, true, message)
+            }
             Event::Ping(payload) => {
                 let mut out = t.take_out(ctx);
                 frame::write_frame(&mut out, PONG, payload);
@@ -210,6 +236,7 @@ impl WsConn {
     fn send(&mut self, t: &mut Transport, ctx: &mut Ctx, flags: u16, message: &[u8]) {
         let opcode = if flags & WS_BINARY != 0 { BINARY } else { TEXT };
         let mut out = t.take_out(ctx);
+        let before = out.len();
         match self.deflate_window_bits {
             Some(bits)
                 if flags & WS_COMPRESS != 0 && message.len() >= self.options.deflate_threshold =>
@@ -218,11 +245,19 @@ impl WsConn {
             }
             _ => frame::write_frame(&mut out, opcode, message),
         }
+        if let Some(session) = self.session.as_mut() {
+            session.sent += (out.len() - before) as u64;
+        }
+        ctx.stats().ws_messages_out(1);
         t.put_out(out);
     }
 
     /// Queues a frame published to a topic (framed once for every subscriber).
     pub fn deliver(&mut self, t: &mut Transport, ctx: &mut Ctx, frame: &[u8]) {
+        if let Some(session) = self.session.as_mut() {
+            session.sent += frame.len() as u64;
+        }
+        ctx.stats().ws_messages_out(1);
         t.push(ctx, frame);
     }
 
@@ -309,6 +344,19 @@ impl WsConn {
         }
         for topic in self.topics.drain(..) {
             ctx.topics.unsubscribe(topic, slot);
+        }
+        ctx.stats().ws_closed();
+        if let (Some(log), Some(session)) = (ctx.log.as_mut(), self.session.take()) {
+            let duration = Instant::now().saturating_duration_since(session.opened);
+            log.line(
+                &session.entry,
+                &Outcome {
+                    status: 101,
+                    bytes: session.sent,
+                    duration,
+                    aborted: false,
+                },
+            );
         }
     }
 }
