@@ -216,6 +216,8 @@ export function httpsRequest(port: number, o: HttpsRequestOptions = {}): Promise
           servername: o.servername,
         },
         (res) => {
+          // taken now: a keep-alive agent takes the socket back once the response ends
+          const socket = res.socket as tls.TLSSocket
           const chunks: Buffer[] = []
           res.on('data', (d: Buffer) => chunks.push(d))
           res.on('error', reject)
@@ -224,7 +226,7 @@ export function httpsRequest(port: number, o: HttpsRequestOptions = {}): Promise
               status: res.statusCode ?? 0,
               headers: res.headers,
               body: Buffer.concat(chunks),
-              socket: res.socket as tls.TLSSocket,
+              socket,
               reusedSocket: req.reusedSocket,
             }),
           )

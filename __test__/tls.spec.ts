@@ -5,7 +5,7 @@
 // Certificates are made for this file by tls-certs.ts; loading, SNI and reload are in
 // tls-certs.spec.ts, bodies, files, pipelining and wss in tls-data.spec.ts, bad input in
 // tls-abuse.spec.ts.
-import { rmSync } from 'node:fs'
+import { existsSync, rmSync } from 'node:fs'
 import https from 'node:https'
 import net from 'node:net'
 import { join } from 'node:path'
@@ -224,13 +224,18 @@ async function resumeChain(port: number, flags: string[], n: number): Promise<st
   const dir = certs.dir
   const file = (i: number) => join(dir, `session-${process.pid}-${flags.join('')}-${i}.pem`)
   const lines: string[] = []
+  // the session to resume: the last one a connection saved (s_client writes none when the
+  // server hands out no new session, as a TLS 1.2 resumption may not)
+  let latest: string | undefined
   try {
     for (let i = 0; i <= n; i++) {
       const args = [...flags, '-servername', 'localhost', '-sess_out', file(i)]
-      if (i > 0) args.push('-sess_in', file(i - 1))
+      if (latest !== undefined) args.push('-sess_in', latest)
       const r = await sClient(port, args, GET_CLOSE)
       if (r.code !== 0 || !/hello over https/.test(r.stdout)) throw new Error(`s_client #${i} failed: ${r.all}`)
       lines.push(sessionLine(r.stdout) ?? `no session line in: ${r.stdout}`)
+      if (existsSync(file(i))) latest = file(i)
+      else if (latest === undefined) throw new Error(`the first connection saved no session: ${r.stdout}`)
     }
   } finally {
     for (let i = 0; i <= n; i++) rmSync(file(i), { force: true })
