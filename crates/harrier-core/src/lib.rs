@@ -8,6 +8,7 @@ pub mod fuzzing;
 pub mod http1;
 pub mod router;
 pub mod statics;
+pub mod tls;
 pub(crate) mod ws;
 
 pub use engine::{Backend, Batch, Config, Handler, InlineServer, ListenError, Replier, ReplyWriter, RequestRef, Server, ShutdownSignal, WsOptions};
