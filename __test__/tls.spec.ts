@@ -1,10 +1,12 @@
 // TLS basics: a hello over https with `req.secure`, with node:https, curl and openssl
 // s_client; the protocol versions (TLS 1.2 and 1.3 by default, `minVersion: 'TLSv1.3'`,
 // nothing older); ALPN; session resumption (tickets and the session cache, TLS 1.2 and 1.3);
-// many handshakes at once; close() with an open keep-alive connection.
+// close_notify before the server closes (after Connection: close, at keepAliveTimeout, at
+// close()); many handshakes at once; close() with an open keep-alive connection.
 // Certificates are made for this file by tls-certs.ts; loading, SNI and reload are in
 // tls-certs.spec.ts, bodies, files, pipelining and wss in tls-data.spec.ts, bad input in
 // tls-abuse.spec.ts.
+import { spawn } from 'node:child_process'
 import { existsSync, rmSync } from 'node:fs'
 import https from 'node:https'
 import net from 'node:net'
@@ -292,6 +294,91 @@ test('resumption with node:tls: a connection given the last session resumes it (
       t.true(s.reused, `${version}: resumption #${i}`)
     }
   }
+})
+
+// ---------------------------------------------------------------------------
+// close_notify: the server ends its TLS connections cleanly
+// ---------------------------------------------------------------------------
+
+/**
+ * An `openssl s_client -msg` session kept open: `send` writes to it, `output` is what it
+ * printed so far (with every TLS message it saw), `exited` resolves with its exit code.
+ */
+function interactiveSClient(port: number) {
+  const child = spawn('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, '-CAfile', certs.ca, '-servername', 'localhost', '-msg'], { stdio: ['pipe', 'pipe', 'pipe'] })
+  let output = ''
+  const waiters = new Set<() => void>()
+  const onData = (d: Buffer) => {
+    output += d.toString('latin1')
+    for (const w of [...waiters]) w()
+  }
+  child.stdout.on('data', onData)
+  child.stderr.on('data', onData)
+  const exited = new Promise<number | null>((resolve, reject) => {
+    child.once('error', reject)
+    child.once('close', (code) => resolve(code))
+  })
+  return {
+    get output() {
+      return output
+    },
+    send: (text: string) => child.stdin.write(text),
+    waitFor: (re: RegExp, what: string) =>
+      withTimeout(
+        new Promise<void>((resolve) => {
+          const check = () => {
+            if (re.test(output)) {
+              waiters.delete(check)
+              resolve()
+            }
+          }
+          waiters.add(check)
+          check()
+        }),
+        PATIENCE_MS,
+        `${what}; s_client printed: ${output.slice(-1500)}`,
+      ),
+    exited,
+    kill: () => child.kill('SIGKILL'),
+  }
+}
+
+const CLOSE_NOTIFY = /<<< TLS 1\.[23], Alert \[length 0002\], warning close_notify/
+
+test('the server sends close_notify before closing: after a Connection: close response', async (t) => {
+  const { port } = await useTlsApp(t, hello)
+  const r = await sClient(port, ['-servername', 'localhost', '-msg'], GET_CLOSE)
+  t.regex(r.stdout, /hello over https/)
+  t.regex(r.stdout, CLOSE_NOTIFY, 'a close_notify alert came from the server after the response')
+  t.notRegex(r.all, /unexpected eof while reading/, 's_client saw the TCP connection end without a close_notify')
+  t.is(r.code, 0, r.all.slice(-800))
+})
+
+test('the server sends close_notify before closing: an idle keep-alive connection at keepAliveTimeout', async (t) => {
+  const { port } = await useTlsApp(t, hello, defaultTls(), { keepAliveTimeout: 1000 })
+  const s = interactiveSClient(port)
+  t.teardown(() => s.kill())
+  await s.waitFor(/Verify return code/, 'the handshake')
+  s.send('GET / HTTP/1.1\r\nHost: localhost\r\n\r\n')
+  await s.waitFor(/hello over https/, 'the response')
+  const code = await withTimeout(s.exited, PATIENCE_MS, 's_client to end when the server closes the idle connection')
+  t.regex(s.output, CLOSE_NOTIFY, 'a close_notify alert came from the server')
+  t.notRegex(s.output, /unexpected eof while reading/)
+  t.is(code, 0, s.output.slice(-800))
+})
+
+test('the server sends close_notify before closing: an idle keep-alive connection at app.close()', async (t) => {
+  const { app, port } = await useTlsApp(t, hello, defaultTls(), { keepAliveTimeout: 60_000 })
+  const s = interactiveSClient(port)
+  t.teardown(() => s.kill())
+  await s.waitFor(/Verify return code/, 'the handshake')
+  s.send('GET / HTTP/1.1\r\nHost: localhost\r\n\r\n')
+  await s.waitFor(/hello over https/, 'the response')
+  await closeApp(app)
+  const code = await withTimeout(s.exited, PATIENCE_MS, 's_client to end when close() closes the idle connection')
+  t.regex(s.output, CLOSE_NOTIFY, 'a close_notify alert came from the server')
+  t.notRegex(s.output, /unexpected eof while reading/)
+  t.is(code, 0, s.output.slice(-800))
 })
 
 // ---------------------------------------------------------------------------
