@@ -17,7 +17,7 @@
 // `removeCerts()` deletes the directory.
 
 import { execFileSync } from 'node:child_process'
-import { X509Certificate } from 'node:crypto'
+import { X509Certificate, randomBytes } from 'node:crypto'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -65,7 +65,12 @@ function openssl(args: string[], cwd: string): string {
   }
 }
 
-let serial = 0x1000 + Math.floor(Math.random() * 0x10000)
+/** A random positive 128-bit serial number (as a public CA would make it: testssl.sh checks its entropy). */
+function serial(): string {
+  const bytes = randomBytes(16)
+  bytes[0] = (bytes[0] & 0x7f) | 0x10
+  return `0x${bytes.toString('hex')}`
+}
 
 function ecKey(dir: string, name: string): string {
   const file = join(dir, `${name}.key`)
@@ -96,7 +101,7 @@ function sign(dir: string, name: string, keyFile: string, subject: string, ext: 
   const extFile = join(dir, `${name}.ext`)
   writeFileSync(extFile, ext)
   openssl(['req', '-new', '-key', keyFile, '-subj', subject, '-out', csr], dir)
-  const args = ['x509', '-req', '-in', csr, '-days', '30', '-sha256', '-set_serial', String(serial++), '-extfile', extFile, '-out', cert]
+  const args = ['x509', '-req', '-in', csr, '-days', '365', '-sha256', '-set_serial', serial(), '-extfile', extFile, '-out', cert]
   if (issuer) args.push('-CA', issuer.cert, '-CAkey', issuer.key)
   else args.push('-signkey', keyFile)
   openssl(args, dir)
