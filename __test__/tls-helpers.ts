@@ -402,6 +402,13 @@ export function run(command: string, args: string[], input = '', ms = 30_000): P
 export const GET_CLOSE = 'GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n'
 
 /**
+ * What s_client printed when `GET_CLOSE` was answered by the hello routes. The success
+ * cases look for it rather than at s_client's exit code: that code is also 1 when the
+ * server closes without a close_notify, which the close_notify tests check on their own.
+ */
+export const ANSWERED = /HTTP\/1\.1 200 OK[\s\S]*hello over https/
+
+/**
  * `openssl s_client` to 127.0.0.1:port trusting the test CA; `input` is written once the
  * connection is up and, with -ign_eof, s_client waits for the server to close.
  */
