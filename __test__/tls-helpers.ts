@@ -11,35 +11,21 @@ import { spawn } from 'node:child_process'
 import https from 'node:https'
 import net from 'node:net'
 import tls from 'node:tls'
-import { App } from 'harrier'
+import { App, type Request, type TlsOptions } from 'harrier'
 import { PATIENCE_MS, type AppOptions, type ParsedResponse, type ParseResult, closeApp, parseResponses, withTimeout } from './helpers.ts'
 import { type Certs, makeCerts } from './tls-certs.ts'
 
 export const certs: Certs = makeCerts()
 
 // ---------------------------------------------------------------------------
-// The TLS API (declared here as the tests use it, whatever index.d.ts says yet)
+// The TLS API
 // ---------------------------------------------------------------------------
 
-export type Pem = string | Buffer
+export type TlsConfig = TlsOptions
+export type TlsApp = App
 
-export interface CertKey {
-  cert: Pem
-  key: Pem
-}
-
-export interface TlsConfig extends CertKey {
-  sni?: Record<string, CertKey>
-  minVersion?: 'TLSv1.2' | 'TLSv1.3'
-}
-
-export interface TlsApp extends App {
-  listen(options: { port?: number; host?: string; signals?: boolean; tls?: TlsConfig }): Promise<{ port: number; host: string }>
-  reloadTls(tls: TlsConfig): Promise<void>
-}
-
-/** `req.secure`, read whatever the declarations say yet. */
-export function secureOf(req: unknown): unknown {
+/** `req.secure` (read loosely: a missing property shows as undefined, not as false). */
+export function secureOf(req: Request): unknown {
   return (req as { secure?: unknown }).secure
 }
 
@@ -60,7 +46,7 @@ interface TeardownContext {
 
 /** Builds an App, listens with `tls` on 127.0.0.1 port 0, closes it when the test ends. */
 export async function useTlsApp(t: TeardownContext, build: (app: App) => void, tlsConfig: TlsConfig = defaultTls(), options?: AppOptions): Promise<TlsStarted> {
-  const app = (options === undefined ? new App() : new App(options)) as TlsApp
+  const app = options === undefined ? new App() : new App(options)
   build(app)
   const addr = await withTimeout(app.listen({ port: 0, host: '127.0.0.1', signals: false, tls: tlsConfig }), PATIENCE_MS, 'app.listen({ tls }) to resolve')
   let closed = false
@@ -196,7 +182,7 @@ export interface HttpsRequestOptions {
   body?: Buffer | string
   agent?: https.Agent | false
   servername?: string
-  ca?: Pem
+  ca?: string | Buffer
   ms?: number
 }
 
