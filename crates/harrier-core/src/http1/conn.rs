@@ -258,7 +258,7 @@ impl Http1 {
 
     /// Whether to stop taking new requests from this connection for now: its output is not
     /// being taken, it has too many requests in flight, or the handler is behind and this
-    /// connection already has a request waiting for it. Bodies are always read on.
+    /// connection already has a request waiting for it. A body is read on while its handler keeps up (see `body_unread_over`).
     pub fn must_pause(&self, t: &Transport, ctx: &Ctx) -> bool {
         self.body_unread_over(ctx)
             || matches!(self.read, ReadState::Head)
