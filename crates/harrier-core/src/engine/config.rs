@@ -79,6 +79,10 @@ pub struct Config {
     pub high_water_mark: usize,
     /// TLS on every connection of the listener, when set.
     pub tls: Option<TlsSettings>,
+    /// One engine of several in this process on one port (one listener each, SO_REUSEPORT),
+    /// sharing pub/sub, subscriber counts, figures and the drain (`engine::group`). Inline
+    /// engines only (one thread each).
+    pub port_group: Option<super::group::GroupJoin>,
 }
 
 impl Default for Config {
@@ -111,6 +115,7 @@ impl Default for Config {
             write_high_water: 256 * 1024,
             tls: None,
             high_water_mark: 64 * 1024,
+            port_group: None,
         }
     }
 }
