@@ -71,8 +71,19 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  // Thrown out of the worker: the main thread's 'error' event carries it, as it was.
-  setImmediate(() => {
-    throw error
-  })
+  // Told as it is (a structured clone keeps an Error an Error, with its stack), with the
+  // properties a clone leaves out; then the worker ends.
+  const extra: Record<string, unknown> = {}
+  if (error !== null && typeof error === 'object') {
+    for (const key of Object.keys(error)) {
+      const value = (error as Record<string, unknown>)[key]
+      if (value === null || ['string', 'number', 'boolean'].includes(typeof value)) extra[key] = value
+    }
+  }
+  try {
+    port.postMessage({ type: 'failed', error, extra } satisfies ToMain)
+  } catch {
+    port.postMessage({ type: 'failed', error: String(error), extra } satisfies ToMain)
+  }
+  process.exit(1)
 })

@@ -70,7 +70,7 @@ type ListenTls = TlsOptions
 /** @internal */
 export type ToWorker = { type: 'close' }
 /** @internal */
-export type ToMain = { type: 'listening'; port: number; host: string } | { type: 'closed'; error?: string }
+export type ToMain = { type: 'listening'; port: number; host: string } | { type: 'failed'; error: unknown; extra: Record<string, unknown> } | { type: 'closed'; error?: string }
 
 const MAX_BACKOFF_MS = 10_000
 /** A worker that served this long without crashing starts its back-off anew. */
@@ -155,6 +155,10 @@ export async function serveModule(options: ServeModuleOptions): Promise<Served> 
           slot.listeningSince = Date.now()
           if (role === 'founds') bound = { port: message.port, host: message.host }
           resolve()
+        } else if (message.type === 'failed') {
+          const error = message.error
+          if (error !== null && typeof error === 'object') Object.assign(error, message.extra)
+          failure = error
         }
       })
       worker.on('error', (error) => {
