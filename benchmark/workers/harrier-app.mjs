@@ -1,0 +1,8 @@
+// The App each harrier worker serves (benchmark/workers/harrier.mjs).
+import { App } from '../../index.mjs'
+import { burn } from './burn.mjs'
+
+const app = new App()
+app.get('/', (req, res) => res.text('Hello, World!'))
+app.get('/burn', (req, res) => res.text(String(burn(req.url.length))))
+export default app
