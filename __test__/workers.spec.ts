@@ -4,6 +4,7 @@
 // the kernel), a crash in one restarts it while the other answers, an import failure rejects
 // serve() and leaves nothing listening, close() drains requests in flight on both, pub/sub
 // and subscriber counts cross workers, and the figures and health cover them all.
+import { spawn } from 'node:child_process'
 import net from 'node:net'
 import test from 'ava'
 import { App, serve, type Served } from 'harrier'
@@ -149,6 +150,64 @@ test('close() with requests in flight on both workers: both are answered, then t
   ])
   await withTimeout(closed, LONG, 'close() to resolve')
   t.is(await tryConnect(served.port), 'ECONNREFUSED')
+})
+
+test('an uncaught exception in a worker: onError hears that error, the worker is restarted', async (t) => {
+  t.timeout(LONG * 2)
+  const heard = deferred<{ error: unknown; workerId: number }>()
+  const served = await useServe(t, { restartDelay: 100, onError: (error, w) => heard.resolve({ error, workerId: w.workerId }) })
+  let thrownBy = ''
+  for (let i = 0; i < 200 && thrownBy === ''; i++) {
+    const c = await RawClient.connect(served.port)
+    await c.write('GET /id HTTP/1.1\r\nhost: x\r\n\r\n')
+    const id = (await c.readResponse()).body.toString()
+    if (id === '0') {
+      await c.write('GET /throw HTTP/1.1\r\nhost: x\r\n\r\n')
+      thrownBy = id
+      await c.waitForClose()
+    }
+    c.destroy()
+  }
+  const { error, workerId } = await withTimeout(heard.promise, PATIENCE_MS, 'onError to hear of the exception')
+  t.is(workerId, 0)
+  t.true(error instanceof Error)
+  t.is((error as Error).message, 'thrown out of worker 0')
+  await waitUntil(() => served.restarts()[0] === 1, PATIENCE_MS, 'worker 0 to be restarted')
+  const seen = new Set<string>()
+  for (let i = 0; i < 400 && seen.size < 2; i++) seen.add(await idOnNewConnection(served.port))
+  t.deepEqual([...seen].sort(), ['0', '1'])
+})
+
+test('SIGTERM drains every worker: requests in flight on both are answered, then the process exits by the signal', async (t) => {
+  t.timeout(LONG * 2)
+  const child = spawn(process.execPath, [new URL('./fixtures/workers/serve-until-signal.mjs', import.meta.url).pathname], { stdio: ['ignore', 'pipe', 'pipe'] })
+  t.teardown(() => child.kill('SIGKILL'))
+  let stdout = ''
+  let stderr = ''
+  child.stderr.on('data', (d) => (stderr += d))
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })))
+  const port = await withTimeout(
+    new Promise<number>((resolve, reject) => {
+      child.stdout.on('data', (d) => {
+        stdout += d
+        const m = /listening (\d+)/.exec(stdout)
+        if (m) resolve(Number(m[1]))
+      })
+      child.on('exit', () => reject(new Error(`the child exited before listening: ${stderr}`)))
+    }),
+    LONG,
+    'the child to listen',
+  )
+  const conns = await connectionPerWorker(port)
+  t.teardown(() => conns.forEach((c) => c.destroy()))
+  for (const c of conns.values()) await c.write('GET /slow?ms=1500 HTTP/1.1\r\nhost: x\r\n\r\n')
+  child.kill('SIGTERM')
+  const answers = await Promise.all([...conns].map(async ([id, c]) => [id, (await c.readResponse()).body.toString()]))
+  t.deepEqual(answers.sort(), [
+    ['0', 'slow 0'],
+    ['1', 'slow 1'],
+  ])
+  t.deepEqual(await withTimeout(exited, LONG, 'the child to exit'), { code: null, signal: 'SIGTERM' }, stderr)
 })
 
 test('pub/sub across workers: ws.publish and app.publish reach subscribers on every worker; subscriberCount counts all', async (t) => {
