@@ -28,7 +28,11 @@ pub(crate) struct JsCaller {
     resource: sys::napi_ref,
     async_context: sys::napi_async_context,
     arena: RefCell<Option<Arena>>,
-    replies: Rc<SharedReplies>,
+    replies: std::mem::ManuallyDrop<Rc<SharedReplies>>,
+    /// The JS thread it calls. The engine it serves may be let go last on another thread (a
+    /// port group's publish held it for a moment while its worker went away): then what it
+    /// holds of that thread's environment is left to the environment's teardown.
+    owner: std::thread::ThreadId,
 }
 
 /// The buffer JS writes its reply ops into (lib/reply-buffer.ts) and two words shared with
@@ -287,7 +291,8 @@ impl JsCaller {
             resource: reference(env, resource)?,
             async_context,
             arena: RefCell::new(None),
-            replies,
+            replies: std::mem::ManuallyDrop::new(replies),
+            owner: std::thread::current().id(),
         })
     }
 
@@ -382,7 +387,11 @@ impl Handler for JsCaller {
 
 impl Drop for JsCaller {
     fn drop(&mut self) {
+        if std::thread::current().id() != self.owner {
+            return;
+        }
         unsafe {
+            std::mem::ManuallyDrop::drop(&mut self.replies);
             sys::napi_delete_reference(self.env, self.on_batch);
             sys::napi_delete_reference(self.env, self.resource);
             if let Some(arena) = self.arena.borrow_mut().take() {

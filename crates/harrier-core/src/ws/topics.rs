@@ -125,4 +125,20 @@ mod tests {
         assert_eq!(b, a, "its id is reused");
         assert_eq!(t.take_subscribers(b), vec![3]);
     }
+
+    #[test]
+    fn counts_for_a_port_group_follow_subscriptions() {
+        let counts = Arc::new(TopicCounts::default());
+        let mut t = Topics::counted(Some(counts.clone()));
+        let n = |topic: &[u8]| counts.lock().unwrap().get(topic).copied();
+        let a = t.subscribe(b"room", 1).unwrap();
+        t.subscribe(b"room", 2);
+        t.subscribe(b"room", 2);
+        assert_eq!(n(b"room"), Some(2), "a slot counts once");
+        t.unsubscribe(a, 1);
+        t.unsubscribe(a, 1);
+        assert_eq!(n(b"room"), Some(1), "an unsubscribed slot is not taken off twice");
+        t.unsubscribe(a, 2);
+        assert_eq!(n(b"room"), None, "forgotten with its last subscriber");
+    }
 }
