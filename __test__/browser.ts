@@ -169,7 +169,7 @@ export interface FakeDashboard {
   port: number
   /** snapshots sent so far */
   sent: number
-  /** ends every open event stream (the page should reconnect) */
+  /** ends every open event stream, cleanly (the page should reconnect) */
   dropStreams(): void
   /** while true, the event stream is refused with 503 */
   refuse: boolean
@@ -257,7 +257,7 @@ export async function startFakeDashboard(opts: { path?: string; intervalMs?: num
     sent: 0,
     refuse: false,
     dropStreams() {
-      for (const r of streams) r.destroy()
+      for (const r of streams) r.end()
       streams.clear()
     },
     close: () =>
