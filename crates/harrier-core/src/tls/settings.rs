@@ -39,13 +39,18 @@ pub struct TlsSettings {
 
 impl fmt::Debug for TlsSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TlsSettings").field("min_version", &self.min_version).finish_non_exhaustive()
+        f.debug_struct("TlsSettings")
+            .field("min_version", &self.min_version)
+            .finish_non_exhaustive()
     }
 }
 
 impl TlsSettings {
     pub fn new(certs: CertSet, min_version: MinVersion) -> TlsSettings {
-        TlsSettings { resolver: Arc::new(Resolver::new(certs)), min_version }
+        TlsSettings {
+            resolver: Arc::new(Resolver::new(certs)),
+            min_version,
+        }
     }
 
     /// New handshakes use `certs`; connections open already keep what they agreed on.
@@ -60,7 +65,10 @@ impl TlsSettings {
             MinVersion::Tls12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
             MinVersion::Tls13 => &[&rustls::version::TLS13],
         };
-        let fail = |e: rustls::Error| TlsError { field: "tls".into(), reason: e.to_string() };
+        let fail = |e: rustls::Error| TlsError {
+            field: "tls".into(),
+            reason: e.to_string(),
+        };
         let mut config = ServerConfig::builder_with_provider(provider)
             .with_protocol_versions(versions)
             .map_err(fail)?
