@@ -136,15 +136,29 @@ export function watchPage(page: Page): Watched {
 export async function screenshot(page: Page, name: string, log?: (s: string) => void): Promise<string> {
   fs.mkdirSync(OUTPUT_DIR, { recursive: true })
   const file = path.join(OUTPUT_DIR, `${name}.png`)
+  await page.bringToFront() // a tab in the background does not paint
   await page.screenshot({ path: file as `${string}.png`, fullPage: true })
   log?.(`screenshot: ${file}`)
   console.log(`# screenshot: ${file}`)
   return file
 }
 
+/**
+ * Waits until `fn(arg)` is true in `page`. It polls on a timer rather than on animation frames,
+ * which a tab in the background does not run.
+ */
+export async function until<A>(page: Page, fn: (arg: A) => unknown, arg?: A, ms = BROWSER_PATIENCE_MS): Promise<void> {
+  await page.waitForFunction(fn as (arg: unknown) => unknown, { timeout: ms, polling: 100 }, arg)
+}
+
+/** Waits until an element matches `selector` in `page`. */
+export function untilSelector(page: Page, selector: string, ms = BROWSER_PATIENCE_MS): Promise<void> {
+  return until(page, (sel: string) => document.querySelector(sel) !== null, selector, ms)
+}
+
 /** Waits until the dashboard in `page` drew at least `n` samples from its stream. */
 export async function waitForSamples(page: Page, n: number, ms = BROWSER_PATIENCE_MS): Promise<void> {
-  await page.waitForFunction((min: number) => Number(document.body.dataset.samples) >= min, { timeout: ms, polling: 100 }, n)
+  await until(page, (min: number) => Number(document.body.dataset.samples) >= min, n, ms)
 }
 
 /** The number a dashboard tile shows (its `data-value`), or NaN. */

@@ -14,6 +14,7 @@ import {
   screenshot,
   startFakeDashboard,
   tileValue,
+  until,
   waitForSamples,
   watchPage,
 } from './browser.ts'
@@ -71,7 +72,7 @@ test.serial('the dashboard of a real App draws its charts from live data and cou
   t.is(response?.status(), 200)
   t.regex(response?.headers()['content-type'] ?? '', /^text\/html/)
   await waitForSamples(page, 2)
-  await page.waitForFunction((n: number) => Number(document.querySelector<HTMLElement>('[data-tile="total"]')?.dataset.value) >= n, {}, made + 1)
+  await until(page, (n: number) => Number(document.querySelector<HTMLElement>('[data-tile="total"]')?.dataset.value) >= n, made + 1)
   t.is(await page.$eval('body', (b) => b.dataset.state), 'live')
   t.true((await tileValue(page, 'total')) >= made + 1, 'the total counts every request made (and the 404)')
   t.true((await tileValue(page, 'errors')) >= made / 6 + 1, 'the 418s and the 404 are among the 4xx')
@@ -87,7 +88,7 @@ test.serial('the dashboard of a real App draws its charts from live data and cou
   // More traffic while the page looks: the total moves without a reload.
   const before = await tileValue(page, 'total')
   await Promise.all(Array.from({ length: 30 }, () => fetchT(`${base}/hello`).then((r) => r.text())))
-  await page.waitForFunction((n: number) => Number(document.querySelector<HTMLElement>('[data-tile="total"]')?.dataset.value) >= n, {}, before + 30)
+  await until(page, (n: number) => Number(document.querySelector<HTMLElement>('[data-tile="total"]')?.dataset.value) >= n, before + 30)
   await screenshot(page, `dashboard-${driver}-laptop`, t.log)
 
   // A phone, in the dark.
@@ -114,7 +115,7 @@ test.serial('the page finds its stream under the path it is mounted at, and says
   t.true((await tileValue(page, 'total')) >= 1)
   t.is((await fetchT(`${base}/_harrier`)).status, 404, 'only the path given serves the page')
   await app.close()
-  await page.waitForFunction(() => document.body.dataset.state === 'disconnected')
+  await until(page, () => document.body.dataset.state === 'disconnected')
   t.true(await page.$eval('#banner', (b) => getComputedStyle(b).display !== 'none'), 'the disconnected banner shows')
   // The browser's own report of the refused reconnection is not the page's error.
   t.deepEqual(watched.errors.filter((e) => !/ERR_CONNECTION_REFUSED|ERR_EMPTY_RESPONSE|events/.test(e)), [])
@@ -132,17 +133,17 @@ test.serial('the page reconnects after its stream ends or is refused, and goes o
   // The stream ends: EventSource reconnects by itself.
   const drawn = Number(await page.$eval('body', (b) => b.dataset.samples))
   fake.dropStreams()
-  await page.waitForFunction(() => document.body.dataset.state === 'disconnected')
-  await page.waitForFunction((n: number) => document.body.dataset.state === 'live' && Number(document.body.dataset.samples) > n, {}, drawn)
+  await until(page, () => document.body.dataset.state === 'disconnected')
+  await until(page, (n: number) => document.body.dataset.state === 'live' && Number(document.body.dataset.samples) > n, drawn)
 
   // The stream is refused (503): EventSource gives up, the page starts again itself.
   fake.refuse = true
   fake.dropStreams()
-  await page.waitForFunction(() => document.body.dataset.state === 'disconnected')
+  await until(page, () => document.body.dataset.state === 'disconnected')
   t.true(await page.$eval('#banner', (b) => getComputedStyle(b).display !== 'none'))
   fake.refuse = false
   const again = Number(await page.$eval('body', (b) => b.dataset.samples))
-  await page.waitForFunction((n: number) => document.body.dataset.state === 'live' && Number(document.body.dataset.samples) > n + 2, {}, again)
+  await until(page, (n: number) => document.body.dataset.state === 'live' && Number(document.body.dataset.samples) > n + 2, again)
   t.true((await points(page, 'requests')) >= 3)
   await screenshot(page, 'dashboard-fake-reconnected', t.log)
   t.deepEqual(watched.errors, [], 'no console error, page error or failed request')
