@@ -117,9 +117,12 @@ export interface Watched {
   errors: string[]
 }
 
+const watchedPages = new WeakMap<Page, Watched>()
+
 /** Records every console error, uncaught exception and failed request of `page`. */
 export function watchPage(page: Page): Watched {
   const w: Watched = { errors: [] }
+  watchedPages.set(page, w)
   page.on('console', (msg) => {
     if (msg.type() === 'error') w.errors.push(`console: ${msg.text()} ${JSON.stringify(msg.location())}`)
   })
@@ -148,7 +151,14 @@ export async function screenshot(page: Page, name: string, log?: (s: string) => 
  * which a tab in the background does not run.
  */
 export async function until<A>(page: Page, fn: (arg: A) => unknown, arg?: A, ms = BROWSER_PATIENCE_MS): Promise<void> {
-  await page.waitForFunction(fn as (arg: unknown) => unknown, { timeout: ms, polling: 100 }, arg)
+  try {
+    await page.waitForFunction(fn as (arg: unknown) => unknown, { timeout: ms, polling: 100 }, arg)
+  } catch (e) {
+    const what = arg === undefined ? String(fn) : `${String(fn)} with ${JSON.stringify(arg)}`
+    const errors = watchedPages.get(page)?.errors ?? []
+    const said = errors.length ? `; the page reported: ${errors.join(' | ')}` : ''
+    throw new Error(`waiting in ${page.url()} for ${what}: ${e instanceof Error ? e.message : String(e)}${said}`, { cause: e })
+  }
 }
 
 /** Waits until an element matches `selector` in `page`. */

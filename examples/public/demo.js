@@ -93,7 +93,8 @@ const ms = (n) => (n >= 100 ? Math.round(n) : n.toFixed(1)) + ' ms'
     show()
     latencies.sort((a, b) => a - b)
     const q = (p) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))]
-    $('burst-lat').textContent = ms(q(0.5)) + ' · ' + ms(q(0.99))
+    $('burst-p50').textContent = ms(q(0.5))
+    $('burst-p99').textContent = ms(q(0.99))
     result.dataset.rps = String(Math.round(done / secs))
     result.dataset.requests = String(done)
     result.dataset.errors = String(errors)
