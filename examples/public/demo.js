@@ -67,7 +67,7 @@ const ms = (n) => (n >= 100 ? Math.round(n) : n.toFixed(1)) + ' ms'
       frame = 0
       const secs = (performance.now() - started) / 1000
       bar.style.width = (100 * done / TOTAL).toFixed(1) + '%'
-      $('burst-done').textContent = int(done) + ' / ' + int(TOTAL)
+      $('burst-done').textContent = int(done)
       $('burst-time').textContent = secs.toFixed(2) + ' s'
       $('burst-rps').textContent = secs > 0 ? int(done / secs) : '–'
       $('burst-errors').textContent = int(errors)
