@@ -103,6 +103,19 @@ export interface AppOptions {
    * output, or `{ format, path }` appended to a file. Off by default.
    */
   accessLog?: AccessLogFormat | { format: AccessLogFormat; path?: string }
+  /**
+   * Milliseconds `close()` (and SIGINT/SIGTERM) keeps serving, with health routes answering
+   * `503 draining`, before it stops accepting and drains: time for a load balancer to see the
+   * health check fail and stop sending (default 0: stop accepting at once).
+   */
+  drainDelay?: number
+  /**
+   * Bytes (default 65536): a streamed response with more than this queued and not yet taken
+   * by the socket makes `res.write()` return false until `drain`; a request body with more
+   * than this delivered and not yet read by its handler stops the engine reading from that
+   * connection (the client is held back by TCP) until the handler reads on.
+   */
+  highWaterMark?: number
 }
 
 export type AccessLogFormat = 'combined' | 'json'

@@ -52,6 +52,9 @@ pub(crate) struct Ctx {
     /// Engine-made event streams open on this thread (the dashboard's): connection slot
     /// and request id.
     pub event_streams: Vec<(u32, u32)>,
+    /// Streams that get a comment line from the engine when quiet (`OP_HEARTBEAT`): slot
+    /// and request id. Checked by the sweep.
+    pub heartbeats: Vec<(u32, u32)>,
     pub head: RequestHead,
     pub params: Vec<(u32, u32)>,
     pub batch: BatchBuilder,
@@ -164,6 +167,7 @@ impl Worker {
                 gather: Vec::new(),
                 log,
                 event_streams: Vec::new(),
+                heartbeats: Vec::new(),
                 head: RequestHead::new(),
                 params: Vec::with_capacity(8),
                 batch: BatchBuilder::new(thread),
@@ -278,6 +282,11 @@ impl Worker {
         self.settle();
     }
 
+    /// Whether events wait in the batch for the handler (raised while answering).
+    pub fn has_events(&self) -> bool {
+        !self.ctx.batch.is_empty()
+    }
+
     /// The end of every turn: hands over what the turn raised (aborts while writing or
     /// sweeping), and starts the drain if a shutdown was asked meanwhile, by another thread or
     /// by the handler itself while it ran (the inline driver): a shutdown asked in a turn
@@ -292,7 +301,9 @@ impl Worker {
         }
     }
 
-    /// Applies the replies waiting in this thread's inbox and writes them.
+    /// Applies the replies waiting in this thread's inbox and writes them. What writing
+    /// raised for the handler (a response back under its high-water mark, a body read on)
+    /// stays in the batch for the end of the turn (`settle`).
     pub fn answer(&mut self) {
         self.take_replies();
         self.flush_dirty();
@@ -595,6 +606,7 @@ impl Worker {
         }
         self.ctx.io.maintain(now);
         self.ctx.pool.trim();
+        self.beat_hearts();
         let idle = self.conns.iter().filter(|(_, c)| c.is_idle()).count();
         self.ctx.stats().set_gauges(idle, self.ctx.waiting);
         if now.saturating_duration_since(self.last_event) >= EVENT_EVERY {
@@ -610,6 +622,32 @@ impl Worker {
                 table.prune(now);
             }
         }
+    }
+
+    /// A comment line into every heartbeat stream quiet for its interval; streams that ended
+    /// leave the list.
+    fn beat_hearts(&mut self) {
+        if self.ctx.heartbeats.is_empty() {
+            return;
+        }
+        let mut beats = std::mem::take(&mut self.ctx.heartbeats);
+        beats.retain(|&(slot, rid)| {
+            let mut alive = false;
+            let open = self.guarded(slot as usize, |conn, ctx| match conn.heartbeat(ctx, rid) {
+                None => Liveness::Open,
+                Some(wrote) => {
+                    alive = true;
+                    if wrote {
+                        conn.flush(ctx)
+                    } else {
+                        Liveness::Open
+                    }
+                }
+            });
+            alive && open == Liveness::Open
+        });
+        beats.append(&mut self.ctx.heartbeats);
+        self.ctx.heartbeats = beats;
     }
 
     /// A snapshot to every engine-fed event stream on this thread.
@@ -653,8 +691,11 @@ impl Worker {
         for key in idle {
             self.close(key);
         }
-        // Engine-fed event streams end (they would hold the drain to its deadline).
-        for (slot, rid) in std::mem::take(&mut self.ctx.event_streams) {
+        // Event streams end (they would hold the drain to its deadline): the engine's own
+        // and the handlers' (`res.eventStream()`).
+        let mut streams = std::mem::take(&mut self.ctx.event_streams);
+        streams.append(&mut self.ctx.heartbeats);
+        for (slot, rid) in streams {
             self.guarded(slot as usize, |conn, ctx| {
                 conn.end_event_stream(ctx, rid);
                 conn.flush(ctx)
@@ -694,6 +735,7 @@ impl Worker {
     fn close(&mut self, key: usize) {
         if let Some(mut conn) = self.conns.try_remove(key) {
             self.forget(&conn);
+            conn.t.say_goodbye(&mut self.ctx);
             conn.abort_all(&mut self.ctx);
             conn.t.sock.close(&mut self.ctx.io);
         }
