@@ -4,6 +4,7 @@
 //   /assets/*         its stylesheet, script and images (examples/public/), served by the engine
 //   /_harrier         the live dashboard, /metrics (Prometheus) and /health, answered by the engine
 //   /chat/:room       a WebSocket chat room, fanned out by the engine's pub/sub
+//   /clock            the server's clock, pushed once a second as Server-Sent Events
 //   /hello /json /users/:id /echo /stream    a few routes to try
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
@@ -38,6 +39,16 @@ app.get('/stream', async (req, res) => {
     await new Promise((resolve) => setTimeout(resolve, 100))
   }
   res.end('done\n')
+})
+
+// An EventSource that reconnects says which tick it saw last: the count goes on from there.
+app.get('/clock', (req, res) => {
+  const events = res.eventStream({ retry: 2000, heartbeat: 15000 })
+  let id = Number(req.lastEventId) || 0
+  const tick = () => events.send({ id: String(++id), event: 'tick', data: JSON.stringify({ now: new Date().toISOString() }) })
+  tick()
+  const timer = setInterval(tick, 1000)
+  events.closed.then(() => clearInterval(timer))
 })
 
 let guests = 0

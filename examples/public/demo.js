@@ -47,6 +47,26 @@ const ms = (n) => (n >= 100 ? Math.round(n) : n.toFixed(1)) + ' ms'
   }
 }
 
+// ---- the server's clock: Server-Sent Events from /clock
+{
+  const card = $('clock-card')
+  let ticks = 0
+  const clock = new EventSource('/clock')
+  clock.addEventListener('tick', (e) => {
+    const { now } = JSON.parse(e.data)
+    const at = new Date(now)
+    $('clock').textContent = at.toLocaleTimeString('en-GB', { hour12: false })
+    $('clock-sub').textContent = 'event ' + e.lastEventId + ' · ' + at.toISOString().slice(0, 10) + ' · server time, your time zone'
+    card.dataset.state = 'live'
+    card.dataset.ticks = String(++ticks)
+    card.dataset.lastId = e.lastEventId
+  })
+  clock.onerror = () => {
+    card.dataset.state = 'reconnecting'
+    $('clock-sub').textContent = 'reconnecting…'
+  }
+}
+
 // ---- the load burst: N fetches, C in flight, from this tab
 {
   const TOTAL = 2000
