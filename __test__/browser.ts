@@ -96,9 +96,12 @@ interface Ctx {
   timeout(ms: number, message?: string): void
 }
 
-/** Installs chromium if needed and launches it headless. Close it yourself (`browser.close()`). */
+/**
+ * Installs chromium if needed and launches it headless. Close it yourself (`browser.close()`).
+ * When it has to install, the test `t` is given the time that takes.
+ */
 export async function launchBrowser(t?: Ctx): Promise<Browser> {
-  t?.timeout(INSTALL_PATIENCE_MS + BROWSER_PATIENCE_MS, 'installing and starting chromium')
+  if (!fs.existsSync(CHROMIUM)) t?.timeout(INSTALL_PATIENCE_MS + 5 * BROWSER_PATIENCE_MS, 'installing chromium, then the test')
   const executablePath = await ensureChromium()
   return puppeteer.launch({
     executablePath,

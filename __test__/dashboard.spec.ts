@@ -22,6 +22,7 @@ import {
 let browser: Browser
 
 test.before(async (t) => {
+  t.timeout(BROWSER_PATIENCE_MS, 'starting chromium')
   browser = await launchBrowser(t)
 })
 
