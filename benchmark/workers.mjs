@@ -32,11 +32,19 @@ const SERVERS = {
   harrier: { label: 'harrier serve({ workers })', unit: 'worker threads', start: (port, n) => [spawnServer(process.execPath, [join(here, 'harrier.mjs')], port, n)] },
   node: { label: 'node:http + cluster', unit: 'processes', start: (port, n) => [spawnServer(process.execPath, [join(here, 'node-cluster.mjs')], port, n)] },
   // One process per worker, each with reusePort: Bun has no cluster of its own.
-  bun: { label: 'Bun.serve reusePort', unit: 'processes', start: (port, n) => Array.from({ length: n }, () => spawnServer(bunBinary(), [join(here, 'bun.mjs')], port, n)) },
+  // (one shell starting them, so that they are one session, as the others are)
+  bun: {
+    label: 'Bun.serve reusePort',
+    unit: 'processes',
+    start: (port, n) => [spawnServer('sh', ['-c', `for i in $(seq ${n}); do "$0" "$1" & done; wait`, bunBinary(), join(here, 'bun.mjs')], port, n)],
+  },
 }
 
+// Each server is a session of its own, and so is wrk: the kernel's autogroups share the CPU
+// between sessions, so on a machine that other work keeps busy each gets a share of its own
+// instead of the two splitting the share of this script's session.
 function spawnServer(bin, args, port, n) {
-  return spawn(bin, args, { env: { ...process.env, PORT: String(port), WORKERS: String(n) }, stdio: ['ignore', 'ignore', 'inherit'] })
+  return spawn(bin, args, { env: { ...process.env, PORT: String(port), WORKERS: String(n) }, stdio: ['ignore', 'ignore', 'inherit'], detached: true })
 }
 
 function freePort() {
@@ -106,13 +114,13 @@ async function start(name, n) {
     } catch {}
     await sleep(50)
   }
-  for (const c of children) c.kill('SIGKILL')
+  for (const c of children) process.kill(-c.pid, 'SIGKILL')
   throw new Error(`${name} x${n} did not answer on port ${port}`)
 }
 
 function wrk(port, s) {
   return new Promise((resolve) => {
-    const p = spawn('wrk', ['-t1', '-c64', `-d${s}s`, `http://127.0.0.1:${port}/burn`], { stdio: ['ignore', 'pipe', 'inherit'] })
+    const p = spawn('wrk', ['-t1', '-c64', `-d${s}s`, `http://127.0.0.1:${port}/burn`], { stdio: ['ignore', 'pipe', 'inherit'], detached: true })
     let out = ''
     p.stdout.on('data', (d) => (out += d))
     p.on('exit', () => resolve(out))
@@ -133,7 +141,8 @@ async function measure(name, n) {
     const requests = Number(/(\d+) requests in/.exec(out)?.[1] ?? 0)
     return { rps, cpuUsPerRequest: (cpu * 1e6) / requests, rssMiB: rssMiB(pids), errors, latency: /Latency\s+([\d.]+\w+)/.exec(out)?.[1], p99 }
   } finally {
-    for (const c of server.children) c.kill('SIGKILL')
+    // The whole session: the bun processes under their shell too.
+    for (const c of server.children) process.kill(-c.pid, 'SIGKILL')
     await sleep(500)
   }
 }
