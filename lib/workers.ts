@@ -13,7 +13,7 @@ import { unwatchSignals, watchSignals } from './signals'
 import { loadTls } from './tls'
 import type { AppOptions, TlsOptions, WorkerFigures, WorkerMetrics } from './types'
 
-export interface ServeModuleOptions extends AppOptions {
+export interface ServeModuleOptions extends Omit<AppOptions, 'driver' | 'ioThreads'> {
   /**
    * The module each worker imports: a URL (`new URL('./app.ts', import.meta.url)`), a
    * `file:` URL string, or a path (relative to the working directory). Its default export
@@ -110,7 +110,8 @@ export async function serveModule(options: ServeModuleOptions): Promise<Served> 
   const url = moduleUrl(module)
   const count = workerCount(workers)
   if (restartDelay !== undefined && !(Number.isFinite(restartDelay) && restartDelay >= 0)) throw new RangeError(`harrier: restartDelay must be a non-negative number, got ${restartDelay}`)
-  if (appOptions.driver === 'threads' || appOptions.ioThreads !== undefined) throw new TypeError('harrier: serve({ module }) runs each worker on the inline driver: no driver or ioThreads')
+  const asked = appOptions as AppOptions
+  if ((asked.driver !== undefined && asked.driver !== 'inline' && asked.driver !== 'auto') || asked.ioThreads !== undefined) throw new TypeError('harrier: serve({ module }) runs each worker on the inline driver: no driver or ioThreads')
   // Checked here, once, as App checks them.
   new App({ ...appOptions, driver: undefined })
   const port = askedPort ?? (process.env.PORT ? Number(process.env.PORT) : 3000)

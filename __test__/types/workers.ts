@@ -1,5 +1,5 @@
 // serve({ module, workers }) and App.workerId, as a user's TypeScript code uses them.
-import { App, serve, serveModule } from 'harrier'
+import { App, serve } from 'harrier'
 import type { Served, ServeModuleOptions, WorkerFigures, WorkerMetrics } from 'harrier'
 
 const id: number | null = App.workerId
@@ -23,7 +23,7 @@ async function run(): Promise<void> {
   const total: number = figures.total.requests.total
   console.log(id, port, workers, spread.map((w) => w.accepted), total, served.restarts())
   await served.close()
-  await serveModule({ module: './app.js', workers: 2 })
+  await serve({ module: './app.js', workers: 2 })
   // @ts-expect-error: workers is a count or 'auto'
   await serve({ module: './app.js', workers: 'all' })
   // @ts-expect-error: a module is needed
