@@ -139,7 +139,9 @@ async function measure(name, n) {
     const errors = /Non-2xx|Socket errors/.test(out) ? out.split('\n').filter((l) => /Non-2xx|Socket errors/.test(l)).join('; ') : ''
     const p99 = /99%\s+([\d.]+\w+)/.exec(out)?.[1]
     const requests = Number(/(\d+) requests in/.exec(out)?.[1] ?? 0)
-    return { rps, cpuUsPerRequest: (cpu * 1e6) / requests, rssMiB: rssMiB(pids), errors, latency: /Latency\s+([\d.]+\w+)/.exec(out)?.[1], p99 }
+    // harrier: connections accepted per worker (wrk's 64, the warm-up's and the checks').
+    const spread = name === 'harrier' ? await (await fetch(`http://127.0.0.1:${server.port}/spread`, { headers: { connection: 'close' } })).json() : undefined
+    return { rps, cpuUsPerRequest: (cpu * 1e6) / requests, rssMiB: rssMiB(pids), spread, errors, latency: /Latency\s+([\d.]+\w+)/.exec(out)?.[1], p99 }
   } finally {
     // The whole session: the bun processes under their shell too.
     for (const c of server.children) process.kill(-c.pid, 'SIGKILL')
@@ -155,7 +157,7 @@ for (let run = 0; run < Number(values.runs); run++) {
     for (const name of names) {
       const r = await measure(name, n)
       ;(results[`${name} x${n}`] ??= []).push(r)
-      console.error(`run ${run + 1}: ${name} x${n}: ${Math.round(r.rps)} req/s, ${r.cpuUsPerRequest.toFixed(0)} µs CPU/request, ${r.rssMiB.toFixed(1)} MiB${r.errors ? `, ${r.errors}` : ''}`)
+      console.error(`run ${run + 1}: ${name} x${n}: ${Math.round(r.rps)} req/s, ${r.cpuUsPerRequest.toFixed(0)} µs CPU/request, ${r.rssMiB.toFixed(1)} MiB${r.spread ? `, connections per worker ${r.spread.join('/')}` : ''}${r.errors ? `, ${r.errors}` : ''}`)
     }
   }
 }
@@ -189,6 +191,10 @@ if (names.includes('harrier') && names.includes('node') && counts.includes(1) &&
       `; RSS harrier 2 ÷ node cluster 2 = ${fmt(fig('harrier', 2, 'rssMiB') / fig('node', 2, 'rssMiB'))} (≤ 0.6).`,
     '',
   )
+}
+if (names.includes('harrier')) {
+  const spreads = counts.filter((n) => n > 1).map((n) => `${n} workers: ${results[`harrier x${n}`].map((r) => r.spread.join('/')).join(', ')}`)
+  if (spreads.length > 0) lines.push(`Connections per harrier worker, each run (the two wrk runs' 64 each and the 21 of the checks): ${spreads.join('; ')}.`, '')
 }
 const md = lines.join('\n')
 console.log(md)
