@@ -1,6 +1,6 @@
 import { parse as parseQuery, type ParsedUrlQuery } from 'node:querystring'
 
-import { FLAG_HAS_BODY, FLAG_HTTP10, REQUEST_FIXED_WORDS } from './wire'
+import { FLAG_HAS_BODY, FLAG_HTTP10, FLAG_HTTP2, REQUEST_FIXED_WORDS } from './wire'
 
 /** A request body that arrives in pieces after the request itself. */
 type Waiter = { resolve: () => void; reject: (e: Error) => void }
@@ -67,9 +67,10 @@ export class Request<Params extends Record<string, string> = Record<string, stri
     return (this._path ??= this.bytes.latin1Slice(this.meta[this.at + 7], this.meta[this.at + 7] + this.meta[this.at + 9]))
   }
 
-  /** `HTTP/1.0` or `HTTP/1.1`. */
-  get httpVersion(): '1.0' | '1.1' {
-    return this.meta[this.at + 4] & FLAG_HTTP10 ? '1.0' : '1.1'
+  /** `1.0`, `1.1`, or `2.0` for a request that came as an HTTP/2 stream. */
+  get httpVersion(): '1.0' | '1.1' | '2.0' {
+    const flags = this.meta[this.at + 4]
+    return flags & FLAG_HTTP2 ? '2.0' : flags & FLAG_HTTP10 ? '1.0' : '1.1'
   }
 
   /** Route parameters, percent-decoded; `*` holds what a trailing wildcard matched. */

@@ -1,4 +1,4 @@
-//! harrier's engine, without Node.js: HTTP/1.1 on mio event loops, a radix router, and a
+//! harrier's engine, without Node.js: HTTP/1.1 and HTTP/2 on mio event loops, a radix router, and a
 //! batch interface through which a handler (the napi bridge, a test, a benchmark) answers.
 
 mod conn;
@@ -8,8 +8,9 @@ pub mod fuzzing;
 pub mod http1;
 pub mod router;
 pub mod statics;
+pub(crate) mod h2;
 pub(crate) mod ws;
 
-pub use engine::{Backend, Batch, Config, Handler, InlineServer, ListenError, Replier, ReplyWriter, RequestRef, Server, ShutdownSignal, WsOptions};
+pub use engine::{Backend, Batch, Config, Handler, Http2Options, InlineServer, ListenError, Replier, ReplyWriter, RequestRef, Server, ShutdownSignal, WsOptions};
 pub use router::{RouteError, RouteMatch, Router};
 pub use statics::{StaticMount, StaticOptions};

@@ -66,6 +66,30 @@ pub struct Config {
     /// A connection whose unsent output exceeds this is not read (no new requests parsed)
     /// until the client takes it.
     pub write_high_water: usize,
+    /// HTTP/2 on the same port: h2c by prior knowledge in cleartext (the preface), h2 by ALPN
+    /// over TLS.
+    pub http2: Http2Options,
+}
+
+/// What HTTP/2 connections allow.
+#[derive(Debug, Clone)]
+pub struct Http2Options {
+    /// Off: every connection is HTTP/1.1 (a preface is a bad request).
+    pub enabled: bool,
+    /// Streams a client may have open at once: past it, `REFUSED_STREAM`.
+    pub max_concurrent_streams: u32,
+    /// The flow-control window of each request body (and of the connection): what a client
+    /// may send before the engine has handed it to the handler.
+    pub initial_window_size: u32,
+    /// Bytes of a request's header list (HPACK-decoded, 32 bytes per field counted as the
+    /// RFC says); 0: `max_header_size`.
+    pub max_header_list_size: u32,
+}
+
+impl Default for Http2Options {
+    fn default() -> Http2Options {
+        Http2Options { enabled: true, max_concurrent_streams: 100, initial_window_size: 1024 * 1024, max_header_list_size: 0 }
+    }
 }
 
 impl Default for Config {
@@ -94,6 +118,7 @@ impl Default for Config {
             rate_burst: 0,
             max_pending_requests: 4096,
             write_high_water: 256 * 1024,
+            http2: Http2Options::default(),
         }
     }
 }

@@ -513,8 +513,9 @@ impl Worker {
         for key in idle {
             self.close(key);
         }
-        // WebSockets are asked to close (1001) and close when the client answers.
-        let sockets: Vec<usize> = self.conns.iter().filter(|(_, c)| c.websocket().is_some()).map(|(k, _)| k).collect();
+        // WebSockets are asked to close (1001) and close when the client answers; HTTP/2
+        // connections get GOAWAY and close once their streams in flight are answered.
+        let sockets: Vec<usize> = self.conns.iter().filter(|(_, c)| c.hears_go_away()).map(|(k, _)| k).collect();
         for key in sockets {
             self.guarded(key, |conn, ctx| {
                 conn.go_away(ctx);

@@ -7,6 +7,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::conn::answers;
 use crate::conn::transport::{Out, Transport};
 use crate::conn::Liveness;
 use crate::engine::batch::FLAG_UPGRADE;
@@ -18,7 +19,7 @@ use crate::http1::encode::{self, decimal, Framing, Persistence};
 use crate::http1::request::{parse_head, BodyFraming, Parse};
 use crate::http1::Status;
 use crate::router::RouteMatch;
-use crate::statics::{self, Conditions, Piece, Plan, StaticOptions};
+use crate::statics::{Piece, Plan};
 use crate::ws::deflate::DeflateConfig;
 use crate::ws::handshake::{self, Accepted};
 
@@ -325,11 +326,10 @@ impl Http1 {
         let mut number = [0u8; 20];
 
         // Everything the engine answers itself is decided before the handler sees anything.
-        let rate = match (&ctx.shared.ips, &t.ip) {
-            (Some(table), Some(ip)) => table.take(ip, ctx.now),
-            _ => Ok(()),
+        let (routed, rate) = match answers::route(ctx, &t.ip, method, path) {
+            Ok(routed) => (routed, Ok(())),
+            Err(secs) => (RouteMatch::NotFound, Err(secs)),
         };
-        let routed = if rate.is_ok() { ctx.shared.router.find(method, path, &mut ctx.params) } else { RouteMatch::NotFound };
         let (to_handler, limit) = match (&routed, rate) {
             (_, Err(secs)) => {
                 self.answer_new(t, ctx, pending, Status::TOO_MANY_REQUESTS, &[(b"retry-after", decimal(&mut number, secs))], expect_continue || declared > default_limit);
@@ -375,11 +375,8 @@ impl Http1 {
             }
             (RouteMatch::Found { route }, Ok(())) if ctx.shared.config.static_mount(*route).is_some() => {
                 let mount = ctx.shared.config.static_mount(*route).unwrap();
-                // The wildcard, the path under the mount, is the route's last param.
-                let rel = ctx.params.last().map_or(&b""[..], |&(s, l)| &path[s as usize..(s + l) as usize]);
                 let query = &ctx.head.target.slice(input)[path.len()..];
-                let cond = Conditions::from_headers(ctx.head.headers.iter().map(|(n, v)| (n.slice(input), v.slice(input))));
-                let plan = statics::serve(mount, rel, path, query, &cond);
+                let plan = answers::mount_plan(mount, &ctx.params, path, query, ctx.head.headers.iter().map(|(n, v)| (n.slice(input), v.slice(input))));
                 if expect_continue || declared > default_limit {
                     pending.keep_alive = false;
                 }
@@ -539,57 +536,7 @@ impl Http1 {
 
     /// Applies a `FILE` op (`res.sendFile`): the file it names answers the request at `i`.
     fn answer_file(&mut self, t: &mut Transport, ctx: &mut Ctx, i: usize, op: &ReplyOp) {
-        let Some((headers, path)) = op.split() else { return };
-        let mut options = StaticOptions::default();
-        let mut cond = Conditions::default();
-        let mut extra = Vec::new();
-        for (name, value) in headers {
-            match name.first() {
-                Some(b':') => {
-                    let on = value == b"1";
-                    match &name[1..] {
-                        b"max-age" => options.max_age = std::str::from_utf8(value).ok().and_then(|v| v.parse().ok()),
-                        b"immutable" => options.immutable = on,
-                        b"dotfiles" => options.dotfiles = on,
-                        b"precompressed" => options.precompressed = on,
-                        b"index" => options.index = Some(String::from_utf8_lossy(value).into_owned()).filter(|s| !s.is_empty()),
-                        _ => {}
-                    }
-                }
-                Some(b'<') => {
-                    cond.set(&name[1..], value);
-                }
-                _ => {
-                    if !encode::is_engine_header(name) {
-                        extra.push((name, value));
-                    }
-                }
-            }
-        }
-        #[cfg(unix)]
-        let path = std::path::PathBuf::from(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(path));
-        #[cfg(not(unix))]
-        let path = std::path::PathBuf::from(String::from_utf8_lossy(path).into_owned());
-        // A status of the handler's own (`res.status(404).sendFile(page)`) answers with the
-        // whole file, whatever the request's validators and ranges say.
-        let own_status = op.status != 200 && (200..=999).contains(&op.status);
-        if own_status {
-            cond = Conditions { accept_encoding: cond.accept_encoding, ..Conditions::default() };
-        }
-        let mut plan = statics::serve_path(&path, &options, &cond);
-        if own_status && plan.status == Status::OK {
-            plan.status = Status(op.status);
-        }
-        if plan.status.0 < 400 {
-            for (name, value) in extra {
-                // The file's own headers stand; the handler's others are added.
-                let has = plan.headers.split(|&b| b == b'\n').any(|line| line.len() > name.len() && line[..name.len()].eq_ignore_ascii_case(name) && line[name.len()] == b':');
-                if has {
-                    continue;
-                }
-                encode::header(&mut plan.headers, name, value);
-            }
-        }
+        let Some(plan) = answers::file_plan(op) else { return };
         self.answer_plan(t, ctx, i, plan);
     }
 

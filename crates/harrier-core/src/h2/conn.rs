@@ -1,0 +1,498 @@
+//! HTTP/2 over a transport. The engine drives h2 by hand: bytes read go into the pipe
+//! (`adapter.rs`), then a drive polls the handshake, `poll_accept` until `Pending` (every new
+//! stream becomes a `REQUEST` event, or an answer of the engine's own), each stream's body
+//! (`BODY`/`END`, capacity released as the bytes go into the batch) and reset (`ABORT`), and
+//! what file answers still have to send. Reply ops queue frames in h2 and wake the
+//! connection; the turn's flush drives it again, so that every frame a turn produced goes out
+//! in the one write of that flush.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use ::h2::server::{Connection, Handshake, SendResponse};
+use ::h2::{Reason, RecvStream};
+use bytes::Bytes;
+use http::header::HeaderMap;
+
+use super::adapter::{self, Pipe, Woken};
+use super::limits::{self, Resets};
+use super::streams::{self, Answer, FileSend, Stream};
+use crate::conn::answers;
+use crate::conn::transport::Transport;
+use crate::conn::Liveness;
+use crate::engine::batch::{FLAG_HAS_BODY, FLAG_HTTP2};
+use crate::engine::event_loop::Ctx;
+use crate::engine::reply::{ReplyOp, OP_CHUNK, OP_END, OP_FILE, OP_FULL, OP_HEAD};
+use crate::http1::encode::decimal;
+use crate::http1::Status;
+use crate::router::RouteMatch;
+use crate::statics::{Piece, Plan};
+
+/// Output the pipe may hold when the engine sets no write high-water mark.
+const DEFAULT_HIGH_WATER: usize = 256 * 1024;
+/// Rounds of polling in one drive while h2 keeps waking itself; what is left waits for the
+/// next event.
+const MAX_ROUNDS: usize = 64;
+
+enum State {
+    Handshaking(Handshake<Pipe, Bytes>),
+    Serving(Connection<Pipe, Bytes>),
+    /// h2 is done with the connection: closed, or failed (its GOAWAY is in the output).
+    Done,
+}
+
+pub(crate) struct H2Conn {
+    state: State,
+    pipe: Pipe,
+    woken: Arc<Woken>,
+    waker: Waker,
+    streams: Vec<Stream>,
+    resets: Resets,
+    /// h2 wanted to write more than the pipe took: drive again once the socket takes output.
+    blocked: bool,
+    going_away: bool,
+}
+
+impl H2Conn {
+    pub fn new(ctx: &Ctx) -> H2Conn {
+        let pipe = Pipe::default();
+        let (woken, waker) = adapter::waker();
+        let handshake = limits::builder(&ctx.shared.config).handshake(pipe.clone());
+        H2Conn { state: State::Handshaking(handshake), pipe, woken, waker, streams: Vec::new(), resets: Resets::default(), blocked: false, going_away: false }
+    }
+
+    #[cfg(test)]
+    pub fn heap_bytes(&self) -> usize {
+        self.pipe.heap_bytes() + self.streams.capacity() * std::mem::size_of::<Stream>()
+    }
+
+    /// Whether more input is wanted at all.
+    pub fn reads(&self) -> bool {
+        !matches!(self.state, State::Done)
+    }
+
+    /// h2 is done and has nothing more to say.
+    pub fn is_done(&self) -> bool {
+        matches!(self.state, State::Done)
+    }
+
+    /// Input waits until h2 has read what it was given and the client takes its output.
+    pub fn must_pause(&self, t: &Transport, ctx: &Ctx) -> bool {
+        self.pipe.unread() > 0 || (ctx.write_high_water > 0 && t.unsent() > ctx.write_high_water)
+    }
+
+    /// Whether h2 has work a drive would do.
+    pub fn wants_drive(&self) -> bool {
+        self.woken.is_set() || self.blocked
+    }
+
+    /// Bytes from the client; h2 reads them now.
+    pub fn consume(&mut self, t: &mut Transport, ctx: &mut Ctx, input: &[u8]) -> usize {
+        self.pipe.feed(input);
+        self.drive(t, ctx);
+        input.len()
+    }
+
+    /// Polls h2 with the transport's output lent to the pipe.
+    pub fn drive(&mut self, t: &mut Transport, ctx: &mut Ctx) {
+        let high_water = if ctx.write_high_water > 0 { ctx.write_high_water } else { DEFAULT_HIGH_WATER };
+        let room = high_water.saturating_sub(t.unsent());
+        let out = t.take_out(ctx);
+        self.pipe.lend(out, room);
+        self.poll(t, ctx);
+        let (out, blocked) = self.pipe.take_back();
+        self.blocked = blocked;
+        t.put_out(out);
+        self.pipe.trim();
+        if self.is_done() {
+            t.close_after_flush = true;
+        }
+    }
+
+    fn poll(&mut self, t: &Transport, ctx: &mut Ctx) {
+        let waker = self.waker.clone();
+        let mut cx = Context::from_waker(&waker);
+        for _ in 0..MAX_ROUNDS {
+            self.woken.take();
+            let mut state = std::mem::replace(&mut self.state, State::Done);
+            if let State::Handshaking(handshake) = &mut state {
+                match Pin::new(handshake).poll(&mut cx) {
+                    Poll::Ready(Ok(conn)) => {
+                        state = State::Serving(conn);
+                        if self.going_away {
+                            if let State::Serving(conn) = &mut state {
+                                conn.graceful_shutdown();
+                            }
+                        }
+                    }
+                    Poll::Ready(Err(_)) => state = State::Done,
+                    Poll::Pending => {}
+                }
+            }
+            if let State::Serving(conn) = &mut state {
+                loop {
+                    match conn.poll_accept(&mut cx) {
+                        Poll::Ready(Some(Ok((request, respond)))) => self.accept(t, ctx, request, respond),
+                        Poll::Ready(Some(Err(_))) | Poll::Ready(None) => {
+                            state = State::Done;
+                            break;
+                        }
+                        Poll::Pending => break,
+                    }
+                }
+            }
+            self.state = state;
+            if self.is_done() {
+                self.abort_all(ctx);
+                return;
+            }
+            self.poll_streams(&mut cx, ctx);
+            if !self.woken.is_set() {
+                break;
+            }
+        }
+    }
+
+    /// A new stream: the engine answers it, or it goes to the handler.
+    fn accept(&mut self, t: &Transport, ctx: &mut Ctx, request: http::Request<RecvStream>, respond: SendResponse<Bytes>) {
+        let rid = ctx.next_rid();
+        let (parts, body) = request.into_parts();
+        let has_body = !body.is_end_stream();
+        let mut s = Stream::new(rid, ctx.now, respond, body);
+        let method = parts.method.as_str().as_bytes();
+        s.head_only = method == b"HEAD";
+        let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str()).as_bytes();
+        let path_len = target.iter().position(|&b| b == b'?').unwrap_or(target.len());
+        let path = &target[..path_len];
+        let authority = parts.uri.authority().map(|a| a.as_str().as_bytes());
+        let headers = &parts.headers;
+        let max_url = ctx.shared.config.max_url_length;
+        let mut number = [0u8; 20];
+        let routed = if max_url > 0 && target.len() > max_url { Ok(RouteMatch::NotFound) } else { answers::route(ctx, &t.ip, method, path) };
+        if max_url > 0 && target.len() > max_url {
+            self.answer_new(ctx, s, Status::URI_TOO_LONG, &[]);
+            return;
+        }
+        match routed {
+            Err(secs) => self.answer_new(ctx, s, Status::TOO_MANY_REQUESTS, &[(b"retry-after", decimal(&mut number, secs))]),
+            // WebSocket over HTTP/2 (RFC 8441) is not offered: such a client uses HTTP/1.1.
+            Ok(RouteMatch::Found { route }) if ctx.shared.config.websocket(route).is_some() => self.answer_new(ctx, s, Status(426), &[]),
+            Ok(RouteMatch::Found { route }) if ctx.shared.config.static_mount(route).is_some() => {
+                let mount = ctx.shared.config.static_mount(route).unwrap().clone();
+                let plan = answers::mount_plan(&mount, &ctx.params, path, &target[path_len..], request_headers(authority, headers));
+                s.body = None;
+                let i = self.track(s);
+                self.answer_plan(ctx, i, plan);
+            }
+            Ok(RouteMatch::Found { route }) => {
+                let limit = ctx.shared.config.body_limit(route);
+                let declared = headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+                if limit > 0 && declared > limit {
+                    self.answer_new(ctx, s, Status::CONTENT_TOO_LARGE, &[]);
+                } else if ctx.waiting >= ctx.max_waiting {
+                    self.answer_new(ctx, s, Status::SERVICE_UNAVAILABLE, &[(b"retry-after", b"1")]);
+                } else {
+                    let flags = FLAG_HTTP2 | if has_body { FLAG_HAS_BODY } else { 0 };
+                    let cookies = joined_cookies(headers);
+                    let fields = request_headers(authority, headers).filter(|(n, _)| cookies.is_none() || *n != b"cookie");
+                    let cookie = cookies.as_deref().map(|c| (&b"cookie"[..], c));
+                    ctx.batch.request_parts(rid, t.slot, route, flags, method, target, path_len, fields.chain(cookie), &ctx.params);
+                    s.to_handler = true;
+                    s.limit = limit;
+                    s.counted = true;
+                    ctx.waiting += 1;
+                    if !has_body {
+                        s.body = None;
+                    }
+                    self.track(s);
+                    if ctx.batch.is_full() {
+                        ctx.hand_over_batch();
+                    }
+                }
+            }
+            Ok(RouteMatch::MethodNotAllowed { allow }) => self.answer_new(ctx, s, Status::METHOD_NOT_ALLOWED, &[(b"allow", allow.as_bytes())]),
+            Ok(RouteMatch::NotFound) => self.answer_new(ctx, s, Status::NOT_FOUND, &[]),
+        }
+    }
+
+    fn track(&mut self, s: Stream) -> usize {
+        self.streams.push(s);
+        self.streams.len() - 1
+    }
+
+    /// Answers a stream the handler will not see; its body is not wanted.
+    fn answer_new(&mut self, ctx: &mut Ctx, mut s: Stream, status: Status, extra: &[(&[u8], &[u8])]) {
+        s.body = None;
+        let i = self.track(s);
+        self.answer_in_engine(ctx, i, status, extra);
+    }
+
+    /// Answers the stream at `i` with a short text, as if its handler had.
+    fn answer_in_engine(&mut self, ctx: &mut Ctx, i: usize, status: Status, extra: &[(&[u8], &[u8])]) {
+        let s = &mut self.streams[i];
+        s.uncount(ctx);
+        let body = status.reason().as_bytes();
+        let mut head = streams::head(status, ctx.date.bytes(), Some(body.len() as u64));
+        let h = head.headers_mut();
+        h.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain; charset=utf-8"));
+        for (name, value) in extra {
+            streams::add_header(h, name, value);
+        }
+        let end = s.head_only;
+        if s.send_head(head, end) && !end {
+            s.send_data(Bytes::from_static(body), true);
+        }
+        s.answer = Answer::Done;
+        self.woken.set();
+    }
+
+    /// Answers the stream at `i` with a static file plan: head now, body pieces as flow
+    /// control lets them go.
+    fn answer_plan(&mut self, ctx: &mut Ctx, i: usize, plan: Plan) {
+        let s = &mut self.streams[i];
+        s.uncount(ctx);
+        let allows_body = plan.status.allows_body();
+        let mut head = streams::head(plan.status, ctx.date.bytes(), allows_body.then_some(plan.length));
+        for (name, value) in answers::plan_headers(&plan.headers) {
+            streams::add_header(head.headers_mut(), name, value);
+        }
+        let end = s.head_only || !allows_body || plan.length == 0;
+        if s.send_head(head, end) && !end {
+            s.file = Some(FileSend { file: plan.file, pieces: plan.pieces.into_iter().filter(|p| !matches!(p, Piece::File { len: 0, .. })).collect() });
+        }
+        s.answer = Answer::Done;
+        self.woken.set();
+    }
+
+    /// Applies one reply op from the handler; ops for streams no longer open are dropped.
+    pub fn apply(&mut self, t: &mut Transport, ctx: &mut Ctx, op: &ReplyOp) {
+        t.dirty = true;
+        let Some(i) = self.streams.iter().position(|s| s.rid == op.rid) else { return };
+        let answer = self.streams[i].answer;
+        match (op.kind, answer) {
+            (OP_FILE, Answer::Waiting) => {
+                if let Some(plan) = answers::file_plan(op) {
+                    self.answer_plan(ctx, i, plan);
+                    self.resets.answered();
+                }
+            }
+            (OP_FULL | OP_HEAD, Answer::Waiting) => {
+                let Some((headers, body)) = op.split() else { return };
+                let s = &mut self.streams[i];
+                s.uncount(ctx);
+                let status = if (200..=999).contains(&op.status) { Status(op.status) } else { Status::INTERNAL_SERVER_ERROR };
+                let streamed = op.kind == OP_HEAD;
+                let allows_body = status.allows_body();
+                let length = (!streamed && allows_body).then_some(body.len() as u64);
+                let mut head = streams::head(status, ctx.date.bytes(), length);
+                for (name, value) in headers {
+                    streams::add_header(head.headers_mut(), name, value);
+                }
+                let body_allowed = !s.head_only && allows_body;
+                if streamed {
+                    s.send_head(head, !body_allowed);
+                    s.answer = Answer::Streaming;
+                } else {
+                    let end = !body_allowed || body.is_empty();
+                    if s.send_head(head, end) && !end {
+                        s.send_data(Bytes::copy_from_slice(body), true);
+                    }
+                    s.answer = Answer::Done;
+                    self.resets.answered();
+                }
+            }
+            (OP_CHUNK | OP_END, Answer::Streaming) => {
+                let Some((_, body)) = op.split() else { return };
+                let s = &mut self.streams[i];
+                let end = op.kind == OP_END;
+                if end || !body.is_empty() {
+                    s.send_data(Bytes::copy_from_slice(body), end);
+                }
+                if end {
+                    s.send = None;
+                    s.answer = Answer::Done;
+                    self.resets.answered();
+                }
+            }
+            // Answered twice, or a chunk without a head: the first answer stands.
+            _ => return,
+        }
+        if self.streams[i].finished() {
+            self.streams.swap_remove(i);
+        }
+    }
+
+    /// Request bodies into the batch, resets seen, file answers pumped; finished streams let go.
+    fn poll_streams(&mut self, cx: &mut Context<'_>, ctx: &mut Ctx) {
+        let mut calm = false;
+        let mut i = 0;
+        while i < self.streams.len() {
+            let s = &mut self.streams[i];
+            if let Some(body) = s.body.as_mut() {
+                loop {
+                    match body.poll_data(cx) {
+                        Poll::Ready(Some(Ok(data))) => {
+                            let _ = body.flow_control().release_capacity(data.len());
+                            s.seen += data.len() as u64;
+                            if s.limit > 0 && s.seen > s.limit {
+                                over_limit(s, ctx);
+                                break;
+                            }
+                            if s.to_handler && s.answer != Answer::Done {
+                                ctx.batch.body(s.rid, &data);
+                                if ctx.batch.is_full() {
+                                    ctx.hand_over_batch();
+                                }
+                            }
+                        }
+                        Poll::Ready(None) => {
+                            if s.to_handler && s.answer != Answer::Done {
+                                ctx.batch.end(s.rid);
+                            }
+                            s.body = None;
+                            break;
+                        }
+                        // Reset by the client, or the connection failed: seen below.
+                        Poll::Ready(Some(Err(_))) => {
+                            s.body = None;
+                            break;
+                        }
+                        Poll::Pending => break,
+                    }
+                }
+            }
+            if s.answer != Answer::Done && s.poll_reset(cx) {
+                if s.to_handler {
+                    ctx.batch.abort(s.rid);
+                    calm |= self.resets.reset();
+                }
+                s.uncount(ctx);
+                s.respond = None;
+                s.send = None;
+                s.body = None;
+                s.file = None;
+                s.answer = Answer::Done;
+            }
+            if s.file.is_some() {
+                s.pump_file(cx);
+            }
+            if s.finished() {
+                self.streams.swap_remove(i);
+                continue;
+            }
+            i += 1;
+        }
+        if calm {
+            if let State::Serving(conn) = &mut self.state {
+                conn.abrupt_shutdown(Reason::ENHANCE_YOUR_CALM);
+                self.woken.set();
+            }
+        }
+    }
+
+    /// Answers with 503 every stream whose handler has not started answering in time.
+    pub fn expire(&mut self, t: &mut Transport, ctx: &mut Ctx, timeout: Duration) {
+        let mut any = false;
+        for i in 0..self.streams.len() {
+            let s = &self.streams[i];
+            if s.to_handler && s.answer == Answer::Waiting && ctx.now.duration_since(s.since) >= timeout {
+                ctx.batch.abort(s.rid);
+                self.answer_in_engine(ctx, i, Status::SERVICE_UNAVAILABLE, &[]);
+                any = true;
+            }
+        }
+        if any {
+            self.streams.retain(|s| !s.finished());
+            t.dirty = true;
+        }
+    }
+
+    /// The connection clocks: the preface and settings must come within the header timeout;
+    /// a connection with no stream for the keep-alive timeout is sent GOAWAY and closed.
+    pub fn check_timers(&mut self, t: &mut Transport, ctx: &mut Ctx) -> Liveness {
+        let now = ctx.now;
+        let config = &ctx.shared.config;
+        let over = |since: std::time::Instant, limit: Duration| !limit.is_zero() && now.saturating_duration_since(since) >= limit;
+        match &mut self.state {
+            State::Handshaking(_) if over(t.last_read.min(t.last_write), config.header_timeout) => return Liveness::Closed,
+            State::Serving(conn) if self.streams.is_empty() && !conn.has_streams() && t.has_no_output() && over(t.last_read.max(t.last_write), config.keep_alive_timeout) => {
+                conn.abrupt_shutdown(Reason::NO_ERROR);
+                self.woken.set();
+                t.dirty = true;
+            }
+            _ => {}
+        }
+        Liveness::Open
+    }
+
+    /// A shutdown began: GOAWAY, the streams in flight finish, then the connection closes.
+    pub fn go_away(&mut self, t: &mut Transport, ctx: &mut Ctx) {
+        self.going_away = true;
+        if let State::Serving(conn) = &mut self.state {
+            conn.graceful_shutdown();
+        }
+        self.drive(t, ctx);
+    }
+
+    /// Everything written: an idle connection keeps no buffer; whether it should now close.
+    pub fn after_flush(&mut self, t: &mut Transport, ctx: &mut Ctx) -> bool {
+        t.release_output(ctx);
+        self.is_done()
+    }
+
+    /// The connection is going away: tell the handler about every stream it still holds.
+    pub fn abort_all(&mut self, ctx: &mut Ctx) {
+        for mut s in self.streams.drain(..) {
+            s.uncount(ctx);
+            if s.to_handler && s.answer != Answer::Done {
+                ctx.batch.abort(s.rid);
+            }
+        }
+    }
+}
+
+/// A request body past its limit: 413 if the handler has not answered (it is told the
+/// request is gone), else the stream is reset.
+fn over_limit(s: &mut Stream, ctx: &mut Ctx) {
+    if s.to_handler && s.answer != Answer::Done {
+        ctx.batch.abort(s.rid);
+    }
+    s.uncount(ctx);
+    s.body = None;
+    if s.answer == Answer::Waiting {
+        let status = Status::CONTENT_TOO_LARGE;
+        let body = status.reason().as_bytes();
+        let mut head = streams::head(status, ctx.date.bytes(), Some(body.len() as u64));
+        head.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain; charset=utf-8"));
+        let end = s.head_only;
+        if s.send_head(head, end) && !end {
+            s.send_data(Bytes::from_static(body), true);
+        }
+        s.answer = Answer::Done;
+    } else {
+        s.reset(Reason::CANCEL);
+    }
+}
+
+/// The request's headers as the handler sees them: `:authority` as `host`, then the rest.
+fn request_headers<'a>(authority: Option<&'a [u8]>, headers: &'a HeaderMap) -> impl Iterator<Item = (&'a [u8], &'a [u8])> + 'a {
+    let host = authority.map(|a| (&b"host"[..], a));
+    host.into_iter().chain(headers.iter().filter(move |(n, _)| authority.is_none() || *n != http::header::HOST).map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes())))
+}
+
+/// HTTP/2 clients may split `cookie` into one field per cookie (RFC 9113 8.2.3): joined
+/// back with `; `, when there are several.
+fn joined_cookies(headers: &HeaderMap) -> Option<Vec<u8>> {
+    let mut all = headers.get_all(http::header::COOKIE).iter();
+    let first = all.next()?;
+    let second = all.next()?;
+    let mut joined = first.as_bytes().to_vec();
+    for v in std::iter::once(second).chain(all) {
+        joined.extend_from_slice(b"; ");
+        joined.extend_from_slice(v.as_bytes());
+    }
+    Some(joined)
+}
