@@ -117,7 +117,18 @@ impl Conn {
                     self.undecided = false;
                     self.protocol = Protocol::Http2(Box::new(H2Conn::new(ctx)));
                 }
-                Sniffed::Http1 => self.undecided = false,
+                Sniffed::Http1 => {
+                    self.undecided = false;
+                    if let Protocol::Http1(h) = &mut self.protocol {
+                        if crate::http1::request::not_http(input) {
+                            // Not an HTTP client at all (an HTTP/2 client with a broken
+                            // preface, a stray protocol): closed without an answer it
+                            // could not read.
+                            h.doomed = true;
+                            return input.len();
+                        }
+                    }
+                }
             }
         }
         match &mut self.protocol {

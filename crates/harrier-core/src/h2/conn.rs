@@ -355,8 +355,15 @@ impl H2Conn {
                             s.body = None;
                             break;
                         }
-                        // Reset by the client, or the connection failed: seen below.
+                        // The body broke (a length it did not keep, a reset): the request is gone.
                         Poll::Ready(Some(Err(_))) => {
+                            if s.answer != Answer::Done {
+                                if s.to_handler {
+                                    ctx.batch.abort(s.rid);
+                                }
+                                s.uncount(ctx);
+                                s.reset(Reason::PROTOCOL_ERROR);
+                            }
                             s.body = None;
                             break;
                         }
