@@ -6,7 +6,8 @@ import { ReplyBuffer } from './reply-buffer'
 import { Request, readParams } from './request'
 import { Response, checkStaticOptions } from './response'
 import { unwatchSignals, watchSignals } from './signals'
-import type { AppOptions, ErrorHook, Handler, IoBackend, Listening, ListenOptions, Middleware, Next, RouteParams, StaticOptions } from './types'
+import { loadTls, tlsError } from './tls'
+import type { AppOptions, ErrorHook, Handler, IoBackend, Listening, ListenOptions, Middleware, Next, RouteParams, StaticOptions, TlsOptions } from './types'
 import { WebSocket, acceptUpgrade, publish, type WebSocketBehavior, type WebSocketData, type WebSocketHub } from './websocket'
 import {
   EVENT_ABORT, EVENT_BODY, EVENT_END, EVENT_REQUEST, EVENT_WS_CLOSE, EVENT_WS_DRAIN, EVENT_WS_MESSAGE, EVENT_WS_OPEN, FLAG_UPGRADE, REQUEST_FIXED_WORDS, WS_ASCII, WS_TEXT,
@@ -364,6 +365,8 @@ export class App {
     const host = options.host ?? process.env.HOST ?? '0.0.0.0'
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`harrier: port must be 0-65535, got ${port}`)
     const io = this.askedIo()
+    const tls = options.tls === undefined ? undefined : await loadTls(options.tls)
+    if (this.native) throw new Error('harrier: already listening')
     this.chains = this.routes.map((r) => this.compile(r))
     const out = new ReplyBuffer(
       (ops) => this.native?.respond(ops),
@@ -393,6 +396,7 @@ export class App {
         rateLimit: this.settings.rateLimit,
         rateBurst: this.settings.rateBurst,
         maxPendingRequests: this.settings.maxPendingRequests,
+        tls,
         http2: this.settings.http2 !== false,
         http2MaxConcurrentStreams: typeof this.settings.http2 === 'object' ? this.settings.http2.maxConcurrentStreams : undefined,
         http2InitialWindowSize: typeof this.settings.http2 === 'object' ? this.settings.http2.initialWindowSize : undefined,
@@ -434,6 +438,17 @@ export class App {
     this.keepAlive = setInterval(() => {}, 2 ** 30)
     if (options.signals !== false) watchSignals(this)
     return { port: native.port, host: native.host }
+  }
+
+  /**
+   * New TLS handshakes use these certificates; connections open already keep theirs. Rejects
+   * (and the certificates in use stay) if they cannot serve: an error with
+   * `code: 'ERR_HARRIER_TLS'` that names the option and why.
+   */
+  async reloadTls(tls: TlsOptions): Promise<void> {
+    const loaded = await loadTls(tls)
+    if (!this.native) throw tlsError('reloadTls: the app is not listening')
+    this.native.reloadTls(loaded)
   }
 
   /** Stops accepting, lets in-flight requests finish, closes idle connections, then resolves. */

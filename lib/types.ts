@@ -124,6 +124,27 @@ export interface ListenOptions {
   host?: string
   /** Close gracefully on SIGINT and SIGTERM (default true). */
   signals?: boolean
+  /** Serve HTTPS (and `wss://`): TLS terminated in the engine with rustls. */
+  tls?: TlsOptions
+}
+
+/** A certificate and its key: each a path, or the PEM itself (a string starting with `-----BEGIN`, or a Buffer). */
+export interface TlsCertificate {
+  /** The certificate chain, leaf first. */
+  cert: string | Buffer
+  /** The private key: PKCS#8, PKCS#1 RSA or SEC1 EC, not encrypted. */
+  key: string | Buffer
+}
+
+export interface TlsOptions extends TlsCertificate {
+  /**
+   * More certificates, chosen by the server name the client asks for (SNI): exact names
+   * (`api.example.com`) and wildcards one label deep (`*.example.com`). Without a match the
+   * default `cert` answers.
+   */
+  sni?: Record<string, TlsCertificate>
+  /** The lowest protocol version accepted (default `TLSv1.2`). */
+  minVersion?: 'TLSv1.2' | 'TLSv1.3'
 }
 
 export interface Listening {

@@ -9,6 +9,7 @@ pub mod http1;
 pub mod router;
 pub mod statics;
 pub(crate) mod h2;
+pub mod tls;
 pub(crate) mod ws;
 
 pub use engine::{Backend, Batch, Config, Handler, Http2Options, InlineServer, ListenError, Replier, ReplyWriter, RequestRef, Server, ShutdownSignal, WsOptions};

@@ -13,6 +13,7 @@ mod uv;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use harrier_core::tls::{CertSet, MinVersion, PemPair, TlsSettings};
 use harrier_core::{Backend, Config, Replier, Router, Server, StaticMount, StaticOptions, WsOptions};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
@@ -50,6 +51,27 @@ pub struct ListenOptions {
     pub http2_initial_window_size: Option<u32>,
     /// 0 or absent: `max_header_size`.
     pub http2_max_header_list_size: Option<u32>,
+    /// TLS on this listener: certificates as PEM (JS reads the files).
+    pub tls: Option<TlsOptions>,
+}
+
+#[napi(object)]
+pub struct TlsOptions {
+    /// The chain, leaf first, PEM.
+    pub cert: Buffer,
+    /// PKCS#8, PKCS#1 RSA or SEC1 EC, PEM.
+    pub key: Buffer,
+    /// More certificates, chosen by server name (exact, or `*.example.com`).
+    pub sni: Option<Vec<SniCert>>,
+    /// `TLSv1.2` (default) or `TLSv1.3`.
+    pub min_version: Option<String>,
+}
+
+#[napi(object)]
+pub struct SniCert {
+    pub name: String,
+    pub cert: Buffer,
+    pub key: Buffer,
 }
 
 #[napi(object)]
@@ -146,9 +168,36 @@ enum Driver {
     Inline(std::rc::Rc<inline::InlineDriver>),
 }
 
+/// The certificates of a `tls` option, checked; an error names the option and the reason,
+/// with `code: 'ERR_HARRIER_TLS'`.
+fn cert_set(env: &Env, tls: &TlsOptions) -> Result<CertSet> {
+    let default = PemPair { cert: tls.cert.to_vec(), key: tls.key.to_vec() };
+    let sni: Vec<(String, PemPair)> =
+        tls.sni.iter().flatten().map(|e| (e.name.clone(), PemPair { cert: e.cert.to_vec(), key: e.key.to_vec() })).collect();
+    CertSet::from_pem("tls", &default, &sni).map_err(|e| tls_error(env, &e.to_string()))
+}
+
+fn tls_error(env: &Env, message: &str) -> Error {
+    let made = env.create_error(Error::new(Status::InvalidArg, format!("harrier: {message}"))).and_then(|mut error| {
+        error.set("code", "ERR_HARRIER_TLS")?;
+        Ok(Error::from(error.to_unknown()))
+    });
+    made.unwrap_or_else(|e| e)
+}
+
+fn tls_settings(env: &Env, tls: &TlsOptions) -> Result<TlsSettings> {
+    let min_version = match tls.min_version.as_deref() {
+        None => MinVersion::default(),
+        Some(name) => MinVersion::parse(name).ok_or_else(|| tls_error(env, &format!("tls.minVersion: must be 'TLSv1.2' or 'TLSv1.3', got {name:?}")))?,
+    };
+    Ok(TlsSettings::new(cert_set(env, tls)?, min_version))
+}
+
 #[napi]
 pub struct NativeServer {
     driver: Driver,
+    /// The listener's certificates, for `reloadTls`.
+    tls: Option<TlsSettings>,
     port: u32,
     host: String,
     io: &'static str,
@@ -270,6 +319,8 @@ impl NativeServer {
             router.add(&route.method, &route.path, id as u32).map_err(|e| Error::new(Status::InvalidArg, e.0))?;
         }
         let mut config = config(&options)?;
+        let tls = options.tls.as_ref().map(|tls| tls_settings(&env, tls)).transpose()?;
+        config.tls = tls.clone();
         for route in &routes {
             config.route_body_limits.push(route.body_limit.map(|b| bytes_option(b, "bodyLimit")).transpose()?);
             config.statics.push(static_mount(route)?);
@@ -294,7 +345,7 @@ impl NativeServer {
         };
         #[cfg(not(unix))]
         let _ = (&reply_buffer, &reply_shared);
-        Ok(NativeServer { driver, port: addr.port() as u32, host: addr.ip().to_string(), io })
+        Ok(NativeServer { driver, tls, port: addr.port() as u32, host: addr.ip().to_string(), io })
     }
 
     /// The I/O backend serving: `uring`, or `epoll` (`kqueue`, `iocp`).
@@ -321,6 +372,17 @@ impl NativeServer {
             #[cfg(unix)]
             Driver::Inline(d) => d.reply_buffer(buffer.raw()),
         }
+    }
+
+    /// New handshakes use these certificates; open connections keep theirs. Throws (and the
+    /// old certificates stay) if they cannot serve.
+    #[napi]
+    pub fn reload_tls(&self, env: Env, tls: TlsOptions) -> Result<()> {
+        let Some(settings) = &self.tls else {
+            return Err(tls_error(&env, "reloadTls: this app does not listen with TLS"));
+        };
+        settings.reload(cert_set(&env, &tls)?);
+        Ok(())
     }
 
     /// Every reply op finished in one JS turn, in one call.

@@ -15,6 +15,7 @@ use crate::engine::reply::ReplyOp;
 use crate::h2::conn::H2Conn;
 use crate::h2::Sniffed;
 use crate::http1::conn::{Http1, Upgrade};
+use crate::tls::session::TlsSession;
 use crate::ws::conn::WsConn;
 use transport::{Drained, Flushed, Transport};
 
@@ -36,11 +37,16 @@ pub(crate) enum Protocol {
 /// Which protocol a new connection speaks, decided once, on its first bytes: over TLS by
 /// what ALPN chose (`h2`), in cleartext by the HTTP/2 preface (prior knowledge). Anything else
 /// is HTTP/1.1 (where `Upgrade: h2c` is not offered).
-fn choose_protocol(_t: &Transport, ctx: &Ctx, input: &[u8]) -> Sniffed {
+fn choose_protocol(t: &Transport, ctx: &Ctx, input: &[u8]) -> Sniffed {
     if !ctx.shared.config.http2.enabled {
         return Sniffed::Http1;
     }
-    crate::h2::sniff(input)
+    match t.alpn() {
+        Some(b"h2") => Sniffed::Http2,
+        Some(_) => Sniffed::Http1,
+        // Over TLS without ALPN, as in cleartext: the preface tells.
+        None => crate::h2::sniff(input),
+    }
 }
 
 pub(crate) struct Conn {
@@ -53,8 +59,8 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
-    pub fn new(sock: Socket, slot: u32, now: Instant, ip: Option<Arc<IpState>>) -> Conn {
-        Conn { t: Transport::new(sock, slot, now, ip), protocol: Protocol::Http1(Http1::new()), paused: false, undecided: true }
+    pub fn new(sock: Socket, slot: u32, now: Instant, ip: Option<Arc<IpState>>, tls: Option<Box<TlsSession>>) -> Conn {
+        Conn { t: Transport::new(sock, slot, now, ip, tls), protocol: Protocol::Http1(Http1::new()), paused: false, undecided: true }
     }
 
     /// What this connection holds on the heap (its buffers and lists), for the tests that
@@ -172,13 +178,12 @@ impl Conn {
             } else {
                 let mut scratch = std::mem::take(&mut ctx.scratch);
                 let r = self.t.read(ctx, &mut scratch);
-                let room = scratch.len();
                 ctx.scratch = scratch;
-                r.map(|n| (n, room))
+                r
             };
             match result {
                 Ok((0, _)) => return Liveness::Closed,
-                Ok((n, room)) => {
+                Ok((n, drained)) => {
                     self.t.last_read = ctx.now;
                     if buffered {
                         self.consume_buffered(ctx);
@@ -195,11 +200,9 @@ impl Conn {
                     if self.doomed() {
                         return Liveness::Closed;
                     }
-                    if n < room && self.t.rbuf.is_empty() {
-                        // A read that did not fill the room it had drained the socket; with
-                        // edge-triggered polling there is no need to try again and hear
-                        // WouldBlock. (A read into the input buffer has less room than the
-                        // scratch buffer: only its own room tells.)
+                    if drained && self.t.rbuf.is_empty() {
+                        // The socket has nothing more for now; with edge-triggered polling
+                        // there is no need to try again and hear WouldBlock.
                         return Liveness::Open;
                     }
                 }
@@ -339,7 +342,7 @@ impl Conn {
     /// The connection's clocks, checked by the sweep: a client that takes no output, then
     /// the protocol's own.
     pub fn check_timers(&mut self, ctx: &mut Ctx) -> Liveness {
-        if self.t.write_timed_out(ctx.now, ctx.shared.config.write_timeout) {
+        if self.t.write_timed_out(ctx.now, ctx.shared.config.write_timeout) || self.t.handshake_overdue(ctx.now, ctx.shared.config.header_timeout) {
             return Liveness::Closed;
         }
         if self.t.is_lingering() || self.paused {

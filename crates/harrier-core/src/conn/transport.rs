@@ -11,10 +11,13 @@ use std::time::{Duration, Instant};
 use crate::engine::event_loop::Ctx;
 use crate::engine::io::Socket;
 use crate::engine::limits::IpState;
+use crate::tls::session::TlsSession;
 
 /// How long a closing connection may keep sending before it is dropped; reading what it
 /// sends meanwhile keeps the kernel from answering with a reset that would eat our output.
 const LINGER: Duration = Duration::from_secs(2);
+/// A file sent over TLS is read this much at a time (four records).
+const FILE_PIECE: u64 = 64 * 1024;
 
 /// Output that follows the write buffer, in order: bytes, or a span of a file sent from the
 /// file itself (sendfile on Linux, chunked reads elsewhere) so that it is never held whole.
@@ -45,6 +48,9 @@ pub(crate) enum Flushed {
 
 pub(crate) struct Transport {
     pub sock: Socket,
+    /// TLS over the socket, on a TLS listener: input is decrypted before the protocol sees
+    /// it, output encrypted as it is written.
+    tls: Option<Box<TlsSession>>,
     /// The connection's key in its thread's table.
     pub slot: u32,
     /// The client address's limits, when per-address limits are on.
@@ -71,9 +77,10 @@ pub(crate) struct Transport {
 }
 
 impl Transport {
-    pub fn new(sock: Socket, slot: u32, now: Instant, ip: Option<Arc<IpState>>) -> Transport {
+    pub fn new(sock: Socket, slot: u32, now: Instant, ip: Option<Arc<IpState>>, tls: Option<Box<TlsSession>>) -> Transport {
         Transport {
             sock,
+            tls,
             slot,
             ip,
             rbuf: Vec::new(),
@@ -100,7 +107,26 @@ impl Transport {
     }
 
     pub fn has_no_output(&self) -> bool {
-        self.wpos >= self.wbuf.len() && self.queue.is_empty()
+        self.wpos >= self.wbuf.len() && self.queue.is_empty() && !self.tls.as_ref().is_some_and(|t| t.wants_write())
+    }
+
+    /// `FLAG_SECURE` for requests over TLS.
+    pub fn secure_flag(&self) -> u32 {
+        if self.tls.is_some() {
+            crate::engine::batch::FLAG_SECURE
+        } else {
+            0
+        }
+    }
+
+    /// A TLS handshake still unfinished `limit` after the accept.
+    pub fn handshake_overdue(&self, now: Instant, limit: Duration) -> bool {
+        self.tls.as_ref().is_some_and(|t| t.handshake_overdue(now, limit))
+    }
+
+    /// The protocol agreed on by ALPN, once a TLS handshake is done.
+    pub fn alpn(&self) -> Option<&[u8]> {
+        self.tls.as_ref().and_then(|t| t.alpn())
     }
 
     pub fn is_lingering(&self) -> bool {
@@ -116,20 +142,31 @@ impl Transport {
         self.write_blocked_since.is_some_and(|since| !limit.is_zero() && now.saturating_duration_since(since) >= limit)
     }
 
-    /// Reads once into `into`.
-    pub fn read(&mut self, ctx: &mut Ctx, into: &mut [u8]) -> io::Result<usize> {
-        self.sock.read(&mut ctx.io, into)
+    /// Reads into `into`; also says whether the socket has nothing more for now (edge-
+    /// triggered polling then tells when it has). `Ok((0, _))` is the end of the stream.
+    pub fn read(&mut self, ctx: &mut Ctx, into: &mut [u8]) -> io::Result<(usize, bool)> {
+        let Some(tls) = self.tls.as_mut() else {
+            let n = self.sock.read(&mut ctx.io, into)?;
+            // A read that did not fill the room it had drained the socket.
+            return Ok((n, n < into.len()));
+        };
+        let read = tls.read(&mut self.sock, &mut ctx.io, &mut ctx.cipher, into);
+        // Handshake messages (or an alert) to answer with.
+        self.dirty |= tls.wants_write();
+        read.map(|plain| (plain.n, plain.drained))
     }
 
-    /// Reads once, appending to `rbuf`; also says how much room the read was offered.
-    pub fn read_more(&mut self, ctx: &mut Ctx) -> io::Result<(usize, usize)> {
+    /// Reads, appending to `rbuf`; as `read`.
+    pub fn read_more(&mut self, ctx: &mut Ctx) -> io::Result<(usize, bool)> {
         self.rbuf.reserve(16 * 1024);
         let len = self.rbuf.len();
         let cap = self.rbuf.capacity();
         self.rbuf.resize(cap, 0);
-        let r = self.sock.read(&mut ctx.io, &mut self.rbuf[len..]);
-        self.rbuf.truncate(len + *r.as_ref().unwrap_or(&0));
-        r.map(|n| (n, cap - len))
+        let mut rbuf = std::mem::take(&mut self.rbuf);
+        let r = self.read(ctx, &mut rbuf[len..]);
+        rbuf.truncate(len + r.as_ref().map_or(0, |(n, _)| *n));
+        self.rbuf = rbuf;
+        r
     }
 
     /// The buffer to append the next output to: the write buffer, or the end of the queue
@@ -172,6 +209,9 @@ impl Transport {
 
     /// Writes what is queued, as far as the socket takes it.
     pub fn flush(&mut self, ctx: &mut Ctx) -> Flushed {
+        if self.tls.is_some() {
+            return self.flush_tls(ctx);
+        }
         self.dirty = false;
         let mut progressed = false;
         loop {
@@ -222,6 +262,61 @@ impl Transport {
         Flushed::All
     }
 
+    /// `flush` over TLS: the output is encrypted as the socket takes it (rustls holds 64 KiB
+    /// of records at most), files read into the write buffer a piece at a time (no
+    /// sendfile: the bytes must pass through the cipher).
+    fn flush_tls(&mut self, ctx: &mut Ctx) -> Flushed {
+        self.dirty = false;
+        let Some(tls) = self.tls.as_mut() else { return Flushed::Broken };
+        let mut progressed = false;
+        loop {
+            match tls.send(&mut self.sock, &mut ctx.io, &mut ctx.gather) {
+                Ok(sent) if sent.all => progressed |= sent.wrote,
+                Ok(sent) => return self.write_blocked(ctx, progressed || sent.wrote),
+                Err(_) => return Flushed::Broken,
+            }
+            if self.wpos < self.wbuf.len() {
+                let n = tls.write_plain(&self.wbuf[self.wpos..]);
+                if n == 0 {
+                    // Before the handshake ends rustls holds what it is given; it has all it takes.
+                    return self.write_blocked(ctx, progressed);
+                }
+                self.wpos += n;
+                continue;
+            }
+            self.wpos = 0;
+            self.wbuf.clear();
+            match self.queue.pop_front() {
+                None => break,
+                Some(Out::Bytes(b)) => {
+                    let old = std::mem::replace(&mut self.wbuf, b);
+                    ctx.pool.put(old);
+                }
+                Some(Out::File { file, offset, len }) => {
+                    let piece = len.min(FILE_PIECE) as usize;
+                    self.wbuf.resize(piece, 0);
+                    match crate::statics::read_at(&file, &mut self.wbuf, offset) {
+                        Ok(n) if n > 0 => {
+                            self.wbuf.truncate(n);
+                            if (n as u64) < len {
+                                self.queue.push_front(Out::File { file, offset: offset + n as u64, len: len - n as u64 });
+                            }
+                        }
+                        // The file shrank or broke: the promised length cannot be kept.
+                        _ => return Flushed::Broken,
+                    }
+                }
+            }
+        }
+        if progressed {
+            self.last_write = ctx.now;
+        }
+        self.write_blocked_since = None;
+        self.wpos = 0;
+        self.wbuf.clear();
+        Flushed::All
+    }
+
     fn write_blocked(&mut self, ctx: &Ctx, progressed: bool) -> Flushed {
         if progressed || self.write_blocked_since.is_none() {
             self.write_blocked_since = Some(ctx.now);
@@ -251,6 +346,11 @@ impl Transport {
     /// when the socket is gone or the client has closed already.
     pub fn linger(&mut self, ctx: &mut Ctx) -> Drained {
         if self.lingering_until.is_none() {
+            if let Some(tls) = self.tls.as_mut() {
+                // Says the answer is whole (a truncation attack looks like a bare FIN).
+                tls.close_notify();
+                let _ = tls.send(&mut self.sock, &mut ctx.io, &mut ctx.gather);
+            }
             if self.sock.shutdown_write(&mut ctx.io).is_err() {
                 return Drained::Eof;
             }
@@ -277,6 +377,9 @@ impl Transport {
         ctx.pool.put(std::mem::take(&mut self.wbuf));
         ctx.pool.put(std::mem::take(&mut self.rbuf));
         self.queue.clear();
+        if let Some(tls) = self.tls.as_mut() {
+            tls.release();
+        }
     }
 }
 

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::io::Backend;
 use crate::statics::StaticMount;
+use crate::tls::TlsSettings;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -66,6 +67,8 @@ pub struct Config {
     /// A connection whose unsent output exceeds this is not read (no new requests parsed)
     /// until the client takes it.
     pub write_high_water: usize,
+    /// TLS on every connection of the listener, when set.
+    pub tls: Option<TlsSettings>,
     /// HTTP/2 on the same port: h2c by prior knowledge in cleartext (the preface), h2 by ALPN
     /// over TLS.
     pub http2: Http2Options,
@@ -118,6 +121,7 @@ impl Default for Config {
             rate_burst: 0,
             max_pending_requests: 4096,
             write_high_water: 256 * 1024,
+            tls: None,
             http2: Http2Options::default(),
         }
     }

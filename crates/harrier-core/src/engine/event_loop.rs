@@ -12,6 +12,7 @@ use slab::Slab;
 use super::batch::BatchBuilder;
 use crate::conn::{Conn, Liveness};
 use crate::http1::conn::PendingPool;
+use crate::tls::session::TlsSession;
 use crate::ws::topics::Topics;
 use super::io::{Fresh, Io, Ready};
 use super::pool::BufPool;
@@ -36,6 +37,11 @@ pub(crate) struct Ctx {
     pub io: Io,
     pub shared: Arc<Shared>,
     pub scratch: Vec<u8>,
+    /// Ciphertext as read from a TLS socket, before it is decrypted into `scratch` (empty
+    /// without TLS).
+    pub cipher: Vec<u8>,
+    /// TLS records gathered into one write.
+    pub gather: Vec<u8>,
     pub head: RequestHead,
     pub params: Vec<(u32, u32)>,
     pub batch: BatchBuilder,
@@ -109,6 +115,7 @@ impl Worker {
         let keep_alive_line = encode::keep_alive_line(config.keep_alive_timeout);
         let max_waiting = if config.max_pending_requests == 0 { usize::MAX } else { config.max_pending_requests.div_ceil(shared.threads.max(1)) };
         let write_high_water = config.write_high_water;
+        let cipher = if shared.tls.is_some() { vec![0; READ_BUFFER] } else { Vec::new() };
         Worker {
             conns: Slab::new(),
             ctx: Ctx {
@@ -116,6 +123,8 @@ impl Worker {
                 io,
                 shared,
                 scratch: vec![0; READ_BUFFER],
+                cipher,
+                gather: Vec::new(),
                 head: RequestHead::new(),
                 params: Vec::with_capacity(8),
                 batch: BatchBuilder::new(thread),
@@ -353,13 +362,26 @@ impl Worker {
             },
             _ => None,
         };
+        let tls = match &shared.tls {
+            Some(config) => match TlsSession::new(config, self.ctx.now) {
+                Ok(session) => Some(Box::new(session)),
+                Err(e) => {
+                    eprintln!("harrier: TLS session: {e}");
+                    if let (Some(table), Some(state)) = (&shared.ips, ip) {
+                        table.close(&state);
+                    }
+                    return;
+                }
+            },
+            None => None,
+        };
         fresh.set_nodelay();
         let entry = self.conns.vacant_entry();
         let key = entry.key();
         match self.ctx.io.register(fresh, key) {
             Ok(sock) => {
                 shared.open.fetch_add(1, Ordering::Relaxed);
-                entry.insert(Conn::new(sock, key as u32, self.ctx.now, ip));
+                entry.insert(Conn::new(sock, key as u32, self.ctx.now, ip, tls));
             }
             Err(_) => {
                 if let (Some(table), Some(state)) = (&shared.ips, ip) {

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 
-pub use batch::{Batch, Event, RequestView, EVENT_ABORT, EVENT_BODY, EVENT_END, EVENT_REQUEST, FLAG_HAS_BODY, FLAG_HTTP10};
+pub use batch::{Batch, Event, RequestView, EVENT_ABORT, EVENT_BODY, EVENT_END, EVENT_REQUEST, FLAG_HAS_BODY, FLAG_HTTP10, FLAG_SECURE};
 pub use config::{Config, Http2Options, WsOptions};
 pub use io::{Backend, POLL_NAME};
 pub use listener::ListenError;
@@ -48,6 +48,8 @@ pub(crate) struct Shared {
     pub open: AtomicUsize,
     /// Per-address limits, when any is on.
     pub ips: Option<limits::IpTable>,
+    /// Every connection speaks TLS with this, when set.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Shared {
@@ -90,7 +92,29 @@ fn bind_all(config: &Config, count: usize) -> stdio::Result<(io::Backend, Vec<Op
     Ok((backend, listeners, local_addr))
 }
 
-fn shared(config: Config, router: Router, handler: Box<dyn Handler>, wakers: Vec<io::Waker>, gate: listener::Gate) -> Arc<Shared> {
+/// The listener's rustls configuration, if it speaks TLS: made before anything is bound, so
+/// that a bad one leaves nothing listening.
+fn tls_config(config: &Config) -> stdio::Result<Option<Arc<rustls::ServerConfig>>> {
+    let Some(settings) = &config.tls else { return Ok(None) };
+    let alpn = if config.http2.enabled { ALPN_H2 } else { ALPN };
+    settings.server_config(alpn).map(Some).map_err(|e| stdio::Error::new(stdio::ErrorKind::InvalidInput, e))
+}
+
+/// What a TLS listener offers by ALPN, in order of preference. A client that offers only
+/// other protocols is refused with the `no_application_protocol` alert.
+const ALPN: &[&[u8]] = &[b"http/1.1"];
+/// The same, with HTTP/2 on.
+const ALPN_H2: &[&[u8]] = &[b"h2", b"http/1.1"];
+
+#[allow(clippy::too_many_arguments)]
+fn shared(
+    config: Config,
+    router: Router,
+    handler: Box<dyn Handler>,
+    wakers: Vec<io::Waker>,
+    gate: listener::Gate,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> Arc<Shared> {
     let threads = wakers.len();
     let ips = limits::IpTable::new(config.max_connections_per_ip, config.rate_limit, config.rate_burst);
     Arc::new(Shared {
@@ -103,6 +127,7 @@ fn shared(config: Config, router: Router, handler: Box<dyn Handler>, wakers: Vec
         threads,
         open: AtomicUsize::new(0),
         ips,
+        tls,
     })
 }
 
@@ -120,6 +145,7 @@ impl Server {
     /// Made on the I/O thread, the ring has no other thread to interrupt.
     pub fn start(config: Config, router: Router, handler: Box<dyn Handler>) -> stdio::Result<Server> {
         let count = config.thread_count();
+        let tls = tls_config(&config)?;
         let (backend, listeners, local_addr) = bind_all(&config, count)?;
         let gate = listener::Gate::new(&listeners)?;
         let (started_tx, started_rx) = mpsc::channel::<(usize, Started)>();
@@ -161,7 +187,7 @@ impl Server {
             }
             return Err(e);
         }
-        let shared = shared(config, router, handler, wakers.into_iter().flatten().collect(), gate);
+        let shared = shared(config, router, handler, wakers.into_iter().flatten().collect(), gate, tls);
         for handoff in handoffs {
             let _ = handoff.send(shared.clone());
         }
@@ -214,10 +240,11 @@ pub struct InlineServer {
 
 impl InlineServer {
     pub fn start(config: Config, router: Router, handler: Box<dyn Handler>) -> stdio::Result<InlineServer> {
+        let tls = tls_config(&config)?;
         let (backend, mut listeners, local_addr) = bind_all(&config, 1)?;
         let gate = listener::Gate::new(&listeners)?;
         let (io, waker) = io::Io::new(backend, listeners.pop().flatten(), false)?;
-        let shared = shared(config, router, handler, vec![waker], gate);
+        let shared = shared(config, router, handler, vec![waker], gate, tls);
         Ok(InlineServer { worker: Worker::new(0, io, shared.clone()), shared, local_addr })
     }
 

@@ -195,7 +195,7 @@ impl H2Conn {
                 } else if ctx.waiting >= ctx.max_waiting {
                     self.answer_new(ctx, s, Status::SERVICE_UNAVAILABLE, &[(b"retry-after", b"1")]);
                 } else {
-                    let flags = FLAG_HTTP2 | if has_body { FLAG_HAS_BODY } else { 0 };
+                    let flags = FLAG_HTTP2 | t.secure_flag() | if has_body { FLAG_HAS_BODY } else { 0 };
                     let cookies = joined_cookies(headers);
                     let fields = request_headers(authority, headers).filter(|(n, _)| cookies.is_none() || *n != b"cookie");
                     let cookie = cookies.as_deref().map(|c| (&b"cookie"[..], c));

@@ -359,7 +359,7 @@ impl Http1 {
                         (None, default_limit)
                     }
                     Ok(accepted) if ctx.waiting < ctx.max_waiting => {
-                        ctx.batch.request(rid, t.slot, *route, input, &ctx.head, &ctx.params, FLAG_UPGRADE);
+                        ctx.batch.request(rid, t.slot, *route, input, &ctx.head, &ctx.params, FLAG_UPGRADE | t.secure_flag());
                         pending.upgrade = Some(Box::new(Upgrade { id: rid, accepted, options, route: *route, path: Vec::new(), params: Vec::new(), agreed: false }));
                         pending.counted = true;
                         ctx.waiting += 1;
@@ -398,7 +398,7 @@ impl Http1 {
                     self.answer_new(t, ctx, pending, Status::SERVICE_UNAVAILABLE, &[(b"retry-after", b"1")], expect_continue || declared > default_limit);
                     (None, default_limit)
                 } else {
-                    ctx.batch.request(rid, t.slot, *route, input, &ctx.head, &ctx.params, 0);
+                    ctx.batch.request(rid, t.slot, *route, input, &ctx.head, &ctx.params, t.secure_flag());
                     if expect_continue && self.inflight.is_empty() {
                         let mut out = self.take_out(t, ctx, 0);
                         encode::status_line(&mut out, Status::CONTINUE);
