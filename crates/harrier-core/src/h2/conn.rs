@@ -438,8 +438,13 @@ impl H2Conn {
     /// A shutdown began: GOAWAY, the streams in flight finish, then the connection closes.
     pub fn go_away(&mut self, t: &mut Transport, ctx: &mut Ctx) {
         self.going_away = true;
-        if let State::Serving(conn) = &mut self.state {
-            conn.graceful_shutdown();
+        match &mut self.state {
+            // Nothing in flight: the last GOAWAY at once, as an idle HTTP/1.1 connection closes.
+            State::Serving(conn) if self.streams.is_empty() && !conn.has_streams() => conn.abrupt_shutdown(Reason::NO_ERROR),
+            State::Serving(conn) => conn.graceful_shutdown(),
+            // Not even its settings yet: nothing to say.
+            State::Handshaking(_) => self.state = State::Done,
+            State::Done => {}
         }
         self.drive(t, ctx);
     }
