@@ -126,10 +126,11 @@ impl Conn {
                 Sniffed::Http1 => {
                     self.undecided = false;
                     if let Protocol::Http1(h) = &mut self.protocol {
-                        if crate::http1::request::not_http(input) {
-                            // Not an HTTP client at all (an HTTP/2 client with a broken
-                            // preface, a stray protocol): closed without an answer it
-                            // could not read.
+                        if ctx.shared.config.http2.enabled && crate::http1::request::not_http(input) {
+                            // On a port that speaks HTTP/2 too, first bytes that are no HTTP/1.x
+                            // request line (no `HTTP/` version) are an invalid connection preface
+                            // (RFC 9113 3.4): the connection is closed without an answer the
+                            // client could not read. With HTTP/2 off they get their 400.
                             h.doomed = true;
                             return input.len();
                         }

@@ -170,13 +170,12 @@ impl H2Conn {
         let authority = parts.uri.authority().map(|a| a.as_str().as_bytes());
         let headers = &parts.headers;
         let max_url = ctx.shared.config.max_url_length;
-        let mut number = [0u8; 20];
-        let routed = if max_url > 0 && target.len() > max_url { Ok(RouteMatch::NotFound) } else { answers::route(ctx, &t.ip, method, path) };
         if max_url > 0 && target.len() > max_url {
             self.answer_new(ctx, s, Status::URI_TOO_LONG, &[]);
             return;
         }
-        match routed {
+        let mut number = [0u8; 20];
+        match answers::route(ctx, &t.ip, method, path) {
             Err(secs) => self.answer_new(ctx, s, Status::TOO_MANY_REQUESTS, &[(b"retry-after", decimal(&mut number, secs))]),
             // WebSocket over HTTP/2 (RFC 8441) is not offered: such a client uses HTTP/1.1.
             Ok(RouteMatch::Found { route }) if ctx.shared.config.websocket(route).is_some() => self.answer_new(ctx, s, Status(426), &[]),
@@ -407,6 +406,8 @@ impl H2Conn {
             let s = &self.streams[i];
             if s.to_handler && s.answer == Answer::Waiting && ctx.now.duration_since(s.since) >= timeout {
                 ctx.batch.abort(s.rid);
+                // Nobody wants the rest of its body now.
+                self.streams[i].body = None;
                 self.answer_in_engine(ctx, i, Status::SERVICE_UNAVAILABLE, &[]);
                 any = true;
             }
