@@ -297,3 +297,49 @@ test('a preface that arrives in pieces is still HTTP/2', async (t) => {
   const got = await withTimeout(new Promise<Buffer>((resolve) => socket.once('data', resolve)), PATIENCE_MS, 'the server SETTINGS')
   t.is(got[3], 4, 'a SETTINGS frame came back')
 })
+
+test('an HTTP/2 connection with no stream for keepAliveTimeout gets GOAWAY and is closed', async (t) => {
+  const { base } = await useApp(t, (app) => app.get('/', (req, res) => res.text('ok')), { keepAliveTimeout: 300 })
+  const session = await h2session(t, base)
+  const goaway = new Promise<number>((resolve) => session.once('goaway', (code) => resolve(code)))
+  const closed = new Promise<void>((resolve) => session.once('close', () => resolve()))
+  t.is((await h2get(session, '/')).status, 200)
+  t.is(await withTimeout(goaway, PATIENCE_MS, 'GOAWAY'), http2.constants.NGHTTP2_NO_ERROR)
+  await withTimeout(closed, PATIENCE_MS, 'the session to close')
+})
+
+test('streamed answers and uploads over HTTP/2 under middleware, as over HTTP/1.1', async (t) => {
+  const { base } = await useApp(t, (app) => {
+    app.use(async (req, res, next) => {
+      res.header('x-mw', req.httpVersion)
+      await next()
+    })
+    app.post('/sum', async (req, res) => {
+      let n = 0
+      for await (const chunk of req) n += chunk.length
+      res.write('got ')
+      await sleep(5)
+      res.end(String(n))
+    })
+  })
+  const session = await h2session(t, base)
+  const req = session.request({ ':method': 'POST', ':path': '/sum' })
+  for (let i = 0; i < 10; i++) {
+    req.write(Buffer.alloc(1000, i))
+    await sleep(2)
+  }
+  req.end()
+  const r = await withTimeout(new Promise<{ status: number; mw: unknown; body: string }>((resolve, reject) => {
+    let status = 0
+    let mw: unknown
+    let body = ''
+    req.on('response', (h) => {
+      status = Number(h[':status'])
+      mw = h['x-mw']
+    })
+    req.setEncoding('utf8').on('data', (d: string) => (body += d))
+    req.on('end', () => resolve({ status, mw, body }))
+    req.on('error', reject)
+  }), PATIENCE_MS, 'the streamed answer')
+  t.deepEqual(r, { status: 200, mw: '2.0', body: 'got 10000' })
+})
