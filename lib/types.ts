@@ -102,6 +102,19 @@ export interface AppOptions {
    * ALPN offers `h2` then `http/1.1`. `Upgrade: h2c` is not offered. `false` turns it off.
    */
   http2?: boolean | Http2Options
+
+  /**
+   * One line per request (and per WebSocket session), written by the engine off the request
+   * path: `'combined'` (Apache/nginx combined format) or `'json'` (JSON lines) to standard
+   * output, or `{ format, path }` appended to a file. Off by default.
+   */
+  accessLog?: AccessLogFormat | { format: AccessLogFormat; path?: string }
+  /**
+   * Milliseconds `close()` (and SIGINT/SIGTERM) keeps serving, with health routes answering
+   * `503 draining`, before it stops accepting and drains: time for a load balancer to see the
+   * health check fail and stop sending (default 0: stop accepting at once).
+   */
+  drainDelay?: number
 }
 
 /** What HTTP/2 connections allow (see `AppOptions.http2`). */
@@ -115,6 +128,38 @@ export interface Http2Options {
   initialWindowSize?: number
   /** Bytes of a request's decoded header list; past it, 431 (default: `maxHeaderSize`). */
   maxHeaderListSize?: number
+}
+
+export type AccessLogFormat = 'combined' | 'json'
+
+/** The engine's figures (`app.metrics()`, and what the dashboard's stream carries). Totals count since `listen()`. */
+export interface Metrics {
+  uptimeSeconds: number
+  requests: {
+    total: number
+    byStatus: { '1xx': number; '2xx': number; '3xx': number; '4xx': number; '5xx': number }
+    byProtocol: { 'http/1.0': number; 'http/1.1': number; h2: number }
+    /** Requests the handlers hold, not answered yet (sampled every 100 ms). */
+    inFlight: number
+  }
+  /** From the end of a request's head to the last byte of its answer handed to the socket. */
+  latency: {
+    count: number
+    sumMs: number
+    p50Ms: number
+    p90Ms: number
+    p99Ms: number
+    p999Ms: number
+    /** Cumulative: requests answered in less than `leMs`, at each power of two of microseconds. */
+    buckets: { leMs: number; count: number }[]
+  }
+  bytes: { in: number; out: number }
+  connections: { open: number; idle: number; accepted: number }
+  /** Requests the engine refused, by the status it answered, and connections a limit closed. */
+  refusals: { '400': number; '408': number; '413': number; '414': number; '429': number; '431': number; '503': number; connectionLimit: number }
+  websockets: { open: number; messagesIn: number; messagesOut: number }
+  process: { rssBytes: number; eventLoopDelayMs: { p50: number; p99: number; max: number } }
+  accessLog: { droppedLines: number }
 }
 
 export interface ListenOptions {

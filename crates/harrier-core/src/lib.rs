@@ -5,13 +5,17 @@ mod conn;
 pub mod engine;
 #[doc(hidden)]
 pub mod fuzzing;
+pub(crate) mod h2;
 pub mod http1;
+pub mod ops;
 pub mod router;
 pub mod statics;
-pub(crate) mod h2;
 pub mod tls;
 pub(crate) mod ws;
 
-pub use engine::{Backend, Batch, Config, Handler, Http2Options, InlineServer, ListenError, Replier, ReplyWriter, RequestRef, Server, ShutdownSignal, WsOptions};
+pub use engine::{
+    Backend, Batch, Config, Handler, Http2Options, InlineServer, ListenError, Metrics, Replier,
+    ReplyWriter, RequestRef, Server, ShutdownSignal, WsOptions,
+};
 pub use router::{RouteError, RouteMatch, Router};
 pub use statics::{StaticMount, StaticOptions};

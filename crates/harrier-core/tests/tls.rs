@@ -15,7 +15,10 @@ use rustls::pki_types::{CertificateDer, ServerName};
 const PATIENCE: Duration = Duration::from_secs(20);
 
 fn backend() -> harrier_core::Backend {
-    std::env::var("HARRIER_IO").ok().and_then(|v| harrier_core::Backend::parse(&v)).unwrap_or_default()
+    std::env::var("HARRIER_IO")
+        .ok()
+        .and_then(|v| harrier_core::Backend::parse(&v))
+        .unwrap_or_default()
 }
 
 /// A CA and leaf certificates it signed, made for the test.
@@ -29,17 +32,29 @@ impl Pki {
         let key = rcgen::KeyPair::generate().unwrap();
         let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
         params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        params.distinguished_name.push(rcgen::DnType::CommonName, "harrier test CA");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "harrier test CA");
         let cert = params.self_signed(&key).unwrap();
-        Pki { ca: cert.der().clone(), issuer: rcgen::Issuer::new(params, key) }
+        Pki {
+            ca: cert.der().clone(),
+            issuer: rcgen::Issuer::new(params, key),
+        }
     }
 
     fn leaf(&self, names: &[&str]) -> PemPair {
         let key = rcgen::KeyPair::generate().unwrap();
-        let mut params = rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
-        params.distinguished_name.push(rcgen::DnType::CommonName, names[0]);
+        let mut params =
+            rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+                .unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, names[0]);
         let cert = params.signed_by(&key, &self.issuer).unwrap();
-        PemPair { cert: cert.pem().into_bytes(), key: key.serialize_pem().into_bytes() }
+        PemPair {
+            cert: cert.pem().into_bytes(),
+            key: key.serialize_pem().into_bytes(),
+        }
     }
 
     fn client(&self, alpn: &[&[u8]]) -> Arc<rustls::ClientConfig> {
@@ -70,7 +85,11 @@ impl Handler for App {
         for event in batch.events() {
             match event {
                 Event::Request(req) if req.route == 0 => {
-                    let secure = if req.flags & FLAG_SECURE != 0 { "secure" } else { "plain" };
+                    let secure = if req.flags & FLAG_SECURE != 0 {
+                        "secure"
+                    } else {
+                        "plain"
+                    };
                     w.full(req.to, 200, &[], secure.as_bytes());
                 }
                 Event::Request(req) if req.route == 2 => {
@@ -80,7 +99,9 @@ impl Handler for App {
                 Event::Request(req) => {
                     bodies.insert(req.to.rid, (req.to, Vec::new()));
                 }
-                Event::Body { rid, data } => bodies.get_mut(&rid).unwrap().1.extend_from_slice(data),
+                Event::Body { rid, data } => {
+                    bodies.get_mut(&rid).unwrap().1.extend_from_slice(data)
+                }
                 Event::End { rid } => {
                     let (to, body) = bodies.remove(&rid).unwrap();
                     w.full(to, 200, &[], &body);
@@ -97,16 +118,38 @@ fn start(settings: &TlsSettings, file: Option<std::path::PathBuf>, config: Confi
     router.add("GET", "/", 0).unwrap();
     router.add("POST", "/", 1).unwrap();
     router.add("GET", "/file", 2).unwrap();
-    let config = Config { io_threads: 2, io: backend(), max_body_size: 64 << 20, tls: Some(settings.clone()), ..config };
-    Server::start(config, router, Box::new(App { bodies: Mutex::new(HashMap::new()), file })).unwrap()
+    let config = Config {
+        io_threads: 2,
+        io: backend(),
+        max_body_size: 64 << 20,
+        tls: Some(settings.clone()),
+        ..config
+    };
+    Server::start(
+        config,
+        router,
+        Box::new(App {
+            bodies: Mutex::new(HashMap::new()),
+            file,
+        }),
+    )
+    .unwrap()
 }
 
 type Tls = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
 
-fn connect(addr: SocketAddr, client: &Arc<rustls::ClientConfig>, name: &str) -> std::io::Result<Tls> {
+fn connect(
+    addr: SocketAddr,
+    client: &Arc<rustls::ClientConfig>,
+    name: &str,
+) -> std::io::Result<Tls> {
     let tcp = TcpStream::connect(addr).unwrap();
     tcp.set_read_timeout(Some(PATIENCE)).unwrap();
-    let conn = rustls::ClientConnection::new(client.clone(), ServerName::try_from(name.to_string()).unwrap()).unwrap();
+    let conn = rustls::ClientConnection::new(
+        client.clone(),
+        ServerName::try_from(name.to_string()).unwrap(),
+    )
+    .unwrap();
     let mut tls = rustls::StreamOwned::new(conn, tcp);
     while tls.conn.is_handshaking() {
         tls.conn.complete_io(&mut tls.sock)?;
@@ -121,7 +164,13 @@ fn answer(s: &mut impl Read) -> Vec<u8> {
     loop {
         if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
             let head = String::from_utf8_lossy(&got[..end]).to_ascii_lowercase();
-            let len: usize = head.lines().find_map(|l| l.strip_prefix("content-length: ")).expect("content-length").trim().parse().unwrap();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length: "))
+                .expect("content-length")
+                .trim()
+                .parse()
+                .unwrap();
             if got.len() >= end + 4 + len {
                 let body = got[end + 4..end + 4 + len].to_vec();
                 got.drain(..end + 4 + len);
@@ -130,7 +179,11 @@ fn answer(s: &mut impl Read) -> Vec<u8> {
             }
         }
         let n = s.read(&mut buf).expect("read");
-        assert!(n > 0, "closed before the answer was whole: {:?}", String::from_utf8_lossy(&got));
+        assert!(
+            n > 0,
+            "closed before the answer was whole: {:?}",
+            String::from_utf8_lossy(&got)
+        );
         got.extend_from_slice(&buf[..n]);
     }
 }
@@ -142,9 +195,17 @@ fn leaf_name(tls: &Tls) -> Vec<u8> {
 #[test]
 fn https_answers_say_they_are_secure_and_alpn_picks_http11() {
     let pki = Pki::new();
-    let settings = TlsSettings::new(CertSet::from_pem("tls", &pki.leaf(&["localhost"]), &[]).unwrap(), MinVersion::Tls12);
+    let settings = TlsSettings::new(
+        CertSet::from_pem("tls", &pki.leaf(&["localhost"]), &[]).unwrap(),
+        MinVersion::Tls12,
+    );
     let server = start(&settings, None, Config::default());
-    let mut tls = connect(server.local_addr(), &pki.client(&[b"http/1.1"]), "localhost").unwrap();
+    let mut tls = connect(
+        server.local_addr(),
+        &pki.client(&[b"http/1.1"]),
+        "localhost",
+    )
+    .unwrap();
     assert_eq!(tls.conn.alpn_protocol(), Some(&b"http/1.1"[..]));
     for _ in 0..3 {
         tls.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
@@ -152,7 +213,10 @@ fn https_answers_say_they_are_secure_and_alpn_picks_http11() {
     }
     // A client that offers only protocols the server does not speak is refused.
     let refused = connect(server.local_addr(), &pki.client(&[b"spdy/1"]), "localhost");
-    assert!(refused.is_err(), "a handshake without a common protocol must fail");
+    assert!(
+        refused.is_err(),
+        "a handshake without a common protocol must fail"
+    );
     server.shutdown();
     server.join();
 }
@@ -163,25 +227,41 @@ fn sni_chooses_the_certificate_and_a_reload_is_seen_by_the_next_handshake() {
     let default = pki.leaf(&["localhost"]);
     let api = pki.leaf(&["api.example.test"]);
     let wild = pki.leaf(&["*.wild.example.test"]);
-    let sni = vec![("api.example.test".to_string(), api.clone()), ("*.wild.example.test".to_string(), wild.clone())];
-    let settings = TlsSettings::new(CertSet::from_pem("tls", &default, &sni).unwrap(), MinVersion::Tls12);
+    let sni = vec![
+        ("api.example.test".to_string(), api.clone()),
+        ("*.wild.example.test".to_string(), wild.clone()),
+    ];
+    let settings = TlsSettings::new(
+        CertSet::from_pem("tls", &default, &sni).unwrap(),
+        MinVersion::Tls12,
+    );
     let server = start(&settings, None, Config::default());
     let client = pki.client(&[]);
     let der = |pair: &PemPair| CertificateDer::from_pem_slice_first(&pair.cert);
     let localhost = connect(server.local_addr(), &client, "localhost").unwrap();
     assert_eq!(leaf_name(&localhost), der(&default));
-    assert_eq!(leaf_name(&connect(server.local_addr(), &client, "api.example.test").unwrap()), der(&api));
-    assert_eq!(leaf_name(&connect(server.local_addr(), &client, "a.wild.example.test").unwrap()), der(&wild));
+    assert_eq!(
+        leaf_name(&connect(server.local_addr(), &client, "api.example.test").unwrap()),
+        der(&api)
+    );
+    assert_eq!(
+        leaf_name(&connect(server.local_addr(), &client, "a.wild.example.test").unwrap()),
+        der(&wild)
+    );
 
     let renewed = pki.leaf(&["localhost"]);
     settings.reload(CertSet::from_pem("tls", &renewed, &[]).unwrap());
     let mut after = connect(server.local_addr(), &client, "localhost").unwrap();
     assert_eq!(leaf_name(&after), der(&renewed));
-    after.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    after
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
     assert_eq!(answer(&mut after), b"secure");
     // The connection made before the reload goes on.
     let mut before = localhost;
-    before.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    before
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
     assert_eq!(answer(&mut before), b"secure");
     server.shutdown();
     server.join();
@@ -194,25 +274,37 @@ trait FirstDer {
 impl FirstDer for CertificateDer<'_> {
     fn from_pem_slice_first(pem: &[u8]) -> Vec<u8> {
         use rustls::pki_types::pem::PemObject;
-        CertificateDer::pem_slice_iter(pem).next().unwrap().unwrap().to_vec()
+        CertificateDer::pem_slice_iter(pem)
+            .next()
+            .unwrap()
+            .unwrap()
+            .to_vec()
     }
 }
 
 #[test]
 fn large_bodies_pipelining_and_files_pass_whole() {
     let pki = Pki::new();
-    let settings = TlsSettings::new(CertSet::from_pem("tls", &pki.leaf(&["localhost"]), &[]).unwrap(), MinVersion::Tls13);
+    let settings = TlsSettings::new(
+        CertSet::from_pem("tls", &pki.leaf(&["localhost"]), &[]).unwrap(),
+        MinVersion::Tls13,
+    );
     let dir = std::env::temp_dir().join(format!("harrier-tls-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("big.bin");
-    let content: Vec<u8> = (0..(3 << 20) + 12345).map(|i: u32| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let content: Vec<u8> = (0..(3 << 20) + 12345)
+        .map(|i: u32| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
     std::fs::write(&file, &content).unwrap();
     let server = start(&settings, Some(file), Config::default());
     let mut tls = connect(server.local_addr(), &pki.client(&[]), "localhost").unwrap();
 
     // An upload larger than every buffer on the way, echoed back.
     let body: Vec<u8> = (0..(5 << 20) + 7).map(|i: u32| (i % 251) as u8).collect();
-    let head = format!("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n", body.len());
+    let head = format!(
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
     let writer = {
         let mut request = head.into_bytes();
         request.extend_from_slice(&body);
@@ -223,7 +315,8 @@ fn large_bodies_pipelining_and_files_pass_whole() {
     assert!(answer(&mut tls) == body, "echoed body differs");
 
     // A file sent through the cipher.
-    tls.write_all(b"GET /file HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    tls.write_all(b"GET /file HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
     assert!(answer(&mut tls) == content, "file differs");
 
     // Three requests in one record, answered in order.
@@ -236,7 +329,11 @@ fn large_bodies_pipelining_and_files_pass_whole() {
         all.extend_from_slice(&buf[..n]);
     }
     let text = String::from_utf8_lossy(&all);
-    let (a, b, c) = (text.find("secure").unwrap(), text.find("abc").unwrap(), text.rfind("secure").unwrap());
+    let (a, b, c) = (
+        text.find("secure").unwrap(),
+        text.find("abc").unwrap(),
+        text.rfind("secure").unwrap(),
+    );
     assert!(a < b && b < c, "out of order: {text}");
     server.shutdown();
     server.join();
@@ -260,14 +357,27 @@ fn until_closed(s: &mut TcpStream) -> Vec<u8> {
 #[test]
 fn plaintext_garbage_and_stalled_handshakes_are_closed() {
     let pki = Pki::new();
-    let settings = TlsSettings::new(CertSet::from_pem("tls", &pki.leaf(&["localhost"]), &[]).unwrap(), MinVersion::Tls12);
-    let server = start(&settings, None, Config { header_timeout: Duration::from_millis(300), keep_alive_timeout: Duration::from_secs(120), ..Config::default() });
+    let settings = TlsSettings::new(
+        CertSet::from_pem("tls", &pki.leaf(&["localhost"]), &[]).unwrap(),
+        MinVersion::Tls12,
+    );
+    let server = start(
+        &settings,
+        None,
+        Config {
+            header_timeout: Duration::from_millis(300),
+            keep_alive_timeout: Duration::from_secs(120),
+            ..Config::default()
+        },
+    );
     let addr = server.local_addr();
 
     // Plain HTTP to the TLS port: an alert, then the close.
     let mut plain = TcpStream::connect(addr).unwrap();
     plain.set_read_timeout(Some(PATIENCE)).unwrap();
-    plain.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    plain
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
     let got = until_closed(&mut plain);
     assert_eq!(got.first(), Some(&0x15), "a TLS alert: {got:?}");
 
@@ -276,18 +386,28 @@ fn plaintext_garbage_and_stalled_handshakes_are_closed() {
     let started = Instant::now();
     let mut silent = TcpStream::connect(addr).unwrap();
     silent.set_read_timeout(Some(PATIENCE)).unwrap();
-    silent.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01]).unwrap();
+    silent
+        .write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01])
+        .unwrap();
     until_closed(&mut silent);
-    assert!(started.elapsed() >= Duration::from_millis(300), "closed before the timeout");
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "closed before the timeout"
+    );
 
     // Garbage after a finished handshake closes that connection only.
     let client = pki.client(&[]);
     let mut bystander = connect(addr, &client, "localhost").unwrap();
     let mut victim = connect(addr, &client, "localhost").unwrap();
-    victim.sock.write_all(&[0x17, 0x03, 0x03, 0x00, 0x20]).unwrap();
+    victim
+        .sock
+        .write_all(&[0x17, 0x03, 0x03, 0x00, 0x20])
+        .unwrap();
     victim.sock.write_all(&[0xAB; 32]).unwrap();
     until_closed(&mut victim.sock);
-    bystander.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    bystander
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
     assert_eq!(answer(&mut bystander), b"secure");
     server.shutdown();
     server.join();
@@ -298,14 +418,23 @@ fn bad_certificates_say_which_and_why() {
     let pki = Pki::new();
     let a = pki.leaf(&["localhost"]);
     let b = pki.leaf(&["localhost"]);
-    let mismatched = PemPair { cert: a.cert.clone(), key: b.key.clone() };
+    let mismatched = PemPair {
+        cert: a.cert.clone(),
+        key: b.key.clone(),
+    };
     let e = CertSet::from_pem("tls", &mismatched, &[]).unwrap_err();
     assert_eq!(e.field, "tls.key");
     assert!(e.reason.contains("does not match"), "{e}");
 
-    let no_key = PemPair { cert: a.cert.clone(), key: a.cert.clone() };
+    let no_key = PemPair {
+        cert: a.cert.clone(),
+        key: a.cert.clone(),
+    };
     let e = CertSet::from_pem("tls", &no_key, &[]).unwrap_err();
-    assert!(e.field == "tls.key" && e.reason.contains("no private key"), "{e}");
+    assert!(
+        e.field == "tls.key" && e.reason.contains("no private key"),
+        "{e}"
+    );
 
     let e = CertSet::from_pem("tls", &a, &[("api.example.test".into(), mismatched)]).unwrap_err();
     assert_eq!(e.field, "tls.sni[\"api.example.test\"].key");

@@ -14,7 +14,12 @@ use crate::statics::{self, Conditions, Plan, StaticMount, StaticOptions};
 
 /// Takes the request's token from its address's bucket, then routes it (the params go to
 /// `ctx.params`). `Err(seconds)`: over the rate limit, answer 429 with that `Retry-After`.
-pub(crate) fn route(ctx: &mut Ctx, ip: &Option<Arc<IpState>>, method: &[u8], path: &[u8]) -> Result<RouteMatch, u64> {
+pub(crate) fn route(
+    ctx: &mut Ctx,
+    ip: &Option<Arc<IpState>>,
+    method: &[u8],
+    path: &[u8],
+) -> Result<RouteMatch, u64> {
     if let (Some(table), Some(ip)) = (&ctx.shared.ips, ip) {
         table.take(ip, ctx.now)?;
     }
@@ -23,8 +28,16 @@ pub(crate) fn route(ctx: &mut Ctx, ip: &Option<Arc<IpState>>, method: &[u8], pat
 
 /// A static mount's answer for a request to one of its routes: the wildcard (the path under
 /// the mount) is the route's last param.
-pub(crate) fn mount_plan<'a>(mount: &StaticMount, params: &[(u32, u32)], path: &[u8], query: &[u8], headers: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> Plan {
-    let rel = params.last().map_or(&b""[..], |&(s, l)| &path[s as usize..(s + l) as usize]);
+pub(crate) fn mount_plan<'a>(
+    mount: &StaticMount,
+    params: &[(u32, u32)],
+    path: &[u8],
+    query: &[u8],
+    headers: impl Iterator<Item = (&'a [u8], &'a [u8])>,
+) -> Plan {
+    let rel = params
+        .last()
+        .map_or(&b""[..], |&(s, l)| &path[s as usize..(s + l) as usize]);
     let cond = Conditions::from_headers(headers);
     statics::serve(mount, rel, path, query, &cond)
 }
@@ -41,11 +54,17 @@ pub(crate) fn file_plan(op: &ReplyOp) -> Option<Plan> {
             Some(b':') => {
                 let on = value == b"1";
                 match &name[1..] {
-                    b"max-age" => options.max_age = std::str::from_utf8(value).ok().and_then(|v| v.parse().ok()),
+                    b"max-age" => {
+                        options.max_age =
+                            std::str::from_utf8(value).ok().and_then(|v| v.parse().ok())
+                    }
                     b"immutable" => options.immutable = on,
                     b"dotfiles" => options.dotfiles = on,
                     b"precompressed" => options.precompressed = on,
-                    b"index" => options.index = Some(String::from_utf8_lossy(value).into_owned()).filter(|s| !s.is_empty()),
+                    b"index" => {
+                        options.index = Some(String::from_utf8_lossy(value).into_owned())
+                            .filter(|s| !s.is_empty())
+                    }
                     _ => {}
                 }
             }
@@ -60,14 +79,19 @@ pub(crate) fn file_plan(op: &ReplyOp) -> Option<Plan> {
         }
     }
     #[cfg(unix)]
-    let path = std::path::PathBuf::from(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(path));
+    let path = std::path::PathBuf::from(
+        <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(path),
+    );
     #[cfg(not(unix))]
     let path = std::path::PathBuf::from(String::from_utf8_lossy(path).into_owned());
     // A status of the handler's own (`res.status(404).sendFile(page)`) answers with the
     // whole file, whatever the request's validators and ranges say.
     let own_status = op.status != 200 && (200..=999).contains(&op.status);
     if own_status {
-        cond = Conditions { accept_encoding: cond.accept_encoding, ..Conditions::default() };
+        cond = Conditions {
+            accept_encoding: cond.accept_encoding,
+            ..Conditions::default()
+        };
     }
     let mut plan = statics::serve_path(&path, &options, &cond);
     if own_status && plan.status == Status::OK {
@@ -76,7 +100,11 @@ pub(crate) fn file_plan(op: &ReplyOp) -> Option<Plan> {
     if plan.status.0 < 400 {
         for (name, value) in extra {
             // The file's own headers stand; the handler's others are added.
-            let has = plan.headers.split(|&b| b == b'\n').any(|line| line.len() > name.len() && line[..name.len()].eq_ignore_ascii_case(name) && line[name.len()] == b':');
+            let has = plan.headers.split(|&b| b == b'\n').any(|line| {
+                line.len() > name.len()
+                    && line[..name.len()].eq_ignore_ascii_case(name)
+                    && line[name.len()] == b':'
+            });
             if has {
                 continue;
             }
@@ -92,7 +120,10 @@ pub(crate) fn plan_headers(headers: &[u8]) -> impl Iterator<Item = (&[u8], &[u8]
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         let colon = line.iter().position(|&b| b == b':')?;
         let value = &line[colon + 1..];
-        let start = value.iter().position(|&b| b != b' ' && b != b'\t').unwrap_or(value.len());
+        let start = value
+            .iter()
+            .position(|&b| b != b' ' && b != b'\t')
+            .unwrap_or(value.len());
         Some((&line[..colon], &value[start..]))
     })
 }
@@ -105,6 +136,13 @@ mod tests {
     fn plan_header_lines_split_into_pairs() {
         let lines = b"content-type: text/plain\r\netag: \"abc\"\r\naccept-ranges: bytes\r\n";
         let pairs: Vec<_> = plan_headers(lines).collect();
-        assert_eq!(pairs, vec![(&b"content-type"[..], &b"text/plain"[..]), (&b"etag"[..], &b"\"abc\""[..]), (&b"accept-ranges"[..], &b"bytes"[..])]);
+        assert_eq!(
+            pairs,
+            vec![
+                (&b"content-type"[..], &b"text/plain"[..]),
+                (&b"etag"[..], &b"\"abc\""[..]),
+                (&b"accept-ranges"[..], &b"bytes"[..])
+            ]
+        );
     }
 }

@@ -59,8 +59,19 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
-    pub fn new(sock: Socket, slot: u32, now: Instant, ip: Option<Arc<IpState>>, tls: Option<Box<TlsSession>>) -> Conn {
-        Conn { t: Transport::new(sock, slot, now, ip, tls), protocol: Protocol::Http1(Http1::new()), paused: false, undecided: true }
+    pub fn new(
+        sock: Socket,
+        slot: u32,
+        now: Instant,
+        ip: Option<Arc<IpState>>,
+        tls: Option<Box<TlsSession>>,
+    ) -> Conn {
+        Conn {
+            t: Transport::new(sock, slot, now, ip, tls),
+            protocol: Protocol::Http1(Http1::new()),
+            paused: false,
+            undecided: true,
+        }
     }
 
     /// What this connection holds on the heap (its buffers and lists), for the tests that
@@ -126,7 +137,8 @@ impl Conn {
                 Sniffed::Http1 => {
                     self.undecided = false;
                     if let Protocol::Http1(h) = &mut self.protocol {
-                        if ctx.shared.config.http2.enabled && crate::http1::request::not_http(input) {
+                        if ctx.shared.config.http2.enabled && crate::http1::request::not_http(input)
+                        {
                             // On a port that speaks HTTP/2 too, first bytes that are no HTTP/1.x
                             // request line (no `HTTP/` version) are an invalid connection preface
                             // (RFC 9113 3.4): the connection is closed without an answer the
@@ -289,10 +301,35 @@ impl Conn {
     /// client sent after its handshake waits in the input buffer (the connection was paused),
     /// read when the paused connections resume at the end of this turn.
     fn become_websocket(&mut self, ctx: &mut Ctx, upgrade: Upgrade) {
-        let Upgrade { id, accepted, options, route, path, params, .. } = upgrade;
+        let Upgrade {
+            id,
+            accepted,
+            options,
+            route,
+            path,
+            params,
+            log,
+            ..
+        } = upgrade;
         let peer = self.t.sock.peer_addr(&ctx.io);
-        ctx.batch.ws_open(id, self.t.slot, peer, accepted.protocol, route, &path, &params);
-        self.protocol = Protocol::WebSocket(Box::new(WsConn::new(id, self.t.slot, options, accepted.deflate, ctx.now)));
+        ctx.batch.ws_open(
+            id,
+            self.t.slot,
+            peer,
+            accepted.protocol,
+            route,
+            &path,
+            &params,
+        );
+        ctx.stats().ws_opened();
+        self.protocol = Protocol::WebSocket(Box::new(WsConn::new(
+            id,
+            self.t.slot,
+            options,
+            accepted.deflate,
+            ctx.now,
+            log,
+        )));
         self.t.last_read = ctx.now;
         self.pause(ctx);
     }
@@ -305,6 +342,30 @@ impl Conn {
                 true
             }
             _ => false,
+        }
+    }
+
+    /// An event for an engine-fed stream of this connection; false once it is gone.
+    pub fn push_event(&mut self, ctx: &mut Ctx, rid: u32, event: &[u8]) -> bool {
+        match &mut self.protocol {
+            Protocol::Http1(h) => h.push_event(&mut self.t, ctx, rid, event),
+            Protocol::Http2(h) => {
+                self.t.dirty = true;
+                h.push_event(rid, event)
+            }
+            Protocol::WebSocket(_) => false,
+        }
+    }
+
+    /// Ends an engine-fed stream: the connection closes after it.
+    pub fn end_event_stream(&mut self, ctx: &mut Ctx, rid: u32) {
+        match &mut self.protocol {
+            Protocol::Http1(h) => h.end_event_stream(&mut self.t, ctx, rid),
+            Protocol::Http2(h) => {
+                self.t.dirty = true;
+                h.end_event_stream(ctx, rid);
+            }
+            Protocol::WebSocket(_) => {}
         }
     }
 
@@ -343,7 +404,13 @@ impl Conn {
     /// The connection's clocks, checked by the sweep: a client that takes no output, then
     /// the protocol's own.
     pub fn check_timers(&mut self, ctx: &mut Ctx) -> Liveness {
-        if self.t.write_timed_out(ctx.now, ctx.shared.config.write_timeout) || self.t.handshake_overdue(ctx.now, ctx.shared.config.header_timeout) {
+        if self
+            .t
+            .write_timed_out(ctx.now, ctx.shared.config.write_timeout)
+            || self
+                .t
+                .handshake_overdue(ctx.now, ctx.shared.config.header_timeout)
+        {
             return Liveness::Closed;
         }
         if self.t.is_lingering() || self.paused {
@@ -368,7 +435,9 @@ impl Conn {
         }
         let flushed = self.t.flush(ctx);
         if let Protocol::WebSocket(w) = &mut self.protocol {
-            if flushed != Flushed::Broken && w.after_flush(&mut self.t, ctx, flushed == Flushed::All) {
+            if flushed != Flushed::Broken
+                && w.after_flush(&mut self.t, ctx, flushed == Flushed::All)
+            {
                 return self.linger(ctx);
             }
         }

@@ -23,7 +23,11 @@ const FILE_PIECE: u64 = 64 * 1024;
 /// file itself (sendfile on Linux, chunked reads elsewhere) so that it is never held whole.
 pub(crate) enum Out {
     Bytes(Vec<u8>),
-    File { file: Arc<File>, offset: u64, len: u64 },
+    File {
+        file: Arc<File>,
+        offset: u64,
+        len: u64,
+    },
 }
 
 impl Out {
@@ -74,10 +78,18 @@ pub(crate) struct Transport {
     pub last_write: Instant,
     /// Since when output has waited on a socket that takes none of it.
     write_blocked_since: Option<Instant>,
+    /// The client's address, once asked for (the access log).
+    peer: Option<Option<std::net::IpAddr>>,
 }
 
 impl Transport {
-    pub fn new(sock: Socket, slot: u32, now: Instant, ip: Option<Arc<IpState>>, tls: Option<Box<TlsSession>>) -> Transport {
+    pub fn new(
+        sock: Socket,
+        slot: u32,
+        now: Instant,
+        ip: Option<Arc<IpState>>,
+        tls: Option<Box<TlsSession>>,
+    ) -> Transport {
         Transport {
             sock,
             tls,
@@ -93,12 +105,22 @@ impl Transport {
             last_read: now,
             last_write: now,
             write_blocked_since: None,
+            peer: None,
         }
+    }
+
+    /// The client's address (asked of the socket once).
+    pub fn peer_ip(&mut self, ctx: &Ctx) -> Option<std::net::IpAddr> {
+        *self
+            .peer
+            .get_or_insert_with(|| self.sock.peer_addr(&ctx.io).map(|a| a.ip()))
     }
 
     #[cfg(test)]
     pub fn heap_bytes(&self) -> usize {
-        self.rbuf.capacity() + self.wbuf.capacity() + self.queue.capacity() * std::mem::size_of::<Out>()
+        self.rbuf.capacity()
+            + self.wbuf.capacity()
+            + self.queue.capacity() * std::mem::size_of::<Out>()
     }
 
     /// Bytes queued and not yet taken by the kernel.
@@ -107,7 +129,9 @@ impl Transport {
     }
 
     pub fn has_no_output(&self) -> bool {
-        self.wpos >= self.wbuf.len() && self.queue.is_empty() && !self.tls.as_ref().is_some_and(|t| t.wants_write())
+        self.wpos >= self.wbuf.len()
+            && self.queue.is_empty()
+            && !self.tls.as_ref().is_some_and(|t| t.wants_write())
     }
 
     /// `FLAG_SECURE` for requests over TLS.
@@ -121,7 +145,9 @@ impl Transport {
 
     /// A TLS handshake still unfinished `limit` after the accept.
     pub fn handshake_overdue(&self, now: Instant, limit: Duration) -> bool {
-        self.tls.as_ref().is_some_and(|t| t.handshake_overdue(now, limit))
+        self.tls
+            .as_ref()
+            .is_some_and(|t| t.handshake_overdue(now, limit))
     }
 
     /// The protocol agreed on by ALPN, once a TLS handshake is done.
@@ -139,7 +165,8 @@ impl Transport {
 
     /// Whether output has waited longer than `limit` on a socket that takes none of it.
     pub fn write_timed_out(&self, now: Instant, limit: Duration) -> bool {
-        self.write_blocked_since.is_some_and(|since| !limit.is_zero() && now.saturating_duration_since(since) >= limit)
+        self.write_blocked_since
+            .is_some_and(|since| !limit.is_zero() && now.saturating_duration_since(since) >= limit)
     }
 
     /// Reads into `into`; also says whether the socket has nothing more for now (edge-
@@ -147,10 +174,19 @@ impl Transport {
     pub fn read(&mut self, ctx: &mut Ctx, into: &mut [u8]) -> io::Result<(usize, bool)> {
         let Some(tls) = self.tls.as_mut() else {
             let n = self.sock.read(&mut ctx.io, into)?;
+            ctx.stats().bytes_in(n);
             // A read that did not fill the room it had drained the socket.
             return Ok((n, n < into.len()));
         };
-        let read = tls.read(&mut self.sock, &mut ctx.io, &mut ctx.cipher, into);
+        let mut wire = crate::tls::session::Wire(0);
+        let read = tls.read(
+            &mut self.sock,
+            &mut ctx.io,
+            &mut ctx.cipher,
+            into,
+            &mut wire,
+        );
+        ctx.stats().bytes_in(wire.0);
         // Handshake messages (or an alert) to answer with.
         self.dirty |= tls.wants_write();
         read.map(|plain| (plain.n, plain.drained))
@@ -178,7 +214,9 @@ impl Transport {
             }
             std::mem::take(&mut self.wbuf)
         } else if let Some(Out::Bytes(_)) = self.queue.back() {
-            let Some(Out::Bytes(b)) = self.queue.pop_back() else { unreachable!() };
+            let Some(Out::Bytes(b)) = self.queue.pop_back() else {
+                unreachable!()
+            };
             b
         } else {
             ctx.pool.get()
@@ -224,8 +262,11 @@ impl Transport {
                     Ok(n) => {
                         self.wpos += n;
                         progressed = true;
+                        ctx.stats().bytes_out(n);
                     }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return self.write_blocked(ctx, progressed),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        return self.write_blocked(ctx, progressed)
+                    }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(_) => return Flushed::Broken,
                 }
@@ -238,19 +279,37 @@ impl Transport {
                     let old = std::mem::replace(&mut self.wbuf, b);
                     ctx.pool.put(old);
                 }
-                Some(Out::File { file, mut offset, mut len }) => match self.sock.send_file(&mut ctx.io, &file, &mut offset, &mut len, &mut self.wbuf) {
-                    Ok(sent) => {
-                        progressed |= sent;
-                        if len > 0 {
-                            self.queue.push_front(Out::File { file, offset, len });
-                            if self.wbuf.is_empty() {
-                                return self.write_blocked(ctx, progressed);
+                Some(Out::File {
+                    file,
+                    mut offset,
+                    mut len,
+                }) => {
+                    let start = offset;
+                    match self.sock.send_file(
+                        &mut ctx.io,
+                        &file,
+                        &mut offset,
+                        &mut len,
+                        &mut self.wbuf,
+                    ) {
+                        Ok(sent) => {
+                            // What the kernel took from the file itself; what was read into
+                            // the (empty) write buffer instead is counted when written.
+                            ctx.stats().bytes_out(
+                                ((offset - start) as usize).saturating_sub(self.wbuf.len()),
+                            );
+                            progressed |= sent;
+                            if len > 0 {
+                                self.queue.push_front(Out::File { file, offset, len });
+                                if self.wbuf.is_empty() {
+                                    return self.write_blocked(ctx, progressed);
+                                }
                             }
                         }
+                        // The file shrank or broke: the promised length cannot be kept.
+                        Err(_) => return Flushed::Broken,
                     }
-                    // The file shrank or broke: the promised length cannot be kept.
-                    Err(_) => return Flushed::Broken,
-                },
+                }
             }
         }
         if progressed {
@@ -267,12 +326,20 @@ impl Transport {
     /// sendfile: the bytes must pass through the cipher).
     fn flush_tls(&mut self, ctx: &mut Ctx) -> Flushed {
         self.dirty = false;
-        let Some(tls) = self.tls.as_mut() else { return Flushed::Broken };
+        let Some(tls) = self.tls.as_mut() else {
+            return Flushed::Broken;
+        };
         let mut progressed = false;
         loop {
             match tls.send(&mut self.sock, &mut ctx.io, &mut ctx.gather) {
-                Ok(sent) if sent.all => progressed |= sent.wrote,
-                Ok(sent) => return self.write_blocked(ctx, progressed || sent.wrote),
+                Ok(sent) if sent.all => {
+                    ctx.stats().bytes_out(sent.bytes);
+                    progressed |= sent.bytes > 0;
+                }
+                Ok(sent) => {
+                    ctx.stats().bytes_out(sent.bytes);
+                    return self.write_blocked(ctx, progressed || sent.bytes > 0);
+                }
                 Err(_) => return Flushed::Broken,
             }
             if self.wpos < self.wbuf.len() {
@@ -299,7 +366,11 @@ impl Transport {
                         Ok(n) if n > 0 => {
                             self.wbuf.truncate(n);
                             if (n as u64) < len {
-                                self.queue.push_front(Out::File { file, offset: offset + n as u64, len: len - n as u64 });
+                                self.queue.push_front(Out::File {
+                                    file,
+                                    offset: offset + n as u64,
+                                    len: len - n as u64,
+                                });
                             }
                         }
                         // The file shrank or broke: the promised length cannot be kept.
@@ -347,9 +418,17 @@ impl Transport {
     pub fn linger(&mut self, ctx: &mut Ctx) -> Drained {
         if self.lingering_until.is_none() {
             if let Some(tls) = self.tls.as_mut() {
-                // Says the answer is whole (a truncation attack looks like a bare FIN).
+                // Says the answer is whole (a truncation attack looks like a bare FIN); the
+                // write side is shut only once it is out, when the socket next takes output.
                 tls.close_notify();
-                let _ = tls.send(&mut self.sock, &mut ctx.io, &mut ctx.gather);
+                match tls.send(&mut self.sock, &mut ctx.io, &mut ctx.gather) {
+                    Ok(sent) if !sent.all => {
+                        ctx.stats().bytes_out(sent.bytes);
+                        return Drained::Pending;
+                    }
+                    Ok(sent) => ctx.stats().bytes_out(sent.bytes),
+                    Err(_) => return Drained::Eof,
+                }
             }
             if self.sock.shutdown_write(&mut ctx.io).is_err() {
                 return Drained::Eof;
@@ -357,6 +436,17 @@ impl Transport {
             self.lingering_until = Some(ctx.now + LINGER);
         }
         self.discard_input(ctx)
+    }
+
+    /// Before the connection is dropped: a TLS client is told (close_notify), as far as the
+    /// socket takes it now.
+    pub fn say_goodbye(&mut self, ctx: &mut Ctx) {
+        if let Some(tls) = self.tls.as_mut().filter(|t| !t.is_handshaking()) {
+            tls.close_notify();
+            if let Ok(sent) = tls.send(&mut self.sock, &mut ctx.io, &mut ctx.gather) {
+                ctx.stats().bytes_out(sent.bytes);
+            }
+        }
     }
 
     /// Reads and drops what the client sends, until it has no more or closes.

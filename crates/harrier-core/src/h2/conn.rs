@@ -28,6 +28,9 @@ use crate::engine::event_loop::Ctx;
 use crate::engine::reply::{ReplyOp, OP_CHUNK, OP_END, OP_FILE, OP_FULL, OP_HEAD};
 use crate::http1::encode::decimal;
 use crate::http1::Status;
+use crate::ops::access_log::LogEntry;
+use crate::ops::stats::Refusal;
+use crate::ops::{self, OpsRoute};
 use crate::router::RouteMatch;
 use crate::statics::{Piece, Plan};
 
@@ -61,7 +64,16 @@ impl H2Conn {
         let pipe = Pipe::default();
         let (woken, waker) = adapter::waker();
         let handshake = limits::builder(&ctx.shared.config).handshake(pipe.clone());
-        H2Conn { state: State::Handshaking(handshake), pipe, woken, waker, streams: Vec::new(), resets: Resets::default(), blocked: false, going_away: false }
+        H2Conn {
+            state: State::Handshaking(handshake),
+            pipe,
+            woken,
+            waker,
+            streams: Vec::new(),
+            resets: Resets::default(),
+            blocked: false,
+            going_away: false,
+        }
     }
 
     #[cfg(test)]
@@ -98,7 +110,11 @@ impl H2Conn {
 
     /// Polls h2 with the transport's output lent to the pipe.
     pub fn drive(&mut self, t: &mut Transport, ctx: &mut Ctx) {
-        let high_water = if ctx.write_high_water > 0 { ctx.write_high_water } else { DEFAULT_HIGH_WATER };
+        let high_water = if ctx.write_high_water > 0 {
+            ctx.write_high_water
+        } else {
+            DEFAULT_HIGH_WATER
+        };
         let room = high_water.saturating_sub(t.unsent());
         let out = t.take_out(ctx);
         self.pipe.lend(out, room);
@@ -112,7 +128,7 @@ impl H2Conn {
         }
     }
 
-    fn poll(&mut self, t: &Transport, ctx: &mut Ctx) {
+    fn poll(&mut self, t: &mut Transport, ctx: &mut Ctx) {
         let waker = self.waker.clone();
         let mut cx = Context::from_waker(&waker);
         for _ in 0..MAX_ROUNDS {
@@ -135,7 +151,9 @@ impl H2Conn {
             if let State::Serving(conn) = &mut state {
                 loop {
                     match conn.poll_accept(&mut cx) {
-                        Poll::Ready(Some(Ok((request, respond)))) => self.accept(t, ctx, request, respond),
+                        Poll::Ready(Some(Ok((request, respond)))) => {
+                            self.accept(t, ctx, request, respond)
+                        }
                         Poll::Ready(Some(Err(_))) | Poll::Ready(None) => {
                             state = State::Done;
                             break;
@@ -157,18 +175,43 @@ impl H2Conn {
     }
 
     /// A new stream: the engine answers it, or it goes to the handler.
-    fn accept(&mut self, t: &Transport, ctx: &mut Ctx, request: http::Request<RecvStream>, respond: SendResponse<Bytes>) {
+    fn accept(
+        &mut self,
+        t: &mut Transport,
+        ctx: &mut Ctx,
+        request: http::Request<RecvStream>,
+        respond: SendResponse<Bytes>,
+    ) {
         let rid = ctx.next_rid();
         let (parts, body) = request.into_parts();
         let has_body = !body.is_end_stream();
         let mut s = Stream::new(rid, ctx.now, respond, body);
         let method = parts.method.as_str().as_bytes();
         s.head_only = method == b"HEAD";
-        let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str()).as_bytes();
-        let path_len = target.iter().position(|&b| b == b'?').unwrap_or(target.len());
+        let target = parts
+            .uri
+            .path_and_query()
+            .map_or("/", |pq| pq.as_str())
+            .as_bytes();
+        let path_len = target
+            .iter()
+            .position(|&b| b == b'?')
+            .unwrap_or(target.len());
         let path = &target[..path_len];
         let authority = parts.uri.authority().map(|a| a.as_str().as_bytes());
         let headers = &parts.headers;
+        if ctx.log.is_some() {
+            let header = |name: http::header::HeaderName| headers.get(name).map(|v| v.as_bytes());
+            let entry = LogEntry::new(
+                method,
+                target,
+                header(http::header::USER_AGENT),
+                header(http::header::REFERER),
+                t.peer_ip(ctx),
+                "h2",
+            );
+            s.log = Some(Box::new(entry));
+        }
         let max_url = ctx.shared.config.max_url_length;
         if max_url > 0 && target.len() > max_url {
             self.answer_new(ctx, s, Status::URI_TOO_LONG, &[]);
@@ -176,29 +219,69 @@ impl H2Conn {
         }
         let mut number = [0u8; 20];
         match answers::route(ctx, &t.ip, method, path) {
-            Err(secs) => self.answer_new(ctx, s, Status::TOO_MANY_REQUESTS, &[(b"retry-after", decimal(&mut number, secs))]),
+            Err(secs) => self.answer_new(
+                ctx,
+                s,
+                Status::TOO_MANY_REQUESTS,
+                &[(b"retry-after", decimal(&mut number, secs))],
+            ),
             // WebSocket over HTTP/2 (RFC 8441) is not offered: such a client uses HTTP/1.1.
-            Ok(RouteMatch::Found { route }) if ctx.shared.config.websocket(route).is_some() => self.answer_new(ctx, s, Status(426), &[]),
+            Ok(RouteMatch::Found { route }) if ctx.shared.config.websocket(route).is_some() => {
+                self.answer_new(ctx, s, Status(426), &[])
+            }
+            Ok(RouteMatch::Found { route }) if ctx.shared.config.ops_route(route).is_some() => {
+                let kind = ctx.shared.config.ops_route(route).unwrap();
+                s.body = None;
+                let i = self.track(s);
+                self.answer_ops(t, ctx, i, kind);
+            }
             Ok(RouteMatch::Found { route }) if ctx.shared.config.static_mount(route).is_some() => {
                 let mount = ctx.shared.config.static_mount(route).unwrap().clone();
-                let plan = answers::mount_plan(&mount, &ctx.params, path, &target[path_len..], request_headers(authority, headers));
+                let plan = answers::mount_plan(
+                    &mount,
+                    &ctx.params,
+                    path,
+                    &target[path_len..],
+                    request_headers(authority, headers),
+                );
                 s.body = None;
                 let i = self.track(s);
                 self.answer_plan(ctx, i, plan);
             }
             Ok(RouteMatch::Found { route }) => {
                 let limit = ctx.shared.config.body_limit(route);
-                let declared = headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+                let declared = headers
+                    .get(http::header::CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0);
                 if limit > 0 && declared > limit {
                     self.answer_new(ctx, s, Status::CONTENT_TOO_LARGE, &[]);
                 } else if ctx.waiting >= ctx.max_waiting {
-                    self.answer_new(ctx, s, Status::SERVICE_UNAVAILABLE, &[(b"retry-after", b"1")]);
+                    self.answer_new(
+                        ctx,
+                        s,
+                        Status::SERVICE_UNAVAILABLE,
+                        &[(b"retry-after", b"1")],
+                    );
                 } else {
-                    let flags = FLAG_HTTP2 | t.secure_flag() | if has_body { FLAG_HAS_BODY } else { 0 };
+                    let flags =
+                        FLAG_HTTP2 | t.secure_flag() | if has_body { FLAG_HAS_BODY } else { 0 };
                     let cookies = joined_cookies(headers);
-                    let fields = request_headers(authority, headers).filter(|(n, _)| cookies.is_none() || *n != b"cookie");
+                    let fields = request_headers(authority, headers)
+                        .filter(|(n, _)| cookies.is_none() || *n != b"cookie");
                     let cookie = cookies.as_deref().map(|c| (&b"cookie"[..], c));
-                    ctx.batch.request_parts(rid, t.slot, route, flags, method, target, path_len, fields.chain(cookie), &ctx.params);
+                    ctx.batch.request_parts(
+                        rid,
+                        t.slot,
+                        route,
+                        flags,
+                        method,
+                        target,
+                        path_len,
+                        fields.chain(cookie),
+                        &ctx.params,
+                    );
                     s.to_handler = true;
                     s.limit = limit;
                     s.counted = true;
@@ -212,7 +295,12 @@ impl H2Conn {
                     }
                 }
             }
-            Ok(RouteMatch::MethodNotAllowed { allow }) => self.answer_new(ctx, s, Status::METHOD_NOT_ALLOWED, &[(b"allow", allow.as_bytes())]),
+            Ok(RouteMatch::MethodNotAllowed { allow }) => self.answer_new(
+                ctx,
+                s,
+                Status::METHOD_NOT_ALLOWED,
+                &[(b"allow", allow.as_bytes())],
+            ),
             Ok(RouteMatch::NotFound) => self.answer_new(ctx, s, Status::NOT_FOUND, &[]),
         }
     }
@@ -223,29 +311,174 @@ impl H2Conn {
     }
 
     /// Answers a stream the handler will not see; its body is not wanted.
-    fn answer_new(&mut self, ctx: &mut Ctx, mut s: Stream, status: Status, extra: &[(&[u8], &[u8])]) {
+    fn answer_new(
+        &mut self,
+        ctx: &mut Ctx,
+        mut s: Stream,
+        status: Status,
+        extra: &[(&[u8], &[u8])],
+    ) {
         s.body = None;
         let i = self.track(s);
         self.answer_in_engine(ctx, i, status, extra);
     }
 
     /// Answers the stream at `i` with a short text, as if its handler had.
-    fn answer_in_engine(&mut self, ctx: &mut Ctx, i: usize, status: Status, extra: &[(&[u8], &[u8])]) {
+    fn answer_in_engine(
+        &mut self,
+        ctx: &mut Ctx,
+        i: usize,
+        status: Status,
+        extra: &[(&[u8], &[u8])],
+    ) {
+        if let Some(why) = Refusal::of_status(status.0) {
+            ctx.stats().refused(why);
+        }
+        self.answer_own(
+            ctx,
+            i,
+            status,
+            b"text/plain; charset=utf-8",
+            extra,
+            status.reason().as_bytes(),
+        );
+    }
+
+    /// Answers the stream at `i` with a body the engine made, of the type given.
+    fn answer_own(
+        &mut self,
+        ctx: &mut Ctx,
+        i: usize,
+        status: Status,
+        content_type: &[u8],
+        extra: &[(&[u8], &[u8])],
+        body: &[u8],
+    ) {
         let s = &mut self.streams[i];
         s.uncount(ctx);
-        let body = status.reason().as_bytes();
+        s.status = status.0;
         let mut head = streams::head(status, ctx.date.bytes(), Some(body.len() as u64));
         let h = head.headers_mut();
-        h.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain; charset=utf-8"));
+        streams::add_header(h, b"content-type", content_type);
         for (name, value) in extra {
             streams::add_header(h, name, value);
         }
-        let end = s.head_only;
+        let end = s.head_only || body.is_empty();
         if s.send_head(head, end) && !end {
-            s.send_data(Bytes::from_static(body), true);
+            s.send_data(Bytes::copy_from_slice(body), true);
         }
         s.answer = Answer::Done;
         self.woken.set();
+    }
+
+    /// Answers the stream at `i` with the engine's own figures (metrics, health, the
+    /// dashboard and its event stream): the handler never sees it.
+    fn answer_ops(&mut self, t: &Transport, ctx: &mut Ctx, i: usize, kind: OpsRoute) {
+        const TEXT: &[u8] = b"text/plain; charset=utf-8";
+        match kind {
+            OpsRoute::Metrics => {
+                let text = ops::exposition(&ctx.shared.snapshot());
+                self.answer_own(
+                    ctx,
+                    i,
+                    Status::OK,
+                    ops::PROMETHEUS_CONTENT_TYPE,
+                    &[(b"cache-control", b"no-store")],
+                    text.as_bytes(),
+                );
+            }
+            OpsRoute::Health => {
+                // Draining from the moment a shutdown is asked, on every thread.
+                use std::sync::atomic::Ordering::SeqCst;
+                let shared = &ctx.shared;
+                let draining = ctx.draining
+                    || shared.shutdown.load(SeqCst)
+                    || shared.drain_announced.load(SeqCst);
+                let (status, body): (Status, &[u8]) = if draining {
+                    (Status::SERVICE_UNAVAILABLE, b"draining")
+                } else {
+                    (Status::OK, b"ok")
+                };
+                self.answer_own(
+                    ctx,
+                    i,
+                    status,
+                    TEXT,
+                    &[(b"cache-control", b"no-store")],
+                    body,
+                );
+            }
+            OpsRoute::Dashboard => self.answer_own(
+                ctx,
+                i,
+                Status::OK,
+                b"text/html; charset=utf-8",
+                &[(b"cache-control", b"no-cache")],
+                ops::DASHBOARD_HTML.as_bytes(),
+            ),
+            OpsRoute::DashboardEvents => {
+                let s = &mut self.streams[i];
+                s.uncount(ctx);
+                s.status = 200;
+                let mut head = streams::head(Status::OK, ctx.date.bytes(), None);
+                for (name, value) in [
+                    (&b"content-type"[..], &b"text/event-stream"[..]),
+                    (b"cache-control", b"no-cache"),
+                    (b"x-accel-buffering", b"no"),
+                ] {
+                    streams::add_header(head.headers_mut(), name, value);
+                }
+                let head_only = s.head_only;
+                let rid = s.rid;
+                if s.send_head(head, head_only) && !head_only {
+                    s.answer = Answer::Streaming;
+                    ctx.event_streams.push((t.slot, rid));
+                    let event = ops::snapshot_event(&ctx.shared.snapshot());
+                    self.push_event(rid, &event);
+                } else {
+                    s.answer = Answer::Done;
+                }
+                self.woken.set();
+            }
+        }
+    }
+
+    /// Writes an event to an engine-fed stream; false once that stream is gone.
+    pub fn push_event(&mut self, rid: u32, event: &[u8]) -> bool {
+        let Some(s) = self
+            .streams
+            .iter_mut()
+            .find(|s| s.rid == rid && s.answer == Answer::Streaming && s.send.is_some())
+        else {
+            return false;
+        };
+        s.send_data(Bytes::copy_from_slice(event), false);
+        self.woken.set();
+        s.send.is_some()
+    }
+
+    /// Ends an engine-fed stream (a drain began).
+    pub fn end_event_stream(&mut self, ctx: &mut Ctx, rid: u32) {
+        let Some(i) = self
+            .streams
+            .iter()
+            .position(|s| s.rid == rid && s.answer == Answer::Streaming)
+        else {
+            return;
+        };
+        let s = &mut self.streams[i];
+        s.send_data(Bytes::new(), true);
+        s.answer = Answer::Done;
+        self.woken.set();
+        if self.streams[i].finished() {
+            self.retire(ctx, i);
+        }
+    }
+
+    /// Lets go of the stream at `i`, done with: counted, logged, its handles dropped.
+    fn retire(&mut self, ctx: &mut Ctx, i: usize) {
+        let mut s = self.streams.swap_remove(i);
+        s.record(ctx);
     }
 
     /// Answers the stream at `i` with a static file plan: head now, body pieces as flow
@@ -253,14 +486,26 @@ impl H2Conn {
     fn answer_plan(&mut self, ctx: &mut Ctx, i: usize, plan: Plan) {
         let s = &mut self.streams[i];
         s.uncount(ctx);
+        s.status = plan.status.0;
         let allows_body = plan.status.allows_body();
-        let mut head = streams::head(plan.status, ctx.date.bytes(), allows_body.then_some(plan.length));
+        let mut head = streams::head(
+            plan.status,
+            ctx.date.bytes(),
+            allows_body.then_some(plan.length),
+        );
         for (name, value) in answers::plan_headers(&plan.headers) {
             streams::add_header(head.headers_mut(), name, value);
         }
         let end = s.head_only || !allows_body || plan.length == 0;
         if s.send_head(head, end) && !end {
-            s.file = Some(FileSend { file: plan.file, pieces: plan.pieces.into_iter().filter(|p| !matches!(p, Piece::File { len: 0, .. })).collect() });
+            s.file = Some(FileSend {
+                file: plan.file,
+                pieces: plan
+                    .pieces
+                    .into_iter()
+                    .filter(|p| !matches!(p, Piece::File { len: 0, .. }))
+                    .collect(),
+            });
         }
         s.answer = Answer::Done;
         self.woken.set();
@@ -269,7 +514,9 @@ impl H2Conn {
     /// Applies one reply op from the handler; ops for streams no longer open are dropped.
     pub fn apply(&mut self, t: &mut Transport, ctx: &mut Ctx, op: &ReplyOp) {
         t.dirty = true;
-        let Some(i) = self.streams.iter().position(|s| s.rid == op.rid) else { return };
+        let Some(i) = self.streams.iter().position(|s| s.rid == op.rid) else {
+            return;
+        };
         let answer = self.streams[i].answer;
         match (op.kind, answer) {
             (OP_FILE, Answer::Waiting) => {
@@ -279,10 +526,17 @@ impl H2Conn {
                 }
             }
             (OP_FULL | OP_HEAD, Answer::Waiting) => {
-                let Some((headers, body)) = op.split() else { return };
+                let Some((headers, body)) = op.split() else {
+                    return;
+                };
                 let s = &mut self.streams[i];
                 s.uncount(ctx);
-                let status = if (200..=999).contains(&op.status) { Status(op.status) } else { Status::INTERNAL_SERVER_ERROR };
+                let status = if (200..=999).contains(&op.status) {
+                    Status(op.status)
+                } else {
+                    Status::INTERNAL_SERVER_ERROR
+                };
+                s.status = status.0;
                 let streamed = op.kind == OP_HEAD;
                 let allows_body = status.allows_body();
                 let length = (!streamed && allows_body).then_some(body.len() as u64);
@@ -320,7 +574,7 @@ impl H2Conn {
             _ => return,
         }
         if self.streams[i].finished() {
-            self.streams.swap_remove(i);
+            self.retire(ctx, i);
         }
     }
 
@@ -381,12 +635,13 @@ impl H2Conn {
                 s.body = None;
                 s.file = None;
                 s.answer = Answer::Done;
+                s.aborted = true;
             }
             if s.file.is_some() {
                 s.pump_file(cx);
             }
             if s.finished() {
-                self.streams.swap_remove(i);
+                self.retire(ctx, i);
                 continue;
             }
             i += 1;
@@ -404,7 +659,10 @@ impl H2Conn {
         let mut any = false;
         for i in 0..self.streams.len() {
             let s = &self.streams[i];
-            if s.to_handler && s.answer == Answer::Waiting && ctx.now.duration_since(s.since) >= timeout {
+            if s.to_handler
+                && s.answer == Answer::Waiting
+                && ctx.now.duration_since(s.since) >= timeout
+            {
                 ctx.batch.abort(s.rid);
                 // Nobody wants the rest of its body now.
                 self.streams[i].body = None;
@@ -413,7 +671,14 @@ impl H2Conn {
             }
         }
         if any {
-            self.streams.retain(|s| !s.finished());
+            let mut i = 0;
+            while i < self.streams.len() {
+                if self.streams[i].finished() {
+                    self.retire(ctx, i);
+                } else {
+                    i += 1;
+                }
+            }
             t.dirty = true;
         }
     }
@@ -423,10 +688,19 @@ impl H2Conn {
     pub fn check_timers(&mut self, t: &mut Transport, ctx: &mut Ctx) -> Liveness {
         let now = ctx.now;
         let config = &ctx.shared.config;
-        let over = |since: std::time::Instant, limit: Duration| !limit.is_zero() && now.saturating_duration_since(since) >= limit;
+        let over = |since: std::time::Instant, limit: Duration| {
+            !limit.is_zero() && now.saturating_duration_since(since) >= limit
+        };
         match &mut self.state {
-            State::Handshaking(_) if over(t.last_read.min(t.last_write), config.header_timeout) => return Liveness::Closed,
-            State::Serving(conn) if self.streams.is_empty() && !conn.has_streams() && t.has_no_output() && over(t.last_read.max(t.last_write), config.keep_alive_timeout) => {
+            State::Handshaking(_) if over(t.last_read.min(t.last_write), config.header_timeout) => {
+                return Liveness::Closed
+            }
+            State::Serving(conn)
+                if self.streams.is_empty()
+                    && !conn.has_streams()
+                    && t.has_no_output()
+                    && over(t.last_read.max(t.last_write), config.keep_alive_timeout) =>
+            {
                 conn.abrupt_shutdown(Reason::NO_ERROR);
                 self.woken.set();
                 t.dirty = true;
@@ -441,7 +715,9 @@ impl H2Conn {
         self.going_away = true;
         match &mut self.state {
             // Nothing in flight: the last GOAWAY at once, as an idle HTTP/1.1 connection closes.
-            State::Serving(conn) if self.streams.is_empty() && !conn.has_streams() => conn.abrupt_shutdown(Reason::NO_ERROR),
+            State::Serving(conn) if self.streams.is_empty() && !conn.has_streams() => {
+                conn.abrupt_shutdown(Reason::NO_ERROR)
+            }
             State::Serving(conn) => conn.graceful_shutdown(),
             // Not even its settings yet: nothing to say.
             State::Handshaking(_) => self.state = State::Done,
@@ -458,11 +734,15 @@ impl H2Conn {
 
     /// The connection is going away: tell the handler about every stream it still holds.
     pub fn abort_all(&mut self, ctx: &mut Ctx) {
-        for mut s in self.streams.drain(..) {
+        for mut s in std::mem::take(&mut self.streams) {
             s.uncount(ctx);
             if s.to_handler && s.answer != Answer::Done {
                 ctx.batch.abort(s.rid);
             }
+            if s.answer != Answer::Done || s.body.is_some() || s.file.is_some() {
+                s.aborted = true;
+            }
+            s.record(ctx);
         }
     }
 }
@@ -477,9 +757,16 @@ fn over_limit(s: &mut Stream, ctx: &mut Ctx) {
     s.body = None;
     if s.answer == Answer::Waiting {
         let status = Status::CONTENT_TOO_LARGE;
+        s.status = status.0;
+        if let Some(why) = Refusal::of_status(status.0) {
+            ctx.stats().refused(why);
+        }
         let body = status.reason().as_bytes();
         let mut head = streams::head(status, ctx.date.bytes(), Some(body.len() as u64));
-        head.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain; charset=utf-8"));
+        head.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
         let end = s.head_only;
         if s.send_head(head, end) && !end {
             s.send_data(Bytes::from_static(body), true);
@@ -491,9 +778,17 @@ fn over_limit(s: &mut Stream, ctx: &mut Ctx) {
 }
 
 /// The request's headers as the handler sees them: `:authority` as `host`, then the rest.
-fn request_headers<'a>(authority: Option<&'a [u8]>, headers: &'a HeaderMap) -> impl Iterator<Item = (&'a [u8], &'a [u8])> + 'a {
+fn request_headers<'a>(
+    authority: Option<&'a [u8]>,
+    headers: &'a HeaderMap,
+) -> impl Iterator<Item = (&'a [u8], &'a [u8])> + 'a {
     let host = authority.map(|a| (&b"host"[..], a));
-    host.into_iter().chain(headers.iter().filter(move |(n, _)| authority.is_none() || *n != http::header::HOST).map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes())))
+    host.into_iter().chain(
+        headers
+            .iter()
+            .filter(move |(n, _)| authority.is_none() || *n != http::header::HOST)
+            .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes())),
+    )
 }
 
 /// HTTP/2 clients may split `cookie` into one field per cookie (RFC 9113 8.2.3): joined

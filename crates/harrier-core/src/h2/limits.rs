@@ -18,7 +18,11 @@ use crate::engine::config::Config;
 pub(crate) fn builder(config: &Config) -> Builder {
     let o = &config.http2;
     let window = o.initial_window_size.clamp(1, (1 << 31) - 1);
-    let header_list = if o.max_header_list_size > 0 { o.max_header_list_size } else { config.max_header_size.clamp(1024, u32::MAX as usize) as u32 };
+    let header_list = if o.max_header_list_size > 0 {
+        o.max_header_list_size
+    } else {
+        config.max_header_size.clamp(1024, u32::MAX as usize) as u32
+    };
     let mut b = Builder::new();
     b.initial_window_size(window)
         .initial_connection_window_size(window.max(65_535))

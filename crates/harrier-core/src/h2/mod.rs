@@ -46,7 +46,10 @@ mod tests {
         assert_eq!(sniff(b"POST / HTTP/1.1\r\n"), Sniffed::Http1);
         assert_eq!(sniff(b"PRI * HTTP/2.0\r\n"), Sniffed::NeedMore);
         assert_eq!(sniff(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), Sniffed::Http2);
-        assert_eq!(sniff(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\x12\x04"), Sniffed::Http2);
+        assert_eq!(
+            sniff(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\x12\x04"),
+            Sniffed::Http2
+        );
         assert_eq!(sniff(b"PRI * HTTP/2.0\r\n\r\nXX"), Sniffed::Http1);
     }
 }

@@ -14,6 +14,8 @@ use http::header::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::engine::event_loop::Ctx;
 use crate::http1::Status;
+use crate::ops::access_log::{LogEntry, Outcome};
+use crate::ops::stats::Protocol;
 use crate::statics::{self, Piece};
 
 /// Bytes of a file read for one DATA send: what h2 frames in a few 16 KiB frames.
@@ -48,6 +50,13 @@ pub(crate) struct Stream {
     pub limit: u64,
     /// A file answer's pieces not sent yet.
     pub file: Option<FileSend>,
+    /// The answer's status, and the body bytes sent (for the counters and the access log).
+    pub status: u16,
+    pub sent: u64,
+    /// The client reset it, or the engine gave up on it, before its answer was whole.
+    pub aborted: bool,
+    /// What the access log will say of it, when the log is on.
+    pub log: Option<Box<LogEntry>>,
 }
 
 pub(crate) struct FileSend {
@@ -70,6 +79,32 @@ impl Stream {
             seen: 0,
             limit: 0,
             file: None,
+            status: 0,
+            sent: 0,
+            aborted: false,
+            log: None,
+        }
+    }
+
+    /// Counts the stream among the requests answered (unless it was aborted) and writes its
+    /// access log line.
+    pub fn record(&mut self, ctx: &mut Ctx) {
+        let duration = Instant::now().saturating_duration_since(self.since);
+        let aborted = self.aborted || self.answer != Answer::Done;
+        if !aborted {
+            ctx.stats()
+                .request(self.status, Protocol::Http2, duration.as_micros() as u64);
+        }
+        if let (Some(log), Some(entry)) = (ctx.log.as_mut(), self.log.take()) {
+            log.line(
+                &entry,
+                &Outcome {
+                    status: self.status,
+                    bytes: self.sent,
+                    duration,
+                    aborted,
+                },
+            );
         }
     }
 
@@ -89,7 +124,9 @@ impl Stream {
     /// Sends the head; `end`: nothing follows it. The stream keeps its send handle unless
     /// it ended. False if the stream is gone (reset).
     pub fn send_head(&mut self, head: http::Response<()>, end: bool) -> bool {
-        let Some(mut respond) = self.respond.take() else { return false };
+        let Some(mut respond) = self.respond.take() else {
+            return false;
+        };
         match respond.send_response(head, end) {
             Ok(send) => {
                 if !end {
@@ -103,6 +140,7 @@ impl Stream {
 
     /// A piece of the body; `end`: the last.
     pub fn send_data(&mut self, data: Bytes, end: bool) {
+        self.sent += data.len() as u64;
         if let Some(send) = self.send.as_mut() {
             if send.send_data(data, end).is_err() {
                 self.send = None;
@@ -125,6 +163,7 @@ impl Stream {
         self.file = None;
         self.body = None;
         self.answer = Answer::Done;
+        self.aborted = true;
     }
 
     /// Whether the client reset the stream (or the connection failed) while it was answered.
@@ -155,6 +194,7 @@ impl Stream {
                 Some(Piece::Bytes(b)) => {
                     let b = std::mem::take(b);
                     fs.pieces.pop_front();
+                    self.sent += b.len() as u64;
                     let _ = send.send_data(Bytes::from(b), last);
                     if last {
                         break;
@@ -163,6 +203,7 @@ impl Stream {
                 Some(Piece::Shared(b, span)) => {
                     let data = Bytes::copy_from_slice(&b[span.clone()]);
                     fs.pieces.pop_front();
+                    self.sent += data.len() as u64;
                     let _ = send.send_data(data, last);
                     if last {
                         break;
@@ -177,12 +218,16 @@ impl Stream {
                     match send.poll_capacity(cx) {
                         Poll::Ready(Some(Ok(n))) if n > 0 => {
                             let want = (n as u64).min(*len);
-                            let read = fs.file.as_ref().map(|f| statics::read_span(f, *offset, want));
+                            let read = fs
+                                .file
+                                .as_ref()
+                                .map(|f| statics::read_span(f, *offset, want));
                             match read {
                                 Some(Ok(bytes)) if !bytes.is_empty() => {
                                     *offset += bytes.len() as u64;
                                     *len -= bytes.len() as u64;
                                     let end = *len == 0 && last;
+                                    self.sent += bytes.len() as u64;
                                     if *len == 0 {
                                         fs.pieces.pop_front();
                                     }
@@ -194,6 +239,7 @@ impl Stream {
                                 // The file shrank or broke: the promised length cannot be kept.
                                 _ => {
                                     send.send_reset(Reason::INTERNAL_ERROR);
+                                    self.aborted = true;
                                     break;
                                 }
                             }
@@ -213,14 +259,24 @@ impl Stream {
 /// Headers that mean something for one HTTP/1.1 connection only (RFC 9113 8.2.2), or that
 /// the engine writes itself: a handler's are dropped.
 pub(crate) fn is_dropped_header(name: &[u8]) -> bool {
-    const DROPPED: [&[u8]; 8] = [b"connection", b"keep-alive", b"transfer-encoding", b"upgrade", b"proxy-connection", b"te", b"content-length", b"date"];
+    const DROPPED: [&[u8]; 8] = [
+        b"connection",
+        b"keep-alive",
+        b"transfer-encoding",
+        b"upgrade",
+        b"proxy-connection",
+        b"te",
+        b"content-length",
+        b"date",
+    ];
     DROPPED.iter().any(|d| name.eq_ignore_ascii_case(d))
 }
 
 /// A response head with the engine's own headers.
 pub(crate) fn head(status: Status, date: &[u8], length: Option<u64>) -> http::Response<()> {
     let mut r = http::Response::new(());
-    *r.status_mut() = http::StatusCode::from_u16(status.0).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    *r.status_mut() =
+        http::StatusCode::from_u16(status.0).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
     let h = r.headers_mut();
     if let Ok(v) = HeaderValue::from_bytes(date) {
         h.insert(http::header::DATE, v);
@@ -253,7 +309,14 @@ mod tests {
     #[test]
     fn connection_headers_are_dropped() {
         let mut h = HeaderMap::new();
-        for name in ["Connection", "keep-alive", "Transfer-Encoding", "upgrade", "proxy-connection", "content-length"] {
+        for name in [
+            "Connection",
+            "keep-alive",
+            "Transfer-Encoding",
+            "upgrade",
+            "proxy-connection",
+            "content-length",
+        ] {
             assert!(!add_header(&mut h, name.as_bytes(), b"x"), "{name}");
         }
         assert!(add_header(&mut h, b"X-Thing", b"1"));
@@ -272,6 +335,9 @@ mod tests {
         assert_eq!(r.status(), 404);
         assert_eq!(r.headers()["content-length"], "9");
         assert_eq!(r.headers()["date"], "Sun, 06 Nov 1994 08:49:37 GMT");
-        assert!(head(Status(204), b"x", None).headers().get("content-length").is_none());
+        assert!(head(Status(204), b"x", None)
+            .headers()
+            .get("content-length")
+            .is_none());
     }
 }

@@ -46,9 +46,17 @@ pub struct CertSet {
 impl CertSet {
     /// Checks every pair: the chain parses, the key parses and is not encrypted, and the key
     /// is the one the leaf certificate names. `prefix` names the option (`tls`).
-    pub fn from_pem(prefix: &str, default: &PemPair, sni: &[(String, PemPair)]) -> Result<CertSet, TlsError> {
+    pub fn from_pem(
+        prefix: &str,
+        default: &PemPair,
+        sni: &[(String, PemPair)],
+    ) -> Result<CertSet, TlsError> {
         let default = certified_key(prefix, default)?;
-        let mut set = CertSet { default, exact: HashMap::new(), wildcard: HashMap::new() };
+        let mut set = CertSet {
+            default,
+            exact: HashMap::new(),
+            wildcard: HashMap::new(),
+        };
         for (name, pair) in sni {
             let field = format!("{prefix}.sni[{name:?}]");
             let host = name.trim().to_ascii_lowercase();
@@ -57,7 +65,12 @@ impl CertSet {
                 None => (&mut set.exact, host),
             };
             if !is_host_name(&host) {
-                return Err(TlsError { field, reason: "not a host name (an exact name like api.example.com, or *.example.com)".into() });
+                return Err(TlsError {
+                    field,
+                    reason:
+                        "not a host name (an exact name like api.example.com, or *.example.com)"
+                            .into(),
+                });
             }
             table.insert(host, certified_key(&field, pair)?);
         }
@@ -67,7 +80,9 @@ impl CertSet {
     /// The certificate for a server name: an exact match, else a wildcard one label up, else
     /// the default (a client that names nothing, or a name we have no certificate for).
     fn choose(&self, name: Option<&str>) -> Arc<CertifiedKey> {
-        let Some(name) = name else { return self.default.clone() };
+        let Some(name) = name else {
+            return self.default.clone();
+        };
         let lower;
         let name = if name.bytes().any(|b| b.is_ascii_uppercase()) {
             lower = name.to_ascii_lowercase();
@@ -90,7 +105,13 @@ impl CertSet {
 fn is_host_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 253
-        && name.split('.').all(|label| !label.is_empty() && label.len() <= 63 && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
 }
 
 fn certified_key(field: &str, pair: &PemPair) -> Result<Arc<CertifiedKey>, TlsError> {
@@ -98,9 +119,15 @@ fn certified_key(field: &str, pair: &PemPair) -> Result<Arc<CertifiedKey>, TlsEr
     let key_field = format!("{field}.key");
     let chain = CertificateDer::pem_slice_iter(&pair.cert)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| TlsError { field: cert_field.clone(), reason: pem_reason(&e) })?;
+        .map_err(|e| TlsError {
+            field: cert_field.clone(),
+            reason: pem_reason(&e),
+        })?;
     if chain.is_empty() {
-        return Err(TlsError { field: cert_field, reason: "no certificate in this PEM (expected -----BEGIN CERTIFICATE-----)".into() });
+        return Err(TlsError {
+            field: cert_field,
+            reason: "no certificate in this PEM (expected -----BEGIN CERTIFICATE-----)".into(),
+        });
     }
     if is_encrypted(&pair.key) {
         return Err(TlsError {
@@ -111,18 +138,29 @@ fn certified_key(field: &str, pair: &PemPair) -> Result<Arc<CertifiedKey>, TlsEr
     let key = PrivateKeyDer::from_pem_slice(&pair.key).map_err(|e| TlsError {
         field: key_field.clone(),
         reason: match e {
-            pem::Error::NoItemsFound => "no private key in this PEM (expected PKCS#8, PKCS#1 RSA or SEC1 EC)".into(),
+            pem::Error::NoItemsFound => {
+                "no private key in this PEM (expected PKCS#8, PKCS#1 RSA or SEC1 EC)".into()
+            }
             e => pem_reason(&e),
         },
     })?;
-    let signer = rustls::crypto::ring::sign::any_supported_type(&key).map_err(|e| TlsError { field: key_field.clone(), reason: format!("unusable private key: {e}") })?;
+    let signer = rustls::crypto::ring::sign::any_supported_type(&key).map_err(|e| TlsError {
+        field: key_field.clone(),
+        reason: format!("unusable private key: {e}"),
+    })?;
     let certified = CertifiedKey::new(chain, signer);
     match certified.keys_match() {
         Ok(()) => Ok(Arc::new(certified)),
         Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch)) => {
-            Err(TlsError { field: key_field, reason: format!("the private key does not match the certificate in {cert_field}") })
+            Err(TlsError {
+                field: key_field,
+                reason: format!("the private key does not match the certificate in {cert_field}"),
+            })
         }
-        Err(e) => Err(TlsError { field: cert_field, reason: format!("the certificate cannot be read: {e}") }),
+        Err(e) => Err(TlsError {
+            field: cert_field,
+            reason: format!("the certificate cannot be read: {e}"),
+        }),
     }
 }
 
@@ -146,7 +184,9 @@ pub(crate) struct Resolver {
 
 impl Resolver {
     pub fn new(set: CertSet) -> Resolver {
-        Resolver { current: RwLock::new(Arc::new(set)) }
+        Resolver {
+            current: RwLock::new(Arc::new(set)),
+        }
     }
 
     pub fn replace(&self, set: CertSet) {
@@ -156,7 +196,11 @@ impl Resolver {
 
 impl ResolvesServerCert for Resolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        let set = self.current.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let set = self
+            .current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         Some(set.choose(hello.server_name()))
     }
 }
@@ -177,14 +221,21 @@ mod tests {
 
     #[test]
     fn encrypted_keys_are_recognised() {
-        assert!(is_encrypted(b"-----BEGIN ENCRYPTED PRIVATE KEY-----\nMII\n"));
-        assert!(is_encrypted(b"-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\n"));
+        assert!(is_encrypted(
+            b"-----BEGIN ENCRYPTED PRIVATE KEY-----\nMII\n"
+        ));
+        assert!(is_encrypted(
+            b"-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\n"
+        ));
         assert!(!is_encrypted(b"-----BEGIN PRIVATE KEY-----\nMII\n"));
     }
 
     #[test]
     fn pem_without_certificate_is_refused() {
-        let pair = PemPair { cert: b"hello".to_vec(), key: Vec::new() };
+        let pair = PemPair {
+            cert: b"hello".to_vec(),
+            key: Vec::new(),
+        };
         let e = CertSet::from_pem("tls", &pair, &[]).unwrap_err();
         assert_eq!(e.field, "tls.cert");
         assert!(e.reason.contains("no certificate"), "{e}");

@@ -25,6 +25,8 @@ pub(crate) struct TlsSession {
     eof: bool,
     /// The connection was accepted then: a handshake must finish within the header timeout.
     began: Instant,
+    /// close_notify is queued (or sent).
+    notified: bool,
 }
 
 /// What the socket still owes after a read.
@@ -36,14 +38,26 @@ pub(crate) struct Plain {
     pub drained: bool,
 }
 
+/// Ciphertext bytes read from the socket by the last `read`, for the figures.
+pub(crate) struct Wire(pub usize);
+
 impl TlsSession {
     pub fn new(config: &Arc<ServerConfig>, now: Instant) -> io::Result<TlsSession> {
         let conn = ServerConnection::new(config.clone()).map_err(io::Error::other)?;
-        Ok(TlsSession { conn, backlog: Vec::new(), backlog_pos: 0, eof: false, began: now })
+        Ok(TlsSession {
+            conn,
+            backlog: Vec::new(),
+            backlog_pos: 0,
+            eof: false,
+            began: now,
+            notified: false,
+        })
     }
 
     pub fn handshake_overdue(&self, now: Instant, limit: Duration) -> bool {
-        !limit.is_zero() && self.conn.is_handshaking() && now.saturating_duration_since(self.began) >= limit
+        !limit.is_zero()
+            && self.conn.is_handshaking()
+            && now.saturating_duration_since(self.began) >= limit
     }
 
     /// The protocol the client and the server agreed on by ALPN, once the handshake is done.
@@ -60,18 +74,31 @@ impl TlsSession {
     /// is full or the socket has no more. `n == 0` with `drained` is the end of the stream;
     /// `WouldBlock` means nothing came. A record that fails (garbage, plaintext sent to a TLS
     /// port, a bad handshake) is an `InvalidData` error, after the alert rustls made is sent.
-    pub fn read(&mut self, sock: &mut Socket, io: &mut Io, cipher: &mut [u8], into: &mut [u8]) -> io::Result<Plain> {
+    pub fn read(
+        &mut self,
+        sock: &mut Socket,
+        io: &mut Io,
+        cipher: &mut [u8],
+        into: &mut [u8],
+        wire: &mut Wire,
+    ) -> io::Result<Plain> {
         let mut filled = 0;
         loop {
             filled += self.take_plaintext(&mut into[filled..])?;
             if filled == into.len() {
-                return Ok(Plain { n: filled, drained: false });
+                return Ok(Plain {
+                    n: filled,
+                    drained: false,
+                });
             }
             if self.eof {
                 // Plaintext first; the end of the stream on the next call. Bytes after a
                 // close_notify are dropped.
                 self.release();
-                return Ok(Plain { n: filled, drained: filled == 0 });
+                return Ok(Plain {
+                    n: filled,
+                    drained: filled == 0,
+                });
             }
             if self.backlog_pos < self.backlog.len() {
                 let mut backlog = std::mem::take(&mut self.backlog);
@@ -91,6 +118,7 @@ impl TlsSession {
                     let _ = self.conn.read_tls(&mut io::empty());
                 }
                 Ok(n) => {
+                    wire.0 += n;
                     let used = self.feed(sock, io, &cipher[..n])?;
                     if used < n {
                         self.backlog.extend_from_slice(&cipher[used..n]);
@@ -104,10 +132,18 @@ impl TlsSession {
                         if filled == 0 {
                             return Err(io::ErrorKind::WouldBlock.into());
                         }
-                        return Ok(Plain { n: filled, drained: true });
+                        return Ok(Plain {
+                            n: filled,
+                            drained: true,
+                        });
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock && filled > 0 => return Ok(Plain { n: filled, drained: true }),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && filled > 0 => {
+                    return Ok(Plain {
+                        n: filled,
+                        drained: true,
+                    })
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -148,7 +184,11 @@ impl TlsSession {
                 Err(e) => {
                     // Its plaintext buffer is full: the rest waits until that is read out.
                     // Anything else (a record too large to buffer) ends the connection.
-                    if self.conn.process_new_packets().is_ok_and(|s| s.plaintext_bytes_to_read() > 0) {
+                    if self
+                        .conn
+                        .process_new_packets()
+                        .is_ok_and(|s| s.plaintext_bytes_to_read() > 0)
+                    {
                         break;
                     }
                     return Err(io::Error::new(io::ErrorKind::InvalidData, e));
@@ -171,23 +211,48 @@ impl TlsSession {
 
     /// Writes the records rustls holds, as far as the socket takes them; `gather` is a
     /// scratch buffer.
-    pub fn send(&mut self, sock: &mut Socket, io: &mut Io, gather: &mut Vec<u8>) -> io::Result<Sent> {
-        let mut out = SocketWriter { sock, io, gather, wrote: false };
+    pub fn send(
+        &mut self,
+        sock: &mut Socket,
+        io: &mut Io,
+        gather: &mut Vec<u8>,
+    ) -> io::Result<Sent> {
+        let mut out = SocketWriter {
+            sock,
+            io,
+            gather,
+            bytes: 0,
+        };
         while self.conn.wants_write() {
             match self.conn.write_tls(&mut out) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(_) => out.wrote = true,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Sent { all: false, wrote: out.wrote }),
+                Ok(n) => out.bytes += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    return Ok(Sent {
+                        all: false,
+                        bytes: out.bytes,
+                    })
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
         }
-        Ok(Sent { all: true, wrote: out.wrote })
+        Ok(Sent {
+            all: true,
+            bytes: out.bytes,
+        })
     }
 
-    /// Queues the close_notify alert (sent by the next `send`).
+    /// Queues the close_notify alert (sent by the next `send`), once.
     pub fn close_notify(&mut self) {
-        self.conn.send_close_notify();
+        if !self.notified {
+            self.notified = true;
+            self.conn.send_close_notify();
+        }
+    }
+
+    pub fn is_handshaking(&self) -> bool {
+        self.conn.is_handshaking()
     }
 
     pub fn release(&mut self) {
@@ -200,8 +265,8 @@ impl TlsSession {
 pub(crate) struct Sent {
     /// Every record went to the kernel.
     pub all: bool,
-    /// Some bytes did.
-    pub wrote: bool,
+    /// Bytes that did.
+    pub bytes: usize,
 }
 
 /// The socket as rustls' writer: several records are gathered into one write.
@@ -209,7 +274,7 @@ struct SocketWriter<'a> {
     sock: &'a mut Socket,
     io: &'a mut Io,
     gather: &'a mut Vec<u8>,
-    wrote: bool,
+    bytes: usize,
 }
 
 impl Write for SocketWriter<'_> {
@@ -219,8 +284,12 @@ impl Write for SocketWriter<'_> {
 
     fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
         let mut pieces = bufs.iter().map(|b| &**b).filter(|b| !b.is_empty());
-        let Some(first) = pieces.next() else { return Ok(0) };
-        let Some(second) = pieces.next() else { return self.sock.write(self.io, first, false) };
+        let Some(first) = pieces.next() else {
+            return Ok(0);
+        };
+        let Some(second) = pieces.next() else {
+            return self.sock.write(self.io, first, false);
+        };
         self.gather.clear();
         self.gather.extend_from_slice(first);
         for piece in std::iter::once(second).chain(pieces) {
