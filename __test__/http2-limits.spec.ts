@@ -4,7 +4,7 @@
 import test from 'ava'
 import { deferred, fetchT, sleep, useApp, withTimeout } from './helpers.ts'
 import {
-  ACK, CANCEL, CONTINUATION, END_HEADERS, END_STREAM, ENHANCE_YOUR_CALM, HEADERS, PING, REFUSED_STREAM, RST_STREAM, RawH2, SETTINGS, errorCode, frame, h2get, h2session, headerBlock, rst,
+  ACK, CANCEL, CONTINUATION, DATA, END_HEADERS, END_STREAM, ENHANCE_YOUR_CALM, HEADERS, PING, REFUSED_STREAM, RST_STREAM, RawH2, SETTINGS, WINDOW_UPDATE, errorCode, frame, h2get, h2session, headerBlock, rst,
 } from './h2-helpers.ts'
 
 const get = (stream: number, path: string) => frame(HEADERS, END_STREAM | END_HEADERS, stream, headerBlock('GET', path))
@@ -144,3 +144,38 @@ for (const [name, make] of [
     await stillServes(t, base)
   })
 }
+
+test('a request body opens the client window only as the handler reads it: one that does not read holds the client back', async (t) => {
+  const seen = deferred()
+  const go = deferred()
+  const { port, base } = await useApp(
+    t,
+    (app) => {
+      app.post('/hold', async (req, res) => {
+        seen.resolve()
+        await go.promise
+        let n = 0
+        for await (const chunk of req) n += chunk.length
+        res.text(String(n))
+      })
+      app.get('/ok', (req, res) => res.text('ok'))
+    },
+    { http2: { initialWindowSize: 65_535 } },
+  )
+  const c = await RawH2.connect(t, port)
+  c.write(frame(HEADERS, END_HEADERS, 1, headerBlock('POST', '/hold')))
+  // The whole stream window: 65,535 bytes in frames of 16 KiB.
+  for (let sent = 0; sent < 65_535; sent += 16_384) c.write(frame(DATA, 0, 1, Buffer.alloc(Math.min(16_384, 65_535 - sent), 0x61)))
+  await withTimeout(seen.promise, 10_000, 'the handler to get the request')
+  await sleep(300)
+  const opened = () => c.frames.filter((f) => f.type === WINDOW_UPDATE && f.stream === 1)
+  t.is(opened().length, 0, 'no WINDOW_UPDATE for the stream while its handler does not read')
+  go.resolve()
+  await c.waitFor((f) => f.type === WINDOW_UPDATE && f.stream === 1, 'a WINDOW_UPDATE once the handler reads')
+  const increment = opened().reduce((sum, f) => sum + f.payload.readUInt32BE(0), 0)
+  t.true(increment >= 32_768, `the window opened by ${increment}`)
+  c.write(frame(DATA, END_STREAM, 1, Buffer.alloc(10, 0x62)))
+  const answer = await c.waitFor((f) => f.type === DATA && f.stream === 1, 'the answer')
+  t.is(answer.payload.toString(), '65545')
+  await stillServes(t, base)
+})

@@ -38,6 +38,10 @@ export class Request<Params extends Record<string, string> = Record<string, stri
   private ended: boolean
   private waiter: Waiter | null = null
   private consumed = false
+  /** Over HTTP/2 the engine holds the client's window until the handler takes the bytes. */
+  private readonly http2: boolean
+  /** A read of the whole body is under way: every piece is taken as it arrives. */
+  private whole = false
 
   /** @internal */
   constructor(thread: number, bytes: Buffer, meta: Uint32Array, at: number, paramNames: readonly string[]) {
@@ -50,6 +54,12 @@ export class Request<Params extends Record<string, string> = Record<string, stri
     this.route = meta[at + 3]
     this.paramNames = paramNames
     this.ended = (meta[at + 4] & FLAG_HAS_BODY) === 0
+    this.http2 = (meta[at + 4] & FLAG_HTTP2) !== 0
+  }
+
+  /** The handler took `n` bytes of the body: over HTTP/2 the client may send that much more. */
+  private took(n: number): void {
+    if (this.http2 && n > 0) this.response?.bodyRead(n)
   }
 
   /** The request method, upper-case as sent. */
@@ -141,6 +151,7 @@ export class Request<Params extends Record<string, string> = Record<string, stri
   /** @internal a piece of the body arrived */
   pushBody(chunk: Uint8Array): void {
     this.chunks.push(chunk)
+    if (this.whole) this.took(chunk.byteLength)
     this.wake()
   }
 
@@ -177,6 +188,7 @@ export class Request<Params extends Record<string, string> = Record<string, stri
     for (;;) {
       while (this.chunks.length > 0) {
         const chunk = this.chunks.shift()!
+        this.took(chunk.byteLength)
         yield Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)
       }
       if (this.ended) return
@@ -202,6 +214,10 @@ export class Request<Params extends Record<string, string> = Record<string, stri
 
   private async bytesOfBody(): Promise<Buffer> {
     this.claimBody()
+    this.whole = true
+    let held = 0
+    for (const chunk of this.chunks) held += chunk.byteLength
+    this.took(held)
     while (!this.ended) await this.next()
     const chunks = this.chunks
     this.chunks = []

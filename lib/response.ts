@@ -3,7 +3,7 @@ import { encodedHeader, type ReplyBuffer } from './reply-buffer'
 import { resolve as resolvePath } from 'node:path'
 import type { Request } from './request'
 import type { StaticOptions } from './types'
-import { OP_CHUNK, OP_END, OP_FILE, OP_FULL, OP_HEAD } from './wire'
+import { OP_BODY_READ, OP_CHUNK, OP_END, OP_FILE, OP_FULL, OP_HEAD } from './wire'
 
 /** The request headers a file answer depends on, passed to the engine with `sendFile`. */
 const FILE_CONDITIONS = ['range', 'if-range', 'if-none-match', 'if-modified-since', 'accept-encoding']
@@ -209,6 +209,14 @@ export class Response {
   private startStream(type: Buffer): void {
     this.state = 'streaming'
     this.out.op(OP_HEAD, this.thread, this.slot, this.rid, this.statusCode, this.names, this.values, this.typeUnlessSet(type), null)
+  }
+
+  /** @internal the handler took `n` bytes of the request body (HTTP/2: the client may send that much more) */
+  bodyRead(n: number): void {
+    if (this.abandoned || this.state === 'done') return
+    const count = Buffer.allocUnsafe(4)
+    count.writeUInt32LE(n >>> 0)
+    this.out.op(OP_BODY_READ, this.thread, this.slot, this.rid, 0, null, null, null, count)
   }
 
   /** @internal answers an error after a handler failed, if nothing was sent yet */

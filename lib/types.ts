@@ -122,8 +122,8 @@ export interface Http2Options {
   /** Streams a client may have open at once on one connection; past it, `REFUSED_STREAM` (default 100). */
   maxConcurrentStreams?: number
   /**
-   * Bytes of flow-control window per request body and per connection: what a client may send
-   * before the engine has handed it to the handler (default 1048576, at most 2147483647).
+   * Bytes of flow-control window per request body (the connection's is four times it): what a
+   * client may send before the handler has read it (default 1048576, at most 2147483647).
    */
   initialWindowSize?: number
   /** Bytes of a request's decoded header list; past it, 431 (default: `maxHeaderSize`). */

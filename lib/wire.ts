@@ -44,6 +44,8 @@ export const OP_WS_SUBSCRIBE = 9
 export const OP_WS_UNSUBSCRIBE = 10
 /** one header whose name is the topic; body: the message; to every thread */
 export const OP_WS_PUBLISH = 11
+/** body: u32 LE, bytes of the request body the handler took (HTTP/2 opens the client's window by that much) */
+export const OP_BODY_READ = 12
 export const WS_BINARY = 1
 export const WS_COMPRESS = 2
 export const WS_WANT_DRAIN = 4

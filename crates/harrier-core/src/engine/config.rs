@@ -87,8 +87,8 @@ pub struct Http2Options {
     pub enabled: bool,
     /// Streams a client may have open at once: past it, `REFUSED_STREAM`.
     pub max_concurrent_streams: u32,
-    /// The flow-control window of each request body (and of the connection): what a client
-    /// may send before the engine has handed it to the handler.
+    /// The flow-control window of each request body (the connection's is four times it): what
+    /// a client may send before the handler has read it (`BODY_READ`).
     pub initial_window_size: u32,
     /// Bytes of a request's header list (HPACK-decoded, 32 bytes per field counted as the
     /// RFC says); 0: `max_header_size`.

@@ -15,6 +15,11 @@
 //! header the answer depends on (`<range`, `<if-range`, `<if-none-match`,
 //! `<if-modified-since`, `<accept-encoding`), anything else a response header to add.
 //!
+//! `BODY_READ` tells that the handler took `n` bytes of request `rid`'s body (the body is
+//! `u32 n`): over HTTP/2 the engine opens the client's flow-control window by that much
+//! (WINDOW_UPDATE), so that a handler that does not read holds the client back. HTTP/1.1
+//! ignores it.
+//!
 //! WebSocket ops name the socket by `slot` and `rid` (the id its `WS_OPEN` event gave):
 //! - `UPGRADE` accepts the handshake of request `rid` (flagged `UPGRADE`): the engine sends
 //!   the 101 it prepared and the connection speaks WebSocket from then on.
@@ -44,6 +49,7 @@ pub const OP_WS_CLOSE: u8 = 8;
 pub const OP_WS_SUBSCRIBE: u8 = 9;
 pub const OP_WS_UNSUBSCRIBE: u8 = 10;
 pub const OP_WS_PUBLISH: u8 = 11;
+pub const OP_BODY_READ: u8 = 12;
 
 pub const WS_BINARY: u16 = 1;
 pub const WS_COMPRESS: u16 = 2;
@@ -239,6 +245,19 @@ impl ReplyWriter {
             rid,
             &[(topic, b"")],
             message,
+        );
+    }
+
+    /// The handler took `n` bytes of the request's body.
+    pub fn body_read(&mut self, to: RequestRef, n: u32) {
+        self.op(
+            OP_BODY_READ,
+            to.thread,
+            0,
+            to.slot,
+            to.rid,
+            &[],
+            &n.to_le_bytes(),
         );
     }
 

@@ -1,7 +1,7 @@
 //! HTTP/2 over a transport. The engine drives h2 by hand: bytes read go into the pipe
 //! (`adapter.rs`), then a drive polls the handshake, `poll_accept` until `Pending` (every new
 //! stream becomes a `REQUEST` event, or an answer of the engine's own), each stream's body
-//! (`BODY`/`END`, capacity released as the bytes go into the batch) and reset (`ABORT`), and
+//! (`BODY`/`END`; its window opens again as the handler reads it, `BODY_READ`) and reset (`ABORT`), and
 //! what file answers still have to send. Reply ops queue frames in h2 and wake the
 //! connection; the turn's flush drives it again, so that every frame a turn produced goes out
 //! in the one write of that flush.
@@ -25,7 +25,7 @@ use crate::conn::transport::Transport;
 use crate::conn::Liveness;
 use crate::engine::batch::{FLAG_HAS_BODY, FLAG_HTTP2};
 use crate::engine::event_loop::Ctx;
-use crate::engine::reply::{ReplyOp, OP_CHUNK, OP_END, OP_FILE, OP_FULL, OP_HEAD};
+use crate::engine::reply::{ReplyOp, OP_BODY_READ, OP_CHUNK, OP_END, OP_FILE, OP_FULL, OP_HEAD};
 use crate::http1::encode::decimal;
 use crate::http1::Status;
 use crate::ops::access_log::LogEntry;
@@ -519,6 +519,14 @@ impl H2Conn {
         };
         let answer = self.streams[i].answer;
         match (op.kind, answer) {
+            (OP_BODY_READ, _) => {
+                let Some((_, n)) = op.split() else { return };
+                let Ok(n) = <[u8; 4]>::try_from(n) else {
+                    return;
+                };
+                self.streams[i].release(u32::from_le_bytes(n) as usize);
+                self.woken.set();
+            }
             (OP_FILE, Answer::Waiting) => {
                 if let Some(plan) = answers::file_plan(op) {
                     self.answer_plan(ctx, i, plan);
@@ -573,6 +581,12 @@ impl H2Conn {
             // Answered twice, or a chunk without a head: the first answer stands.
             _ => return,
         }
+        let s = &mut self.streams[i];
+        if s.answer == Answer::Done && s.unreleased > 0 {
+            // Answered: the handler reads no more of the body, the client may finish it.
+            s.release(usize::MAX);
+            self.woken.set();
+        }
         if self.streams[i].finished() {
             self.retire(ctx, i);
         }
@@ -584,28 +598,34 @@ impl H2Conn {
         let mut i = 0;
         while i < self.streams.len() {
             let s = &mut self.streams[i];
-            if let Some(body) = s.body.as_mut() {
+            if let Some(body) = s.body.as_mut().filter(|_| !s.body_ended) {
                 loop {
                     match body.poll_data(cx) {
                         Poll::Ready(Some(Ok(data))) => {
-                            let _ = body.flow_control().release_capacity(data.len());
                             s.seen += data.len() as u64;
                             if s.limit > 0 && s.seen > s.limit {
                                 over_limit(s, ctx);
                                 break;
                             }
                             if s.to_handler && s.answer != Answer::Done {
+                                // The window opens again as the handler reads (`BODY_READ`).
+                                s.unreleased += data.len();
                                 ctx.batch.body(s.rid, &data);
                                 if ctx.batch.is_full() {
                                     ctx.hand_over_batch();
                                 }
+                            } else {
+                                let _ = body.flow_control().release_capacity(data.len());
                             }
                         }
                         Poll::Ready(None) => {
                             if s.to_handler && s.answer != Answer::Done {
                                 ctx.batch.end(s.rid);
                             }
-                            s.body = None;
+                            s.body_ended = true;
+                            if s.unreleased == 0 {
+                                s.body = None;
+                            }
                             break;
                         }
                         // The body broke (a length it did not keep, a reset): the request is gone.

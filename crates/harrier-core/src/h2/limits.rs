@@ -14,7 +14,7 @@ use ::h2::server::Builder;
 use crate::engine::config::Config;
 
 /// What h2 allows, from the engine's configuration. h2's defaults are hyper's, but the
-/// window: 1 MiB per stream and for the connection, as hyper sets.
+/// windows: `initial_window_size` (1 MiB) per stream, four of them for the connection.
 pub(crate) fn builder(config: &Config) -> Builder {
     let o = &config.http2;
     let window = o.initial_window_size.clamp(1, (1 << 31) - 1);
@@ -24,8 +24,11 @@ pub(crate) fn builder(config: &Config) -> Builder {
         config.max_header_size.clamp(1024, u32::MAX as usize) as u32
     };
     let mut b = Builder::new();
+    // The connection's window is four streams' worth: one stream whose handler does not
+    // read holds back its own client, not every upload on the connection.
+    let connection_window = window.saturating_mul(4).clamp(65_535, (1 << 31) - 1);
     b.initial_window_size(window)
-        .initial_connection_window_size(window.max(65_535))
+        .initial_connection_window_size(connection_window)
         .max_frame_size(16 * 1024)
         .max_concurrent_streams(o.max_concurrent_streams)
         .max_header_list_size(header_list)

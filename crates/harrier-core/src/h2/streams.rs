@@ -45,6 +45,11 @@ pub(crate) struct Stream {
     pub since: Instant,
     /// Counted among the requests waiting for the handler (`Ctx::waiting`).
     pub counted: bool,
+    /// Body bytes handed to the handler and not yet read by it (`BODY_READ`): the client's
+    /// window opens again as it reads.
+    pub unreleased: usize,
+    /// The body's end came; `body` is kept only to release what the handler reads.
+    pub body_ended: bool,
     /// Body bytes received, refused past `limit` (0: none).
     pub seen: u64,
     pub limit: u64,
@@ -76,6 +81,8 @@ impl Stream {
             head_only: false,
             since: now,
             counted: false,
+            unreleased: 0,
+            body_ended: false,
             seen: 0,
             limit: 0,
             file: None,
@@ -105,6 +112,21 @@ impl Stream {
                     aborted,
                 },
             );
+        }
+    }
+
+    /// Opens the client's window by `n` of the bytes the handler was handed (all: `usize::MAX`);
+    /// an ended body is let go once nothing is left to release.
+    pub fn release(&mut self, n: usize) {
+        let n = n.min(self.unreleased);
+        self.unreleased -= n;
+        if let Some(body) = self.body.as_mut() {
+            if n > 0 {
+                let _ = body.flow_control().release_capacity(n);
+            }
+            if self.body_ended && self.unreleased == 0 {
+                self.body = None;
+            }
         }
     }
 
