@@ -40,9 +40,11 @@ const DEFAULT_HIGH_WATER: usize = 256 * 1024;
 /// next event.
 const MAX_ROUNDS: usize = 64;
 
+/// Boxed: h2's connection is over a kilobyte, and a drive takes it out of `H2Conn::state`
+/// and puts it back each round.
 enum State {
-    Handshaking(Handshake<Pipe, Bytes>),
-    Serving(Connection<Pipe, Bytes>),
+    Handshaking(Box<Handshake<Pipe, Bytes>>),
+    Serving(Box<Connection<Pipe, Bytes>>),
     /// h2 is done with the connection: closed, or failed (its GOAWAY is in the output).
     Done,
 }
@@ -65,7 +67,7 @@ impl H2Conn {
         let (woken, waker) = adapter::waker();
         let handshake = limits::builder(&ctx.shared.config).handshake(pipe.clone());
         H2Conn {
-            state: State::Handshaking(handshake),
+            state: State::Handshaking(Box::new(handshake)),
             pipe,
             woken,
             waker,
@@ -137,7 +139,7 @@ impl H2Conn {
             if let State::Handshaking(handshake) = &mut state {
                 match Pin::new(handshake).poll(&mut cx) {
                     Poll::Ready(Ok(conn)) => {
-                        state = State::Serving(conn);
+                        state = State::Serving(Box::new(conn));
                         if self.going_away {
                             if let State::Serving(conn) = &mut state {
                                 conn.graceful_shutdown();
