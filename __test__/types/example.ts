@@ -2,7 +2,7 @@
 // type-checked (strict) by __test__/types.spec.ts with the tsconfig.json next to it.
 // The lines after `// @ts-expect-error` must NOT type-check; tsc fails if one does.
 import { App, HttpError, Request, Response } from 'harrier'
-import type { AppOptions, ErrorHook, Handler, Listening, ListenOptions, Middleware, Next, RouteParams } from 'harrier'
+import type { AppOptions, ErrorHook, Handler, Http2Options, Listening, ListenOptions, Middleware, Next, RouteParams } from 'harrier'
 
 // ---------------------------------------------------------------------------
 // App and its options
@@ -14,6 +14,11 @@ new App()
 new App({})
 new App({ driver: 'inline' })
 new App({ driver: 'threads', ioThreads: 4 })
+new App({ http2: false })
+const http2: Http2Options = { maxConcurrentStreams: 100, initialWindowSize: 2 ** 20, maxHeaderListSize: 16384 }
+new App({ http2 })
+// @ts-expect-error: not an HTTP/2 option
+new App({ http2: { maxStreams: 10 } })
 const driver: 'inline' | 'threads' = app.driver
 
 // @ts-expect-error: not a driver
