@@ -73,6 +73,10 @@ pub struct Config {
     /// A connection whose unsent output exceeds this is not read (no new requests parsed)
     /// until the client takes it.
     pub write_high_water: usize,
+    /// Bytes a streamed response may have unsent before the handler is told to wait (`write`
+    /// returns false until a `DRAIN`), and bytes of a request body delivered to the handler
+    /// and not yet taken before its connection is no longer read.
+    pub high_water_mark: usize,
     /// TLS on every connection of the listener, when set.
     pub tls: Option<TlsSettings>,
     /// HTTP/2 on the same port: h2c by prior knowledge in cleartext (the preface), h2 by ALPN
@@ -88,7 +92,7 @@ pub struct Http2Options {
     /// Streams a client may have open at once: past it, `REFUSED_STREAM`.
     pub max_concurrent_streams: u32,
     /// The flow-control window of each request body (the connection's is four times it): what
-    /// a client may send before the handler has read it (`BODY_READ`).
+    /// a client may send before the handler has read it (`CONSUMED`).
     pub initial_window_size: u32,
     /// Bytes of a request's header list (HPACK-decoded, 32 bytes per field counted as the
     /// RFC says); 0: `max_header_size`.
@@ -136,6 +140,7 @@ impl Default for Config {
             write_high_water: 256 * 1024,
             tls: None,
             http2: Http2Options::default(),
+            high_water_mark: 64 * 1024,
         }
     }
 }

@@ -15,11 +15,6 @@
 //! header the answer depends on (`<range`, `<if-range`, `<if-none-match`,
 //! `<if-modified-since`, `<accept-encoding`), anything else a response header to add.
 //!
-//! `BODY_READ` tells that the handler took `n` bytes of request `rid`'s body (the body is
-//! `u32 n`): over HTTP/2 the engine opens the client's flow-control window by that much
-//! (WINDOW_UPDATE), so that a handler that does not read holds the client back. HTTP/1.1
-//! ignores it.
-//!
 //! WebSocket ops name the socket by `slot` and `rid` (the id its `WS_OPEN` event gave):
 //! - `UPGRADE` accepts the handshake of request `rid` (flagged `UPGRADE`): the engine sends
 //!   the 101 it prepared and the connection speaks WebSocket from then on.
@@ -49,7 +44,22 @@ pub const OP_WS_CLOSE: u8 = 8;
 pub const OP_WS_SUBSCRIBE: u8 = 9;
 pub const OP_WS_UNSUBSCRIBE: u8 = 10;
 pub const OP_WS_PUBLISH: u8 = 11;
-pub const OP_BODY_READ: u8 = 12;
+/// The handler took body bytes of a request (the count, 4 bytes little-endian, as the body):
+/// a connection held back for an unread body is read again.
+pub const OP_CONSUMED: u8 = 12;
+
+/// Milliseconds (4 bytes little-endian, as the body): the engine writes a comment line into
+/// this event stream whenever it has been quiet that long (0: never; the engine still ends
+/// the stream when a drain begins).
+pub const OP_HEARTBEAT: u8 = 13;
+
+/// In an `END`'s status: the body is cut short (`res.destroy()`): no last chunk, the
+/// connection closes.
+pub const END_ABORT: u16 = 1;
+
+/// In a `CHUNK`'s status: the handler saw the response over its high-water mark and waits
+/// for a `DRAIN` event.
+pub const CHUNK_WANT_DRAIN: u16 = 1;
 
 pub const WS_BINARY: u16 = 1;
 pub const WS_COMPRESS: u16 = 2;
@@ -248,10 +258,11 @@ impl ReplyWriter {
         );
     }
 
-    /// The handler took `n` bytes of the request's body.
-    pub fn body_read(&mut self, to: RequestRef, n: u32) {
+    /// The handler took `n` bytes of the request's body (HTTP/1.1 reads a connection held
+    /// back for it again; HTTP/2 opens the client's window by that much).
+    pub fn consumed(&mut self, to: RequestRef, n: u32) {
         self.op(
-            OP_BODY_READ,
+            OP_CONSUMED,
             to.thread,
             0,
             to.slot,

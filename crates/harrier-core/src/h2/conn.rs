@@ -1,7 +1,7 @@
 //! HTTP/2 over a transport. The engine drives h2 by hand: bytes read go into the pipe
 //! (`adapter.rs`), then a drive polls the handshake, `poll_accept` until `Pending` (every new
 //! stream becomes a `REQUEST` event, or an answer of the engine's own), each stream's body
-//! (`BODY`/`END`; its window opens again as the handler reads it, `BODY_READ`) and reset (`ABORT`), and
+//! (`BODY`/`END`; its window opens again as the handler reads it, `CONSUMED`) and reset (`ABORT`), and
 //! what file answers still have to send. Reply ops queue frames in h2 and wake the
 //! connection; the turn's flush drives it again, so that every frame a turn produced goes out
 //! in the one write of that flush.
@@ -25,7 +25,10 @@ use crate::conn::transport::Transport;
 use crate::conn::Liveness;
 use crate::engine::batch::{FLAG_HAS_BODY, FLAG_HTTP2};
 use crate::engine::event_loop::Ctx;
-use crate::engine::reply::{ReplyOp, OP_BODY_READ, OP_CHUNK, OP_END, OP_FILE, OP_FULL, OP_HEAD};
+use crate::engine::reply::{
+    ReplyOp, CHUNK_WANT_DRAIN, END_ABORT, OP_CHUNK, OP_CONSUMED, OP_END, OP_FILE, OP_FULL, OP_HEAD,
+    OP_HEARTBEAT,
+};
 use crate::http1::encode::decimal;
 use crate::http1::Status;
 use crate::ops::access_log::LogEntry;
@@ -169,7 +172,7 @@ impl H2Conn {
                 self.abort_all(ctx);
                 return;
             }
-            self.poll_streams(&mut cx, ctx);
+            self.poll_streams(&mut cx, ctx, t.slot);
             if !self.woken.is_set() {
                 break;
             }
@@ -459,6 +462,23 @@ impl H2Conn {
         s.send.is_some()
     }
 
+    /// Writes a comment line into a heartbeat stream quiet for its interval: `None` once the
+    /// stream is gone, else whether it wrote.
+    pub fn heartbeat(&mut self, ctx: &mut Ctx, rid: u32) -> Option<bool> {
+        let s = self
+            .streams
+            .iter_mut()
+            .find(|s| s.rid == rid && s.answer == Answer::Streaming)?;
+        let (every, last) = s.heartbeat?;
+        if ctx.now.saturating_duration_since(last) < every {
+            return Some(false);
+        }
+        s.heartbeat = Some((every, ctx.now));
+        s.send_data(Bytes::from_static(b":\n\n"), false);
+        self.woken.set();
+        Some(true)
+    }
+
     /// Ends an engine-fed stream (a drain began).
     pub fn end_event_stream(&mut self, ctx: &mut Ctx, rid: u32) {
         let Some(i) = self
@@ -521,7 +541,25 @@ impl H2Conn {
         };
         let answer = self.streams[i].answer;
         match (op.kind, answer) {
-            (OP_BODY_READ, _) => {
+            (OP_HEARTBEAT, Answer::Streaming) => {
+                let Some((_, ms)) = op.split() else { return };
+                let ms = ms
+                    .get(..4)
+                    .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+                let s = &mut self.streams[i];
+                if s.heartbeat.is_none() {
+                    // 0: no heartbeat, but the engine knows the stream (a drain ends it).
+                    let every = if ms == 0 {
+                        Duration::MAX
+                    } else {
+                        Duration::from_millis(u64::from(ms))
+                    };
+                    s.heartbeat = Some((every, ctx.now));
+                    ctx.heartbeats.push((t.slot, s.rid));
+                }
+                return;
+            }
+            (OP_CONSUMED, _) => {
                 let Some((_, n)) = op.split() else { return };
                 let Ok(n) = <[u8; 4]>::try_from(n) else {
                     return;
@@ -567,9 +605,21 @@ impl H2Conn {
                     self.resets.answered();
                 }
             }
+            (OP_END, Answer::Streaming) if op.status & END_ABORT != 0 => {
+                // Cut short (`res.destroy()`): the stream is reset, the connection goes on.
+                self.streams[i].reset(Reason::CANCEL);
+                self.streams[i].aborted = true;
+                self.woken.set();
+            }
             (OP_CHUNK | OP_END, Answer::Streaming) => {
                 let Some((_, body)) = op.split() else { return };
                 let s = &mut self.streams[i];
+                if op.kind == OP_CHUNK && op.status & CHUNK_WANT_DRAIN != 0 {
+                    s.want_drain = true;
+                }
+                if let Some((_, last)) = s.heartbeat.as_mut() {
+                    *last = ctx.now;
+                }
                 let end = op.kind == OP_END;
                 if end || !body.is_empty() {
                     s.send_data(Bytes::copy_from_slice(body), end);
@@ -595,7 +645,7 @@ impl H2Conn {
     }
 
     /// Request bodies into the batch, resets seen, file answers pumped; finished streams let go.
-    fn poll_streams(&mut self, cx: &mut Context<'_>, ctx: &mut Ctx) {
+    fn poll_streams(&mut self, cx: &mut Context<'_>, ctx: &mut Ctx, slot: u32) {
         let mut calm = false;
         let mut i = 0;
         while i < self.streams.len() {
@@ -610,7 +660,7 @@ impl H2Conn {
                                 break;
                             }
                             if s.to_handler && s.answer != Answer::Done {
-                                // The window opens again as the handler reads (`BODY_READ`).
+                                // The window opens again as the handler reads (`CONSUMED`).
                                 s.unreleased += data.len();
                                 ctx.batch.body(s.rid, &data);
                                 if ctx.batch.is_full() {
@@ -661,6 +711,12 @@ impl H2Conn {
             }
             if s.file.is_some() {
                 s.pump_file(cx);
+            }
+            if s.want_drain && s.drained(cx) {
+                s.want_drain = false;
+                if !s.aborted {
+                    ctx.batch.drain(s.rid, slot, 0);
+                }
             }
             if s.finished() {
                 self.retire(ctx, i);

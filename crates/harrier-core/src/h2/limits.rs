@@ -32,7 +32,12 @@ pub(crate) fn builder(config: &Config) -> Builder {
         .max_frame_size(16 * 1024)
         .max_concurrent_streams(o.max_concurrent_streams)
         .max_header_list_size(header_list)
-        .max_send_buffer_size(256 * 1024)
+        // What an answer may have buffered before `res.write()` says to wait for `drain`.
+        .max_send_buffer_size(if config.high_water_mark > 0 {
+            config.high_water_mark
+        } else {
+            256 * 1024
+        })
         .max_pending_accept_reset_streams(20)
         .max_local_error_reset_streams(Some(1024));
     b

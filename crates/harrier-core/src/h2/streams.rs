@@ -45,7 +45,7 @@ pub(crate) struct Stream {
     pub since: Instant,
     /// Counted among the requests waiting for the handler (`Ctx::waiting`).
     pub counted: bool,
-    /// Body bytes handed to the handler and not yet read by it (`BODY_READ`): the client's
+    /// Body bytes handed to the handler and not yet read by it (`CONSUMED`): the client's
     /// window opens again as it reads.
     pub unreleased: usize,
     /// The body's end came; `body` is kept only to release what the handler reads.
@@ -62,6 +62,10 @@ pub(crate) struct Stream {
     pub aborted: bool,
     /// What the access log will say of it, when the log is on.
     pub log: Option<Box<LogEntry>>,
+    /// The handler waits for `DRAIN`: the answer went over its high-water mark.
+    pub want_drain: bool,
+    /// An event stream's heartbeat: every, and the last write.
+    pub heartbeat: Option<(std::time::Duration, Instant)>,
 }
 
 pub(crate) struct FileSend {
@@ -90,6 +94,27 @@ impl Stream {
             sent: 0,
             aborted: false,
             log: None,
+            want_drain: false,
+            heartbeat: None,
+        }
+    }
+
+    /// Whether a streamed answer the handler saw over its high-water mark can take more now:
+    /// h2 assigns capacity once the stream's buffered data is under its send buffer size (the
+    /// high-water mark) and the client's window has room.
+    pub fn drained(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some(send) = self.send.as_mut() else {
+            // Ended or gone: nothing more will be written.
+            return true;
+        };
+        send.reserve_capacity(1);
+        match send.poll_capacity(cx) {
+            Poll::Ready(Some(Ok(n))) if n > 0 => {
+                send.reserve_capacity(0);
+                true
+            }
+            Poll::Ready(Some(Err(_))) | Poll::Ready(None) => true,
+            _ => false,
         }
     }
 
