@@ -100,7 +100,10 @@ impl Handler for App {
                     bodies.insert(req.to.rid, (req.to, Vec::new()));
                 }
                 Event::Body { rid, data } => {
-                    bodies.get_mut(&rid).unwrap().1.extend_from_slice(data)
+                    let (to, body) = bodies.get_mut(&rid).unwrap();
+                    body.extend_from_slice(data);
+                    // Taken, as the JS side says: the engine reads on past its high-water mark.
+                    w.consumed(*to, data.len() as u32);
                 }
                 Event::End { rid } => {
                     let (to, body) = bodies.remove(&rid).unwrap();
