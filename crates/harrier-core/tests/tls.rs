@@ -102,7 +102,7 @@ impl Handler for App {
                 Event::Body { rid, data } => {
                     let (to, body) = bodies.get_mut(&rid).unwrap();
                     body.extend_from_slice(data);
-                    // Taken, as the JS side says: the engine reads on past its high-water mark.
+                    // Taken at once: the engine reads on (flow control).
                     w.consumed(*to, data.len() as u32);
                 }
                 Event::End { rid } => {

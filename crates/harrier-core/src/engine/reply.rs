@@ -208,6 +208,21 @@ impl ReplyWriter {
         self.op(OP_END, to.thread, 0, to.slot, to.rid, &[], data);
     }
 
+    /// The handler took `bytes` of request `to`'s body: past the high-water mark of unread
+    /// body the engine stops reading the connection until the handler says so (HTTP/1.1), or
+    /// opens the client's window by that much (HTTP/2).
+    pub fn consumed(&mut self, to: RequestRef, bytes: u32) {
+        self.op(
+            OP_CONSUMED,
+            to.thread,
+            0,
+            to.slot,
+            to.rid,
+            &[],
+            &bytes.to_le_bytes(),
+        );
+    }
+
     /// Accepts the WebSocket handshake of request `to`.
     pub fn upgrade(&mut self, to: RequestRef) {
         self.op(OP_UPGRADE, to.thread, 0, to.slot, to.rid, &[], b"");
@@ -255,20 +270,6 @@ impl ReplyWriter {
             rid,
             &[(topic, b"")],
             message,
-        );
-    }
-
-    /// The handler took `n` bytes of the request's body (HTTP/1.1 reads a connection held
-    /// back for it again; HTTP/2 opens the client's window by that much).
-    pub fn consumed(&mut self, to: RequestRef, n: u32) {
-        self.op(
-            OP_CONSUMED,
-            to.thread,
-            0,
-            to.slot,
-            to.rid,
-            &[],
-            &n.to_le_bytes(),
         );
     }
 
