@@ -1,7 +1,8 @@
 //! HTTP/2 over a transport, by the `h2` crate driven by hand from the engine's loop: no
-//! runtime, no task per stream. See `conn.rs` for how a turn polls it, `adapter.rs` for the
-//! bytes between the transport and h2, `streams.rs` for what a stream holds, `limits.rs`
-//! for the settings and the abuse limits.
+//! runtime, no task per stream. `conn.rs`: how a turn polls it; `dispatch.rs`: what becomes
+//! of a new stream (the engine's answers, or the handler); `adapter.rs`: the bytes between the
+//! transport and h2; `streams.rs`: what a stream holds; `limits.rs`: the settings and the
+//! abuse limits.
 //!
 //! A stream is a request like an HTTP/1.1 one: it gets its own `rid`, the connection's slot
 //! stays the slot, and its events (`REQUEST` flagged `HTTP2`, `BODY`, `END`, `ABORT`) and
@@ -9,6 +10,7 @@
 
 pub(crate) mod adapter;
 pub(crate) mod conn;
+mod dispatch;
 mod limits;
 mod streams;
 
