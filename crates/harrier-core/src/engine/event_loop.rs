@@ -484,6 +484,8 @@ impl Worker {
         if !self.ctx.shared.replier.inboxes[thread].take(&mut self.replies) {
             return false;
         }
+        // The answers are applied (and written) now: the clock the latency figures read.
+        self.ctx.now = Instant::now();
         let replies = std::mem::take(&mut self.replies);
         for op in ReplyOps::new(&replies) {
             if op.kind == OP_WS_PUBLISH {

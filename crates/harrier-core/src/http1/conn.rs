@@ -152,7 +152,8 @@ impl Pending {
 
     /// Counts the request among those answered, and writes its log line.
     fn finished(&mut self, ctx: &mut Ctx, aborted: bool) {
-        let duration = Instant::now().saturating_duration_since(self.since);
+        // The turn's clock (read when the answers were taken): no clock read per request.
+        let duration = ctx.now.saturating_duration_since(self.since);
         if !aborted {
             ctx.stats()
                 .request(self.status, self.protocol(), duration.as_micros() as u64);
@@ -1090,9 +1091,7 @@ impl Http1 {
                 ctx.stats().request(
                     101,
                     done.protocol(),
-                    Instant::now()
-                        .saturating_duration_since(done.since)
-                        .as_micros() as u64,
+                    ctx.now.saturating_duration_since(done.since).as_micros() as u64,
                 );
                 upgrade.log = done.log.take();
                 self.switch = Some(upgrade);
