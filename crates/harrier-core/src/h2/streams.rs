@@ -121,7 +121,8 @@ impl Stream {
     /// Counts the stream among the requests answered (unless it was aborted) and writes its
     /// access log line.
     pub fn record(&mut self, ctx: &mut Ctx) {
-        let duration = Instant::now().saturating_duration_since(self.since);
+        // The turn's clock (read when the answers were taken), as for HTTP/1.1.
+        let duration = ctx.now.saturating_duration_since(self.since);
         let aborted = self.aborted || self.answer != Answer::Done;
         if !aborted {
             ctx.stats()
