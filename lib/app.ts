@@ -212,6 +212,17 @@ export class App {
     if (options.io !== undefined && !IO_NAMES.includes(options.io)) {
       throw new RangeError(`harrier: option io must be 'auto', 'epoll' or 'uring', got ${String(options.io)}`)
     }
+    const http2 = options.http2
+    if (http2 !== undefined && typeof http2 !== 'boolean') {
+      if (http2 === null || typeof http2 !== 'object') throw new TypeError('harrier: option http2 must be a boolean or an object of HTTP/2 options')
+      for (const key of ['maxConcurrentStreams', 'initialWindowSize', 'maxHeaderListSize'] as const) {
+        const v = http2[key]
+        const max = key === 'initialWindowSize' ? 2 ** 31 - 1 : 2 ** 32 - 1
+        if (v !== undefined && (!Number.isInteger(v) || v < (key === 'initialWindowSize' ? 1 : 0) || v > max)) {
+          throw new RangeError(`harrier: option http2.${key} must be an integer from ${key === 'initialWindowSize' ? 1 : 0} to ${max}, got ${v}`)
+        }
+      }
+    }
     if (options.driver !== undefined && !['auto', 'inline', 'threads'].includes(options.driver)) {
       throw new RangeError(`harrier: option driver must be 'auto', 'inline' or 'threads', got ${String(options.driver)}`)
     }
@@ -465,6 +476,10 @@ export class App {
         tls,
         highWaterMark: this.highWaterMark,
         ...accessLogOptions(this.settings.accessLog),
+        http2: this.settings.http2 !== false,
+        http2MaxConcurrentStreams: typeof this.settings.http2 === 'object' ? this.settings.http2.maxConcurrentStreams : undefined,
+        http2InitialWindowSize: typeof this.settings.http2 === 'object' ? this.settings.http2.initialWindowSize : undefined,
+        http2MaxHeaderListSize: typeof this.settings.http2 === 'object' ? this.settings.http2.maxHeaderListSize : undefined,
       },
       this.routes.map((r) => ({
         method: r.method,

@@ -1,7 +1,7 @@
 import { parse as parseQuery, type ParsedUrlQuery } from 'node:querystring'
 
 import type { ReplyBuffer } from './reply-buffer'
-import { FLAG_HAS_BODY, FLAG_HTTP10, FLAG_SECURE, OP_CONSUMED, REQUEST_FIXED_WORDS } from './wire'
+import { FLAG_HAS_BODY, FLAG_HTTP10, FLAG_HTTP2, FLAG_SECURE, OP_CONSUMED, REQUEST_FIXED_WORDS } from './wire'
 
 /* Body bytes taken by the handler are told to the engine in steps of this (or when it waits). */
 const ACK_STEP = 16 * 1024
@@ -85,9 +85,10 @@ export class Request<Params extends Record<string, string> = Record<string, stri
     return (this._path ??= this.bytes.latin1Slice(this.meta[this.at + 7], this.meta[this.at + 7] + this.meta[this.at + 9]))
   }
 
-  /** `HTTP/1.0` or `HTTP/1.1`. */
-  get httpVersion(): '1.0' | '1.1' {
-    return this.meta[this.at + 4] & FLAG_HTTP10 ? '1.0' : '1.1'
+  /** `1.0`, `1.1`, or `2.0` for a request that came as an HTTP/2 stream. */
+  get httpVersion(): '1.0' | '1.1' | '2.0' {
+    const flags = this.meta[this.at + 4]
+    return flags & FLAG_HTTP2 ? '2.0' : flags & FLAG_HTTP10 ? '1.0' : '1.1'
   }
 
   /** Route parameters, percent-decoded; `*` holds what a trailing wildcard matched. */

@@ -170,6 +170,56 @@ impl BatchBuilder {
         }
     }
 
+    /// A request whose parts are not one parsed head (an HTTP/2 stream): each is copied.
+    /// Header names must be lower-case already; `params` are spans into the path.
+    #[allow(clippy::too_many_arguments)]
+    pub fn request_parts<'a>(
+        &mut self,
+        rid: u32,
+        slot: u32,
+        route: u32,
+        flags: u32,
+        method: &[u8],
+        target: &[u8],
+        path_len: usize,
+        headers: impl Iterator<Item = (&'a [u8], &'a [u8])>,
+        params: &[(u32, u32)],
+    ) {
+        let method_off = self.copy(method);
+        let path_off = self.copy(target);
+        let at = self.meta.len();
+        self.meta.extend_from_slice(&[
+            EVENT_REQUEST,
+            rid,
+            slot,
+            route,
+            flags,
+            method_off,
+            method.len() as u32,
+            path_off,
+            target.len() as u32,
+            path_len as u32,
+            0,
+            params.len() as u32,
+        ]);
+        let mut count = 0;
+        for (name, value) in headers {
+            let name_off = self.copy(name);
+            let value_off = self.copy(value);
+            self.meta.extend_from_slice(&[
+                name_off,
+                name.len() as u32,
+                value_off,
+                value.len() as u32,
+            ]);
+            count += 1;
+        }
+        self.meta[at + 10] = count;
+        for &(start, len) in params {
+            self.meta.extend_from_slice(&[path_off + start, len]);
+        }
+    }
+
     pub fn body(&mut self, rid: u32, data: &[u8]) {
         if data.is_empty() {
             return;
@@ -521,5 +571,37 @@ mod tests {
         ));
         assert!(matches!(events[2], Event::End { rid: 7 }));
         assert!(matches!(events[3], Event::Abort { rid: 8 }));
+    }
+
+    #[test]
+    fn requests_made_of_parts_decode_alike() {
+        let mut b = BatchBuilder::new(1);
+        let headers: [(&[u8], &[u8]); 2] = [(b"host", b"example.com"), (b"accept", b"*/*")];
+        b.request_parts(
+            5,
+            3,
+            1,
+            FLAG_HTTP2 | FLAG_HAS_BODY,
+            b"PUT",
+            b"/files/a.txt?v=2",
+            12,
+            headers.into_iter(),
+            &[(7, 5)],
+        );
+        let batch = b.take();
+        let Some(Event::Request(req)) = batch.events().next() else {
+            panic!()
+        };
+        assert_eq!(
+            (req.to.slot, req.to.rid, req.route, req.flags),
+            (3, 5, 1, FLAG_HTTP2 | FLAG_HAS_BODY)
+        );
+        assert_eq!(
+            (req.method, req.target, req.path()),
+            (&b"PUT"[..], &b"/files/a.txt?v=2"[..], &b"/files/a.txt"[..])
+        );
+        assert_eq!(req.header(b"host"), Some(&b"example.com"[..]));
+        assert_eq!(req.headers().count(), 2);
+        assert_eq!(req.params().collect::<Vec<_>>(), vec![&b"a.txt"[..]]);
     }
 }

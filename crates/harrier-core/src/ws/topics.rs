@@ -137,7 +137,11 @@ mod tests {
         assert_eq!(n(b"room"), Some(2), "a slot counts once");
         t.unsubscribe(a, 1);
         t.unsubscribe(a, 1);
-        assert_eq!(n(b"room"), Some(1), "an unsubscribed slot is not taken off twice");
+        assert_eq!(
+            n(b"room"),
+            Some(1),
+            "an unsubscribed slot is not taken off twice"
+        );
         t.unsubscribe(a, 2);
         assert_eq!(n(b"room"), None, "forgotten with its last subscriber");
     }
