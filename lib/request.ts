@@ -1,6 +1,8 @@
 import { parse as parseQuery, type ParsedUrlQuery } from 'node:querystring'
 
-import { FLAG_HAS_BODY, FLAG_HTTP10, FLAG_SECURE, REQUEST_FIXED_WORDS } from './wire'
+import { parseCookies } from './cookies'
+import { formKind, parseFormData, unparsable } from './form-data'
+import { FLAG_HAS_BODY, FLAG_HTTP10, FLAG_PEER, FLAG_SECURE, REQUEST_FIXED_WORDS } from './wire'
 
 /** A request body that arrives in pieces after the request itself. */
 type Waiter = { resolve: () => void; reject: (e: Error) => void }
@@ -32,6 +34,7 @@ export class Request<Params extends Record<string, string> = Record<string, stri
   private _params: Params | undefined
   private _query: ParsedUrlQuery | undefined
   private _headers: Record<string, string> | undefined
+  private _cookies: Record<string, string> | undefined
   private _controller: AbortController | undefined
   private _aborted = false
   private chunks: Uint8Array[] = []
@@ -70,6 +73,46 @@ export class Request<Params extends Record<string, string> = Record<string, stri
   /** The path, without the query, as sent (not percent-decoded). */
   get path(): string {
     return (this._path ??= this.bytes.latin1Slice(this.meta[this.at + 7], this.meta[this.at + 7] + this.meta[this.at + 9]))
+  }
+
+  /** The client's address (`127.0.0.1`, `::1`), or `''` where the engine did not give it. */
+  get remoteAddress(): string {
+    const m = this.meta
+    const at = this.at
+    if ((m[at + 4] & FLAG_PEER) === 0) return ''
+    const i = at + REQUEST_FIXED_WORDS + m[at + 10] * 4 + m[at + 11] * 2
+    return this.bytes.latin1Slice(m[i], m[i] + m[i + 1])
+  }
+
+  /** @internal whether the request has a body (a length or chunked framing) */
+  get hasBody(): boolean {
+    return (this.meta[this.at + 4] & FLAG_HAS_BODY) !== 0
+  }
+
+  /** @internal whether the body was claimed (read whole or iterated) */
+  get bodyUsed(): boolean {
+    return this.consumed
+  }
+
+  /** @internal every header line as sent, names lower-case: `[name, value, name, value, …]` */
+  rawHeaders(): string[] {
+    const m = this.meta
+    const count = m[this.at + 10]
+    const out = new Array<string>(count * 2)
+    let j = 0
+    for (let i = this.at + REQUEST_FIXED_WORDS, end = i + count * 4; i < end; i += 4) {
+      out[j++] = this.bytes.latin1Slice(m[i], m[i] + m[i + 1])
+      out[j++] = this.bytes.latin1Slice(m[i + 2], m[i + 2] + m[i + 3])
+    }
+    return out
+  }
+
+  /**
+   * The cookies the client sent (`Cookie` header), by name, values percent-decoded; a name
+   * sent twice keeps its first value. Parsed once, when first read.
+   */
+  get cookies(): Record<string, string> {
+    return (this._cookies ??= parseCookies(this.header('cookie')))
   }
 
   /** `HTTP/1.0` or `HTTP/1.1`. */
@@ -197,6 +240,16 @@ export class Request<Params extends Record<string, string> = Record<string, stri
   /** The whole body, parsed as JSON. */
   async json<T = unknown>(): Promise<T> {
     return JSON.parse(await this.text()) as T
+  }
+
+  /**
+   * The body as `FormData`: `multipart/form-data` (files as `File`s) or
+   * `application/x-www-form-urlencoded`; another content type rejects with a `TypeError`.
+   */
+  async formData(): Promise<FormData> {
+    const type = this.header('content-type')
+    if (formKind(type) === null) throw unparsable(type)
+    return parseFormData(await this.bytesOfBody(), type)
   }
 
   private async bytesOfBody(): Promise<Buffer> {
