@@ -190,8 +190,9 @@ Object.setPrototypeOf(FastHeaders.prototype, PlatformHeaders.prototype)
 // ------------------------------------------------------------------------------- request
 
 /** A target needing no normalisation by the URL parser (no dot segments, escapes or odd bytes). */
-const SIMPLE_TARGET = /^\/[!$&-.0-;=?-Z\\[\]_a-z~]*$/
-const DOT_SEGMENT = /\/\.\.?(?:[/?#]|$)/
+const SIMPLE_TARGET = /^\/[!$%-;=?-\[\]_a-z~]*$/
+/** A `.` or `..` segment, also percent-encoded, which the URL parser resolves. */
+const DOT_SEGMENT = /\/(?:\.|%2e){1,2}(?:[/?#]|$)/i
 /** A host the URL parser leaves as it is: lower-case name or IPv4, optional port. */
 const SIMPLE_HOST = /^[a-z0-9.-]+(?::\d{1,5})?$/
 
