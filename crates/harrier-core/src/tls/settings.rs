@@ -76,7 +76,10 @@ impl TlsSettings {
 
     /// The rustls configuration, offering `protocols` by ALPN in that order.
     pub(crate) fn server_config(&self, protocols: &[&[u8]]) -> Result<Arc<ServerConfig>, TlsError> {
-        let provider = Arc::new(rustls::crypto::CryptoProvider { cipher_suites: CIPHER_SUITES.to_vec(), ..rustls::crypto::ring::default_provider() });
+        let provider = Arc::new(rustls::crypto::CryptoProvider {
+            cipher_suites: CIPHER_SUITES.to_vec(),
+            ..rustls::crypto::ring::default_provider()
+        });
         let versions: &[&'static rustls::SupportedProtocolVersion] = match self.min_version {
             MinVersion::Tls12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
             MinVersion::Tls13 => &[&rustls::version::TLS13],
