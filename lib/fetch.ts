@@ -680,6 +680,10 @@ function sendPlatform(response: WebResponse, req: HarrierRequest, res: HarrierRe
   }
   const stream = response.body
   if (stream === null) return res.answer(status, lines.names, lines.values, null, null)
+  // A body whose length the platform knows (FormData, Blob) is read whole and sent with it.
+  if (typeof inner?.length === 'number' && inner.length <= WHOLE_BLOB) {
+    return new PlatformResponse(stream).arrayBuffer().then((bytes) => res.answer(status, lines.names, lines.values, null, new Uint8Array(bytes)))
+  }
   return pump(stream, status, lines, req, res)
 }
 
@@ -777,6 +781,9 @@ async function pump(stream: ReadableStream, status: number, lines: Lines, req: H
   } catch (error) {
     if (req.aborted || res.abandoned) return
     reader.cancel(error).catch(noop)
+    // A body cut short must not look whole: once the head is out, the connection is closed
+    // where the body stands (where the build has destroy()); the error goes to onError.
+    if (res.headersSent && typeof (res as unknown as { destroy?: unknown }).destroy === 'function') res.destroy()
     throw error
   } finally {
     req.signal.removeEventListener('abort', onAbort!)
