@@ -226,19 +226,16 @@ function bodyUnusable(): Promise<never> {
  */
 export class FastRequest {
   #native: HarrierRequest
-  #base: string
-  #strip: number
+  #mount: Mount
   #url: string | undefined
   #headers: FastHeaders | undefined
   #body: ReadableStream<Uint8Array> | null | undefined
   #real: WebRequest | undefined
 
-  /** @internal `base`: scheme and authority when the Host header cannot be one; `strip`: the prefix's length */
-  constructor(native: HarrierRequest, base: string, strip: number, url?: string) {
+  /** @internal */
+  constructor(native: HarrierRequest, mount: Mount) {
     this.#native = native
-    this.#base = base
-    this.#strip = strip
-    this.#url = url
+    this.#mount = mount
   }
 
   get method(): string {
@@ -246,7 +243,7 @@ export class FastRequest {
   }
 
   get url(): string {
-    return (this.#url ??= requestUrl(this.#native, this.#base, this.#strip))
+    return (this.#url ??= requestUrl(this.#native, this.#mount))
   }
 
   get headers(): Headers {
@@ -366,16 +363,19 @@ export class FastRequest {
 Object.setPrototypeOf(FastRequest.prototype, PlatformRequest.prototype)
 
 /** `scheme://host` + the target (less the mount prefix when stripped), as the URL parser would write it. */
-function requestUrl(native: HarrierRequest, base: string, strip: number): string {
+function requestUrl(native: HarrierRequest, mount: Mount): string {
+  const simple = native.simpleUrl(mount.strip)
+  if (simple !== null) return simple
   const host = native.header('host')
   let target = native.url
+  const strip = mount.strip
   if (strip > 0) {
     target = target.slice(strip)
     if (target === '' || target.charCodeAt(0) !== 47) target = `/${target}`
   }
   const scheme = native.secure ? 'https://' : 'http://'
   if (host !== undefined && SIMPLE_HOST.test(host) && SIMPLE_TARGET.test(target) && !DOT_SEGMENT.test(target)) return scheme + host + target
-  return normalisedUrl(scheme, host, base, target)
+  return normalisedUrl(scheme, host, mount.base(), target)
 }
 
 /** The URL parser's form of a request URL; a Host header that is no authority gives way to the listening address. */
@@ -393,6 +393,13 @@ function normalisedUrl(scheme: string, host: string | undefined, base: string, t
   } catch {
     return `${scheme}${authority}/`
   }
+}
+
+/** What the requests of one mount share: the prefix's length when stripped, the listening address. */
+interface Mount {
+  strip: number
+  /** Scheme-less authority for requests whose Host header is no authority. */
+  base: () => string
 }
 
 class Info implements FetchInfo {
@@ -799,9 +806,9 @@ async function pump(stream: ReadableStream, status: number, lines: Lines, req: H
  */
 export function fetchHandler(fetch: FetchHandler, prefix: string, options: MountOptions, base: () => string): Handler {
   if (typeof fetch !== 'function') throw new TypeError('harrier: mount() and serve() need a fetch function: (request, info) => Response')
-  const strip = options.stripPrefix === true ? prefix.length : 0
+  const mount: Mount = { strip: options.stripPrefix === true ? prefix.length : 0, base }
   return (req, res) => {
-    const request = new FastRequest(req, base(), strip)
+    const request = new FastRequest(req, mount)
     const result = fetch(request as unknown as WebRequest, new Info(req))
     if (result !== null && typeof result === 'object' && typeof (result as PromiseLike<unknown>).then === 'function') {
       return Promise.resolve(result).then((response) => send(response, req, res))
