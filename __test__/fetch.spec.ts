@@ -582,3 +582,17 @@ test('overrideGlobalObjects: false: a platform Response is answered the same (st
   t.is(r.headers.get('x-a'), '1')
   t.is(r.headers.get('content-length'), '8')
 })
+
+test('fetch(request) forwards a request harrier handed over (its url, method, headers and body stream)', async (t) => {
+  const target = await useServe(t, async (request) => new Response(`${request.method} ${new URL(request.url).pathname} ${request.headers.get('x-h')} ${await request.text()}`))
+  const proxy = await useServe(t, (request) => fetch(request))
+  // The proxy's request names the target in its Host header, so its url is the target's.
+  const body = 'forwarded body'
+  const { responses } = await rawRequest(
+    proxy.port,
+    `POST /p/q HTTP/1.1\r\nHost: 127.0.0.1:${target.port}\r\nX-H: kept\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
+    { max: 1 },
+  )
+  t.is(responses[0].status, 200)
+  t.is(responses[0].body.toString(), 'POST /p/q kept forwarded body')
+})

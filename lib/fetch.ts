@@ -598,16 +598,24 @@ class GlobalRequest extends PlatformRequest {
 
 let installed = false
 
+const platformFetch = globalThis.fetch
+
+/** The global `fetch`, taking the requests harrier hands over as well. */
+function globalFetch(input: RequestInfo, init?: RequestInit): Promise<WebResponse> {
+  return platformFetch(input instanceof FastRequest ? (input as unknown as FastRequest).toPlatform() : input, init)
+}
+
 /**
- * Puts harrier's `Response` (and a `Request` that takes harrier's requests) in the global
- * scope, as `@hono/node-server` does with its own: `new Response('text')` in a handler then
- * costs an object, not a stream. Everything else behaves as the platform's.
+ * Puts harrier's `Response` (and a `Request` and a `fetch` that take harrier's requests) in
+ * the global scope, as `@hono/node-server` does with its own: `new Response('text')` in a
+ * handler then costs an object, not a stream. Everything else behaves as the platform's.
  */
 export function installGlobals(): void {
   if (installed && globalThis.Response === (FastResponse as unknown)) return
   installed = true
   Object.defineProperty(globalThis, 'Response', { value: FastResponse, writable: true, configurable: true, enumerable: false })
   Object.defineProperty(globalThis, 'Request', { value: GlobalRequest, writable: true, configurable: true, enumerable: false })
+  if (typeof platformFetch === 'function') Object.defineProperty(globalThis, 'fetch', { value: globalFetch, writable: true, configurable: true, enumerable: false })
 }
 
 // ------------------------------------------------------------------------------- answering
