@@ -8,11 +8,12 @@ import { Request, readParams } from './request'
 import { Response, checkStaticOptions } from './response'
 import { unwatchSignals, watchSignals } from './signals'
 import { type EngineRoute, LoopDelayReporter, accessLogOptions } from './ops'
+import { type FetchHandler, type MountOptions, fetchHandler, installGlobals } from './fetch'
 import { loadTls, tlsError } from './tls'
 import type { AppOptions, ErrorHook, Handler, IoBackend, Listening, ListenOptions, Metrics, Middleware, WorkerMetrics, Next, RouteParams, StaticOptions, TlsOptions } from './types'
 import { WebSocket, acceptUpgrade, publish, type WebSocketBehavior, type WebSocketData, type WebSocketHub } from './websocket'
 import {
-  EVENT_ABORT, EVENT_BODY, EVENT_DRAIN, EVENT_END, EVENT_REQUEST, EVENT_WS_CLOSE, EVENT_WS_DRAIN, EVENT_WS_MESSAGE, EVENT_WS_OPEN, FLAG_UPGRADE, REQUEST_FIXED_WORDS, WS_ASCII, WS_TEXT,
+  EVENT_ABORT, EVENT_BODY, EVENT_DRAIN, EVENT_END, EVENT_REQUEST, EVENT_WS_CLOSE, EVENT_WS_DRAIN, EVENT_WS_MESSAGE, EVENT_WS_OPEN, FLAG_UPGRADE, WS_ASCII, WS_TEXT, requestWords,
 } from './wire'
 
 interface Route {
@@ -361,6 +362,38 @@ export class App {
     return this
   }
 
+  /**
+   * Serves a web-standard `fetch(request, info)` handler (`hono.fetch`) for every method and
+   * path under `prefix` (`prefix` itself, and everything below it). The handler sees the full
+   * path unless `stripPrefix` is set. Routes, static files and WebSockets registered on the
+   * app keep their paths: the more specific route wins, as between any two routes.
+   * Middleware added with `use()` before the mount runs before the handler.
+   */
+  mount(prefix: string, fetch: FetchHandler, options: MountOptions = {}): this {
+    this.assertNotListening()
+    if (typeof prefix !== 'string' || !prefix.startsWith('/')) throw new TypeError(`harrier: mount prefix ${JSON.stringify(prefix)} must start with '/'`)
+    if (/[:*]/.test(prefix)) throw new TypeError(`harrier: mount prefix ${JSON.stringify(prefix)} cannot have params or wildcards`)
+    if (options === null || typeof options !== 'object') throw new TypeError('harrier: mount options must be an object')
+    const bare = prefix.replace(/\/+$/, '')
+    const handler = fetchHandler(fetch, bare, options, () => {
+      const host = this.host ?? '127.0.0.1'
+      return `${host.includes(':') ? `[${host}]` : host}:${this.port ?? 0}`
+    })
+    if (options.overrideGlobalObjects !== false) installGlobals()
+    for (const path of bare === '' ? ['/*'] : [`${bare}/*`, bare]) this.route('*', path, [handler])
+    return this
+  }
+
+  /** The port the app listens on; `null` before `listen()` resolves and after `close()`. */
+  get port(): number | null {
+    return this.native?.port ?? null
+  }
+
+  /** The address the app listens on (as given to `listen()`); `null` when not listening. */
+  get host(): string | null {
+    return this.native?.host ?? null
+  }
+
   /** `path` answers with the engine's figures in Prometheus text format (never reaching JS). */
   metricsRoute(path: string): this {
     return this.engineRoute(path, 'metrics')
@@ -613,7 +646,7 @@ export class App {
           req.out = out
           res.request = req
           this.inflight.add(thread, req)
-          i += REQUEST_FIXED_WORDS + meta[i + 10] * 4 + meta[i + 11] * 2
+          i += requestWords(meta, i)
           if (upgrade) this.upgrade(this.routes[route].ws!, req, res)
           else this.run(this.chains[route], req, res)
         } else if (kind === EVENT_BODY) {

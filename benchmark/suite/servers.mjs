@@ -10,6 +10,7 @@ import { join } from 'node:path'
 
 import { childPids, executable } from './proc.mjs'
 import { paths } from './paths.mjs'
+import { HONO_SERVERS } from './hono.mjs'
 
 /**
  * Every server the suite knows, in the order tables list them. `routes`: it has the
@@ -37,6 +38,8 @@ export const SERVERS = {
 }
 
 const ALIASES = { 'node:http': 'node', 'node-http': 'node', http: 'node', 'deno.serve': 'deno', 'bun.serve': 'bun', 'node+ws': 'node-ws', ws: 'node-ws' }
+// The hono group's servers (suite/hono.mjs).
+Object.assign(SERVERS, HONO_SERVERS)
 
 /**
  * Reads one `--server` entry: a name, optionally followed by `:VAR=value` settings that go

@@ -120,6 +120,7 @@ impl H2Conn {
                     let fields = request_headers(authority, headers)
                         .filter(|(n, _)| cookies.is_none() || *n != b"cookie");
                     let cookie = cookies.as_deref().map(|c| (&b"cookie"[..], c));
+                    let peer = t.peer_ip(ctx);
                     ctx.batch.request_parts(
                         rid,
                         t.slot,
@@ -130,6 +131,7 @@ impl H2Conn {
                         path_len,
                         fields.chain(cookie),
                         &ctx.params,
+                        peer,
                     );
                     s.to_handler = true;
                     s.limit = limit;

@@ -522,6 +522,7 @@ impl Http1 {
                         (None, default_limit)
                     }
                     Ok(accepted) if ctx.waiting < ctx.max_waiting => {
+                        let peer = t.peer_ip(ctx);
                         ctx.batch.request(
                             rid,
                             t.slot,
@@ -530,6 +531,7 @@ impl Http1 {
                             &ctx.head,
                             &ctx.params,
                             FLAG_UPGRADE | t.secure_flag(),
+                            peer,
                         );
                         pending.upgrade = Some(Box::new(Upgrade {
                             id: rid,
@@ -614,6 +616,7 @@ impl Http1 {
                     );
                     (None, default_limit)
                 } else {
+                    let peer = t.peer_ip(ctx);
                     ctx.batch.request(
                         rid,
                         t.slot,
@@ -622,6 +625,7 @@ impl Http1 {
                         &ctx.head,
                         &ctx.params,
                         t.secure_flag(),
+                        peer,
                     );
                     if expect_continue && self.inflight.is_empty() {
                         let mut out = self.take_out(t, ctx, 0);
