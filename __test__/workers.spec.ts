@@ -120,6 +120,20 @@ test("a worker that crashes while serving fails its in-flight requests, is resta
   t.deepEqual(served.restarts(), [0, 1])
 })
 
+test('one serve(): { module } starts workers, { fetch } serves on this thread, both at once is refused; a fetch handler mounted in the module runs on every worker', async (t) => {
+  t.timeout(LONG * 2)
+  const served = await useServe(t, { module: new URL('./fixtures/workers/fetch-app.ts', import.meta.url) })
+  const seen = new Set<string>()
+  for (let i = 0; i < 400 && seen.size < 2; i++) seen.add(await idOnNewConnection(served.port, '/'))
+  t.deepEqual([...seen].sort(), ['fetch from worker 0', 'fetch from worker 1'])
+  const app = await serve({ fetch: () => new Response('here'), port: 0, host: '127.0.0.1', signals: false })
+  t.teardown(() => app.close())
+  t.true(app instanceof App)
+  t.is(await (await fetchT(`http://127.0.0.1:${app.port}/`)).text(), 'here')
+  const both = { fetch: () => new Response(''), module: APP, port: 0 } as unknown as Parameters<typeof serve>[0]
+  await t.throwsAsync(serve(both), { instanceOf: TypeError, message: /not both/ })
+})
+
 test('a module that throws at import: serve() rejects with its error', async (t) => {
   t.timeout(LONG)
   const error = await t.throwsAsync(serve({ module: new URL('./fixtures/workers/throws.ts', import.meta.url), workers: 2, port: 0, host: '127.0.0.1', signals: false }))

@@ -1,6 +1,7 @@
 import { App } from './app'
 import type { FetchHandler } from './fetch'
 import type { AppOptions, TlsOptions } from './types'
+import { type Served, type ServeModuleOptions, serveModule } from './workers'
 
 export interface ServeOptions extends AppOptions {
   /** The web-standard handler: `(request, info) => Response | Promise<Response>` (`hono.fetch`). */
@@ -20,9 +21,22 @@ export interface ServeOptions extends AppOptions {
 /**
  * Serves `fetch` for every method and path, like `Bun.serve` and `Deno.serve`: resolves to the
  * listening App (`app.port`, `app.host`, `app.close()`). Other options are the App's.
+ *
+ * With `{ module, workers }` instead: serves the App that `module` exports from `workers`
+ * worker threads on one port (see `ServeModuleOptions`), resolving to `Served`.
  */
-export async function serve(options: ServeOptions): Promise<App> {
-  if (options === null || typeof options !== 'object') throw new TypeError('harrier: serve() needs options: { fetch, port?, host? }')
+export function serve(options: ServeModuleOptions): Promise<Served>
+export function serve(options: ServeOptions): Promise<App>
+export function serve(options: ServeOptions | ServeModuleOptions): Promise<App | Served> {
+  if (options !== null && typeof options === 'object' && 'module' in options && options.module !== undefined) {
+    if ('fetch' in options && options.fetch !== undefined) return Promise.reject(new TypeError('harrier: serve() takes { fetch } or { module }, not both'))
+    return serveModule(options)
+  }
+  return serveFetch(options as ServeOptions)
+}
+
+async function serveFetch(options: ServeOptions): Promise<App> {
+  if (options === null || typeof options !== 'object') throw new TypeError('harrier: serve() needs options: { fetch, port?, host? } or { module, workers? }')
   const { fetch, port, host, signals, tls, overrideGlobalObjects, ...appOptions } = options
   if (typeof fetch !== 'function') throw new TypeError('harrier: serve() needs a fetch function: { fetch: (request, info) => Response }')
   const app = new App(appOptions)

@@ -264,12 +264,3 @@ export async function serveModule(options: ServeModuleOptions): Promise<Served> 
   if (signals !== false) watchSignals(served)
   return served
 }
-
-/**
- * Serves on every core: `serve({ module, workers, port })` (see `serveModule`). Web-standard
- * handlers (`serve({ fetch })`) are another engineer's, on their way.
- */
-export function serve(options: ServeModuleOptions): Promise<Served> {
-  if (options !== null && typeof options === 'object' && 'module' in options) return serveModule(options)
-  return Promise.reject(new TypeError('harrier: serve() needs { module } (a module whose default export is an App)'))
-}
