@@ -51,7 +51,7 @@ export interface Served {
   close(): Promise<void>
   /** The engines' figures summed over the workers, and each worker's (the kernel's spread). */
   metrics(): WorkerMetrics
-  /** Restarts so far, per worker id. */
+  /** Restarts so far (workers started again and listening), per worker id. */
   restarts(): number[]
 }
 
@@ -185,10 +185,10 @@ export async function serveModule(options: ServeModuleOptions): Promise<Served> 
     slot.timer = setTimeout(() => {
       slot.timer = null
       if (closing !== null) return
-      slot.restarts++
       // The port is held by the others (or free again, if this was the only worker): join it.
       start(slot, 'joins').then(
         () => {
+          slot.restarts++
           if (closing !== null) void stop(slot)
         },
         (error) => {
