@@ -1,4 +1,5 @@
 import { resolve as resolvePath } from 'node:path'
+import { isMainThread, workerData } from 'node:worker_threads'
 import { HttpError } from './errors'
 import { InflightTable } from './inflight'
 import { NativeServer, checkRoute, inlineSupported } from './native'
@@ -9,7 +10,7 @@ import { unwatchSignals, watchSignals } from './signals'
 import { type EngineRoute, LoopDelayReporter, accessLogOptions } from './ops'
 import { type FetchHandler, type MountOptions, fetchHandler, installGlobals } from './fetch'
 import { loadTls, tlsError } from './tls'
-import type { AppOptions, ErrorHook, Handler, IoBackend, Listening, ListenOptions, Metrics, Middleware, Next, RouteParams, StaticOptions, TlsOptions } from './types'
+import type { AppOptions, ErrorHook, Handler, IoBackend, Listening, ListenOptions, Metrics, Middleware, WorkerMetrics, Next, RouteParams, StaticOptions, TlsOptions } from './types'
 import { WebSocket, acceptUpgrade, publish, type WebSocketBehavior, type WebSocketData, type WebSocketHub } from './websocket'
 import {
   EVENT_ABORT, EVENT_BODY, EVENT_DRAIN, EVENT_END, EVENT_REQUEST, EVENT_WS_CLOSE, EVENT_WS_DRAIN, EVENT_WS_MESSAGE, EVENT_WS_OPEN, FLAG_UPGRADE, WS_ASCII, WS_TEXT, requestWords,
@@ -67,6 +68,21 @@ function checkBehavior(behavior: WebSocketBehavior<any, any>): void {
 }
 
 const BODY_LIMIT = Symbol('harrier.bodyLimit')
+/** How a worker of `serve({ module })` (lib/worker-entry.ts) listens: in its port group. */
+export const LISTEN_GROUPED = Symbol.for('harrier.listenGrouped')
+
+/** The id `serve()` gave this worker thread, or null (the main thread, or another worker). */
+const WORKER_ID: number | null = (() => {
+  if (isMainThread) return null
+  const id = (workerData as { harrier?: { workerId?: unknown } } | null)?.harrier?.workerId
+  return typeof id === 'number' ? id : null
+})()
+
+/** An engine's place among the workers serving one port. @internal */
+export interface GroupPlace {
+  role: 'founds' | 'joins'
+  member: number
+}
 
 interface Use {
   prefix: string
@@ -116,6 +132,14 @@ function checkHandlers(handlers: unknown[]): Handler[] {
  * 405 happen in the engine; handlers see only requests for their routes.
  */
 export class App {
+  /**
+   * Inside a worker of `serve({ module, workers })`: its id, `0..workers-1` (a restarted
+   * worker keeps its id); `null` on the main thread and in threads `serve()` did not start.
+   */
+  static get workerId(): number | null {
+    return WORKER_ID
+  }
+
   /** Called once for every error a handler throws or rejects with; the default logs it. */
   onError: ErrorHook | null = null
   /** Called for every error a WebSocket callback throws or rejects with; the default logs it. */
@@ -140,7 +164,11 @@ export class App {
   /** Open WebSockets by I/O thread and connection slot (their ids tell a reused slot apart). */
   private readonly sockets: (WebSocket<any, any> | undefined)[][] = []
   private readonly topicHeaders = new Map<string, Buffer>()
+  /** Serving as one of `serve()`'s workers: the other engines on the port share pub/sub. */
+  private group: GroupPlace | null = null
+  private grouped = false
   private readonly hub: WebSocketHub = {
+    peerCount: (topic) => (this.grouped && this.native !== null ? this.native.peerSubscriberCount(topic) : 0),
     out: null as unknown as ReplyBuffer,
     topics: new Map(),
     topicHeader: (topic) => {
@@ -279,14 +307,17 @@ export class App {
 
   /** Sends to every subscriber of `topic`, framed once in the engine; returns how many sockets it was queued for. */
   publish(topic: string, data: WebSocketData, compress = true): number {
-    const count = this.hub.topics.get(topic)?.size ?? 0
+    const count = (this.hub.topics.get(topic)?.size ?? 0) + this.hub.peerCount(topic)
     if (count > 0) publish(this.hub, topic, data, compress, null)
     return count
   }
 
-  /** Open sockets subscribed to `topic`. */
+  /**
+   * Open sockets subscribed to `topic`; in a worker of `serve()`, on every worker (the other
+   * workers' as their engines last applied them).
+   */
   subscriberCount(topic: string): number {
-    return this.hub.topics.get(topic)?.size ?? 0
+    return (this.hub.topics.get(topic)?.size ?? 0) + this.hub.peerCount(topic)
   }
 
   /** Middleware for every route, or for the routes under a path prefix; runs in registration order with the routes. */
@@ -455,8 +486,10 @@ export class App {
       {
         host,
         port,
-        driver: this.driver,
+        driver: this.group !== null ? 'inline' : this.driver,
         ioThreads: this.settings.ioThreads,
+        portGroup: this.group?.role,
+        groupMember: this.group?.member,
         io,
         handlerTimeoutMs: this.settings.handlerTimeout,
         drainTimeoutMs: this.settings.drainTimeout,
@@ -512,6 +545,7 @@ export class App {
       throw listenError(e, io)
     }
     this.native = native
+    this.grouped = native.grouped
     this.loopDelay = new LoopDelayReporter(native)
     this.out = out
     ;(this.hub as { out: ReplyBuffer }).out = out
@@ -519,6 +553,27 @@ export class App {
     this.keepAlive = setInterval(() => {}, 2 ** 30)
     if (options.signals !== false) watchSignals(this)
     return { port: native.port, host: native.host }
+  }
+
+  /** Listens as one of the workers of `serve()` on its port. @internal */
+  [LISTEN_GROUPED](listen: ListenOptions, group: GroupPlace, options: AppOptions): Promise<Listening> {
+    // What serve() was given applies over the app's own options (checked there already).
+    Object.assign(this.settings, options, { driver: 'inline', ioThreads: undefined })
+    this.group = group
+    return this.listen(listen).catch((e: unknown) => {
+      this.group = null
+      throw e
+    })
+  }
+
+  /**
+   * The figures of every worker of `serve()` this app serves among, summed (`app.metrics()`
+   * is too), and each worker's own: how the kernel spread the connections. `null` outside.
+   */
+  workerMetrics(): WorkerMetrics | null {
+    if (!this.native) throw new Error('harrier: workerMetrics() needs a listening app')
+    const json = this.native.groupMetricsJson()
+    return json === null || json === undefined ? null : (JSON.parse(json) as WorkerMetrics)
   }
 
   /**
@@ -562,6 +617,7 @@ export class App {
         this.loopDelay?.stop()
         this.loopDelay = null
         this.native = null
+        this.grouped = false
         this.out = null
         this.closing = null
       }

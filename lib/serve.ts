@@ -1,5 +1,6 @@
 import { App } from './app'
 import type { FetchHandler } from './fetch'
+import { serveModule, type ServeModuleOptions, type Served } from './workers'
 import type { AppOptions, TlsOptions } from './types'
 
 export interface ServeOptions extends AppOptions {
@@ -21,8 +22,19 @@ export interface ServeOptions extends AppOptions {
  * Serves `fetch` for every method and path, like `Bun.serve` and `Deno.serve`: resolves to the
  * listening App (`app.port`, `app.host`, `app.close()`). Other options are the App's.
  */
-export async function serve(options: ServeOptions): Promise<App> {
-  if (options === null || typeof options !== 'object') throw new TypeError('harrier: serve() needs options: { fetch, port?, host? }')
+export function serve(options: ServeModuleOptions): Promise<Served>
+export function serve(options: ServeOptions): Promise<App>
+/**
+ * With `{ module, workers }`: serves the module's default-exported App on every worker thread
+ * (see `ServeModuleOptions`); with `{ fetch }`: as above.
+ */
+export function serve(options: ServeOptions | ServeModuleOptions): Promise<App | Served> {
+  if (options !== null && typeof options === 'object' && 'module' in options) return serveModule(options)
+  return serveFetch(options as ServeOptions)
+}
+
+async function serveFetch(options: ServeOptions): Promise<App> {
+  if (options === null || typeof options !== 'object') throw new TypeError('harrier: serve() needs options: { fetch, port?, host? } or { module, workers? }')
   const { fetch, port, host, signals, tls, overrideGlobalObjects, ...appOptions } = options
   if (typeof fetch !== 'function') throw new TypeError('harrier: serve() needs a fetch function: { fetch: (request, info) => Response }')
   const app = new App(appOptions)

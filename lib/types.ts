@@ -219,3 +219,22 @@ export interface StaticOptions {
   /** Whether `file.br` / `file.gz` beside `file` are served to clients that accept them (default true). */
   precompressed?: boolean
 }
+
+/** One worker's own figures among the workers of `serve({ module, workers })`. */
+export interface WorkerFigures {
+  /** `App.workerId` of the worker. */
+  id: number
+  /** Connections the kernel handed this worker's listener (SO_REUSEPORT spreads them). */
+  accepted: number
+  /** Requests it answered. */
+  requests: number
+  /** Connections open on it now. */
+  open: number
+  inFlight: number
+}
+
+/** The figures of the workers of `serve()`: summed over them all, and each one's. */
+export interface WorkerMetrics {
+  total: Metrics
+  workers: WorkerFigures[]
+}

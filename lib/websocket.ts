@@ -41,6 +41,8 @@ export interface WebSocketHub {
   readonly out: ReplyBuffer
   readonly topics: Map<string, Set<WebSocket<any, any>>>
   topicHeader(topic: string): Buffer
+  /** Subscribers of `topic` on the other engines of the port (the workers of `serve()`). */
+  peerCount(topic: string): number
   /** A callback threw or rejected. */
   failed(error: unknown, ws: WebSocket<any, any>): void
 }
@@ -201,7 +203,7 @@ export class WebSocket<Data = undefined, Params extends Record<string, string> =
    */
   publish(topic: string, data: WebSocketData, compress = true): number {
     const set = this.hub.topics.get(topic)
-    const count = set === undefined ? 0 : set.size - (set.has(this) ? 1 : 0)
+    const count = (set === undefined ? 0 : set.size - (set.has(this) ? 1 : 0)) + this.hub.peerCount(topic)
     if (count > 0) publish(this.hub, topic, data, compress, this)
     return count
   }

@@ -28,7 +28,11 @@ pub(crate) struct JsCaller {
     resource: sys::napi_ref,
     async_context: sys::napi_async_context,
     arena: RefCell<Option<Arena>>,
-    replies: Rc<SharedReplies>,
+    replies: std::mem::ManuallyDrop<Rc<SharedReplies>>,
+    /// The JS thread it calls. The engine it serves may be let go last on another thread (a
+    /// port group's publish held it for a moment while its worker went away): then what it
+    /// holds of that thread's environment is left to the environment's teardown.
+    owner: std::thread::ThreadId,
 }
 
 /// The buffer JS writes its reply ops into (lib/reply-buffer.ts) and two words shared with
@@ -287,7 +291,8 @@ impl JsCaller {
             resource: reference(env, resource)?,
             async_context,
             arena: RefCell::new(None),
-            replies,
+            replies: std::mem::ManuallyDrop::new(replies),
+            owner: std::thread::current().id(),
         })
     }
 
@@ -382,7 +387,11 @@ impl Handler for JsCaller {
 
 impl Drop for JsCaller {
     fn drop(&mut self) {
+        if std::thread::current().id() != self.owner {
+            return;
+        }
         unsafe {
+            std::mem::ManuallyDrop::drop(&mut self.replies);
             sys::napi_delete_reference(self.env, self.on_batch);
             sys::napi_delete_reference(self.env, self.resource);
             if let Some(arena) = self.arena.borrow_mut().take() {
@@ -403,6 +412,14 @@ pub(crate) struct InlineDriver {
     timer: RefCell<Option<UvHandle>>,
     finished: Cell<bool>,
     waiting: RefCell<Vec<JsDeferred<(), Resolver>>>,
+    /// The hook Node calls when this thread's environment goes away while the engine still
+    /// runs (a worker thread that crashed or exited): registered until the engine finishes.
+    cleanup: Cell<sys::napi_async_cleanup_hook_handle>,
+    /// Set once the environment is being torn down: the hook to remove once the libuv
+    /// handles are closed.
+    teardown: Cell<sys::napi_async_cleanup_hook_handle>,
+    /// libuv handles not closed yet.
+    open_handles: Cell<u8>,
 }
 
 impl InlineDriver {
@@ -420,6 +437,9 @@ impl InlineDriver {
             timer: RefCell::new(None),
             finished: Cell::new(false),
             waiting: RefCell::new(Vec::new()),
+            cleanup: Cell::new(ptr::null_mut()),
+            teardown: Cell::new(ptr::null_mut()),
+            open_handles: Cell::new(0),
         });
         unsafe {
             let mut event_loop = ptr::null_mut();
@@ -444,6 +464,17 @@ impl InlineDriver {
                 )
             })?;
             *driver.timer.borrow_mut() = Some(timer);
+            driver.open_handles.set(2);
+            // The hook holds a strong count too, given back when it is removed or has run.
+            let data = Rc::into_raw(driver.clone()) as *mut c_void;
+            let mut hook = ptr::null_mut();
+            if sys::napi_add_async_cleanup_hook(env.raw(), Some(on_env_teardown), data, &mut hook)
+                == sys::Status::napi_ok
+            {
+                driver.cleanup.set(hook);
+            } else {
+                drop(Rc::from_raw(data as *const InlineDriver));
+            }
         }
         // Connections may have arrived between bind and watch: take a first turn.
         driver.turn(|e| e.step().map_err(|e| e.to_string()));
@@ -508,6 +539,14 @@ impl InlineDriver {
         if self.finished.replace(true) {
             return;
         }
+        let hook = self.cleanup.replace(ptr::null_mut());
+        if !hook.is_null() {
+            unsafe {
+                sys::napi_remove_async_cleanup_hook(hook);
+                // The hook's strong count; the caller and the handles still hold theirs.
+                drop(Rc::from_raw(self as *const InlineDriver));
+            }
+        }
         unsafe {
             if let Some(h) = self.poll.borrow_mut().take() {
                 h.close(on_closed);
@@ -542,7 +581,53 @@ extern "C" fn on_timer(handle: *mut c_void) {
 
 extern "C" fn on_closed(handle: *mut c_void) {
     unsafe {
-        drop(Rc::from_raw(UvHandle::data(handle) as *const InlineDriver));
+        let driver = Rc::from_raw(UvHandle::data(handle) as *const InlineDriver);
         UvHandle::free(handle);
+        let open = driver.open_handles.get().saturating_sub(1);
+        driver.open_handles.set(open);
+        if open == 0 {
+            let hook = driver.teardown.replace(ptr::null_mut());
+            if !hook.is_null() {
+                // The environment's teardown waited for these handles: it may go on.
+                sys::napi_remove_async_cleanup_hook(hook);
+            }
+        }
+    }
+}
+
+/// The thread's environment goes away with the engine still running (a worker that
+/// crashed, called `process.exit`, or was terminated): the engine is dropped without a
+/// drain (its connections close, their requests fail; the listener stops listening, so
+/// the kernel hands the port's new connections to the other listeners of its group), and
+/// the libuv handles are closed before the loop is.
+unsafe extern "C" fn on_env_teardown(hook: sys::napi_async_cleanup_hook_handle, data: *mut c_void) {
+    let driver = Rc::from_raw(data as *const InlineDriver);
+    driver.cleanup.set(ptr::null_mut());
+    if driver.finished.replace(true) {
+        sys::napi_remove_async_cleanup_hook(hook);
+        return;
+    }
+    if let Ok(mut slot) = driver.engine.try_borrow_mut() {
+        if let Some(engine) = slot.take() {
+            engine.abandon();
+        }
+    }
+    // Nobody is left to hear of the close: its promises are let go unresolved.
+    for deferred in driver.waiting.borrow_mut().drain(..) {
+        std::mem::forget(deferred);
+    }
+    driver.teardown.set(hook);
+    let handles = [
+        driver.poll.borrow_mut().take(),
+        driver.timer.borrow_mut().take(),
+    ];
+    let mut closing = 0;
+    for h in handles.into_iter().flatten() {
+        h.close(on_closed);
+        closing += 1;
+    }
+    if closing == 0 {
+        driver.teardown.set(ptr::null_mut());
+        sys::napi_remove_async_cleanup_hook(hook);
     }
 }

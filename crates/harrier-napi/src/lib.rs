@@ -63,6 +63,12 @@ pub struct ListenOptions {
     /// Bytes a streamed response may have unsent before `write()` says wait, and bytes of
     /// a request body delivered and not yet taken before the connection is held back.
     pub high_water_mark: Option<f64>,
+    /// `founds` or `joins`: this engine is one of several of this process on one port, each
+    /// with its own listener (SO_REUSEPORT), sharing pub/sub, figures and the drain. The
+    /// founder binds (port 0 picks one); the others join its port. Inline driver only.
+    pub port_group: Option<String>,
+    /// The member's number in its port group (a worker's id), for the figures per member.
+    pub group_member: Option<u32>,
 }
 
 #[napi(object)]
@@ -193,6 +199,50 @@ pub fn check_route(method: String, path: String) -> Result<Vec<String>> {
 #[napi]
 pub fn inline_supported() -> bool {
     cfg!(unix)
+}
+
+fn group_at(host: &str, port: u32) -> Option<std::sync::Arc<harrier_core::PortGroup>> {
+    let ip: std::net::IpAddr = host.parse().ok()?;
+    let port = u16::try_from(port).ok()?;
+    harrier_core::PortGroup::find(std::net::SocketAddr::new(ip, port))
+}
+
+/// Each member's own figures and the sum, as JSON: `{ total, workers: [{ id, accepted,
+/// requests, open, inFlight }] }`.
+fn group_json(group: &harrier_core::PortGroup) -> Option<String> {
+    let total = group.snapshot()?;
+    let workers: Vec<String> = group
+        .members()
+        .iter()
+        .map(|(id, s)| {
+            format!(
+                "{{\"id\":{id},\"accepted\":{},\"requests\":{},\"open\":{},\"inFlight\":{}}}",
+                s.accepted,
+                s.requests(),
+                s.open,
+                s.in_flight
+            )
+        })
+        .collect();
+    Some(format!(
+        "{{\"total\":{},\"workers\":[{}]}}",
+        harrier_core::ops::snapshot_json(&total),
+        workers.join(",")
+    ))
+}
+
+/// The figures of the port group on `host:port` in this process (from any thread: the
+/// main thread of `serve()` has no engine of its own); `null` if there is none.
+#[napi]
+pub fn group_metrics_json(host: String, port: u32) -> Option<String> {
+    group_at(&host, port).and_then(|g| group_json(&g))
+}
+
+/// Every member of the port group on `host:port` answers its health route with 503 from
+/// now on; false if there is no such group.
+#[napi]
+pub fn group_announce_drain(host: String, port: u32) -> bool {
+    group_at(&host, port).map(|g| g.announce_drain()).is_some()
 }
 
 /// Resolves the promise `close` returned.
@@ -351,6 +401,28 @@ fn config(options: &ListenOptions) -> Result<Config> {
     }
     if let Some(bytes) = options.high_water_mark {
         config.high_water_mark = bytes_option(bytes, "highWaterMark")? as usize;
+    }
+    if let Some(role) = &options.port_group {
+        let role = match role.as_str() {
+            "founds" => harrier_core::GroupRole::Founds,
+            "joins" => harrier_core::GroupRole::Joins,
+            other => {
+                return Err(Error::new(
+                    Status::InvalidArg,
+                    format!("portGroup must be 'founds' or 'joins', got {other:?}"),
+                ))
+            }
+        };
+        if options.driver != "inline" {
+            return Err(Error::new(
+                Status::InvalidArg,
+                "a port group needs the inline driver",
+            ));
+        }
+        config.port_group = Some(harrier_core::GroupJoin {
+            role,
+            member: options.group_member.unwrap_or(0),
+        });
     }
     if let Some(format) = &options.access_log_format {
         let format = match format.as_str() {
@@ -574,6 +646,24 @@ impl NativeServer {
         };
         self.metrics
             .report_loop_delay(ns(p50_ms), ns(p99_ms), ns(max_ms));
+    }
+
+    /// Sockets subscribed to `topic` on the other engines of this one's port group.
+    #[napi]
+    pub fn peer_subscriber_count(&self, topic: String) -> u32 {
+        self.metrics.peer_subscriber_count(topic.as_bytes()) as u32
+    }
+
+    /// Whether this engine is of a port group.
+    #[napi(getter)]
+    pub fn grouped(&self) -> bool {
+        self.metrics.group().is_some()
+    }
+
+    /// The figures of this engine's port group (see `groupMetricsJson`); `null` alone.
+    #[napi]
+    pub fn group_metrics_json(&self) -> Option<String> {
+        self.metrics.group().and_then(|g| group_json(&g))
     }
 
     /// Health routes answer 503 from now on (a drain is coming: `drainDelay`).

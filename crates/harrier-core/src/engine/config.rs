@@ -82,6 +82,10 @@ pub struct Config {
     /// HTTP/2 on the same port: h2c by prior knowledge in cleartext (the preface), h2 by ALPN
     /// over TLS.
     pub http2: Http2Options,
+    /// One engine of several in this process on one port (one listener each, SO_REUSEPORT),
+    /// sharing pub/sub, subscriber counts, figures and the drain (`engine::group`). Inline
+    /// engines only (one thread each).
+    pub port_group: Option<super::group::GroupJoin>,
 }
 
 /// What HTTP/2 connections allow.
@@ -141,6 +145,7 @@ impl Default for Config {
             tls: None,
             http2: Http2Options::default(),
             high_water_mark: 64 * 1024,
+            port_group: None,
         }
     }
 }

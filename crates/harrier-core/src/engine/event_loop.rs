@@ -156,6 +156,7 @@ impl Worker {
             Vec::new()
         };
         let log = shared.access_log.as_ref().map(|l| l.thread_log());
+        let topics = Topics::counted(shared.topic_counts.clone());
         Worker {
             conns: Slab::new(),
             ctx: Ctx {
@@ -174,7 +175,7 @@ impl Worker {
                 date: CachedDate::new(),
                 pool: BufPool::default(),
                 pendings: PendingPool::default(),
-                topics: Topics::default(),
+                topics,
                 deflaters: Vec::new(),
                 now: Instant::now(),
                 draining: false,

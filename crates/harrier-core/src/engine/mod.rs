@@ -4,6 +4,7 @@
 pub(crate) mod batch;
 pub(crate) mod config;
 pub(crate) mod event_loop;
+pub(crate) mod group;
 pub(crate) mod io;
 pub(crate) mod limits;
 mod listener;
@@ -21,6 +22,7 @@ pub use batch::{
     FLAG_HTTP10, FLAG_SECURE,
 };
 pub use config::{Config, Http2Options, WsOptions};
+pub use group::{GroupJoin, GroupRole, PortGroup};
 pub use io::{Backend, POLL_NAME};
 pub use listener::ListenError;
 pub use reply::{Replier, ReplyWriter, RequestRef, OP_CHUNK, OP_END, OP_FILE, OP_FULL, OP_HEAD};
@@ -61,10 +63,24 @@ pub(crate) struct Shared {
     pub drain_announced: AtomicBool,
     /// Where the I/O threads' access log lines go, when the log is on.
     pub access_log: Option<AccessLog>,
+    /// The engines serving the same port in this process, when this one is of a group.
+    pub group: Option<Arc<PortGroup>>,
+    /// Subscribers per topic, all threads together, when the engine is of a group (whose
+    /// subscriber counts sum these).
+    pub topic_counts: Option<Arc<group::TopicCounts>>,
 }
 
 impl Shared {
+    /// The figures now: this engine's, or its group's summed.
     pub(crate) fn snapshot(&self) -> crate::ops::Snapshot {
+        self.group
+            .as_ref()
+            .and_then(|g| g.snapshot())
+            .unwrap_or_else(|| self.own_snapshot())
+    }
+
+    /// This engine's own figures.
+    pub(crate) fn own_snapshot(&self) -> crate::ops::Snapshot {
         self.stats
             .snapshot(self.open.load(Ordering::Relaxed) as u64)
     }
@@ -97,6 +113,18 @@ impl Metrics {
     pub fn announce_drain(&self) {
         self.0.drain_announced.store(true, Ordering::SeqCst);
     }
+
+    /// The port group this engine serves in, if any.
+    pub fn group(&self) -> Option<Arc<PortGroup>> {
+        self.0.group.clone()
+    }
+
+    /// Sockets subscribed to `topic` on the other engines of this one's group (0 alone).
+    pub fn peer_subscriber_count(&self, topic: &[u8]) -> u64 {
+        self.0.group.as_ref().map_or(0, |g| {
+            g.subscriber_count(topic, Some(&self.0.replier.inboxes))
+        })
+    }
 }
 
 pub struct Server {
@@ -118,7 +146,12 @@ fn bind_all(
         listeners.push(if i == 0 || listener::REUSE_PORT {
             // Port 0 is resolved by the first bind; the others join that port.
             let group = match (count > 1 && listener::REUSE_PORT, i) {
-                (false, _) => listener::Group::Alone,
+                // One engine of a port group: founds it or joins it, as it was told.
+                (false, _) => match config.port_group.map(|g| g.role) {
+                    Some(GroupRole::Founds) if listener::REUSE_PORT => listener::Group::Founds,
+                    Some(GroupRole::Joins) if listener::REUSE_PORT => listener::Group::Joins,
+                    _ => listener::Group::Alone,
+                },
                 (true, 0) => listener::Group::Founds,
                 (true, _) => listener::Group::Joins,
             };
@@ -158,7 +191,11 @@ fn shared(
     wakers: Vec<io::Waker>,
     gate: listener::Gate,
     tls: Option<Arc<rustls::ServerConfig>>,
+    local_addr: SocketAddr,
 ) -> stdio::Result<Arc<Shared>> {
+    let group = config
+        .port_group
+        .map(|join| (join.member, PortGroup::enter(local_addr, join.role)));
     let threads = wakers.len();
     let stats = Arc::new(Stats::new(threads));
     let access_log = config
@@ -181,6 +218,7 @@ fn shared(
                 .map(Inbox::new)
                 .collect::<Vec<_>>()
                 .into(),
+            group: group.as_ref().map(|(_, g)| g.clone()),
         },
         shutdown: AtomicBool::new(false),
         gate,
@@ -191,7 +229,15 @@ fn shared(
         stats,
         drain_announced: AtomicBool::new(false),
         access_log,
+        topic_counts: group.as_ref().map(|_| Arc::default()),
+        group: group.as_ref().map(|(_, g)| g.clone()),
     }))
+    .map(|shared| {
+        if let Some((member, g)) = &group {
+            g.join(*member, &shared);
+        }
+        shared
+    })
 }
 
 /// An I/O thread's first words to the thread starting the server: its backend is made (by
@@ -270,6 +316,7 @@ impl Server {
             wakers.into_iter().flatten().collect(),
             gate,
             tls,
+            local_addr,
         ) {
             Ok(shared) => shared,
             Err(e) => {
@@ -350,7 +397,7 @@ impl InlineServer {
         let (backend, mut listeners, local_addr) = bind_all(&config, 1)?;
         let gate = listener::Gate::new(&listeners)?;
         let (io, waker) = io::Io::new(backend, listeners.pop().flatten(), false)?;
-        let shared = shared(config, router, handler, vec![waker], gate, tls)?;
+        let shared = shared(config, router, handler, vec![waker], gate, tls, local_addr)?;
         Ok(InlineServer {
             worker: Worker::new(0, io, shared.clone()),
             shared,
@@ -428,6 +475,18 @@ impl InlineServer {
 
     pub fn finished(&self) -> bool {
         self.worker.finished()
+    }
+
+    /// Ends the engine at once, without a drain (its thread is going away: a worker that
+    /// crashed): the listener stops listening, connections and what was accepted meanwhile
+    /// are closed (their requests fail), and the engine leaves its port group.
+    pub fn abandon(self) {
+        self.shared.begin_shutdown();
+        drop(self.shared.gate.take_backlog());
+        if let Some(group) = &self.shared.group {
+            group.leave(&self.shared);
+        }
+        drop(self.worker);
     }
 }
 

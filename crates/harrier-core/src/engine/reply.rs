@@ -321,6 +321,14 @@ impl Inbox {
         self.waker.wake();
     }
 
+    /// Ops from another engine (a publish in a port group): its thread may be the JS thread
+    /// of another worker, driven by libuv, which never says it sleeps: always woken.
+    pub(crate) fn push_from_afar(&self, op: &[u8]) {
+        self.push(op);
+        self.has_ops.store(true, Ordering::SeqCst);
+        self.waker.wake();
+    }
+
     /// Swaps the pending ops into `into` (emptied first); false if there were none.
     pub fn take(&self, into: &mut Vec<u8>) -> bool {
         into.clear();
@@ -346,6 +354,8 @@ impl Inbox {
 #[derive(Clone)]
 pub struct Replier {
     pub(crate) inboxes: Arc<[Inbox]>,
+    /// The other engines on this port, to which publishes go too.
+    pub(crate) group: Option<Arc<super::group::PortGroup>>,
 }
 
 impl Replier {
@@ -372,6 +382,9 @@ impl Replier {
                 for (i, inbox) in self.inboxes.iter().enumerate() {
                     inbox.push(&rest[..run]);
                     touched |= 1 << (i % 64);
+                }
+                if let Some(group) = &self.group {
+                    group.forward(&self.inboxes, &rest[..run]);
                 }
             } else if let Some(inbox) = self.inboxes.get(thread as usize) {
                 inbox.push(&rest[..run]);

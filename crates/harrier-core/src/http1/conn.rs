@@ -829,6 +829,7 @@ impl Http1 {
                 if ctx.draining
                     || shared.shutdown.load(SeqCst)
                     || shared.drain_announced.load(SeqCst)
+                    || shared.group.as_ref().is_some_and(|g| g.draining())
                 {
                     self.answer_own(
                         t,

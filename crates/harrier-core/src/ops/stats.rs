@@ -291,6 +291,33 @@ impl Stats {
 }
 
 impl Snapshot {
+    /// Adds another engine's figures (a port group's): counts and gauges add up; the
+    /// process's memory and the JS threads' loop delays are not summed (the larger stays).
+    pub fn add(&mut self, o: &Snapshot) {
+        let add =
+            |into: &mut [u64], from: &[u64]| into.iter_mut().zip(from).for_each(|(a, b)| *a += b);
+        self.uptime_seconds = self.uptime_seconds.max(o.uptime_seconds);
+        add(&mut self.by_class, &o.by_class);
+        add(&mut self.by_protocol, &o.by_protocol);
+        add(&mut self.latency, &o.latency);
+        add(&mut self.refusals, &o.refusals);
+        self.in_flight += o.in_flight;
+        self.latency_sum_us += o.latency_sum_us;
+        self.bytes_in += o.bytes_in;
+        self.bytes_out += o.bytes_out;
+        self.open += o.open;
+        self.idle += o.idle;
+        self.accepted += o.accepted;
+        self.ws_open += o.ws_open;
+        self.ws_in += o.ws_in;
+        self.ws_out += o.ws_out;
+        self.rss_bytes = self.rss_bytes.max(o.rss_bytes);
+        for (a, b) in self.loop_delay.iter_mut().zip(o.loop_delay) {
+            *a = (*a).max(b);
+        }
+        self.log_dropped += o.log_dropped;
+    }
+
     pub fn requests(&self) -> u64 {
         self.by_class.iter().sum()
     }

@@ -3,9 +3,15 @@
 //! subscribers.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::engine::group::TopicCounts;
 
 #[derive(Default)]
 pub(crate) struct Topics {
+    /// The engine's subscribers per topic, kept when it is of a port group (whose other
+    /// engines read them for their subscriber counts).
+    counts: Option<Arc<TopicCounts>>,
     ids: HashMap<Box<[u8]>, u32>,
     /// By topic id: the subscribed slots, in no particular order.
     subscribers: Vec<Vec<u32>>,
@@ -15,6 +21,26 @@ pub(crate) struct Topics {
 }
 
 impl Topics {
+    pub fn counted(counts: Option<Arc<TopicCounts>>) -> Topics {
+        Topics {
+            counts,
+            ..Topics::default()
+        }
+    }
+
+    fn count(&self, topic: &[u8], up: bool) {
+        let Some(counts) = &self.counts else { return };
+        let mut counts = counts.lock().unwrap();
+        if up {
+            *counts.entry(topic.into()).or_insert(0) += 1;
+        } else if let Some(n) = counts.get_mut(topic) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(topic);
+            }
+        }
+    }
+
     /// Subscribes `slot` to `topic`; the topic's id if it was not subscribed yet.
     pub fn subscribe(&mut self, topic: &[u8], slot: u32) -> Option<u32> {
         let id = match self.ids.get(topic) {
@@ -40,6 +66,7 @@ impl Topics {
             return None;
         }
         list.push(slot);
+        self.count(topic, true);
         Some(id)
     }
 
@@ -48,11 +75,17 @@ impl Topics {
         let Some(list) = self.subscribers.get_mut(id as usize) else {
             return;
         };
-        if let Some(at) = list.iter().position(|&s| s == slot) {
-            list.swap_remove(at);
+        let removed = list
+            .iter()
+            .position(|&s| s == slot)
+            .map(|at| list.swap_remove(at));
+        let empty = list.is_empty();
+        if removed.is_some() && self.counts.is_some() {
+            let name = self.names[id as usize].clone();
+            self.count(&name, false);
         }
-        if list.is_empty() && !self.names[id as usize].is_empty() {
-            *list = Vec::new();
+        if empty && !self.names[id as usize].is_empty() {
+            self.subscribers[id as usize] = Vec::new();
             let name = std::mem::take(&mut self.names[id as usize]);
             self.ids.remove(&name);
             self.free.push(id);
@@ -91,5 +124,25 @@ mod tests {
         let b = t.subscribe(b"sport", 3).unwrap();
         assert_eq!(b, a, "its id is reused");
         assert_eq!(t.take_subscribers(b), vec![3]);
+    }
+
+    #[test]
+    fn counts_for_a_port_group_follow_subscriptions() {
+        let counts = Arc::new(TopicCounts::default());
+        let mut t = Topics::counted(Some(counts.clone()));
+        let n = |topic: &[u8]| counts.lock().unwrap().get(topic).copied();
+        let a = t.subscribe(b"room", 1).unwrap();
+        t.subscribe(b"room", 2);
+        t.subscribe(b"room", 2);
+        assert_eq!(n(b"room"), Some(2), "a slot counts once");
+        t.unsubscribe(a, 1);
+        t.unsubscribe(a, 1);
+        assert_eq!(
+            n(b"room"),
+            Some(1),
+            "an unsubscribed slot is not taken off twice"
+        );
+        t.unsubscribe(a, 2);
+        assert_eq!(n(b"room"), None, "forgotten with its last subscriber");
     }
 }
