@@ -1,0 +1,171 @@
+// The TLS scenarios' pieces: the certificate (made with the openssl CLI into a temporary
+// directory once per suite run, never committed), what each server negotiates (openssl
+// s_client), whether it resumes sessions (openssl s_time -reuse), and h2load's output.
+
+import { execFileSync, spawn } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import os from 'node:os'
+import { join } from 'node:path'
+
+/**
+ * The certificate's command line (`dir`: where cert.pem and key.pem go): a self-signed
+ * ECDSA P-256 certificate for localhost and 127.0.0.1, valid two days.
+ */
+export function certArgs(dir) {
+  return [
+    'req', '-x509',
+    '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1',
+    '-nodes', '-subj', '/CN=localhost',
+    '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1',
+    '-days', '2',
+    '-keyout', join(dir, 'key.pem'),
+    '-out', join(dir, 'cert.pem'),
+  ]
+}
+
+let made = null
+
+/** The run's certificate, made on first use: `{ dir, cert, key, certPem }` (paths, and the PEM). */
+export function tlsCert() {
+  if (made) return made
+  const dir = mkdtempSync(join(os.tmpdir(), 'harrier-bench-tls-'))
+  try {
+    execFileSync('openssl', certArgs(dir), { stdio: ['ignore', 'pipe', 'pipe'] })
+  } catch (error) {
+    rmSync(dir, { recursive: true, force: true })
+    throw new Error(`openssl ${certArgs(dir).join(' ')} failed: ${error.stderr ?? error.message}`)
+  }
+  made = { dir, cert: join(dir, 'cert.pem'), key: join(dir, 'key.pem'), certPem: readFileSync(join(dir, 'cert.pem'), 'utf8') }
+  return made
+}
+
+export function cleanupTls() {
+  if (made) rmSync(made.dir, { recursive: true, force: true })
+  made = null
+}
+
+/** The environment that turns a server file's TLS on (every server file reads these two). */
+export function tlsEnv(cert = tlsCert()) {
+  return { BENCH_TLS_CERT: cert.cert, BENCH_TLS_KEY: cert.key }
+}
+
+function runOpenssl(args, { input = '', timeoutMs = 20_000, cpus = null } = {}) {
+  return new Promise((resolve, reject) => {
+    const argv = cpus ? ['taskset', ['-c', cpus, 'openssl', ...args]] : ['openssl', args]
+    const child = spawn(argv[0], argv[1], { stdio: ['pipe', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (chunk) => (stdout += chunk))
+    child.stderr.on('data', (chunk) => (stderr += chunk))
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
+    child.on('error', reject)
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer)
+      resolve({ code, signal, stdout, stderr })
+    })
+    child.stdin.end(input)
+  })
+}
+
+/**
+ * `openssl s_client -brief` output: the protocol, cipher suite and key-exchange group
+ * negotiated. s_client offers what wrk offers (both use libssl's defaults).
+ */
+export function parseSClientBrief(text) {
+  const field = (name) => new RegExp(`^${name}:\\s*(.+?)\\s*$`, 'm').exec(text)?.[1] ?? null
+  const group = field('(?:Server Temp Key|Negotiated TLS1\\.3 group|Peer Temp Key)')
+  return {
+    protocol: field('Protocol version'),
+    cipher: field('Ciphersuite'),
+    group: group ? group.split(',')[0].trim() : null,
+    signature: field('Signature type'),
+  }
+}
+
+/** What a client with libssl's defaults (wrk's) negotiates with the server on `port`. */
+export async function negotiated(port) {
+  const { stdout, stderr } = await runOpenssl(['s_client', '-brief', '-connect', `127.0.0.1:${port}`], { input: '' })
+  const info = parseSClientBrief(`${stdout}\n${stderr}`)
+  if (!info.protocol || !info.cipher) throw new Error(`openssl s_client -brief -connect 127.0.0.1:${port} negotiated nothing:\n${stderr.slice(0, 2000)}`)
+  return info
+}
+
+/**
+ * `openssl s_time` output: connections made, and in its progress line how many were
+ * resumed (`r`) and how many were full handshakes (`*`, `t`, `3`: the version of a new one).
+ */
+export function parseSTime(text) {
+  const count = /^(\d+) connections in ([\d.]+)s; ([\d.]+) connections\/user sec/m.exec(text)
+  let reused = 0
+  let full = 0
+  for (const line of text.split('\n')) {
+    if (!/^[r*t3]+$/.test(line.trim())) continue
+    for (const c of line.trim()) c === 'r' ? reused++ : full++
+  }
+  return {
+    connections: count ? Number(count[1]) : null,
+    userSeconds: count ? Number(count[2]) : null,
+    reused,
+    full,
+  }
+}
+
+/**
+ * Whether the server on `port` resumes sessions: `openssl s_time -reuse` for `seconds`
+ * (one full handshake, then every connection offers that session). `{ connections,
+ * reused, full, resumes }`, resumes when at least 90 % of them were resumed.
+ */
+export async function resumption(port, { seconds = 1, cpus = null } = {}) {
+  const { stdout, stderr } = await runOpenssl(['s_time', '-connect', `127.0.0.1:${port}`, '-reuse', '-time', String(seconds), '-www', '/'], {
+    timeoutMs: (seconds + 20) * 1000,
+    cpus,
+  })
+  const result = parseSTime(`${stdout}\n${stderr}`)
+  const seen = result.reused + result.full
+  if (seen === 0) throw new Error(`openssl s_time -reuse on 127.0.0.1:${port} made no connection:\n${`${stdout}${stderr}`.slice(0, 2000)}`)
+  return { ...result, resumes: result.reused >= 0.9 * seen }
+}
+
+// ---------------------------------------------------------------- h2load
+
+const UNIT_S = { us: 1e-6, ms: 1e-3, s: 1 }
+
+/**
+ * The figures of one or more h2load runs, printed one after the other: the time of each
+ * (its `finished in`), requests done, succeeded, failed, errored, 2xx answers, and the
+ * TLS it negotiated.
+ */
+export function parseH2load(text) {
+  const out = { runs: 0, seconds: 0, requests: 0, succeeded: 0, failed: 0, errored: 0, timeout: 0, status2xx: 0, protocol: null, cipher: null, group: null }
+  for (const m of text.matchAll(/^finished in ([\d.]+)(us|ms|s), /gm)) {
+    out.runs++
+    out.seconds += Number(m[1]) * UNIT_S[m[2]]
+  }
+  for (const m of text.matchAll(/^requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout/gm)) {
+    out.requests += Number(m[2])
+    out.succeeded += Number(m[3])
+    out.failed += Number(m[4])
+    out.errored += Number(m[5])
+    out.timeout += Number(m[6])
+  }
+  for (const m of text.matchAll(/^status codes: (\d+) 2xx/gm)) out.status2xx += Number(m[1])
+  out.protocol = /^TLS Protocol: (\S+)/m.exec(text)?.[1] ?? null
+  out.cipher = /^Cipher: (\S+)/m.exec(text)?.[1] ?? null
+  out.group = /^Server Temp Key: (\S+)/m.exec(text)?.[1] ?? null
+  return out
+}
+
+/**
+ * The shell loop of the full-handshake scenario: h2load runs of `batch` new clients with
+ * one request each (`-c batch -n batch`: every client its own connection, its own full
+ * handshake, none resumed: h2load has no session to offer a new client), one after the
+ * other, until `seconds` have passed. Pinned as a whole (taskset on the shell), so that
+ * every h2load runs on the client CPU.
+ */
+export function h2loadLoopScript() {
+  return 'end=$(( $(date +%s%N) + $1 * 1000000 )); shift; while [ "$(date +%s%N)" -lt "$end" ]; do "$@" || exit $?; done'
+}
+
+export function h2loadArgs({ port, batch, path = '/' }) {
+  return ['h2load', '--h1', '-t1', `-c${batch}`, `-n${batch}`, `https://127.0.0.1:${port}${path}`]
+}
