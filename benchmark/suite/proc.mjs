@@ -27,6 +27,19 @@ export function cpuSeconds(pid) {
   return (Number(fields[11]) + Number(fields[12])) / clockTicksPerSecond()
 }
 
+/**
+ * utime + stime, in seconds, of this process's children that have exited and been waited
+ * for (cutime + cstime of /proc/self/stat): read before and after a load generator runs,
+ * the difference is that generator's CPU (and its own children's, for a shell loop), as
+ * long as no other child exits meanwhile.
+ */
+export function childrenCpuSeconds() {
+  const stat = readFileSync('/proc/self/stat', 'utf8')
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  // cutime is field 16, cstime field 17.
+  return (Number(fields[13]) + Number(fields[14])) / clockTicksPerSecond()
+}
+
 function statusField(text, key) {
   const match = text.match(new RegExp(`^${key}:\\s+(\\d+)`, 'm'))
   return match ? Number(match[1]) : null
