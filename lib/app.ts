@@ -6,7 +6,9 @@ import { ReplyBuffer } from './reply-buffer'
 import { Request, readParams } from './request'
 import { Response, checkStaticOptions } from './response'
 import { unwatchSignals, watchSignals } from './signals'
-import type { AppOptions, ErrorHook, Handler, IoBackend, Listening, ListenOptions, Middleware, Next, RouteParams, StaticOptions } from './types'
+import { type EngineRoute, LoopDelayReporter, accessLogOptions } from './ops'
+import { loadTls, tlsError } from './tls'
+import type { AppOptions, ErrorHook, Handler, IoBackend, Listening, ListenOptions, Metrics, Middleware, Next, RouteParams, StaticOptions, TlsOptions } from './types'
 import { WebSocket, acceptUpgrade, publish, type WebSocketBehavior, type WebSocketData, type WebSocketHub } from './websocket'
 import {
   EVENT_ABORT, EVENT_BODY, EVENT_END, EVENT_REQUEST, EVENT_WS_CLOSE, EVENT_WS_DRAIN, EVENT_WS_MESSAGE, EVENT_WS_OPEN, FLAG_UPGRADE, REQUEST_FIXED_WORDS, WS_ASCII, WS_TEXT,
@@ -25,6 +27,8 @@ interface Route {
   static?: { root: string; options: StaticOptions }
   /** A WebSocket endpoint (`app.ws`). */
   ws?: WebSocketBehavior<any, any>
+  /** Answered by the engine with its own figures (`metricsRoute`, `healthRoute`, `dashboard`). */
+  ops?: EngineRoute
 }
 
 /** An accepted handshake whose 101 is on its way: what the socket will be given. */
@@ -117,6 +121,7 @@ export class App {
   onWebSocketError: ((error: unknown, ws: WebSocket<any, any>) => void) | null = null
 
   private readonly settings: AppOptions
+  private loopDelay: LoopDelayReporter | null = null
   private readonly routes: Route[] = []
   private readonly uses: Use[] = []
   private order = 0
@@ -310,6 +315,42 @@ export class App {
     return this
   }
 
+  /** `path` answers with the engine's figures in Prometheus text format (never reaching JS). */
+  metricsRoute(path: string): this {
+    return this.engineRoute(path, 'metrics')
+  }
+
+  /**
+   * `path` answers `200 ok` while serving and `503 draining` from the moment `close()` (or
+   * SIGINT/SIGTERM) starts the drain, from the engine, so that a load balancer stops sending first.
+   */
+  healthRoute(path: string): this {
+    return this.engineRoute(path, 'health')
+  }
+
+  /** A live page of the engine's figures at `path`, fed by an event stream at `path/events`. */
+  dashboard(path: string): this {
+    const bare = path.replace(/\/+$/, '')
+    this.engineRoute(bare === '' ? '/' : bare, 'dashboard')
+    return this.engineRoute(`${bare}/events`, 'dashboardEvents')
+  }
+
+  /** The engine's figures now (see `Metrics`); only while listening. */
+  metrics(): Metrics {
+    if (!this.native) throw new Error('harrier: metrics() needs a listening app')
+    return JSON.parse(this.native.metricsJson()) as Metrics
+  }
+
+  private engineRoute(path: string, ops: EngineRoute): this {
+    this.assertNotListening()
+    if (typeof path !== 'string' || !path.startsWith('/')) throw new TypeError(`harrier: route path ${JSON.stringify(path)} must start with '/'`)
+    const paramNames = checkRoute('GET', path)
+    if (paramNames.length > 0) throw new TypeError(`harrier: ${path}: an engine route takes no params`)
+    if (this.routes.some((r) => r.method === 'GET' && r.path === path)) throw new Error(`harrier: ${path} already has a GET route`)
+    this.routes.push({ method: 'GET', path, paramNames, order: this.order++, handlers: [], ops })
+    return this
+  }
+
   private route(method: string, path: string, handlers: unknown[]): this {
     this.assertNotListening()
     if (typeof path !== 'string') throw new TypeError('harrier: a route path must be a string')
@@ -353,6 +394,8 @@ export class App {
     const host = options.host ?? process.env.HOST ?? '0.0.0.0'
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`harrier: port must be 0-65535, got ${port}`)
     const io = this.askedIo()
+    const tls = options.tls === undefined ? undefined : await loadTls(options.tls)
+    if (this.native) throw new Error('harrier: already listening')
     this.chains = this.routes.map((r) => this.compile(r))
     const out = new ReplyBuffer(
       (ops) => this.native?.respond(ops),
@@ -382,6 +425,8 @@ export class App {
         rateLimit: this.settings.rateLimit,
         rateBurst: this.settings.rateBurst,
         maxPendingRequests: this.settings.maxPendingRequests,
+        tls,
+        ...accessLogOptions(this.settings.accessLog),
       },
       this.routes.map((r) => ({
         method: r.method,
@@ -402,6 +447,7 @@ export class App {
         perMessageDeflate: r.ws === undefined ? undefined : r.ws.perMessageDeflate !== undefined && r.ws.perMessageDeflate !== false,
         deflateThreshold: typeof r.ws?.perMessageDeflate === 'object' ? r.ws.perMessageDeflate.threshold : undefined,
         upgradeInHandler: r.ws?.upgrade !== undefined,
+        ops: r.ops,
       })),
       (bytes, meta, bytesStart, bytesEnd, metaStart, metaEnd) =>
         // The inline driver writes heads-only batches into arenas it reuses: views of them.
@@ -413,12 +459,24 @@ export class App {
       throw listenError(e, io)
     }
     this.native = native
+    this.loopDelay = new LoopDelayReporter(native)
     this.out = out
     ;(this.hub as { out: ReplyBuffer }).out = out
     // The engine's callback does not hold the process open; this does, until close().
     this.keepAlive = setInterval(() => {}, 2 ** 30)
     if (options.signals !== false) watchSignals(this)
     return { port: native.port, host: native.host }
+  }
+
+  /**
+   * New TLS handshakes use these certificates; connections open already keep theirs. Rejects
+   * (and the certificates in use stay) if they cannot serve: an error with
+   * `code: 'ERR_HARRIER_TLS'` that names the option and why.
+   */
+  async reloadTls(tls: TlsOptions): Promise<void> {
+    const loaded = await loadTls(tls)
+    if (!this.native) throw tlsError('reloadTls: the app is not listening')
+    this.native.reloadTls(loaded)
   }
 
   /** Stops accepting, lets in-flight requests finish, closes idle connections, then resolves. */
@@ -443,6 +501,8 @@ export class App {
         if (this.keepAlive) clearInterval(this.keepAlive)
         this.keepAlive = null
         unwatchSignals(this)
+        this.loopDelay?.stop()
+        this.loopDelay = null
         this.native = null
         this.out = null
         this.closing = null

@@ -1,6 +1,6 @@
 import { parse as parseQuery, type ParsedUrlQuery } from 'node:querystring'
 
-import { FLAG_HAS_BODY, FLAG_HTTP10, REQUEST_FIXED_WORDS } from './wire'
+import { FLAG_HAS_BODY, FLAG_HTTP10, FLAG_SECURE, REQUEST_FIXED_WORDS } from './wire'
 
 /** A request body that arrives in pieces after the request itself. */
 type Waiter = { resolve: () => void; reject: (e: Error) => void }
@@ -55,6 +55,11 @@ export class Request<Params extends Record<string, string> = Record<string, stri
   /** The request method, upper-case as sent. */
   get method(): string {
     return (this._method ??= this.bytes.latin1Slice(this.meta[this.at + 5], this.meta[this.at + 5] + this.meta[this.at + 6]))
+  }
+
+  /** Whether the request came over TLS (HTTPS, or `wss://` for an upgrade). */
+  get secure(): boolean {
+    return (this.meta[this.at + 4] & FLAG_SECURE) !== 0
   }
 
   /** Path and query, exactly as sent. */

@@ -96,6 +96,45 @@ export interface AppOptions {
    * `Retry-After: 1` and stops reading from connections that already wait (default 4096).
    */
   maxPendingRequests?: number
+
+  /**
+   * One line per request (and per WebSocket session), written by the engine off the request
+   * path: `'combined'` (Apache/nginx combined format) or `'json'` (JSON lines) to standard
+   * output, or `{ format, path }` appended to a file. Off by default.
+   */
+  accessLog?: AccessLogFormat | { format: AccessLogFormat; path?: string }
+}
+
+export type AccessLogFormat = 'combined' | 'json'
+
+/** The engine's figures (`app.metrics()`, and what the dashboard's stream carries). Totals count since `listen()`. */
+export interface Metrics {
+  uptimeSeconds: number
+  requests: {
+    total: number
+    byStatus: { '1xx': number; '2xx': number; '3xx': number; '4xx': number; '5xx': number }
+    byProtocol: { 'http/1.0': number; 'http/1.1': number; h2: number }
+    /** Requests the handlers hold, not answered yet (sampled every 100 ms). */
+    inFlight: number
+  }
+  /** From the end of a request's head to the last byte of its answer handed to the socket. */
+  latency: {
+    count: number
+    sumMs: number
+    p50Ms: number
+    p90Ms: number
+    p99Ms: number
+    p999Ms: number
+    /** Cumulative: requests answered in less than `leMs`, at each power of two of microseconds. */
+    buckets: { leMs: number; count: number }[]
+  }
+  bytes: { in: number; out: number }
+  connections: { open: number; idle: number; accepted: number }
+  /** Requests the engine refused, by the status it answered, and connections a limit closed. */
+  refusals: { '400': number; '408': number; '413': number; '414': number; '429': number; '431': number; '503': number; connectionLimit: number }
+  websockets: { open: number; messagesIn: number; messagesOut: number }
+  process: { rssBytes: number; eventLoopDelayMs: { p50: number; p99: number; max: number } }
+  accessLog: { droppedLines: number }
 }
 
 export interface ListenOptions {
@@ -105,6 +144,27 @@ export interface ListenOptions {
   host?: string
   /** Close gracefully on SIGINT and SIGTERM (default true). */
   signals?: boolean
+  /** Serve HTTPS (and `wss://`): TLS terminated in the engine with rustls. */
+  tls?: TlsOptions
+}
+
+/** A certificate and its key: each a path, or the PEM itself (a string starting with `-----BEGIN`, or a Buffer). */
+export interface TlsCertificate {
+  /** The certificate chain, leaf first. */
+  cert: string | Buffer
+  /** The private key: PKCS#8, PKCS#1 RSA or SEC1 EC, not encrypted. */
+  key: string | Buffer
+}
+
+export interface TlsOptions extends TlsCertificate {
+  /**
+   * More certificates, chosen by the server name the client asks for (SNI): exact names
+   * (`api.example.com`) and wildcards one label deep (`*.example.com`). Without a match the
+   * default `cert` answers.
+   */
+  sni?: Record<string, TlsCertificate>
+  /** The lowest protocol version accepted (default `TLSv1.2`). */
+  minVersion?: 'TLSv1.2' | 'TLSv1.3'
 }
 
 export interface Listening {

@@ -24,7 +24,9 @@ fn batch(c: &mut Criterion) {
     let mut parser = HeadParser::default();
     let mut group = c.benchmark_group("batch");
     group.throughput(Throughput::Elements(16));
-    group.bench_function("16_browser_heads", |b| b.iter(|| batch_heads(&mut parser, black_box(&input))));
+    group.bench_function("16_browser_heads", |b| {
+        b.iter(|| batch_heads(&mut parser, black_box(&input)))
+    });
     group.finish();
 }
 
@@ -38,7 +40,9 @@ fn chunked(c: &mut Criterion) {
     body.extend_from_slice(b"0\r\n\r\n");
     let mut group = c.benchmark_group("chunked");
     group.throughput(Throughput::Bytes(body.len() as u64));
-    group.bench_function("64KiB_in_4KiB_chunks", |b| b.iter(|| assert_eq!(decode_chunked(black_box(&body)).unwrap(), 65536)));
+    group.bench_function("64KiB_in_4KiB_chunks", |b| {
+        b.iter(|| assert_eq!(decode_chunked(black_box(&body)).unwrap(), 65536))
+    });
     group.finish();
 }
 
@@ -47,7 +51,15 @@ fn encode(c: &mut Criterion) {
     c.bench_function("encode_response/hello", |b| {
         b.iter_batched_ref(
             || Vec::with_capacity(256),
-            |out| encode_response(out, 200, date, &[(b"content-type", b"text/plain; charset=utf-8")], black_box(b"Hello, World!")),
+            |out| {
+                encode_response(
+                    out,
+                    200,
+                    date,
+                    &[(b"content-type", b"text/plain; charset=utf-8")],
+                    black_box(b"Hello, World!"),
+                )
+            },
             BatchSize::SmallInput,
         )
     });

@@ -45,7 +45,9 @@ impl Handler for Routes {
                     ROUTE_JSON => w.full(req.to, 200, &[JSON], br#"{"message":"Hello, World!"}"#),
                     ROUTE_USER => {
                         let id = req.params().next().unwrap_or(b"");
-                        let q = req.target[req.path_len..].strip_prefix(b"?q=").unwrap_or(b"");
+                        let q = req.target[req.path_len..]
+                            .strip_prefix(b"?q=")
+                            .unwrap_or(b"");
                         let mut body = Vec::with_capacity(24 + id.len() + q.len());
                         body.extend_from_slice(br#"{"id":""#);
                         body.extend_from_slice(id);
@@ -55,18 +57,35 @@ impl Handler for Routes {
                         w.full(req.to, 200, &[JSON], &body);
                     }
                     _ if req.flags & FLAG_HAS_BODY != 0 => {
-                        self.bodies.lock().unwrap().insert((batch.thread, req.to.rid), (req.to, Vec::new()));
+                        self.bodies
+                            .lock()
+                            .unwrap()
+                            .insert((batch.thread, req.to.rid), (req.to, Vec::new()));
                     }
-                    _ => w.full(req.to, 200, &[(b"content-type", b"application/octet-stream")], b""),
+                    _ => w.full(
+                        req.to,
+                        200,
+                        &[(b"content-type", b"application/octet-stream")],
+                        b"",
+                    ),
                 },
                 Event::Body { rid, data } => {
-                    if let Some((_, body)) = self.bodies.lock().unwrap().get_mut(&(batch.thread, rid)) {
+                    if let Some((_, body)) =
+                        self.bodies.lock().unwrap().get_mut(&(batch.thread, rid))
+                    {
                         body.extend_from_slice(data);
                     }
                 }
                 Event::End { rid } => {
-                    if let Some((to, body)) = self.bodies.lock().unwrap().remove(&(batch.thread, rid)) {
-                        w.full(to, 200, &[(b"content-type", b"application/octet-stream")], &body);
+                    if let Some((to, body)) =
+                        self.bodies.lock().unwrap().remove(&(batch.thread, rid))
+                    {
+                        w.full(
+                            to,
+                            200,
+                            &[(b"content-type", b"application/octet-stream")],
+                            &body,
+                        );
                     }
                 }
                 Event::Abort { rid } => {
@@ -87,7 +106,11 @@ fn start(io_threads: usize) -> Server {
     router.add("GET", "/users/:id", ROUTE_USER).unwrap();
     router.add("POST", "/echo", ROUTE_ECHO).unwrap();
     // Connections sit idle while criterion analyses between benches: keep them open.
-    let config = Config { io_threads, keep_alive_timeout: Duration::ZERO, ..Config::default() };
+    let config = Config {
+        io_threads,
+        keep_alive_timeout: Duration::ZERO,
+        ..Config::default()
+    };
     Server::start(config, router, Box::new(Routes::default())).unwrap()
 }
 
@@ -106,9 +129,19 @@ impl Client {
     fn connect(server: &Server) -> Client {
         let stream = TcpStream::connect(server.local_addr()).unwrap();
         stream.set_nodelay(true).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        stream.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
-        Client { stream, buf: Vec::with_capacity(1 << 16), chunk: vec![0; 1 << 16].into_boxed_slice(), done: 0, last_body: (0, 0) }
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        stream
+            .set_write_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        Client {
+            stream,
+            buf: Vec::with_capacity(1 << 16),
+            chunk: vec![0; 1 << 16].into_boxed_slice(),
+            done: 0,
+            last_body: (0, 0),
+        }
     }
 
     fn send(&mut self, bytes: &[u8]) {
@@ -151,7 +184,10 @@ impl Client {
             if counted == n {
                 break;
             }
-            let read = self.stream.read(&mut self.chunk).expect("responses in time");
+            let read = self
+                .stream
+                .read(&mut self.chunk)
+                .expect("responses in time");
             assert!(read > 0, "the server closed the connection");
             self.buf.extend_from_slice(&self.chunk[..read]);
         }
@@ -270,8 +306,16 @@ fn routes(c: &mut Criterion) {
     let cases: Vec<(&str, Vec<u8>, Option<&[u8]>)> = vec![
         ("hello", get("/"), Some(HELLO)),
         ("hello-browser-headers", browser_get("/"), Some(HELLO)),
-        ("json", get("/json"), Some(br#"{"message":"Hello, World!"}"#)),
-        ("params-query", get("/users/42?q=hello"), Some(br#"{"id":"42","q":"hello"}"#)),
+        (
+            "json",
+            get("/json"),
+            Some(br#"{"message":"Hello, World!"}"#),
+        ),
+        (
+            "params-query",
+            get("/users/42?q=hello"),
+            Some(br#"{"id":"42","q":"hello"}"#),
+        ),
         ("not-found-no-handler", get("/nope"), None),
         ("echo-1k", post("/echo", 1024), None),
         ("echo-64k", post("/echo", 65536), None),
@@ -284,15 +328,20 @@ fn routes(c: &mut Criterion) {
             Some(body) => assert_eq!(client.last_body(), *body, "{name}"),
             None if name.starts_with("echo") => {
                 let sent = &request[request.len() - client.last_body().len()..];
-                assert!(client.last_body().len() >= 1024 && client.last_body() == sent, "{name}");
+                assert!(
+                    client.last_body().len() >= 1024 && client.last_body() == sent,
+                    "{name}"
+                );
             }
             None => {}
         }
         let requests = repeat(request, DEPTH);
         group.throughput(Throughput::Elements(DEPTH as u64));
-        group.bench_with_input(BenchmarkId::from_parameter(name), &requests, |b, requests| {
-            b.iter(|| client.exchange(requests, DEPTH))
-        });
+        group.bench_with_input(
+            BenchmarkId::from_parameter(name),
+            &requests,
+            |b, requests| b.iter(|| client.exchange(requests, DEPTH)),
+        );
     }
     group.finish();
     drop(client);
@@ -309,7 +358,16 @@ fn reply_writer(c: &mut Criterion) {
         b.iter(|| {
             w.buf.clear();
             for rid in 0..16 {
-                w.full(RequestRef { thread: 0, slot: 7, rid }, 200, &[TEXT], HELLO);
+                w.full(
+                    RequestRef {
+                        thread: 0,
+                        slot: 7,
+                        rid,
+                    },
+                    200,
+                    &[TEXT],
+                    HELLO,
+                );
             }
             black_box(w.buf.len())
         })

@@ -76,13 +76,38 @@ const LOOKUPS: &[(&str, &str, &str, Outcome)] = &[
     ("root", "GET", "/", Outcome::Found),
     ("static-deep", "GET", "/api/v1/users/me", Outcome::Found),
     ("one-param", "GET", "/api/v1/users/12345", Outcome::Found),
-    ("two-params", "GET", "/api/v1/users/12345/posts/678", Outcome::Found),
-    ("three-params", "GET", "/api/v1/orgs/acme/repos/harrier/issues/42", Outcome::Found),
-    ("wildcard", "GET", "/static/js/app.3f9a2c.js", Outcome::Found),
+    (
+        "two-params",
+        "GET",
+        "/api/v1/users/12345/posts/678",
+        Outcome::Found,
+    ),
+    (
+        "three-params",
+        "GET",
+        "/api/v1/orgs/acme/repos/harrier/issues/42",
+        Outcome::Found,
+    ),
+    (
+        "wildcard",
+        "GET",
+        "/static/js/app.3f9a2c.js",
+        Outcome::Found,
+    ),
     ("any-method", "PROPFIND", "/webhooks/github", Outcome::Found),
     ("head-to-get", "HEAD", "/api/v1/posts/99", Outcome::Found),
-    ("not-found", "GET", "/api/v1/nothing/here", Outcome::NotFound),
-    ("method-not-allowed", "DELETE", "/api/v1/orgs/acme", Outcome::NotAllowed),
+    (
+        "not-found",
+        "GET",
+        "/api/v1/nothing/here",
+        Outcome::NotFound,
+    ),
+    (
+        "method-not-allowed",
+        "DELETE",
+        "/api/v1/orgs/acme",
+        Outcome::NotAllowed,
+    ),
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -105,18 +130,30 @@ fn find(c: &mut Criterion) {
     let mut params = Vec::with_capacity(8);
     // The table must route as the names say, or the figures would measure something else.
     for (name, method, path, expected) in LOOKUPS {
-        assert_eq!(outcome(&router.find(method.as_bytes(), path.as_bytes(), &mut params)), *expected, "{name}");
+        assert_eq!(
+            outcome(&router.find(method.as_bytes(), path.as_bytes(), &mut params)),
+            *expected,
+            "{name}"
+        );
     }
 
     let mut group = c.benchmark_group("router/find");
     group.throughput(Throughput::Elements(1));
     for (name, method, path, _) in LOOKUPS {
-        group.bench_with_input(BenchmarkId::from_parameter(name), &(method, path), |b, (method, path)| {
-            b.iter(|| {
-                let m = router.find(black_box(method.as_bytes()), black_box(path.as_bytes()), &mut params);
-                black_box(m)
-            })
-        });
+        group.bench_with_input(
+            BenchmarkId::from_parameter(name),
+            &(method, path),
+            |b, (method, path)| {
+                b.iter(|| {
+                    let m = router.find(
+                        black_box(method.as_bytes()),
+                        black_box(path.as_bytes()),
+                        &mut params,
+                    );
+                    black_box(m)
+                })
+            },
+        );
     }
     group.finish();
 
@@ -126,7 +163,11 @@ fn find(c: &mut Criterion) {
     group.bench_function("mixed", |b| {
         b.iter(|| {
             for (_, method, path, _) in LOOKUPS {
-                black_box(router.find(black_box(method.as_bytes()), black_box(path.as_bytes()), &mut params));
+                black_box(router.find(
+                    black_box(method.as_bytes()),
+                    black_box(path.as_bytes()),
+                    &mut params,
+                ));
             }
         })
     });

@@ -45,7 +45,11 @@ fn head_of(buf: &[u8], h: &RequestHead) -> Head {
             BodyFraming::Length(n) => Framing::Length(n),
             BodyFraming::Chunked => Framing::Chunked,
         },
-        headers: h.headers.iter().map(|(n, v)| (n.slice(buf).to_vec(), v.slice(buf).to_vec())).collect(),
+        headers: h
+            .headers
+            .iter()
+            .map(|(n, v)| (n.slice(buf).to_vec(), v.slice(buf).to_vec()))
+            .collect(),
         len: h.len,
     }
 }
@@ -57,9 +61,18 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<Head>, u16> {
     parse_head_with(buf, count, size, target)
 }
 
-pub fn parse_head_with(buf: &[u8], max_headers: usize, max_header_bytes: usize, max_target: usize) -> Result<Option<Head>, u16> {
+pub fn parse_head_with(
+    buf: &[u8],
+    max_headers: usize,
+    max_header_bytes: usize,
+    max_target: usize,
+) -> Result<Option<Head>, u16> {
     let mut head = RequestHead::new();
-    match request::parse_head(buf, &mut head, &HeadLimits::new(max_headers, max_header_bytes, max_target)) {
+    match request::parse_head(
+        buf,
+        &mut head,
+        &HeadLimits::new(max_headers, max_header_bytes, max_target),
+    ) {
         Ok(Parse::Complete) => Ok(Some(head_of(buf, &head))),
         Ok(Parse::Partial) => Ok(None),
         Err(status) => Err(status.0),
@@ -70,16 +83,25 @@ pub fn parse_head_with(buf: &[u8], max_headers: usize, max_header_bytes: usize, 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Chunked {
     /// The body, and how many input bytes followed its end.
-    Complete { body: Vec<u8>, left: usize },
+    Complete {
+        body: Vec<u8>,
+        left: usize,
+    },
     /// The input ended before the body did; the body so far.
-    Incomplete { body: Vec<u8> },
+    Incomplete {
+        body: Vec<u8>,
+    },
     Refused(u16),
 }
 
 /// Decodes a chunked body from `input`, handed to the decoder in pieces cut at `cuts`
 /// (positions, in any order; out of range ones are ignored).
 pub fn decode_chunked(input: &[u8], cuts: &[usize]) -> Chunked {
-    let mut cuts: Vec<usize> = cuts.iter().copied().filter(|&c| c > 0 && c < input.len()).collect();
+    let mut cuts: Vec<usize> = cuts
+        .iter()
+        .copied()
+        .filter(|&c| c > 0 && c < input.len())
+        .collect();
     cuts.sort_unstable();
     cuts.dedup();
     cuts.push(input.len());
@@ -93,9 +115,18 @@ pub fn decode_chunked(input: &[u8], cuts: &[usize]) -> Chunked {
                     body.extend_from_slice(&input[pos + start..pos + start + len]);
                     pos += used;
                 }
-                Ok((Chunk::End, used)) => return Chunked::Complete { body, left: input.len() - (pos + used) },
+                Ok((Chunk::End, used)) => {
+                    return Chunked::Complete {
+                        body,
+                        left: input.len() - (pos + used),
+                    }
+                }
                 Ok((Chunk::NeedMore, used)) => {
-                    assert_eq!(pos + used, end, "the decoder said it needs more with input left");
+                    assert_eq!(
+                        pos + used,
+                        end,
+                        "the decoder said it needs more with input left"
+                    );
                     pos = end;
                 }
                 Err(status) => return Chunked::Refused(status.0),
@@ -138,7 +169,14 @@ impl Default for RequestStream {
 
 impl RequestStream {
     pub fn new() -> RequestStream {
-        RequestStream { buf: Vec::new(), state: State::Head, limits: HeadLimits::default(), head: RequestHead::new(), requests: Vec::new(), in_body: false }
+        RequestStream {
+            buf: Vec::new(),
+            state: State::Head,
+            limits: HeadLimits::default(),
+            head: RequestHead::new(),
+            requests: Vec::new(),
+            in_body: false,
+        }
     }
 
     /// Takes the next bytes; `Err(status)` if the stream is refused (nothing more is read).
@@ -160,7 +198,10 @@ impl RequestStream {
                                 Framing::Chunked => State::Chunked(ChunkedDecoder::new()),
                             };
                             self.in_body = !matches!(self.state, State::Head);
-                            self.requests.push(Request { head, body: Vec::new() });
+                            self.requests.push(Request {
+                                head,
+                                body: Vec::new(),
+                            });
                         }
                         Ok(Parse::Partial) => return Ok(()),
                         Err(status) => return Err(status.0),
@@ -170,7 +211,11 @@ impl RequestStream {
                     let n = (*left).min(self.buf.len() as u64) as usize;
                     *left -= n as u64;
                     let done = *left == 0;
-                    self.requests.last_mut().unwrap().body.extend(self.buf.drain(..n));
+                    self.requests
+                        .last_mut()
+                        .unwrap()
+                        .body
+                        .extend(self.buf.drain(..n));
                     if !done {
                         return Ok(());
                     }
@@ -180,7 +225,11 @@ impl RequestStream {
                 State::Chunked(decoder) => match decoder.decode(&self.buf) {
                     Ok((Chunk::Data { start, len }, used)) => {
                         let data = self.buf[start..start + len].to_vec();
-                        self.requests.last_mut().unwrap().body.extend_from_slice(&data);
+                        self.requests
+                            .last_mut()
+                            .unwrap()
+                            .body
+                            .extend_from_slice(&data);
                         self.buf.drain(..used);
                     }
                     Ok((Chunk::End, used)) => {
@@ -216,7 +265,10 @@ pub mod hot {
     impl Default for HeadParser {
         fn default() -> HeadParser {
             let (count, size, target) = super::default_limits();
-            HeadParser { head: RequestHead::new(), limits: HeadLimits::new(count, size, target) }
+            HeadParser {
+                head: RequestHead::new(),
+                limits: HeadLimits::new(count, size, target),
+            }
         }
     }
 
@@ -238,7 +290,11 @@ pub mod hot {
         let mut pos = 0;
         let mut rid = 0;
         while pos < input.len() {
-            let Ok(Parse::Complete) = request::parse_head(&input[pos..], &mut parser.head, &parser.limits) else { break };
+            let Ok(Parse::Complete) =
+                request::parse_head(&input[pos..], &mut parser.head, &parser.limits)
+            else {
+                break;
+            };
             rid += 1;
             batch.request(rid, 0, 0, &input[pos..], &parser.head, &[], 0);
             pos += parser.head.len;
@@ -262,9 +318,21 @@ pub mod hot {
     }
 
     /// Serialises a response with a length-framed body, as the engine does for a handler's answer.
-    pub fn encode_response(out: &mut Vec<u8>, status: u16, date: &[u8], headers: &[(&[u8], &[u8])], body: &[u8]) {
+    pub fn encode_response(
+        out: &mut Vec<u8>,
+        status: u16,
+        date: &[u8],
+        headers: &[(&[u8], &[u8])],
+        body: &[u8],
+    ) {
         encode::status_line(out, Status(status));
-        encode::engine_headers(out, date, Framing::Length(body.len()), Persistence::KeepAlive11, b"");
+        encode::engine_headers(
+            out,
+            date,
+            Framing::Length(body.len()),
+            Persistence::KeepAlive11,
+            b"",
+        );
         for (name, value) in headers {
             encode::header(out, name, value);
         }

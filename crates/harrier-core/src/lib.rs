@@ -6,10 +6,15 @@ pub mod engine;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http1;
+pub mod ops;
 pub mod router;
 pub mod statics;
+pub mod tls;
 pub(crate) mod ws;
 
-pub use engine::{Backend, Batch, Config, Handler, InlineServer, ListenError, Replier, ReplyWriter, RequestRef, Server, ShutdownSignal, WsOptions};
+pub use engine::{
+    Backend, Batch, Config, Handler, InlineServer, ListenError, Metrics, Replier, ReplyWriter,
+    RequestRef, Server, ShutdownSignal, WsOptions,
+};
 pub use router::{RouteError, RouteMatch, Router};
 pub use statics::{StaticMount, StaticOptions};

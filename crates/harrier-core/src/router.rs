@@ -38,9 +38,13 @@ impl std::error::Error for RouteError {}
 /// The outcome of routing one request.
 #[derive(Debug, PartialEq, Eq)]
 pub enum RouteMatch {
-    Found { route: u32 },
+    Found {
+        route: u32,
+    },
     /// The path exists, not for this method: the `Allow` header's value.
-    MethodNotAllowed { allow: String },
+    MethodNotAllowed {
+        allow: String,
+    },
     NotFound,
 }
 
@@ -52,7 +56,9 @@ impl Router {
     /// Adds a route; `method` is an upper-case method name or `*` for every method.
     pub fn add(&mut self, method: &str, path: &str, route: u32) -> Result<(), RouteError> {
         if !path.starts_with('/') {
-            return Err(RouteError(format!("route path {path:?} must start with '/'")));
+            return Err(RouteError(format!(
+                "route path {path:?} must start with '/'"
+            )));
         }
         let (pattern, params) = to_matchit(path)?;
         // `/files/*` also answers `/files/`, with an empty wildcard.
@@ -65,8 +71,13 @@ impl Router {
                 Some(&(_, index)) => index,
                 None => {
                     let index = self.entries.len();
-                    self.tree.insert(pattern.clone(), index).map_err(|e| RouteError(format!("route {path:?}: {e}")))?;
-                    self.entries.push(PathEntry { params: params.clone(), ..PathEntry::default() });
+                    self.tree
+                        .insert(pattern.clone(), index)
+                        .map_err(|e| RouteError(format!("route {path:?}: {e}")))?;
+                    self.entries.push(PathEntry {
+                        params: params.clone(),
+                        ..PathEntry::default()
+                    });
                     self.inserted.push((pattern, index));
                     index
                 }
@@ -92,17 +103,29 @@ impl Router {
     /// in the order of the route's parameter names.
     pub fn find(&self, method: &[u8], path: &[u8], params: &mut Vec<(u32, u32)>) -> RouteMatch {
         params.clear();
-        let Ok(path_str) = std::str::from_utf8(path) else { return RouteMatch::NotFound };
-        let Ok(m) = self.tree.at(path_str) else { return RouteMatch::NotFound };
+        let Ok(path_str) = std::str::from_utf8(path) else {
+            return RouteMatch::NotFound;
+        };
+        let Ok(m) = self.tree.at(path_str) else {
+            return RouteMatch::NotFound;
+        };
         let entry = &self.entries[*m.value];
         let slot = METHODS.iter().position(|x| x.as_bytes() == method);
         let route = slot
             .and_then(|i| entry.by_method[i])
             // HEAD is answered by the GET handler, without the body.
-            .or_else(|| if slot == Some(HEAD) { entry.by_method[GET] } else { None })
+            .or_else(|| {
+                if slot == Some(HEAD) {
+                    entry.by_method[GET]
+                } else {
+                    None
+                }
+            })
             .or(entry.any);
         let Some(route) = route else {
-            return RouteMatch::MethodNotAllowed { allow: allow_header(entry) };
+            return RouteMatch::MethodNotAllowed {
+                allow: allow_header(entry),
+            };
         };
         let base = path.as_ptr() as usize;
         for (_, value) in m.params.iter() {
@@ -140,11 +163,19 @@ fn to_matchit(path: &str) -> Result<(String, Vec<String>), RouteError> {
             out.push('/');
         }
         if let Some(name) = segment.strip_prefix(':') {
-            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$') {
-                return Err(RouteError(format!("route {path:?}: bad parameter name {name:?}")));
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$')
+            {
+                return Err(RouteError(format!(
+                    "route {path:?}: bad parameter name {name:?}"
+                )));
             }
             if params.iter().any(|p| p == name) {
-                return Err(RouteError(format!("route {path:?}: parameter {name:?} appears twice")));
+                return Err(RouteError(format!(
+                    "route {path:?}: parameter {name:?} appears twice"
+                )));
             }
             out.push('{');
             out.push_str(name);
@@ -152,7 +183,9 @@ fn to_matchit(path: &str) -> Result<(String, Vec<String>), RouteError> {
             params.push(name.to_string());
         } else if *segment == "*" {
             if i != segments.len() - 1 {
-                return Err(RouteError(format!("route {path:?}: '*' may only end the path")));
+                return Err(RouteError(format!(
+                    "route {path:?}: '*' may only end the path"
+                )));
             }
             out.push_str("{*wildcard}");
             params.push("*".to_string());
@@ -177,7 +210,10 @@ mod tests {
     fn find(r: &Router, method: &str, path: &str) -> (RouteMatch, Vec<String>) {
         let mut spans = Vec::new();
         let m = r.find(method.as_bytes(), path.as_bytes(), &mut spans);
-        let params = spans.iter().map(|&(s, l)| path[s as usize..(s + l) as usize].to_string()).collect();
+        let params = spans
+            .iter()
+            .map(|&(s, l)| path[s as usize..(s + l) as usize].to_string())
+            .collect();
         (m, params)
     }
 
@@ -189,12 +225,30 @@ mod tests {
         r.add("GET", "/users/me", 2).unwrap();
         r.add("GET", "/files/*", 3).unwrap();
         r.add("GET", "/a/:x/b/:y", 4).unwrap();
-        assert_eq!(find(&r, "GET", "/"), (RouteMatch::Found { route: 0 }, vec![]));
-        assert_eq!(find(&r, "GET", "/users/42"), (RouteMatch::Found { route: 1 }, vec!["42".into()]));
-        assert_eq!(find(&r, "GET", "/users/me"), (RouteMatch::Found { route: 2 }, vec![]));
-        assert_eq!(find(&r, "GET", "/files/a/b.txt"), (RouteMatch::Found { route: 3 }, vec!["a/b.txt".into()]));
-        assert_eq!(find(&r, "GET", "/files/"), (RouteMatch::Found { route: 3 }, vec!["".into()]));
-        assert_eq!(find(&r, "GET", "/a/1/b/2"), (RouteMatch::Found { route: 4 }, vec!["1".into(), "2".into()]));
+        assert_eq!(
+            find(&r, "GET", "/"),
+            (RouteMatch::Found { route: 0 }, vec![])
+        );
+        assert_eq!(
+            find(&r, "GET", "/users/42"),
+            (RouteMatch::Found { route: 1 }, vec!["42".into()])
+        );
+        assert_eq!(
+            find(&r, "GET", "/users/me"),
+            (RouteMatch::Found { route: 2 }, vec![])
+        );
+        assert_eq!(
+            find(&r, "GET", "/files/a/b.txt"),
+            (RouteMatch::Found { route: 3 }, vec!["a/b.txt".into()])
+        );
+        assert_eq!(
+            find(&r, "GET", "/files/"),
+            (RouteMatch::Found { route: 3 }, vec!["".into()])
+        );
+        assert_eq!(
+            find(&r, "GET", "/a/1/b/2"),
+            (RouteMatch::Found { route: 4 }, vec!["1".into(), "2".into()])
+        );
         assert_eq!(find(&r, "GET", "/nope").0, RouteMatch::NotFound);
         assert_eq!(find(&r, "GET", "/users/42/x").0, RouteMatch::NotFound);
     }
@@ -207,8 +261,16 @@ mod tests {
         r.add("*", "/any", 2).unwrap();
         assert_eq!(find(&r, "POST", "/x").0, RouteMatch::Found { route: 1 });
         assert_eq!(find(&r, "HEAD", "/x").0, RouteMatch::Found { route: 0 });
-        assert_eq!(find(&r, "DELETE", "/x").0, RouteMatch::MethodNotAllowed { allow: "GET, HEAD, POST".into() });
-        assert_eq!(find(&r, "PROPFIND", "/any").0, RouteMatch::Found { route: 2 });
+        assert_eq!(
+            find(&r, "DELETE", "/x").0,
+            RouteMatch::MethodNotAllowed {
+                allow: "GET, HEAD, POST".into()
+            }
+        );
+        assert_eq!(
+            find(&r, "PROPFIND", "/any").0,
+            RouteMatch::Found { route: 2 }
+        );
     }
 
     #[test]

@@ -15,7 +15,10 @@ const PATIENCE: Duration = Duration::from_secs(20);
 
 /// The backend under test: `HARRIER_IO` (the test runner runs these tests once per backend).
 fn backend() -> harrier_core::Backend {
-    std::env::var("HARRIER_IO").ok().and_then(|v| harrier_core::Backend::parse(&v)).unwrap_or_default()
+    std::env::var("HARRIER_IO")
+        .ok()
+        .and_then(|v| harrier_core::Backend::parse(&v))
+        .unwrap_or_default()
 }
 
 /// Answers every request with its route id and path; route 1 holds its answer until the
@@ -35,7 +38,12 @@ impl Handler for Echo {
                 held.push((req.to, target));
                 continue;
             }
-            w.full(req.to, 200, &[(b"content-type", b"text/plain")], format!("{} {target}", req.route).as_bytes());
+            w.full(
+                req.to,
+                200,
+                &[(b"content-type", b"text/plain")],
+                format!("{} {target}", req.route).as_bytes(),
+            );
         }
         // A held answer goes out after the ones of its batch, in reverse of request order.
         for (to, target) in held.drain(..).rev() {
@@ -54,15 +62,30 @@ fn router() -> Router {
 }
 
 fn start() -> Server {
-    let config = Config { io_threads: 2, io: backend(), ..Config::default() };
-    Server::start(config, router(), Box::new(Echo { held: Mutex::new(Vec::new()) })).unwrap()
+    let config = Config {
+        io_threads: 2,
+        io: backend(),
+        ..Config::default()
+    };
+    Server::start(
+        config,
+        router(),
+        Box::new(Echo {
+            held: Mutex::new(Vec::new()),
+        }),
+    )
+    .unwrap()
 }
 
 fn exchange(server: &Server, request: &[u8], until: impl Fn(&str) -> bool) -> String {
     exchange_with(server.local_addr(), request, until)
 }
 
-fn exchange_with(addr: std::net::SocketAddr, request: &[u8], until: impl Fn(&str) -> bool) -> String {
+fn exchange_with(
+    addr: std::net::SocketAddr,
+    request: &[u8],
+    until: impl Fn(&str) -> bool,
+) -> String {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(PATIENCE)).unwrap();
     s.write_all(request).unwrap();
@@ -82,9 +105,14 @@ fn exchange_with(addr: std::net::SocketAddr, request: &[u8], until: impl Fn(&str
 fn answers_pipelined_requests_in_order() {
     let server = start();
     let reqs = b"GET /slow/a HTTP/1.1\r\nHost: x\r\n\r\nGET /?q HTTP/1.1\r\nHost: x\r\n\r\nGET /missing HTTP/1.1\r\nHost: x\r\n\r\n";
-    let got = exchange(&server, reqs, |s| s.matches("HTTP/1.1").count() == 3 && s.ends_with("Not Found"));
+    let got = exchange(&server, reqs, |s| {
+        s.matches("HTTP/1.1").count() == 3 && s.ends_with("Not Found")
+    });
     let bodies: Vec<&str> = got.split("HTTP/1.1 ").skip(1).collect();
-    assert!(bodies[0].starts_with("200 OK") && bodies[0].ends_with("1 /slow/a"), "{got}");
+    assert!(
+        bodies[0].starts_with("200 OK") && bodies[0].ends_with("1 /slow/a"),
+        "{got}"
+    );
     assert!(bodies[1].ends_with("0 /?q"), "{got}");
     assert!(bodies[2].starts_with("404 Not Found"), "{got}");
     server.shutdown();
@@ -94,11 +122,23 @@ fn answers_pipelined_requests_in_order() {
 #[test]
 fn refuses_what_it_cannot_route_or_parse() {
     let server = start();
-    let got = exchange(&server, b"DELETE / HTTP/1.1\r\nHost: x\r\n\r\n", |s| s.ends_with("Allowed"));
-    assert!(got.starts_with("HTTP/1.1 405 Method Not Allowed\r\n"), "{got}");
+    let got = exchange(&server, b"DELETE / HTTP/1.1\r\nHost: x\r\n\r\n", |s| {
+        s.ends_with("Allowed")
+    });
+    assert!(
+        got.starts_with("HTTP/1.1 405 Method Not Allowed\r\n"),
+        "{got}"
+    );
     assert!(got.contains("\r\nallow: GET, HEAD, POST\r\n"), "{got}");
-    let got = exchange(&server, b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", |_| false);
-    assert!(got.starts_with("HTTP/1.1 400 Bad Request\r\n") && got.contains("connection: close"), "{got}");
+    let got = exchange(
+        &server,
+        b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+        |_| false,
+    );
+    assert!(
+        got.starts_with("HTTP/1.1 400 Bad Request\r\n") && got.contains("connection: close"),
+        "{got}"
+    );
     server.shutdown();
     server.join();
 }
@@ -109,32 +149,71 @@ fn shutdown_closes_idle_connections() {
     // made after the idle one shows that the idle one was accepted too. (A fixed pause was
     // not always enough on a loaded machine: the shutdown then closed the listener with the
     // idle connection still in its backlog, and the kernel reset it.)
-    let config = Config { io_threads: 1, io: backend(), ..Config::default() };
-    let server = Server::start(config, router(), Box::new(Echo { held: Mutex::new(Vec::new()) })).unwrap();
+    let config = Config {
+        io_threads: 1,
+        io: backend(),
+        ..Config::default()
+    };
+    let server = Server::start(
+        config,
+        router(),
+        Box::new(Echo {
+            held: Mutex::new(Vec::new()),
+        }),
+    )
+    .unwrap();
     let mut idle = TcpStream::connect(server.local_addr()).unwrap();
     idle.set_read_timeout(Some(PATIENCE)).unwrap();
     let mut after = TcpStream::connect(server.local_addr()).unwrap();
     after.set_read_timeout(Some(PATIENCE)).unwrap();
-    after.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    after
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
     let mut got = Vec::new();
     let mut buf = [0u8; 1024];
     while !got.ends_with(b"0 /") {
         let n = after.read(&mut buf).expect("an answer in time");
-        assert!(n > 0, "closed before answering: {:?}", String::from_utf8_lossy(&got));
+        assert!(
+            n > 0,
+            "closed before answering: {:?}",
+            String::from_utf8_lossy(&got)
+        );
         got.extend_from_slice(&buf[..n]);
     }
     server.shutdown();
-    assert_eq!(idle.read(&mut buf).unwrap(), 0, "the idle connection is closed");
-    assert_eq!(after.read(&mut buf).unwrap(), 0, "and so is the one idle after an answer");
+    assert_eq!(
+        idle.read(&mut buf).unwrap(),
+        0,
+        "the idle connection is closed"
+    );
+    assert_eq!(
+        after.read(&mut buf).unwrap(),
+        0,
+        "and so is the one idle after an answer"
+    );
     server.join();
 }
 
 #[test]
 fn inline_server_is_driven_by_its_owner() {
-    let mut server = InlineServer::start(Config { io: backend(), ..Config::default() }, router(), Box::new(Echo { held: Mutex::new(Vec::new()) })).unwrap();
+    let mut server = InlineServer::start(
+        Config {
+            io: backend(),
+            ..Config::default()
+        },
+        router(),
+        Box::new(Echo {
+            held: Mutex::new(Vec::new()),
+        }),
+    )
+    .unwrap();
     let addr = server.local_addr();
     let client = std::thread::spawn(move || {
-        exchange_with(addr, b"GET /slow/a HTTP/1.1\r\nHost: x\r\n\r\nGET /?b HTTP/1.1\r\nHost: x\r\n\r\n", |s| s.ends_with("0 /?b"))
+        exchange_with(
+            addr,
+            b"GET /slow/a HTTP/1.1\r\nHost: x\r\n\r\nGET /?b HTTP/1.1\r\nHost: x\r\n\r\n",
+            |s| s.ends_with("0 /?b"),
+        )
     });
     // Nothing happens unless the owner turns the engine: here, a plain loop stands in for libuv.
     while !client.is_finished() {
@@ -142,7 +221,10 @@ fn inline_server_is_driven_by_its_owner() {
         std::thread::sleep(Duration::from_millis(1));
     }
     let got = client.join().unwrap();
-    assert!(got.find("1 /slow/a").unwrap() < got.find("0 /?b").unwrap(), "{got}");
+    assert!(
+        got.find("1 /slow/a").unwrap() < got.find("0 /?b").unwrap(),
+        "{got}"
+    );
     server.shutdown();
     // No connection is left, so the drain is over within a few turns (a completion backend
     // hears its sockets and listener close one turn later): turns, not time, but on a loaded
@@ -174,18 +256,30 @@ fn protection_without_node() {
         io: backend(),
         ..Config::default()
     };
-    let server = Server::start(config, router(), Box::new(Echo { held: Mutex::new(Vec::new()) })).unwrap();
+    let server = Server::start(
+        config,
+        router(),
+        Box::new(Echo {
+            held: Mutex::new(Vec::new()),
+        }),
+    )
+    .unwrap();
     let addr = server.local_addr();
 
     // a head that never ends: 408 after the header timeout, then the close
     let mut slow = TcpStream::connect(addr).unwrap();
-    slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: 1").unwrap();
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: 1")
+        .unwrap();
     let got = read_to_close(&mut slow);
-    assert!(got.starts_with("HTTP/1.1 408 Request Timeout\r\n") && got.contains("connection: close"), "{got}");
+    assert!(
+        got.starts_with("HTTP/1.1 408 Request Timeout\r\n") && got.contains("connection: close"),
+        "{got}"
+    );
 
     // a declared body over the limit: 413 without waiting for it
     let mut big = TcpStream::connect(addr).unwrap();
-    big.write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\n").unwrap();
+    big.write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\n")
+        .unwrap();
     assert!(read_to_close(&mut big).starts_with("HTTP/1.1 413 Content Too Large\r\n"));
 
     // a chunked body crossing it
@@ -200,12 +294,18 @@ fn protection_without_node() {
     assert!(read_to_close(&mut uri).starts_with("HTTP/1.1 414 URI Too Long\r\n"));
 
     // keep-alive is announced, and an idle connection is closed after it
-    let got = exchange_with(addr, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", |s| s.ends_with("0 /"));
+    let got = exchange_with(addr, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", |s| {
+        s.ends_with("0 /")
+    });
     assert!(got.contains("\r\nkeep-alive: timeout=1\r\n"), "{got}");
     let mut idle = TcpStream::connect(addr).unwrap();
     let started = std::time::Instant::now();
     assert_eq!(read_to_close(&mut idle), "");
-    assert!(started.elapsed() >= Duration::from_millis(1400), "closed after {:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_millis(1400),
+        "closed after {:?}",
+        started.elapsed()
+    );
 
     server.shutdown();
     server.join();
@@ -223,10 +323,15 @@ fn deep_pipelines_do_not_wait_for_a_timer() {
     let request = b"GET /?deep HTTP/1.1\r\nHost: x\r\n\r\n".repeat(n);
     let started = std::time::Instant::now();
     // (counting only when a read ends with an answer: counting all along costs more than the engine)
-    let got = exchange(&server, &request, |s| s.ends_with("0 /?deep") && s.matches("0 /?deep").count() == n);
+    let got = exchange(&server, &request, |s| {
+        s.ends_with("0 /?deep") && s.matches("0 /?deep").count() == n
+    });
     let took = started.elapsed();
     assert_eq!(got.matches("HTTP/1.1 200 OK").count(), n);
-    assert!(took < Duration::from_secs(2), "{n} pipelined requests took {took:?}");
+    assert!(
+        took < Duration::from_secs(2),
+        "{n} pipelined requests took {took:?}"
+    );
     server.shutdown();
     server.join();
 }
@@ -234,8 +339,17 @@ fn deep_pipelines_do_not_wait_for_a_timer() {
 #[test]
 fn the_body_of_a_closing_request_is_still_read() {
     let server = start();
-    let got = exchange(&server, b"POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 3\r\n\r\nabc", |_| false);
-    assert!(got.starts_with("HTTP/1.1 200 OK\r\n") && got.contains("connection: close") && got.ends_with("2 /"), "{got}");
+    let got = exchange(
+        &server,
+        b"POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 3\r\n\r\nabc",
+        |_| false,
+    );
+    assert!(
+        got.starts_with("HTTP/1.1 200 OK\r\n")
+            && got.contains("connection: close")
+            && got.ends_with("2 /"),
+        "{got}"
+    );
     server.shutdown();
     server.join();
 }

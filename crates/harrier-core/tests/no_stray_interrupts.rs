@@ -39,7 +39,11 @@ fn router() -> Router {
 }
 
 fn config() -> Config {
-    Config { io_threads: 2, io: Backend::Uring, ..Config::default() }
+    Config {
+        io_threads: 2,
+        io: Backend::Uring,
+        ..Config::default()
+    }
 }
 
 /// Keep-alive requests, each answer read before the next request.
@@ -63,7 +67,9 @@ fn load(addr: std::net::SocketAddr, requests: usize) {
 /// after): each read must end by its timeout, never by an interruption.
 fn watch(done: &mpsc::Receiver<()>, grace: Duration) -> usize {
     let (mut quiet, _peer) = UnixStream::pair().unwrap();
-    quiet.set_read_timeout(Some(Duration::from_millis(10))).unwrap();
+    quiet
+        .set_read_timeout(Some(Duration::from_millis(10)))
+        .unwrap();
     let mut buf = [0u8; 1];
     let mut reads = 0;
     let mut over: Option<Instant> = None;
@@ -75,9 +81,13 @@ fn watch(done: &mpsc::Receiver<()>, grace: Duration) -> usize {
             return reads;
         }
         match quiet.read(&mut buf) {
-            Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::TimedOut => reads += 1,
+            Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::TimedOut => {
+                reads += 1
+            }
             Err(e) if e.kind() == ErrorKind::Interrupted => {
-                panic!("a thread of the server's process was interrupted (EINTR) after {reads} reads")
+                panic!(
+                    "a thread of the server's process was interrupted (EINTR) after {reads} reads"
+                )
             }
             other => panic!("unexpected read result {other:?}"),
         }

@@ -25,7 +25,13 @@ struct Req {
 
 impl Req {
     fn bytes(&self) -> Vec<u8> {
-        let mut out = format!("{} {} HTTP/1.{}\r\n", self.method, self.target, if self.http10 { 0 } else { 1 }).into_bytes();
+        let mut out = format!(
+            "{} {} HTTP/1.{}\r\n",
+            self.method,
+            self.target,
+            if self.http10 { 0 } else { 1 }
+        )
+        .into_bytes();
         for (n, v) in self.all_headers() {
             out.extend_from_slice(format!("{n}: {v}\r\n").as_bytes());
         }
@@ -75,31 +81,61 @@ impl Req {
 }
 
 fn request() -> impl Strategy<Value = Req> {
-    let method = prop_oneof![Just("GET".to_string()), Just("POST".to_string()), Just("PUT".to_string()), "[A-Z]{1,10}"];
-    let target = ("(/[a-zA-Z0-9._~-]{0,8}){1,4}", proptest::option::of("[a-z0-9=&%+]{0,16}"))
+    let method = prop_oneof![
+        Just("GET".to_string()),
+        Just("POST".to_string()),
+        Just("PUT".to_string()),
+        "[A-Z]{1,10}"
+    ];
+    let target = (
+        "(/[a-zA-Z0-9._~-]{0,8}){1,4}",
+        proptest::option::of("[a-z0-9=&%+]{0,16}"),
+    )
         .prop_map(|(path, query)| match query {
             Some(q) => format!("{path}?{q}"),
             None => path,
         });
-    let name = "[A-Za-z][A-Za-z0-9-]{0,15}".prop_filter("the engine's framing fields are written by the serialiser", |n| {
-        !["host", "content-length", "transfer-encoding", "connection", "expect"].contains(&n.to_ascii_lowercase().as_str())
-    });
+    let name = "[A-Za-z][A-Za-z0-9-]{0,15}".prop_filter(
+        "the engine's framing fields are written by the serialiser",
+        |n| {
+            ![
+                "host",
+                "content-length",
+                "transfer-encoding",
+                "connection",
+                "expect",
+            ]
+            .contains(&n.to_ascii_lowercase().as_str())
+        },
+    );
     let value = "[!-~]([ -~]{0,30}[!-~])?";
     let headers = proptest::collection::vec((name, value), 0..8);
     let bytes = proptest::collection::vec(any::<u8>(), 0..300);
     let body = prop_oneof![
         Just(Body::None),
-        bytes.clone().prop_filter("an empty Content-Length body is no body", |b| !b.is_empty()).prop_map(Body::Length),
-        (proptest::collection::vec(bytes, 0..4), any::<bool>()).prop_map(|(p, t)| Body::Chunked(p, t)),
+        bytes
+            .clone()
+            .prop_filter("an empty Content-Length body is no body", |b| !b.is_empty())
+            .prop_map(Body::Length),
+        (proptest::collection::vec(bytes, 0..4), any::<bool>())
+            .prop_map(|(p, t)| Body::Chunked(p, t)),
     ];
-    (method, target, any::<bool>(), headers, body).prop_map(|(method, target, http10, headers, body)| {
-        // HTTP/1.0 has no chunked coding: such a request is refused, so it is not generated.
-        let body = match body {
-            Body::Chunked(p, _) if http10 => Body::Length(p.concat()).non_empty(),
-            b => b,
-        };
-        Req { method, target, http10, headers, body }
-    })
+    (method, target, any::<bool>(), headers, body).prop_map(
+        |(method, target, http10, headers, body)| {
+            // HTTP/1.0 has no chunked coding: such a request is refused, so it is not generated.
+            let body = match body {
+                Body::Chunked(p, _) if http10 => Body::Length(p.concat()).non_empty(),
+                b => b,
+            };
+            Req {
+                method,
+                target,
+                http10,
+                headers,
+                body,
+            }
+        },
+    )
 }
 
 impl Body {
@@ -116,9 +152,16 @@ fn check_head(req: &Req, bytes: &[u8]) -> Result<(), TestCaseError> {
     let head = head.ok_or_else(|| TestCaseError::fail("partial"))?;
     prop_assert_eq!(&head.method, req.method.as_bytes());
     prop_assert_eq!(&head.target, req.target.as_bytes());
-    prop_assert_eq!(head.path_len, req.target.find('?').unwrap_or(req.target.len()));
+    prop_assert_eq!(
+        head.path_len,
+        req.target.find('?').unwrap_or(req.target.len())
+    );
     prop_assert_eq!(head.http10, req.http10);
-    let sent: Vec<(Vec<u8>, Vec<u8>)> = req.all_headers().into_iter().map(|(n, v)| (n.into_bytes(), v.into_bytes())).collect();
+    let sent: Vec<(Vec<u8>, Vec<u8>)> = req
+        .all_headers()
+        .into_iter()
+        .map(|(n, v)| (n.into_bytes(), v.into_bytes()))
+        .collect();
     prop_assert_eq!(&head.headers, &sent);
     let framing = match &req.body {
         Body::None => Framing::None,
@@ -205,7 +248,11 @@ fn head_invariants(input: &[u8]) -> Result<(), TestCaseError> {
             prop_assert!(!matches!(parse_head(&input[..head.len - 1]), Ok(Some(_))));
         }
         Ok(None) => {}
-        Err(status) => prop_assert!([400, 414, 431, 501, 505].contains(&status), "status {}", status),
+        Err(status) => prop_assert!(
+            [400, 414, 431, 501, 505].contains(&status),
+            "status {}",
+            status
+        ),
     }
     Ok(())
 }

@@ -14,7 +14,10 @@ use harrier_core::{Config, Router, Server, StaticMount, StaticOptions};
 
 /// The backend under test: `HARRIER_IO` (the test runner runs these tests once per backend).
 fn backend() -> harrier_core::Backend {
-    std::env::var("HARRIER_IO").ok().and_then(|v| harrier_core::Backend::parse(&v)).unwrap_or_default()
+    std::env::var("HARRIER_IO")
+        .ok()
+        .and_then(|v| harrier_core::Backend::parse(&v))
+        .unwrap_or_default()
 }
 
 /// Route 1 answers `js`; route 2 answers with the file named by its path after `/send/`.
@@ -30,7 +33,11 @@ impl Handler for Files {
             if req.route == 2 {
                 let target = String::from_utf8_lossy(req.target).into_owned();
                 let path = self.dir.join(target.trim_start_matches("/send/"));
-                w.file(req.to, &[(b":max-age", b"5"), (b"x-handler", b"yes")], path.to_str().unwrap().as_bytes());
+                w.file(
+                    req.to,
+                    &[(b":max-age", b"5"), (b"x-handler", b"yes")],
+                    path.to_str().unwrap().as_bytes(),
+                );
             } else {
                 w.full(req.to, 200, &[], b"js");
             }
@@ -80,14 +87,28 @@ fn static_files_in_the_engine() {
 
     let mount = StaticMount::new(&dir, StaticOptions::default()).unwrap();
     for threads in [1, 2] {
-        let config = Config { io_threads: threads, statics: vec![Some(Arc::new(mount_clone(&mount)))], io: backend(), ..Config::default() };
-        let server = Server::start(config, router_clone(), Box::new(Files { dir: dir.clone() })).unwrap();
+        let config = Config {
+            io_threads: threads,
+            statics: vec![Some(Arc::new(mount_clone(&mount)))],
+            io: backend(),
+            ..Config::default()
+        };
+        let server =
+            Server::start(config, router_clone(), Box::new(Files { dir: dir.clone() })).unwrap();
         let mut s = TcpStream::connect(server.local_addr()).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let reqs: String = ["/static/big.bin", "/js", "/static/small.txt", "/send/big.bin", "/static/nope", "/send/small.txt", "/js"]
-            .iter()
-            .map(|p| format!("GET {p} HTTP/1.1\r\nHost: x\r\n\r\n"))
-            .collect();
+        let reqs: String = [
+            "/static/big.bin",
+            "/js",
+            "/static/small.txt",
+            "/send/big.bin",
+            "/static/nope",
+            "/send/small.txt",
+            "/js",
+        ]
+        .iter()
+        .map(|p| format!("GET {p} HTTP/1.1\r\nHost: x\r\n\r\n"))
+        .collect();
         s.write_all(reqs.as_bytes()).unwrap();
         // The client reads nothing for a while: the engine must wait on the socket, not buffer.
         std::thread::sleep(Duration::from_millis(200));
@@ -98,12 +119,20 @@ fn static_files_in_the_engine() {
         assert_eq!(rs[1].1, b"js");
         assert_eq!(rs[2].1, b"small");
         assert!(rs[3].1 == big, "sendFile big file intact");
-        assert!(rs[3].0.contains("cache-control: public, max-age=5") && rs[3].0.contains("x-handler: yes"), "{}", rs[3].0);
+        assert!(
+            rs[3].0.contains("cache-control: public, max-age=5")
+                && rs[3].0.contains("x-handler: yes"),
+            "{}",
+            rs[3].0
+        );
         assert_eq!(rs[5].1, b"small");
         assert_eq!(rs[6].1, b"js");
 
         // A range out of the streamed file.
-        s.write_all(b"GET /static/big.bin HTTP/1.1\r\nHost: x\r\nRange: bytes=1000000-2999999\r\n\r\n").unwrap();
+        s.write_all(
+            b"GET /static/big.bin HTTP/1.1\r\nHost: x\r\nRange: bytes=1000000-2999999\r\n\r\n",
+        )
+        .unwrap();
         let r = read_responses(&mut s, 1).pop().unwrap();
         assert!(r.0.starts_with("HTTP/1.1 206"), "{}", r.0);
         assert!(r.1 == big[1_000_000..3_000_000]);
@@ -125,12 +154,14 @@ fn static_files_in_the_engine() {
 }
 
 fn get(s: &mut TcpStream, path: &str) -> (String, Vec<u8>) {
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes()).unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .unwrap();
     read_responses(s, 1).pop().unwrap()
 }
 
 fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
-    head.lines().find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(": ")))
+    head.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(": ")))
 }
 
 #[test]
@@ -144,7 +175,12 @@ fn cached_files_are_revalidated_after_a_second() {
     let mount = Arc::new(StaticMount::new(&dir, StaticOptions::default()).unwrap());
     let mut router = Router::new();
     router.add("GET", "/static/*", 0).unwrap();
-    let config = Config { io_threads: 1, statics: vec![Some(mount.clone())], io: backend(), ..Config::default() };
+    let config = Config {
+        io_threads: 1,
+        statics: vec![Some(mount.clone())],
+        io: backend(),
+        ..Config::default()
+    };
     let server = Server::start(config, router, Box::new(Files { dir: dir.clone() })).unwrap();
     let mut s = TcpStream::connect(server.local_addr()).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -161,8 +197,14 @@ fn cached_files_are_revalidated_after_a_second() {
         assert_eq!(header(&h, "etag"), Some(etag.as_str()));
     }
     let stats = mount.cache_stats();
-    assert_eq!(stats.misses, 1, "a hit does not resolve (open, stat) the file again: {stats:?}");
-    assert!(stats.hits >= 5 && stats.entries == 1 && stats.bytes == 3, "{stats:?}");
+    assert_eq!(
+        stats.misses, 1,
+        "a hit does not resolve (open, stat) the file again: {stats:?}"
+    );
+    assert!(
+        stats.hits >= 5 && stats.entries == 1 && stats.bytes == 3,
+        "{stats:?}"
+    );
 
     // Changed on disk: served anew once the entry's second is over.
     std::fs::write(dir.join("a.txt"), b"two, longer").unwrap();
@@ -211,7 +253,10 @@ fn cached_files_are_revalidated_after_a_second() {
     assert_eq!(header(&head, "location"), Some("/static/sub/?x=1"));
     assert_eq!(get(&mut s, "/static/sub/").1, b"<p>sub</p>");
     // Also once the index is cached.
-    assert_eq!(header(&get(&mut s, "/static/sub").0, "location"), Some("/static/sub/"));
+    assert_eq!(
+        header(&get(&mut s, "/static/sub").0, "location"),
+        Some("/static/sub/")
+    );
 
     server.shutdown();
     server.join();

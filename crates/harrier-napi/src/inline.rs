@@ -19,7 +19,6 @@ use crate::Resolver;
 /* Timeouts are coarse; 100 ms is what the threads driver sweeps at too. */
 const TICK_MS: u64 = 100;
 
-
 /// Calls the JS batch callback from the JS thread, inside a callback scope so that the
 /// promise jobs handlers start run before the turn ends; then takes every answer given
 /// meanwhile from the shared reply buffer, so that they are written in the same turn.
@@ -45,14 +44,34 @@ const WRITTEN: usize = 0;
 const TURN: usize = 1;
 
 impl SharedReplies {
-    pub unsafe fn new(env: sys::napi_env, buffer: sys::napi_value, words: sys::napi_value) -> Result<Rc<SharedReplies>> {
+    pub unsafe fn new(
+        env: sys::napi_env,
+        buffer: sys::napi_value,
+        words: sys::napi_value,
+    ) -> Result<Rc<SharedReplies>> {
         let mut kind = sys::TypedarrayType::int8_array;
-        let (mut len, mut data, mut ab, mut offset) = (0usize, ptr::null_mut::<c_void>(), ptr::null_mut(), 0usize);
-        check(sys::napi_get_typedarray_info(env, words, &mut kind, &mut len, &mut data, &mut ab, &mut offset))?;
+        let (mut len, mut data, mut ab, mut offset) =
+            (0usize, ptr::null_mut::<c_void>(), ptr::null_mut(), 0usize);
+        check(sys::napi_get_typedarray_info(
+            env,
+            words,
+            &mut kind,
+            &mut len,
+            &mut data,
+            &mut ab,
+            &mut offset,
+        ))?;
         if kind != sys::TypedarrayType::uint32_array || len < 2 {
-            return Err(Error::new(Status::InvalidArg, "the reply words must be a Uint32Array of 2"));
+            return Err(Error::new(
+                Status::InvalidArg,
+                "the reply words must be a Uint32Array of 2",
+            ));
         }
-        let replies = SharedReplies { env, buffer: Cell::new((ptr::null_mut(), ptr::null(), 0)), words: (reference(env, words)?, data as *mut u32) };
+        let replies = SharedReplies {
+            env,
+            buffer: Cell::new((ptr::null_mut(), ptr::null(), 0)),
+            words: (reference(env, words)?, data as *mut u32),
+        };
         replies.follow(buffer)?;
         Ok(Rc::new(replies))
     }
@@ -60,7 +79,9 @@ impl SharedReplies {
     /// Takes the buffer JS writes into from now on.
     pub unsafe fn follow(&self, buffer: sys::napi_value) -> Result<()> {
         let (mut data, mut len) = (ptr::null_mut::<c_void>(), 0usize);
-        check(sys::napi_get_buffer_info(self.env, buffer, &mut data, &mut len))?;
+        check(sys::napi_get_buffer_info(
+            self.env, buffer, &mut data, &mut len,
+        ))?;
         let new = reference(self.env, buffer)?;
         let (old, _, _) = self.buffer.replace((new, data as *const u8, len));
         if !old.is_null() {
@@ -124,23 +145,42 @@ impl Arena {
     unsafe fn new(env: sys::napi_env) -> Option<Arena> {
         let mut data: *mut c_void = ptr::null_mut();
         let mut bytes = ptr::null_mut();
-        if sys::napi_create_buffer(env, ARENA_BYTES, &mut data, &mut bytes) != sys::Status::napi_ok {
+        if sys::napi_create_buffer(env, ARENA_BYTES, &mut data, &mut bytes) != sys::Status::napi_ok
+        {
             return None;
         }
         let bytes_at = data as *mut u8;
         let mut buffer = ptr::null_mut();
-        if sys::napi_create_arraybuffer(env, ARENA_WORDS * 4, &mut data, &mut buffer) != sys::Status::napi_ok {
+        if sys::napi_create_arraybuffer(env, ARENA_WORDS * 4, &mut data, &mut buffer)
+            != sys::Status::napi_ok
+        {
             return None;
         }
         let mut meta = ptr::null_mut();
-        if sys::napi_create_typedarray(env, sys::TypedarrayType::uint32_array, ARENA_WORDS, buffer, 0, &mut meta) != sys::Status::napi_ok {
+        if sys::napi_create_typedarray(
+            env,
+            sys::TypedarrayType::uint32_array,
+            ARENA_WORDS,
+            buffer,
+            0,
+            &mut meta,
+        ) != sys::Status::napi_ok
+        {
             return None;
         }
-        Some(Arena { bytes: reference(env, bytes).ok()?, bytes_at, bytes_used: 0, meta: reference(env, meta).ok()?, meta_at: data as *mut u32, meta_used: 0 })
+        Some(Arena {
+            bytes: reference(env, bytes).ok()?,
+            bytes_at,
+            bytes_used: 0,
+            meta: reference(env, meta).ok()?,
+            meta_at: data as *mut u32,
+            meta_used: 0,
+        })
     }
 
     fn fits(&self, batch: &Batch) -> bool {
-        self.bytes_used + batch.bytes.len() <= ARENA_BYTES && self.meta_used + batch.meta.len() <= ARENA_WORDS
+        self.bytes_used + batch.bytes.len() <= ARENA_BYTES
+            && self.meta_used + batch.meta.len() <= ARENA_WORDS
     }
 
     unsafe fn release(self, env: sys::napi_env) {
@@ -177,7 +217,10 @@ fn check(status: sys::napi_status) -> Result<()> {
     if status == sys::Status::napi_ok {
         Ok(())
     } else {
-        Err(Error::new(Status::from(status), "napi call failed in the inline driver"))
+        Err(Error::new(
+            Status::from(status),
+            "napi call failed in the inline driver",
+        ))
     }
 }
 
@@ -205,18 +248,39 @@ unsafe fn u32_array_copy(env: sys::napi_env, data: &[u32]) -> sys::napi_value {
     sys::napi_create_arraybuffer(env, data.len() * 4, &mut at, &mut buffer);
     ptr::copy_nonoverlapping(data.as_ptr(), at as *mut u32, data.len());
     let mut out = ptr::null_mut();
-    sys::napi_create_typedarray(env, sys::TypedarrayType::uint32_array, data.len(), buffer, 0, &mut out);
+    sys::napi_create_typedarray(
+        env,
+        sys::TypedarrayType::uint32_array,
+        data.len(),
+        buffer,
+        0,
+        &mut out,
+    );
     out
 }
 
 impl JsCaller {
-    pub unsafe fn new(env: sys::napi_env, on_batch: sys::napi_value, replies: Rc<SharedReplies>) -> Result<JsCaller> {
+    pub unsafe fn new(
+        env: sys::napi_env,
+        on_batch: sys::napi_value,
+        replies: Rc<SharedReplies>,
+    ) -> Result<JsCaller> {
         let mut resource = ptr::null_mut();
         check(sys::napi_create_object(env, &mut resource))?;
         let mut name = ptr::null_mut();
-        check(sys::napi_create_string_utf8(env, c"harrier".as_ptr(), 7, &mut name))?;
+        check(sys::napi_create_string_utf8(
+            env,
+            c"harrier".as_ptr(),
+            7,
+            &mut name,
+        ))?;
         let mut async_context = ptr::null_mut();
-        check(sys::napi_async_init(env, resource, name, &mut async_context))?;
+        check(sys::napi_async_init(
+            env,
+            resource,
+            name,
+            &mut async_context,
+        ))?;
         Ok(JsCaller {
             env,
             on_batch: reference(env, on_batch)?,
@@ -263,8 +327,16 @@ impl JsCaller {
         let arena = slot.as_mut()?;
         // SAFETY: both regions are inside the arena's buffers (checked by `fits`), which the
         // references keep alive, and no view handed to JS covers them yet.
-        ptr::copy_nonoverlapping(batch.bytes.as_ptr(), arena.bytes_at.add(arena.bytes_used), batch.bytes.len());
-        ptr::copy_nonoverlapping(batch.meta.as_ptr(), arena.meta_at.add(arena.meta_used), batch.meta.len());
+        ptr::copy_nonoverlapping(
+            batch.bytes.as_ptr(),
+            arena.bytes_at.add(arena.bytes_used),
+            batch.bytes.len(),
+        );
+        ptr::copy_nonoverlapping(
+            batch.meta.as_ptr(),
+            arena.meta_at.add(arena.meta_used),
+            batch.meta.len(),
+        );
         let (b0, m0) = (arena.bytes_used, arena.meta_used);
         arena.bytes_used += batch.bytes.len();
         arena.meta_used += batch.meta.len();
@@ -280,12 +352,24 @@ impl Handler for JsCaller {
             sys::napi_open_handle_scope(env, &mut handles);
             self.replies.begin_turn();
             let mut scope = ptr::null_mut();
-            sys::napi_open_callback_scope(env, deref(env, self.resource), self.async_context, &mut scope);
+            sys::napi_open_callback_scope(
+                env,
+                deref(env, self.resource),
+                self.async_context,
+                &mut scope,
+            );
             let args = self.batch_args(batch);
             let mut undefined = ptr::null_mut();
             sys::napi_get_undefined(env, &mut undefined);
             let mut result = ptr::null_mut();
-            let status = sys::napi_call_function(env, undefined, deref(env, self.on_batch), args.count, args.values.as_ptr(), &mut result);
+            let status = sys::napi_call_function(
+                env,
+                undefined,
+                deref(env, self.on_batch),
+                args.count,
+                args.values.as_ptr(),
+                &mut result,
+            );
             rethrow_pending(env, status);
             // Closing the outermost callback scope runs the promise jobs queued by handlers:
             // what they answered is taken with the rest, in this turn.
@@ -322,7 +406,11 @@ pub(crate) struct InlineDriver {
 }
 
 impl InlineDriver {
-    pub fn start(env: &Env, engine: InlineServer, replies: Rc<SharedReplies>) -> Result<Rc<InlineDriver>> {
+    pub fn start(
+        env: &Env,
+        engine: InlineServer,
+        replies: Rc<SharedReplies>,
+    ) -> Result<Rc<InlineDriver>> {
         let driver = Rc::new(InlineDriver {
             replier: engine.replier(),
             replies,
@@ -341,13 +429,19 @@ impl InlineDriver {
             let data = Rc::into_raw(driver.clone()) as *const c_void;
             let poll = UvHandle::poll(event_loop, fd, data, on_poll).map_err(|rc| {
                 drop(Rc::from_raw(data as *const InlineDriver));
-                Error::new(Status::GenericFailure, format!("libuv refused to watch the engine's descriptor ({rc})"))
+                Error::new(
+                    Status::GenericFailure,
+                    format!("libuv refused to watch the engine's descriptor ({rc})"),
+                )
             })?;
             *driver.poll.borrow_mut() = Some(poll);
             let data = Rc::into_raw(driver.clone()) as *const c_void;
             let timer = UvHandle::timer(event_loop, TICK_MS, data, on_timer).map_err(|rc| {
                 drop(Rc::from_raw(data as *const InlineDriver));
-                Error::new(Status::GenericFailure, format!("libuv refused a timer ({rc})"))
+                Error::new(
+                    Status::GenericFailure,
+                    format!("libuv refused a timer ({rc})"),
+                )
             })?;
             *driver.timer.borrow_mut() = Some(timer);
         }
@@ -359,7 +453,9 @@ impl InlineDriver {
     /// Runs `f` on the engine unless a turn is already under way (JS called back into us from
     /// inside one: what it asked for is picked up when that turn ends).
     fn turn(&self, f: impl FnOnce(&mut InlineServer) -> std::result::Result<(), String>) {
-        let Ok(mut slot) = self.engine.try_borrow_mut() else { return };
+        let Ok(mut slot) = self.engine.try_borrow_mut() else {
+            return;
+        };
         let Some(engine) = slot.as_mut() else { return };
         if let Err(e) = f(engine) {
             eprintln!("harrier: inline driver: {e}");

@@ -13,7 +13,11 @@ mod uv;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use harrier_core::{Backend, Config, Replier, Router, Server, StaticMount, StaticOptions, WsOptions};
+use harrier_core::ops::{AccessLogConfig, LogFormat, OpsRoute};
+use harrier_core::tls::{CertSet, MinVersion, PemPair, TlsSettings};
+use harrier_core::{
+    Backend, Config, Replier, Router, Server, StaticMount, StaticOptions, WsOptions,
+};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
@@ -44,6 +48,31 @@ pub struct ListenOptions {
     pub rate_limit: Option<f64>,
     pub rate_burst: Option<u32>,
     pub max_pending_requests: Option<u32>,
+    /// TLS on this listener: certificates as PEM (JS reads the files).
+    pub tls: Option<TlsOptions>,
+    /// `combined` or `json`: one access log line per request; absent: no log.
+    pub access_log_format: Option<String>,
+    /// The file the access log is appended to; absent: standard output.
+    pub access_log_path: Option<String>,
+}
+
+#[napi(object)]
+pub struct TlsOptions {
+    /// The chain, leaf first, PEM.
+    pub cert: Buffer,
+    /// PKCS#8, PKCS#1 RSA or SEC1 EC, PEM.
+    pub key: Buffer,
+    /// More certificates, chosen by server name (exact, or `*.example.com`).
+    pub sni: Option<Vec<SniCert>>,
+    /// `TLSv1.2` (default) or `TLSv1.3`.
+    pub min_version: Option<String>,
+}
+
+#[napi(object)]
+pub struct SniCert {
+    pub name: String,
+    pub cert: Buffer,
+    pub key: Buffer,
 }
 
 #[napi(object)]
@@ -72,6 +101,25 @@ pub struct RouteSpec {
     pub deflate_threshold: Option<f64>,
     /// The route has an `upgrade` callback: each handshake waits for it.
     pub upgrade_in_handler: Option<bool>,
+    /// The engine answers it with its own figures: `metrics`, `health`, `dashboard` or
+    /// `dashboardEvents`.
+    pub ops: Option<String>,
+}
+
+fn ops_route(route: &RouteSpec) -> Result<Option<OpsRoute>> {
+    Ok(match route.ops.as_deref() {
+        None => None,
+        Some("metrics") => Some(OpsRoute::Metrics),
+        Some("health") => Some(OpsRoute::Health),
+        Some("dashboard") => Some(OpsRoute::Dashboard),
+        Some("dashboardEvents") => Some(OpsRoute::DashboardEvents),
+        Some(other) => {
+            return Err(Error::new(
+                Status::InvalidArg,
+                format!("unknown engine route {other:?}"),
+            ))
+        }
+    })
 }
 
 fn websocket(route: &RouteSpec) -> Result<Option<std::sync::Arc<WsOptions>>> {
@@ -98,19 +146,26 @@ fn websocket(route: &RouteSpec) -> Result<Option<std::sync::Arc<WsOptions>>> {
 }
 
 fn static_mount(route: &RouteSpec) -> Result<Option<std::sync::Arc<StaticMount>>> {
-    let Some(root) = &route.static_root else { return Ok(None) };
+    let Some(root) = &route.static_root else {
+        return Ok(None);
+    };
     let mut options = StaticOptions::default();
     if let Some(age) = route.max_age {
         options.max_age = Some(bytes_option(age, "maxAge")?);
     }
     options.immutable = route.immutable.unwrap_or(false);
     if let Some(index) = &route.index {
-        options.index = if index.is_empty() { None } else { Some(index.clone()) };
+        options.index = if index.is_empty() {
+            None
+        } else {
+            Some(index.clone())
+        };
     }
     options.fallback = route.fallback.clone().filter(|f| !f.is_empty());
     options.dotfiles = route.dotfiles.as_deref() == Some("allow");
     options.precompressed = route.precompressed.unwrap_or(true);
-    let mount = StaticMount::new(root, options).map_err(|e| Error::new(Status::InvalidArg, format!("static root {root:?}: {e}")))?;
+    let mount = StaticMount::new(root, options)
+        .map_err(|e| Error::new(Status::InvalidArg, format!("static root {root:?}: {e}")))?;
     Ok(Some(std::sync::Arc::new(mount)))
 }
 
@@ -119,7 +174,9 @@ fn static_mount(route: &RouteSpec) -> Result<Option<std::sync::Arc<StaticMount>>
 #[napi]
 pub fn check_route(method: String, path: String) -> Result<Vec<String>> {
     let mut router = Router::new();
-    router.add(&method, &path, 0).map_err(|e| Error::new(Status::InvalidArg, e.0))?;
+    router
+        .add(&method, &path, 0)
+        .map_err(|e| Error::new(Status::InvalidArg, e.0))?;
     Router::param_names(&path).map_err(|e| Error::new(Status::InvalidArg, e.0))
 }
 
@@ -135,27 +192,97 @@ pub(crate) type Resolver = fn(Env) -> Result<()>;
 enum Driver {
     /// Taken by `close`; behind a lock so that `close` needs no `&mut` borrow of the JS
     /// object while `respond` calls keep coming during the drain.
-    Threads { server: Mutex<Option<Server>>, replier: Replier },
+    Threads {
+        server: Mutex<Option<Server>>,
+        replier: Replier,
+    },
     #[cfg(unix)]
     Inline(std::rc::Rc<inline::InlineDriver>),
+}
+
+/// The certificates of a `tls` option, checked; an error names the option and the reason,
+/// with `code: 'ERR_HARRIER_TLS'`.
+fn cert_set(env: &Env, tls: &TlsOptions) -> Result<CertSet> {
+    let default = PemPair {
+        cert: tls.cert.to_vec(),
+        key: tls.key.to_vec(),
+    };
+    let sni: Vec<(String, PemPair)> = tls
+        .sni
+        .iter()
+        .flatten()
+        .map(|e| {
+            (
+                e.name.clone(),
+                PemPair {
+                    cert: e.cert.to_vec(),
+                    key: e.key.to_vec(),
+                },
+            )
+        })
+        .collect();
+    CertSet::from_pem("tls", &default, &sni).map_err(|e| tls_error(env, &e.to_string()))
+}
+
+fn tls_error(env: &Env, message: &str) -> Error {
+    let made = env
+        .create_error(Error::new(
+            Status::InvalidArg,
+            format!("harrier: {message}"),
+        ))
+        .and_then(|mut error| {
+            error.set("code", "ERR_HARRIER_TLS")?;
+            Ok(Error::from(error.to_unknown()))
+        });
+    made.unwrap_or_else(|e| e)
+}
+
+fn tls_settings(env: &Env, tls: &TlsOptions) -> Result<TlsSettings> {
+    let min_version = match tls.min_version.as_deref() {
+        None => MinVersion::default(),
+        Some(name) => MinVersion::parse(name).ok_or_else(|| {
+            tls_error(
+                env,
+                &format!("tls.minVersion: must be 'TLSv1.2' or 'TLSv1.3', got {name:?}"),
+            )
+        })?,
+    };
+    Ok(TlsSettings::new(cert_set(env, tls)?, min_version))
 }
 
 #[napi]
 pub struct NativeServer {
     driver: Driver,
+    /// The listener's certificates, for `reloadTls`.
+    tls: Option<TlsSettings>,
+    metrics: harrier_core::Metrics,
     port: u32,
     host: String,
     io: &'static str,
 }
 
 fn config(options: &ListenOptions) -> Result<Config> {
-    let port = u16::try_from(options.port).map_err(|_| Error::new(Status::InvalidArg, format!("port {} is out of range", options.port)))?;
-    let mut config = Config { host: options.host.clone(), port, ..Config::default() };
+    let port = u16::try_from(options.port).map_err(|_| {
+        Error::new(
+            Status::InvalidArg,
+            format!("port {} is out of range", options.port),
+        )
+    })?;
+    let mut config = Config {
+        host: options.host.clone(),
+        port,
+        ..Config::default()
+    };
     if let Some(n) = options.io_threads {
         config.io_threads = n as usize;
     }
     if let Some(name) = &options.io {
-        config.io = Backend::parse(name).ok_or_else(|| Error::new(Status::InvalidArg, format!("io must be 'auto', 'epoll' or 'uring', got {name:?}")))?;
+        config.io = Backend::parse(name).ok_or_else(|| {
+            Error::new(
+                Status::InvalidArg,
+                format!("io must be 'auto', 'epoll' or 'uring', got {name:?}"),
+            )
+        })?;
     }
     if let Some(ms) = options.handler_timeout_ms {
         config.handler_timeout = Duration::from_millis(ms as u64);
@@ -163,7 +290,9 @@ fn config(options: &ListenOptions) -> Result<Config> {
     if let Some(ms) = options.drain_timeout_ms {
         config.drain_timeout = Duration::from_millis(ms as u64);
     }
-    let ms = |v: Option<u32>, default: Duration| v.map_or(default, |ms| Duration::from_millis(ms as u64));
+    let ms = |v: Option<u32>, default: Duration| {
+        v.map_or(default, |ms| Duration::from_millis(ms as u64))
+    };
     config.header_timeout = ms(options.header_timeout_ms, config.header_timeout);
     config.body_timeout = ms(options.body_timeout_ms, config.body_timeout);
     config.keep_alive_timeout = ms(options.keep_alive_timeout_ms, config.keep_alive_timeout);
@@ -173,19 +302,44 @@ fn config(options: &ListenOptions) -> Result<Config> {
     config.max_header_count = count(options.max_header_count, config.max_header_count);
     config.max_url_length = count(options.max_url_length, config.max_url_length);
     config.max_connections = count(options.max_connections, config.max_connections);
-    config.max_connections_per_ip = count(options.max_connections_per_ip, config.max_connections_per_ip);
+    config.max_connections_per_ip = count(
+        options.max_connections_per_ip,
+        config.max_connections_per_ip,
+    );
     config.max_pending_requests = count(options.max_pending_requests, config.max_pending_requests);
     if let Some(bytes) = options.max_body_size {
         config.max_body_size = bytes_option(bytes, "maxBodySize")?;
     }
     if let Some(rate) = options.rate_limit {
         if !(rate.is_finite() && rate >= 0.0) {
-            return Err(Error::new(Status::InvalidArg, format!("rateLimit must be a non-negative number, got {rate}")));
+            return Err(Error::new(
+                Status::InvalidArg,
+                format!("rateLimit must be a non-negative number, got {rate}"),
+            ));
         }
         config.rate_limit = rate;
     }
     if let Some(n) = options.rate_burst {
         config.rate_burst = n;
+    }
+    if let Some(format) = &options.access_log_format {
+        let format = match format.as_str() {
+            "combined" => LogFormat::Combined,
+            "json" => LogFormat::Json,
+            other => {
+                return Err(Error::new(
+                    Status::InvalidArg,
+                    format!("accessLog format must be 'combined' or 'json', got {other:?}"),
+                ))
+            }
+        };
+        config.access_log = Some(AccessLogConfig {
+            format,
+            path: options
+                .access_log_path
+                .as_ref()
+                .map(std::path::PathBuf::from),
+        });
     }
     Ok(config)
 }
@@ -194,7 +348,10 @@ fn bytes_option(bytes: f64, name: &str) -> Result<u64> {
     if bytes.is_finite() && bytes >= 0.0 && bytes.fract() == 0.0 && bytes < 2f64.powi(63) {
         Ok(bytes as u64)
     } else {
-        Err(Error::new(Status::InvalidArg, format!("{name} must be a non-negative integer, got {bytes}")))
+        Err(Error::new(
+            Status::InvalidArg,
+            format!("{name} must be a non-negative integer, got {bytes}"),
+        ))
     }
 }
 
@@ -202,8 +359,12 @@ fn bytes_option(bytes: f64, name: &str) -> Result<u64> {
 /// `errno`, `syscall`, `address`, `port`, and its message); a backend that cannot run here is
 /// said as such (`io unavailable: ...`), and the JS side gives it its own error code.
 fn listen_error(env: &Env, e: std::io::Error) -> Error {
-    if let Some(refused) = e.get_ref().and_then(|inner| inner.downcast_ref::<harrier_core::ListenError>()) {
-        return node_error(env, refused).unwrap_or_else(|_| Error::new(Status::GenericFailure, refused.to_string()));
+    if let Some(refused) = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<harrier_core::ListenError>())
+    {
+        return node_error(env, refused)
+            .unwrap_or_else(|_| Error::new(Status::GenericFailure, refused.to_string()));
     }
     if e.kind() == std::io::ErrorKind::Unsupported {
         return Error::new(Status::GenericFailure, format!("io unavailable: {e}"));
@@ -239,41 +400,89 @@ impl NativeServer {
         env: Env,
         options: ListenOptions,
         routes: Vec<RouteSpec>,
-        #[napi(ts_arg_type = "(bytes: Buffer, meta: Uint32Array, bytesStart?: number, bytesEnd?: number, metaStart?: number, metaEnd?: number) => void")]
+        #[napi(
+            ts_arg_type = "(bytes: Buffer, meta: Uint32Array, bytesStart?: number, bytesEnd?: number, metaStart?: number, metaEnd?: number) => void"
+        )]
         on_batch: Function<FnArgs<(Buffer, Uint32Array)>, ()>,
         #[napi(ts_arg_type = "Buffer")] reply_buffer: Unknown,
         #[napi(ts_arg_type = "Uint32Array")] reply_shared: Unknown,
     ) -> Result<NativeServer> {
         let mut router = Router::new();
         for (id, route) in routes.iter().enumerate() {
-            router.add(&route.method, &route.path, id as u32).map_err(|e| Error::new(Status::InvalidArg, e.0))?;
+            router
+                .add(&route.method, &route.path, id as u32)
+                .map_err(|e| Error::new(Status::InvalidArg, e.0))?;
         }
         let mut config = config(&options)?;
+        let tls = options
+            .tls
+            .as_ref()
+            .map(|tls| tls_settings(&env, tls))
+            .transpose()?;
+        config.tls = tls.clone();
         for route in &routes {
-            config.route_body_limits.push(route.body_limit.map(|b| bytes_option(b, "bodyLimit")).transpose()?);
+            config.route_body_limits.push(
+                route
+                    .body_limit
+                    .map(|b| bytes_option(b, "bodyLimit"))
+                    .transpose()?,
+            );
             config.statics.push(static_mount(route)?);
             config.websockets.push(websocket(route)?);
+            config.ops_routes.push(ops_route(route)?);
         }
-        let (driver, addr, io) = match options.driver.as_str() {
+        let (driver, addr, io, metrics) = match options.driver.as_str() {
             "threads" => {
-                let handler = threads::TsfnHandler { callback: threads::callback(on_batch)? };
-                let server = Server::start(config, router, Box::new(handler)).map_err(|e| listen_error(&env, e))?;
-                let (addr, io) = (server.local_addr(), server.backend());
-                (Driver::Threads { replier: server.replier(), server: Mutex::new(Some(server)) }, addr, io)
+                let handler = threads::TsfnHandler {
+                    callback: threads::callback(on_batch)?,
+                };
+                let server = Server::start(config, router, Box::new(handler))
+                    .map_err(|e| listen_error(&env, e))?;
+                let (addr, io, metrics) = (server.local_addr(), server.backend(), server.metrics());
+                (
+                    Driver::Threads {
+                        replier: server.replier(),
+                        server: Mutex::new(Some(server)),
+                    },
+                    addr,
+                    io,
+                    metrics,
+                )
             }
             #[cfg(unix)]
             "inline" => {
-                let replies = unsafe { inline::SharedReplies::new(env.raw(), reply_buffer.raw(), reply_shared.raw())? };
-                let handler = unsafe { inline::JsCaller::new(env.raw(), on_batch.raw(), replies.clone())? };
-                let engine = harrier_core::InlineServer::start(config, router, Box::new(handler)).map_err(|e| listen_error(&env, e))?;
-                let (addr, io) = (engine.local_addr(), engine.backend());
-                (Driver::Inline(inline::InlineDriver::start(&env, engine, replies)?), addr, io)
+                let replies = unsafe {
+                    inline::SharedReplies::new(env.raw(), reply_buffer.raw(), reply_shared.raw())?
+                };
+                let handler =
+                    unsafe { inline::JsCaller::new(env.raw(), on_batch.raw(), replies.clone())? };
+                let engine = harrier_core::InlineServer::start(config, router, Box::new(handler))
+                    .map_err(|e| listen_error(&env, e))?;
+                let (addr, io, metrics) = (engine.local_addr(), engine.backend(), engine.metrics());
+                (
+                    Driver::Inline(inline::InlineDriver::start(&env, engine, replies)?),
+                    addr,
+                    io,
+                    metrics,
+                )
             }
-            other => return Err(Error::new(Status::InvalidArg, format!("unknown driver {other:?} on this platform"))),
+            other => {
+                return Err(Error::new(
+                    Status::InvalidArg,
+                    format!("unknown driver {other:?} on this platform"),
+                ))
+            }
         };
         #[cfg(not(unix))]
         let _ = (&reply_buffer, &reply_shared);
-        Ok(NativeServer { driver, port: addr.port() as u32, host: addr.ip().to_string(), io })
+        Ok(NativeServer {
+            driver,
+            tls,
+            metrics,
+            port: addr.port() as u32,
+            host: addr.ip().to_string(),
+            io,
+        })
     }
 
     /// The I/O backend serving: `uring`, or `epoll` (`kqueue`, `iocp`).
@@ -300,6 +509,41 @@ impl NativeServer {
             #[cfg(unix)]
             Driver::Inline(d) => d.reply_buffer(buffer.raw()),
         }
+    }
+
+    /// New handshakes use these certificates; open connections keep theirs. Throws (and the
+    /// old certificates stay) if they cannot serve.
+    #[napi]
+    pub fn reload_tls(&self, env: Env, tls: TlsOptions) -> Result<()> {
+        let Some(settings) = &self.tls else {
+            return Err(tls_error(
+                &env,
+                "reloadTls: this app does not listen with TLS",
+            ));
+        };
+        settings.reload(cert_set(&env, &tls)?);
+        Ok(())
+    }
+
+    /// The engine's figures as JSON (the shape `app.metrics()` documents).
+    #[napi]
+    pub fn metrics_json(&self) -> String {
+        harrier_core::ops::snapshot_json(&self.metrics.snapshot())
+    }
+
+    /// The JS thread's event-loop delay (ms) over the last interval, for the figures the
+    /// engine answers with while JS may be busy.
+    #[napi]
+    pub fn report_loop_delay(&self, p50_ms: f64, p99_ms: f64, max_ms: f64) {
+        let ns = |ms: f64| {
+            if ms.is_finite() && ms > 0.0 {
+                (ms * 1e6) as u64
+            } else {
+                0
+            }
+        };
+        self.metrics
+            .report_loop_delay(ns(p50_ms), ns(p99_ms), ns(max_ms));
     }
 
     /// Every reply op finished in one JS turn, in one call.

@@ -10,7 +10,8 @@ use crate::Resolver;
 
 /// Weak: a listening server is kept alive by the JS side (a referenced handle), so that
 /// nothing native holds the process once the app is closed.
-pub(crate) type BatchCallback = ThreadsafeFunction<Batch, (), FnArgs<(Buffer, Uint32Array)>, Status, false, true>;
+pub(crate) type BatchCallback =
+    ThreadsafeFunction<Batch, (), FnArgs<(Buffer, Uint32Array)>, Status, false, true>;
 
 pub(crate) struct TsfnHandler {
     pub callback: BatchCallback,
@@ -19,18 +20,30 @@ pub(crate) struct TsfnHandler {
 impl Handler for TsfnHandler {
     fn on_batch(&self, batch: &mut Batch, _replier: &Replier) {
         // The batch crosses to the JS thread: it is taken whole (the engine starts anew).
-        let batch = Batch { thread: batch.thread, bytes: std::mem::take(&mut batch.bytes), meta: std::mem::take(&mut batch.meta) };
+        let batch = Batch {
+            thread: batch.thread,
+            bytes: std::mem::take(&mut batch.bytes),
+            meta: std::mem::take(&mut batch.meta),
+        };
         // NonBlocking: the queue is unbounded, and an I/O thread must never wait on JS.
-        self.callback.call(batch, ThreadsafeFunctionCallMode::NonBlocking);
+        self.callback
+            .call(batch, ThreadsafeFunctionCallMode::NonBlocking);
     }
 }
 
-pub(crate) fn callback(on_batch: Function<FnArgs<(Buffer, Uint32Array)>, ()>) -> Result<BatchCallback> {
+pub(crate) fn callback(
+    on_batch: Function<FnArgs<(Buffer, Uint32Array)>, ()>,
+) -> Result<BatchCallback> {
     on_batch
         .build_threadsafe_function::<Batch>()
         .callee_handled::<false>()
         .weak::<true>()
-        .build_callback(|ctx| Ok(FnArgs::from((Buffer::from(ctx.value.bytes), Uint32Array::new(ctx.value.meta)))))
+        .build_callback(|ctx| {
+            Ok(FnArgs::from((
+                Buffer::from(ctx.value.bytes),
+                Uint32Array::new(ctx.value.meta),
+            )))
+        })
 }
 
 /// Starts the drain and waits for the I/O threads on a thread of its own, so that JS keeps
@@ -41,10 +54,12 @@ pub(crate) fn drain(server: Option<Server>, done: JsDeferred<(), Resolver>) {
         return;
     };
     server.shutdown();
-    let spawned = std::thread::Builder::new().name("harrier-drain".into()).spawn(move || {
-        server.join();
-        done.resolve(|_| Ok(()));
-    });
+    let spawned = std::thread::Builder::new()
+        .name("harrier-drain".into())
+        .spawn(move || {
+            server.join();
+            done.resolve(|_| Ok(()));
+        });
     if let Err(e) = spawned {
         eprintln!("harrier: cannot wait for the I/O threads: {e}");
     }

@@ -35,7 +35,10 @@ pub(crate) struct UvHandle(*mut HandleMem);
 
 impl UvHandle {
     fn alloc(kind: c_int, data: *const c_void) -> UvHandle {
-        assert!(unsafe { uv_handle_size(kind) } <= HANDLE_BYTES, "libuv handle larger than expected");
+        assert!(
+            unsafe { uv_handle_size(kind) } <= HANDLE_BYTES,
+            "libuv handle larger than expected"
+        );
         let mem = Box::into_raw(Box::new(HandleMem([0; HANDLE_BYTES])));
         unsafe { *(mem as *mut *const c_void) = data };
         UvHandle(mem)
@@ -46,7 +49,12 @@ impl UvHandle {
     }
 
     /// Watches `fd` for readability; unreferenced: the JS side decides what keeps the process up.
-    pub unsafe fn poll(event_loop: *mut sys::uv_loop_s, fd: c_int, data: *const c_void, cb: PollCb) -> Result<UvHandle, c_int> {
+    pub unsafe fn poll(
+        event_loop: *mut sys::uv_loop_s,
+        fd: c_int,
+        data: *const c_void,
+        cb: PollCb,
+    ) -> Result<UvHandle, c_int> {
         let h = UvHandle::alloc(UV_POLL, data);
         let rc = uv_poll_init(event_loop, h.ptr(), fd);
         if rc != 0 {
@@ -62,7 +70,12 @@ impl UvHandle {
         Ok(h)
     }
 
-    pub unsafe fn timer(event_loop: *mut sys::uv_loop_s, every_ms: u64, data: *const c_void, cb: TimerCb) -> Result<UvHandle, c_int> {
+    pub unsafe fn timer(
+        event_loop: *mut sys::uv_loop_s,
+        every_ms: u64,
+        data: *const c_void,
+        cb: TimerCb,
+    ) -> Result<UvHandle, c_int> {
         let h = UvHandle::alloc(UV_TIMER, data);
         let rc = uv_timer_init(event_loop, h.ptr());
         if rc != 0 {

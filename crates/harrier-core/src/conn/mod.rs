@@ -12,6 +12,7 @@ use crate::engine::io::Socket;
 use crate::engine::limits::IpState;
 use crate::engine::reply::ReplyOp;
 use crate::http1::conn::{Http1, Upgrade};
+use crate::tls::session::TlsSession;
 use crate::ws::conn::WsConn;
 use transport::{Drained, Flushed, Transport};
 
@@ -36,8 +37,18 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
-    pub fn new(sock: Socket, slot: u32, now: Instant, ip: Option<Arc<IpState>>) -> Conn {
-        Conn { t: Transport::new(sock, slot, now, ip), protocol: Protocol::Http1(Http1::new()), paused: false }
+    pub fn new(
+        sock: Socket,
+        slot: u32,
+        now: Instant,
+        ip: Option<Arc<IpState>>,
+        tls: Option<Box<TlsSession>>,
+    ) -> Conn {
+        Conn {
+            t: Transport::new(sock, slot, now, ip, tls),
+            protocol: Protocol::Http1(Http1::new()),
+            paused: false,
+        }
     }
 
     /// What this connection holds on the heap (its buffers and lists), for the tests that
@@ -130,13 +141,12 @@ impl Conn {
             } else {
                 let mut scratch = std::mem::take(&mut ctx.scratch);
                 let r = self.t.read(ctx, &mut scratch);
-                let room = scratch.len();
                 ctx.scratch = scratch;
-                r.map(|n| (n, room))
+                r
             };
             match result {
                 Ok((0, _)) => return Liveness::Closed,
-                Ok((n, room)) => {
+                Ok((n, drained)) => {
                     self.t.last_read = ctx.now;
                     if buffered {
                         self.consume_buffered(ctx);
@@ -153,11 +163,9 @@ impl Conn {
                     if self.doomed() {
                         return Liveness::Closed;
                     }
-                    if n < room && self.t.rbuf.is_empty() {
-                        // A read that did not fill the room it had drained the socket; with
-                        // edge-triggered polling there is no need to try again and hear
-                        // WouldBlock. (A read into the input buffer has less room than the
-                        // scratch buffer: only its own room tells.)
+                    if drained && self.t.rbuf.is_empty() {
+                        // The socket has nothing more for now; with edge-triggered polling
+                        // there is no need to try again and hear WouldBlock.
                         return Liveness::Open;
                     }
                 }
@@ -239,10 +247,35 @@ impl Conn {
     /// client sent after its handshake waits in the input buffer (the connection was paused),
     /// read when the paused connections resume at the end of this turn.
     fn become_websocket(&mut self, ctx: &mut Ctx, upgrade: Upgrade) {
-        let Upgrade { id, accepted, options, route, path, params, .. } = upgrade;
+        let Upgrade {
+            id,
+            accepted,
+            options,
+            route,
+            path,
+            params,
+            log,
+            ..
+        } = upgrade;
         let peer = self.t.sock.peer_addr(&ctx.io);
-        ctx.batch.ws_open(id, self.t.slot, peer, accepted.protocol, route, &path, &params);
-        self.protocol = Protocol::WebSocket(Box::new(WsConn::new(id, self.t.slot, options, accepted.deflate, ctx.now)));
+        ctx.batch.ws_open(
+            id,
+            self.t.slot,
+            peer,
+            accepted.protocol,
+            route,
+            &path,
+            &params,
+        );
+        ctx.stats().ws_opened();
+        self.protocol = Protocol::WebSocket(Box::new(WsConn::new(
+            id,
+            self.t.slot,
+            options,
+            accepted.deflate,
+            ctx.now,
+            log,
+        )));
         self.t.last_read = ctx.now;
         self.pause(ctx);
     }
@@ -255,6 +288,21 @@ impl Conn {
                 true
             }
             _ => false,
+        }
+    }
+
+    /// An event for an engine-fed stream of this connection; false once it is gone.
+    pub fn push_event(&mut self, ctx: &mut Ctx, rid: u32, event: &[u8]) -> bool {
+        match &mut self.protocol {
+            Protocol::Http1(h) => h.push_event(&mut self.t, ctx, rid, event),
+            Protocol::WebSocket(_) => false,
+        }
+    }
+
+    /// Ends an engine-fed stream: the connection closes after it.
+    pub fn end_event_stream(&mut self, ctx: &mut Ctx, rid: u32) {
+        if let Protocol::Http1(h) = &mut self.protocol {
+            h.end_event_stream(&mut self.t, ctx, rid);
         }
     }
 
@@ -284,7 +332,13 @@ impl Conn {
     /// The connection's clocks, checked by the sweep: a client that takes no output, then
     /// the protocol's own.
     pub fn check_timers(&mut self, ctx: &mut Ctx) -> Liveness {
-        if self.t.write_timed_out(ctx.now, ctx.shared.config.write_timeout) {
+        if self
+            .t
+            .write_timed_out(ctx.now, ctx.shared.config.write_timeout)
+            || self
+                .t
+                .handshake_overdue(ctx.now, ctx.shared.config.header_timeout)
+        {
             return Liveness::Closed;
         }
         if self.t.is_lingering() || self.paused {
@@ -300,7 +354,9 @@ impl Conn {
     pub fn flush(&mut self, ctx: &mut Ctx) -> Liveness {
         let flushed = self.t.flush(ctx);
         if let Protocol::WebSocket(w) = &mut self.protocol {
-            if flushed != Flushed::Broken && w.after_flush(&mut self.t, ctx, flushed == Flushed::All) {
+            if flushed != Flushed::Broken
+                && w.after_flush(&mut self.t, ctx, flushed == Flushed::All)
+            {
                 return self.linger(ctx);
             }
         }

@@ -11,16 +11,23 @@ use std::time::{Duration, Instant};
 use crate::engine::event_loop::Ctx;
 use crate::engine::io::Socket;
 use crate::engine::limits::IpState;
+use crate::tls::session::TlsSession;
 
 /// How long a closing connection may keep sending before it is dropped; reading what it
 /// sends meanwhile keeps the kernel from answering with a reset that would eat our output.
 const LINGER: Duration = Duration::from_secs(2);
+/// A file sent over TLS is read this much at a time (four records).
+const FILE_PIECE: u64 = 64 * 1024;
 
 /// Output that follows the write buffer, in order: bytes, or a span of a file sent from the
 /// file itself (sendfile on Linux, chunked reads elsewhere) so that it is never held whole.
 pub(crate) enum Out {
     Bytes(Vec<u8>),
-    File { file: Arc<File>, offset: u64, len: u64 },
+    File {
+        file: Arc<File>,
+        offset: u64,
+        len: u64,
+    },
 }
 
 impl Out {
@@ -45,6 +52,9 @@ pub(crate) enum Flushed {
 
 pub(crate) struct Transport {
     pub sock: Socket,
+    /// TLS over the socket, on a TLS listener: input is decrypted before the protocol sees
+    /// it, output encrypted as it is written.
+    tls: Option<Box<TlsSession>>,
     /// The connection's key in its thread's table.
     pub slot: u32,
     /// The client address's limits, when per-address limits are on.
@@ -68,12 +78,21 @@ pub(crate) struct Transport {
     pub last_write: Instant,
     /// Since when output has waited on a socket that takes none of it.
     write_blocked_since: Option<Instant>,
+    /// The client's address, once asked for (the access log).
+    peer: Option<Option<std::net::IpAddr>>,
 }
 
 impl Transport {
-    pub fn new(sock: Socket, slot: u32, now: Instant, ip: Option<Arc<IpState>>) -> Transport {
+    pub fn new(
+        sock: Socket,
+        slot: u32,
+        now: Instant,
+        ip: Option<Arc<IpState>>,
+        tls: Option<Box<TlsSession>>,
+    ) -> Transport {
         Transport {
             sock,
+            tls,
             slot,
             ip,
             rbuf: Vec::new(),
@@ -86,12 +105,22 @@ impl Transport {
             last_read: now,
             last_write: now,
             write_blocked_since: None,
+            peer: None,
         }
+    }
+
+    /// The client's address (asked of the socket once).
+    pub fn peer_ip(&mut self, ctx: &Ctx) -> Option<std::net::IpAddr> {
+        *self
+            .peer
+            .get_or_insert_with(|| self.sock.peer_addr(&ctx.io).map(|a| a.ip()))
     }
 
     #[cfg(test)]
     pub fn heap_bytes(&self) -> usize {
-        self.rbuf.capacity() + self.wbuf.capacity() + self.queue.capacity() * std::mem::size_of::<Out>()
+        self.rbuf.capacity()
+            + self.wbuf.capacity()
+            + self.queue.capacity() * std::mem::size_of::<Out>()
     }
 
     /// Bytes queued and not yet taken by the kernel.
@@ -100,7 +129,31 @@ impl Transport {
     }
 
     pub fn has_no_output(&self) -> bool {
-        self.wpos >= self.wbuf.len() && self.queue.is_empty()
+        self.wpos >= self.wbuf.len()
+            && self.queue.is_empty()
+            && !self.tls.as_ref().is_some_and(|t| t.wants_write())
+    }
+
+    /// `FLAG_SECURE` for requests over TLS.
+    pub fn secure_flag(&self) -> u32 {
+        if self.tls.is_some() {
+            crate::engine::batch::FLAG_SECURE
+        } else {
+            0
+        }
+    }
+
+    /// A TLS handshake still unfinished `limit` after the accept.
+    pub fn handshake_overdue(&self, now: Instant, limit: Duration) -> bool {
+        self.tls
+            .as_ref()
+            .is_some_and(|t| t.handshake_overdue(now, limit))
+    }
+
+    /// The protocol agreed on by ALPN, once a TLS handshake is done.
+    #[allow(dead_code)]
+    pub fn alpn(&self) -> Option<&[u8]> {
+        self.tls.as_ref().and_then(|t| t.alpn())
     }
 
     pub fn is_lingering(&self) -> bool {
@@ -113,23 +166,44 @@ impl Transport {
 
     /// Whether output has waited longer than `limit` on a socket that takes none of it.
     pub fn write_timed_out(&self, now: Instant, limit: Duration) -> bool {
-        self.write_blocked_since.is_some_and(|since| !limit.is_zero() && now.saturating_duration_since(since) >= limit)
+        self.write_blocked_since
+            .is_some_and(|since| !limit.is_zero() && now.saturating_duration_since(since) >= limit)
     }
 
-    /// Reads once into `into`.
-    pub fn read(&mut self, ctx: &mut Ctx, into: &mut [u8]) -> io::Result<usize> {
-        self.sock.read(&mut ctx.io, into)
+    /// Reads into `into`; also says whether the socket has nothing more for now (edge-
+    /// triggered polling then tells when it has). `Ok((0, _))` is the end of the stream.
+    pub fn read(&mut self, ctx: &mut Ctx, into: &mut [u8]) -> io::Result<(usize, bool)> {
+        let Some(tls) = self.tls.as_mut() else {
+            let n = self.sock.read(&mut ctx.io, into)?;
+            ctx.stats().bytes_in(n);
+            // A read that did not fill the room it had drained the socket.
+            return Ok((n, n < into.len()));
+        };
+        let mut wire = crate::tls::session::Wire(0);
+        let read = tls.read(
+            &mut self.sock,
+            &mut ctx.io,
+            &mut ctx.cipher,
+            into,
+            &mut wire,
+        );
+        ctx.stats().bytes_in(wire.0);
+        // Handshake messages (or an alert) to answer with.
+        self.dirty |= tls.wants_write();
+        read.map(|plain| (plain.n, plain.drained))
     }
 
-    /// Reads once, appending to `rbuf`; also says how much room the read was offered.
-    pub fn read_more(&mut self, ctx: &mut Ctx) -> io::Result<(usize, usize)> {
+    /// Reads, appending to `rbuf`; as `read`.
+    pub fn read_more(&mut self, ctx: &mut Ctx) -> io::Result<(usize, bool)> {
         self.rbuf.reserve(16 * 1024);
         let len = self.rbuf.len();
         let cap = self.rbuf.capacity();
         self.rbuf.resize(cap, 0);
-        let r = self.sock.read(&mut ctx.io, &mut self.rbuf[len..]);
-        self.rbuf.truncate(len + *r.as_ref().unwrap_or(&0));
-        r.map(|n| (n, cap - len))
+        let mut rbuf = std::mem::take(&mut self.rbuf);
+        let r = self.read(ctx, &mut rbuf[len..]);
+        rbuf.truncate(len + r.as_ref().map_or(0, |(n, _)| *n));
+        self.rbuf = rbuf;
+        r
     }
 
     /// The buffer to append the next output to: the write buffer, or the end of the queue
@@ -141,7 +215,9 @@ impl Transport {
             }
             std::mem::take(&mut self.wbuf)
         } else if let Some(Out::Bytes(_)) = self.queue.back() {
-            let Some(Out::Bytes(b)) = self.queue.pop_back() else { unreachable!() };
+            let Some(Out::Bytes(b)) = self.queue.pop_back() else {
+                unreachable!()
+            };
             b
         } else {
             ctx.pool.get()
@@ -172,6 +248,9 @@ impl Transport {
 
     /// Writes what is queued, as far as the socket takes it.
     pub fn flush(&mut self, ctx: &mut Ctx) -> Flushed {
+        if self.tls.is_some() {
+            return self.flush_tls(ctx);
+        }
         self.dirty = false;
         let mut progressed = false;
         loop {
@@ -184,8 +263,11 @@ impl Transport {
                     Ok(n) => {
                         self.wpos += n;
                         progressed = true;
+                        ctx.stats().bytes_out(n);
                     }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return self.write_blocked(ctx, progressed),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        return self.write_blocked(ctx, progressed)
+                    }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(_) => return Flushed::Broken,
                 }
@@ -198,19 +280,104 @@ impl Transport {
                     let old = std::mem::replace(&mut self.wbuf, b);
                     ctx.pool.put(old);
                 }
-                Some(Out::File { file, mut offset, mut len }) => match self.sock.send_file(&mut ctx.io, &file, &mut offset, &mut len, &mut self.wbuf) {
-                    Ok(sent) => {
-                        progressed |= sent;
-                        if len > 0 {
-                            self.queue.push_front(Out::File { file, offset, len });
-                            if self.wbuf.is_empty() {
-                                return self.write_blocked(ctx, progressed);
+                Some(Out::File {
+                    file,
+                    mut offset,
+                    mut len,
+                }) => {
+                    let start = offset;
+                    match self.sock.send_file(
+                        &mut ctx.io,
+                        &file,
+                        &mut offset,
+                        &mut len,
+                        &mut self.wbuf,
+                    ) {
+                        Ok(sent) => {
+                            // What the kernel took from the file itself; what was read into
+                            // the (empty) write buffer instead is counted when written.
+                            ctx.stats().bytes_out(
+                                ((offset - start) as usize).saturating_sub(self.wbuf.len()),
+                            );
+                            progressed |= sent;
+                            if len > 0 {
+                                self.queue.push_front(Out::File { file, offset, len });
+                                if self.wbuf.is_empty() {
+                                    return self.write_blocked(ctx, progressed);
+                                }
                             }
                         }
+                        // The file shrank or broke: the promised length cannot be kept.
+                        Err(_) => return Flushed::Broken,
                     }
-                    // The file shrank or broke: the promised length cannot be kept.
-                    Err(_) => return Flushed::Broken,
-                },
+                }
+            }
+        }
+        if progressed {
+            self.last_write = ctx.now;
+        }
+        self.write_blocked_since = None;
+        self.wpos = 0;
+        self.wbuf.clear();
+        Flushed::All
+    }
+
+    /// `flush` over TLS: the output is encrypted as the socket takes it (rustls holds 64 KiB
+    /// of records at most), files read into the write buffer a piece at a time (no
+    /// sendfile: the bytes must pass through the cipher).
+    fn flush_tls(&mut self, ctx: &mut Ctx) -> Flushed {
+        self.dirty = false;
+        let Some(tls) = self.tls.as_mut() else {
+            return Flushed::Broken;
+        };
+        let mut progressed = false;
+        loop {
+            match tls.send(&mut self.sock, &mut ctx.io, &mut ctx.gather) {
+                Ok(sent) if sent.all => {
+                    ctx.stats().bytes_out(sent.bytes);
+                    progressed |= sent.bytes > 0;
+                }
+                Ok(sent) => {
+                    ctx.stats().bytes_out(sent.bytes);
+                    return self.write_blocked(ctx, progressed || sent.bytes > 0);
+                }
+                Err(_) => return Flushed::Broken,
+            }
+            if self.wpos < self.wbuf.len() {
+                let n = tls.write_plain(&self.wbuf[self.wpos..]);
+                if n == 0 {
+                    // Before the handshake ends rustls holds what it is given; it has all it takes.
+                    return self.write_blocked(ctx, progressed);
+                }
+                self.wpos += n;
+                continue;
+            }
+            self.wpos = 0;
+            self.wbuf.clear();
+            match self.queue.pop_front() {
+                None => break,
+                Some(Out::Bytes(b)) => {
+                    let old = std::mem::replace(&mut self.wbuf, b);
+                    ctx.pool.put(old);
+                }
+                Some(Out::File { file, offset, len }) => {
+                    let piece = len.min(FILE_PIECE) as usize;
+                    self.wbuf.resize(piece, 0);
+                    match crate::statics::read_at(&file, &mut self.wbuf, offset) {
+                        Ok(n) if n > 0 => {
+                            self.wbuf.truncate(n);
+                            if (n as u64) < len {
+                                self.queue.push_front(Out::File {
+                                    file,
+                                    offset: offset + n as u64,
+                                    len: len - n as u64,
+                                });
+                            }
+                        }
+                        // The file shrank or broke: the promised length cannot be kept.
+                        _ => return Flushed::Broken,
+                    }
+                }
             }
         }
         if progressed {
@@ -251,6 +418,11 @@ impl Transport {
     /// when the socket is gone or the client has closed already.
     pub fn linger(&mut self, ctx: &mut Ctx) -> Drained {
         if self.lingering_until.is_none() {
+            if let Some(tls) = self.tls.as_mut() {
+                // Says the answer is whole (a truncation attack looks like a bare FIN).
+                tls.close_notify();
+                let _ = tls.send(&mut self.sock, &mut ctx.io, &mut ctx.gather);
+            }
             if self.sock.shutdown_write(&mut ctx.io).is_err() {
                 return Drained::Eof;
             }
@@ -277,6 +449,9 @@ impl Transport {
         ctx.pool.put(std::mem::take(&mut self.wbuf));
         ctx.pool.put(std::mem::take(&mut self.rbuf));
         self.queue.clear();
+        if let Some(tls) = self.tls.as_mut() {
+            tls.release();
+        }
     }
 }
 

@@ -61,7 +61,7 @@ pub(crate) struct BatchBuilder {
 }
 
 /* A batch's vectors are reused for the next one unless they grew past this (a burst of
-   bodies): then they are let go, so a thread does not hold a peak's memory for ever. */
+bodies): then they are let go, so a thread does not hold a peak's memory for ever. */
 const REUSED_CAPACITY: usize = 256 * 1024;
 
 /// Where a batch stood before some work, to undo what that work added if it failed halfway.
@@ -74,16 +74,29 @@ pub(crate) struct BatchMark {
 
 impl BatchBuilder {
     pub fn new(thread: u8) -> BatchBuilder {
-        BatchBuilder { thread, bytes: Vec::new(), meta: vec![thread as u32], generation: 0 }
+        BatchBuilder {
+            thread,
+            bytes: Vec::new(),
+            meta: vec![thread as u32],
+            generation: 0,
+        }
     }
 
     pub fn mark(&self) -> BatchMark {
-        BatchMark { generation: self.generation, meta: self.meta.len(), bytes: self.bytes.len() }
+        BatchMark {
+            generation: self.generation,
+            meta: self.meta.len(),
+            bytes: self.bytes.len(),
+        }
     }
 
     /// Drops every event added since `mark` (all of this batch, if it was started since).
     pub fn rollback(&mut self, mark: BatchMark) {
-        let (meta, bytes) = if mark.generation == self.generation { (mark.meta, mark.bytes) } else { (1, 0) };
+        let (meta, bytes) = if mark.generation == self.generation {
+            (mark.meta, mark.bytes)
+        } else {
+            (1, 0)
+        };
         self.meta.truncate(meta.max(1));
         self.bytes.truncate(bytes);
     }
@@ -107,7 +120,16 @@ impl BatchBuilder {
     }
 
     #[allow(clippy::too_many_arguments)]
-    pub fn request(&mut self, rid: u32, slot: u32, route: u32, input: &[u8], head: &RequestHead, params: &[(u32, u32)], extra_flags: u32) {
+    pub fn request(
+        &mut self,
+        rid: u32,
+        slot: u32,
+        route: u32,
+        input: &[u8],
+        head: &RequestHead,
+        params: &[(u32, u32)],
+        extra_flags: u32,
+    ) {
         // The head is copied whole, so every span keeps its offset relative to `base`.
         let base = self.bytes.len() as u32;
         let head_bytes = &input[..head.len];
@@ -136,8 +158,10 @@ impl BatchBuilder {
         ]);
         for (name, value) in &head.headers {
             let Span { start, len } = *name;
-            self.bytes[(base + start) as usize..(base + start + len) as usize].make_ascii_lowercase();
-            self.meta.extend_from_slice(&[base + start, len, base + value.start, value.len]);
+            self.bytes[(base + start) as usize..(base + start + len) as usize]
+                .make_ascii_lowercase();
+            self.meta
+                .extend_from_slice(&[base + start, len, base + value.start, value.len]);
         }
         for &(start, len) in params {
             self.meta.extend_from_slice(&[path_off + start, len]);
@@ -162,7 +186,16 @@ impl BatchBuilder {
 
     /// `params`: spans into `path`, the upgrade request's path.
     #[allow(clippy::too_many_arguments)]
-    pub fn ws_open(&mut self, id: u32, slot: u32, peer: Option<std::net::SocketAddr>, protocol: Option<usize>, route: u32, path: &[u8], params: &[(u32, u32)]) {
+    pub fn ws_open(
+        &mut self,
+        id: u32,
+        slot: u32,
+        peer: Option<std::net::SocketAddr>,
+        protocol: Option<usize>,
+        route: u32,
+        path: &[u8],
+        params: &[(u32, u32)],
+    ) {
         use std::io::Write;
         let off = self.bytes.len();
         if let Some(peer) = peer {
@@ -171,7 +204,16 @@ impl BatchBuilder {
         let len = self.bytes.len() - off;
         let base = self.copy(path);
         let protocol = protocol.map_or(0, |i| i as u32 + 1);
-        self.event(&[EVENT_WS_OPEN, id, slot, off as u32, len as u32, protocol, route, params.len() as u32]);
+        self.event(&[
+            EVENT_WS_OPEN,
+            id,
+            slot,
+            off as u32,
+            len as u32,
+            protocol,
+            route,
+            params.len() as u32,
+        ]);
         for &(start, len) in params {
             self.meta.extend_from_slice(&[base + start, len]);
         }
@@ -191,23 +233,43 @@ impl BatchBuilder {
 
     pub fn ws_close(&mut self, id: u32, slot: u32, code: u16, reason: &[u8]) {
         let off = self.copy(reason);
-        self.event(&[EVENT_WS_CLOSE, id, slot, code as u32, off, reason.len() as u32]);
+        self.event(&[
+            EVENT_WS_CLOSE,
+            id,
+            slot,
+            code as u32,
+            off,
+            reason.len() as u32,
+        ]);
     }
 
     pub fn ws_drain(&mut self, id: u32, slot: u32, unsent: usize) {
-        self.event(&[EVENT_WS_DRAIN, id, slot, unsent.min(u32::MAX as usize) as u32]);
+        self.event(&[
+            EVENT_WS_DRAIN,
+            id,
+            slot,
+            unsent.min(u32::MAX as usize) as u32,
+        ]);
     }
 
     /// The batch gathered so far, to hand over; give it back with `recycle` once handled.
     pub fn take(&mut self) -> Batch {
         self.generation += 1;
-        Batch { thread: self.thread, bytes: std::mem::take(&mut self.bytes), meta: std::mem::take(&mut self.meta) }
+        Batch {
+            thread: self.thread,
+            bytes: std::mem::take(&mut self.bytes),
+            meta: std::mem::take(&mut self.meta),
+        }
     }
 
     /// Starts the next batch in the vectors of the one handled, unless the handler kept
     /// them: no allocation per batch.
     pub fn recycle(&mut self, batch: Batch) {
-        let Batch { mut bytes, mut meta, .. } = batch;
+        let Batch {
+            mut bytes,
+            mut meta,
+            ..
+        } = batch;
         if meta.capacity() == 0 || meta.capacity() * 4 > REUSED_CAPACITY {
             meta = Vec::with_capacity(64);
         }
@@ -226,13 +288,36 @@ impl BatchBuilder {
 #[derive(Debug)]
 pub enum Event<'a> {
     Request(RequestView<'a>),
-    Body { rid: u32, data: &'a [u8] },
-    End { rid: u32 },
-    Abort { rid: u32 },
-    WsOpen { id: u32, slot: u32, peer: &'a [u8], protocol: u32 },
-    WsMessage { id: u32, binary: bool, data: &'a [u8] },
-    WsClose { id: u32, code: u16, reason: &'a [u8] },
-    WsDrain { id: u32, unsent: u32 },
+    Body {
+        rid: u32,
+        data: &'a [u8],
+    },
+    End {
+        rid: u32,
+    },
+    Abort {
+        rid: u32,
+    },
+    WsOpen {
+        id: u32,
+        slot: u32,
+        peer: &'a [u8],
+        protocol: u32,
+    },
+    WsMessage {
+        id: u32,
+        binary: bool,
+        data: &'a [u8],
+    },
+    WsClose {
+        id: u32,
+        code: u16,
+        reason: &'a [u8],
+    },
+    WsDrain {
+        id: u32,
+        unsent: u32,
+    },
 }
 
 /// A request event: spans resolved against the batch's bytes.
@@ -257,7 +342,9 @@ impl<'a> RequestView<'a> {
     }
 
     pub fn headers(&self) -> impl Iterator<Item = (&'a [u8], &'a [u8])> + '_ {
-        self.words[..self.header_count * 4].chunks_exact(4).map(|w| (span(self.bytes, w[0], w[1]), span(self.bytes, w[2], w[3])))
+        self.words[..self.header_count * 4]
+            .chunks_exact(4)
+            .map(|w| (span(self.bytes, w[0], w[1]), span(self.bytes, w[2], w[3])))
     }
 
     /// A header by lower-case name (the first, if several).
@@ -267,7 +354,9 @@ impl<'a> RequestView<'a> {
 
     /// Route params in the order of the route's names.
     pub fn params(&self) -> impl Iterator<Item = &'a [u8]> + '_ {
-        self.words[self.header_count * 4..].chunks_exact(2).map(|w| span(self.bytes, w[0], w[1]))
+        self.words[self.header_count * 4..]
+            .chunks_exact(2)
+            .map(|w| span(self.bytes, w[0], w[1]))
     }
 }
 
@@ -302,7 +391,11 @@ impl<'a> Iterator for Events<'a> {
                 let (headers, params) = (m[i + 10] as usize, m[i + 11] as usize);
                 let words = 12 + headers * 4 + params * 2;
                 let view = RequestView {
-                    to: super::RequestRef { thread: self.batch.thread, slot: m[i + 2], rid: m[i + 1] },
+                    to: super::RequestRef {
+                        thread: self.batch.thread,
+                        slot: m[i + 2],
+                        rid: m[i + 1],
+                    },
                     route: m[i + 3],
                     flags: m[i + 4],
                     method: span(b, m[i + 5], m[i + 6]),
@@ -314,13 +407,47 @@ impl<'a> Iterator for Events<'a> {
                 };
                 (Event::Request(view), words)
             }
-            EVENT_BODY => (Event::Body { rid: m[i + 1], data: span(b, m[i + 2], m[i + 3]) }, 4),
+            EVENT_BODY => (
+                Event::Body {
+                    rid: m[i + 1],
+                    data: span(b, m[i + 2], m[i + 3]),
+                },
+                4,
+            ),
             EVENT_END => (Event::End { rid: m[i + 1] }, 2),
             EVENT_ABORT => (Event::Abort { rid: m[i + 1] }, 2),
-            EVENT_WS_OPEN => (Event::WsOpen { id: m[i + 1], slot: m[i + 2], peer: span(b, m[i + 3], m[i + 4]), protocol: m[i + 5] }, 8 + 2 * m[i + 7] as usize),
-            EVENT_WS_MESSAGE => (Event::WsMessage { id: m[i + 1], binary: m[i + 3] == WS_BINARY_MESSAGE, data: span(b, m[i + 4], m[i + 5]) }, 6),
-            EVENT_WS_CLOSE => (Event::WsClose { id: m[i + 1], code: m[i + 3] as u16, reason: span(b, m[i + 4], m[i + 5]) }, 6),
-            EVENT_WS_DRAIN => (Event::WsDrain { id: m[i + 1], unsent: m[i + 3] }, 4),
+            EVENT_WS_OPEN => (
+                Event::WsOpen {
+                    id: m[i + 1],
+                    slot: m[i + 2],
+                    peer: span(b, m[i + 3], m[i + 4]),
+                    protocol: m[i + 5],
+                },
+                8 + 2 * m[i + 7] as usize,
+            ),
+            EVENT_WS_MESSAGE => (
+                Event::WsMessage {
+                    id: m[i + 1],
+                    binary: m[i + 3] == WS_BINARY_MESSAGE,
+                    data: span(b, m[i + 4], m[i + 5]),
+                },
+                6,
+            ),
+            EVENT_WS_CLOSE => (
+                Event::WsClose {
+                    id: m[i + 1],
+                    code: m[i + 3] as u16,
+                    reason: span(b, m[i + 4], m[i + 5]),
+                },
+                6,
+            ),
+            EVENT_WS_DRAIN => (
+                Event::WsDrain {
+                    id: m[i + 1],
+                    unsent: m[i + 3],
+                },
+                4,
+            ),
             _ => return None,
         };
         self.at = i + words;
@@ -335,9 +462,13 @@ mod tests {
 
     #[test]
     fn events_decode_what_the_builder_wrote() {
-        let input = b"POST /users/42?q=1 HTTP/1.1\r\nHost: x\r\nX-Thing: Yes\r\nContent-Length: 3\r\n\r\n";
+        let input =
+            b"POST /users/42?q=1 HTTP/1.1\r\nHost: x\r\nX-Thing: Yes\r\nContent-Length: 3\r\n\r\n";
         let mut head = RequestHead::new();
-        assert!(matches!(parse_head(input, &mut head, &HeadLimits::new(100, 16384, 8192)), Ok(Parse::Complete)));
+        assert!(matches!(
+            parse_head(input, &mut head, &HeadLimits::new(100, 16384, 8192)),
+            Ok(Parse::Complete)
+        ));
         let mut b = BatchBuilder::new(3);
         b.request(7, 9, 2, input, &head, &[(7, 2)], 0);
         b.body(7, b"abc");
@@ -346,13 +477,31 @@ mod tests {
         let batch = b.take();
         let events: Vec<Event> = batch.events().collect();
         assert_eq!(events.len(), 4);
-        let Event::Request(req) = &events[0] else { panic!("{events:?}") };
-        assert_eq!((req.to.thread, req.to.slot, req.to.rid, req.route), (3, 9, 7, 2));
-        assert_eq!((req.method, req.target, req.path()), (&b"POST"[..], &b"/users/42?q=1"[..], &b"/users/42"[..]));
+        let Event::Request(req) = &events[0] else {
+            panic!("{events:?}")
+        };
+        assert_eq!(
+            (req.to.thread, req.to.slot, req.to.rid, req.route),
+            (3, 9, 7, 2)
+        );
+        assert_eq!(
+            (req.method, req.target, req.path()),
+            (&b"POST"[..], &b"/users/42?q=1"[..], &b"/users/42"[..])
+        );
         assert_eq!(req.flags & FLAG_HAS_BODY, FLAG_HAS_BODY);
-        assert_eq!(req.header(b"x-thing"), Some(&b"Yes"[..]), "names lower-cased, values as sent");
+        assert_eq!(
+            req.header(b"x-thing"),
+            Some(&b"Yes"[..]),
+            "names lower-cased, values as sent"
+        );
         assert_eq!(req.params().collect::<Vec<_>>(), vec![&b"42"[..]]);
-        assert!(matches!(events[1], Event::Body { rid: 7, data: b"abc" }));
+        assert!(matches!(
+            events[1],
+            Event::Body {
+                rid: 7,
+                data: b"abc"
+            }
+        ));
         assert!(matches!(events[2], Event::End { rid: 7 }));
         assert!(matches!(events[3], Event::Abort { rid: 8 }));
     }

@@ -4,7 +4,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::io::Backend;
+use crate::ops::{AccessLogConfig, OpsRoute};
 use crate::statics::StaticMount;
+use crate::tls::TlsSettings;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -49,6 +51,11 @@ pub struct Config {
     /// Per route (index = route id): the WebSocket endpoint it is, if any. Such a route is a
     /// `GET` route; a request to it that is no valid handshake is answered by the engine.
     pub websockets: Vec<Option<Arc<WsOptions>>>,
+    /// Per route (index = route id): the engine's own figures it answers with, if any
+    /// (metrics, health, the dashboard). Such a route is a `GET` route.
+    pub ops_routes: Vec<Option<OpsRoute>>,
+    /// One line per request and WebSocket session, when set.
+    pub access_log: Option<AccessLogConfig>,
 
     /// Open connections, all threads together: past it, new ones are closed at once.
     pub max_connections: usize,
@@ -66,6 +73,8 @@ pub struct Config {
     /// A connection whose unsent output exceeds this is not read (no new requests parsed)
     /// until the client takes it.
     pub write_high_water: usize,
+    /// TLS on every connection of the listener, when set.
+    pub tls: Option<TlsSettings>,
 }
 
 impl Default for Config {
@@ -88,19 +97,28 @@ impl Default for Config {
             route_body_limits: Vec::new(),
             statics: Vec::new(),
             websockets: Vec::new(),
+            ops_routes: Vec::new(),
+            access_log: None,
             max_connections: 10_000,
             max_connections_per_ip: 0,
             rate_limit: 0.0,
             rate_burst: 0,
             max_pending_requests: 4096,
             write_high_water: 256 * 1024,
+            tls: None,
         }
     }
 }
 
 impl Config {
     pub(crate) fn thread_count(&self) -> usize {
-        let n = if self.io_threads == 0 { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) } else { self.io_threads };
+        let n = if self.io_threads == 0 {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        } else {
+            self.io_threads
+        };
         n.min(64)
     }
 
@@ -114,9 +132,18 @@ impl Config {
         self.websockets.get(route as usize).and_then(Option::as_ref)
     }
 
+    /// The engine's own answer a route is, if any.
+    pub(crate) fn ops_route(&self, route: u32) -> Option<OpsRoute> {
+        self.ops_routes.get(route as usize).copied().flatten()
+    }
+
     /// The body limit of a route (0: none).
     pub(crate) fn body_limit(&self, route: u32) -> u64 {
-        self.route_body_limits.get(route as usize).copied().flatten().unwrap_or(self.max_body_size)
+        self.route_body_limits
+            .get(route as usize)
+            .copied()
+            .flatten()
+            .unwrap_or(self.max_body_size)
     }
 }
 

@@ -10,17 +10,20 @@ use std::time::{Duration, Instant, SystemTime};
 use slab::Slab;
 
 use super::batch::BatchBuilder;
-use crate::conn::{Conn, Liveness};
-use crate::http1::conn::PendingPool;
-use crate::ws::topics::Topics;
 use super::io::{Fresh, Io, Ready};
 use super::pool::BufPool;
 use super::reply::{ReplyOp, ReplyOps, OP_WS_PUBLISH, WS_BINARY, WS_COMPRESS};
-use crate::ws;
 use super::Shared;
+use crate::conn::{Conn, Liveness};
+use crate::http1::conn::PendingPool;
 use crate::http1::date::CachedDate;
 use crate::http1::encode;
 use crate::http1::request::{HeadLimits, RequestHead};
+use crate::ops::access_log::ThreadLog;
+use crate::ops::stats::{Refusal, ThreadStats};
+use crate::tls::session::TlsSession;
+use crate::ws;
+use crate::ws::topics::Topics;
 
 /// Timeouts are checked this often; a coarse clock is enough for them.
 const SWEEP_EVERY: Duration = Duration::from_millis(100);
@@ -28,6 +31,9 @@ const SWEEP_EVERY: Duration = Duration::from_millis(100);
 const READ_BUFFER: usize = 64 * 1024;
 /// Per-address state is pruned this often (by thread 0).
 const PRUNE_EVERY: Duration = Duration::from_secs(1);
+/// Engine-fed event streams (the dashboard's) get a snapshot this often, and the access log
+/// is handed to its writer at least this often.
+const EVENT_EVERY: Duration = Duration::from_secs(1);
 
 /// Everything a connection needs from its thread while it works.
 pub(crate) struct Ctx {
@@ -36,6 +42,16 @@ pub(crate) struct Ctx {
     pub io: Io,
     pub shared: Arc<Shared>,
     pub scratch: Vec<u8>,
+    /// Ciphertext as read from a TLS socket, before it is decrypted into `scratch` (empty
+    /// without TLS).
+    pub cipher: Vec<u8>,
+    /// TLS records gathered into one write.
+    pub gather: Vec<u8>,
+    /// This thread's access log lines, when the log is on.
+    pub log: Option<ThreadLog>,
+    /// Engine-made event streams open on this thread (the dashboard's): connection slot
+    /// and request id.
+    pub event_streams: Vec<(u32, u32)>,
     pub head: RequestHead,
     pub params: Vec<(u32, u32)>,
     pub batch: BatchBuilder,
@@ -64,12 +80,23 @@ pub(crate) struct Ctx {
 }
 
 impl Ctx {
+    /// This thread's counters.
+    #[inline]
+    pub fn stats(&self) -> &ThreadStats {
+        &self.shared.stats.threads[self.thread as usize]
+    }
+
     pub fn deflater(&mut self, window_bits: u8) -> &mut ws::deflate::Deflater {
         let at = match self.deflaters.iter().position(|(b, _)| *b == window_bits) {
             Some(at) => at,
             None => {
-                let params = ws::deflate::DeflateParams { server_no_context_takeover: true, deflate_window_bits: window_bits, ..ws::deflate::DeflateParams::default_params() };
-                self.deflaters.push((window_bits, ws::deflate::Deflater::new(&params)));
+                let params = ws::deflate::DeflateParams {
+                    server_no_context_takeover: true,
+                    deflate_window_bits: window_bits,
+                    ..ws::deflate::DeflateParams::default_params()
+                };
+                self.deflaters
+                    .push((window_bits, ws::deflate::Deflater::new(&params)));
                 self.deflaters.len() - 1
             }
         };
@@ -85,7 +112,9 @@ impl Ctx {
     pub fn hand_over_batch(&mut self) {
         if !self.batch.is_empty() {
             let mut batch = self.batch.take();
-            self.shared.handler.on_batch(&mut batch, &self.shared.replier);
+            self.shared
+                .handler
+                .on_batch(&mut batch, &self.shared.replier);
             self.batch.recycle(batch);
         }
     }
@@ -99,16 +128,31 @@ pub(crate) struct Worker {
     dirty: Vec<usize>,
     last_sweep: Instant,
     last_prune: Instant,
+    last_event: Instant,
     drain_deadline: Option<Instant>,
 }
 
 impl Worker {
     pub fn new(thread: u8, io: Io, shared: Arc<Shared>) -> Worker {
         let config = &shared.config;
-        let limits = HeadLimits::new(config.max_header_count, config.max_header_size, config.max_url_length);
+        let limits = HeadLimits::new(
+            config.max_header_count,
+            config.max_header_size,
+            config.max_url_length,
+        );
         let keep_alive_line = encode::keep_alive_line(config.keep_alive_timeout);
-        let max_waiting = if config.max_pending_requests == 0 { usize::MAX } else { config.max_pending_requests.div_ceil(shared.threads.max(1)) };
+        let max_waiting = if config.max_pending_requests == 0 {
+            usize::MAX
+        } else {
+            config.max_pending_requests.div_ceil(shared.threads.max(1))
+        };
         let write_high_water = config.write_high_water;
+        let cipher = if shared.tls.is_some() {
+            vec![0; READ_BUFFER]
+        } else {
+            Vec::new()
+        };
+        let log = shared.access_log.as_ref().map(|l| l.thread_log());
         Worker {
             conns: Slab::new(),
             ctx: Ctx {
@@ -116,6 +160,10 @@ impl Worker {
                 io,
                 shared,
                 scratch: vec![0; READ_BUFFER],
+                cipher,
+                gather: Vec::new(),
+                log,
+                event_streams: Vec::new(),
                 head: RequestHead::new(),
                 params: Vec::with_capacity(8),
                 batch: BatchBuilder::new(thread),
@@ -139,6 +187,7 @@ impl Worker {
             dirty: Vec::new(),
             last_sweep: Instant::now(),
             last_prune: Instant::now(),
+            last_event: Instant::now(),
             drain_deadline: None,
         }
     }
@@ -146,7 +195,10 @@ impl Worker {
     /// Open connections, and what they hold on the heap in all (tests).
     #[cfg(test)]
     pub fn heap_of_connections(&self) -> (usize, usize) {
-        (self.conns.len(), self.conns.iter().map(|(_, c)| c.heap_bytes()).sum())
+        (
+            self.conns.len(),
+            self.conns.iter().map(|(_, c)| c.heap_bytes()).sum(),
+        )
     }
 
     pub fn has_completions(&mut self) -> bool {
@@ -167,7 +219,11 @@ impl Worker {
     pub fn run(mut self) {
         let thread = self.ctx.thread as usize;
         loop {
-            let timeout = if self.ctx.shared.replier.inboxes[thread].sleep() { SWEEP_EVERY } else { Duration::ZERO };
+            let timeout = if self.ctx.shared.replier.inboxes[thread].sleep() {
+                SWEEP_EVERY
+            } else {
+                Duration::ZERO
+            };
             let polled = self.poll_once(timeout);
             self.ctx.shared.replier.inboxes[thread].awake();
             if let Err(e) = polled {
@@ -200,7 +256,11 @@ impl Worker {
         for r in ready.drain(..) {
             match r {
                 Ready::Listener => self.accept(),
-                Ready::Conn { key, readable, writable } => self.on_socket(key, readable, writable),
+                Ready::Conn {
+                    key,
+                    readable,
+                    writable,
+                } => self.on_socket(key, readable, writable),
             }
         }
         self.ready = ready;
@@ -274,7 +334,9 @@ impl Worker {
     /// dropped (its requests aborted), what it added to the batch is undone, the thread and
     /// every other connection go on. Closes the connection when `f` says it is closed.
     fn guarded(&mut self, key: usize, f: impl FnOnce(&mut Conn, &mut Ctx) -> Liveness) -> Liveness {
-        let Some(conn) = self.conns.get_mut(key) else { return Liveness::Closed };
+        let Some(conn) = self.conns.get_mut(key) else {
+            return Liveness::Closed;
+        };
         let mark = self.ctx.batch.mark();
         let ctx = &mut self.ctx;
         match catch_unwind(AssertUnwindSafe(|| f(conn, ctx))) {
@@ -284,7 +346,9 @@ impl Worker {
                 Liveness::Closed
             }
             Err(_) => {
-                eprintln!("harrier: internal error on a connection; it was dropped, the server goes on");
+                eprintln!(
+                    "harrier: internal error on a connection; it was dropped, the server goes on"
+                );
                 self.ctx.batch.rollback(mark);
                 if self.ctx.scratch.len() != READ_BUFFER {
                     self.ctx.scratch = vec![0; READ_BUFFER];
@@ -344,14 +408,34 @@ impl Worker {
         let max = shared.config.max_connections;
         if max > 0 && shared.open.load(Ordering::Relaxed) >= max {
             // Closed at once: the connections already open are not disturbed.
+            self.ctx.stats().refused(Refusal::ConnectionLimit);
             return;
         }
-        let ip = match (&shared.ips, shared.ips.as_ref().and_then(|_| fresh.peer_ip())) {
+        let ip = match (
+            &shared.ips,
+            shared.ips.as_ref().and_then(|_| fresh.peer_ip()),
+        ) {
             (Some(table), Some(peer)) => match table.open(peer, self.ctx.now) {
                 Some(state) => Some(state),
-                None => return,
+                None => {
+                    self.ctx.stats().refused(Refusal::ConnectionLimit);
+                    return;
+                }
             },
             _ => None,
+        };
+        let tls = match &shared.tls {
+            Some(config) => match TlsSession::new(config, self.ctx.now) {
+                Ok(session) => Some(Box::new(session)),
+                Err(e) => {
+                    eprintln!("harrier: TLS session: {e}");
+                    if let (Some(table), Some(state)) = (&shared.ips, ip) {
+                        table.close(&state);
+                    }
+                    return;
+                }
+            },
+            None => None,
         };
         fresh.set_nodelay();
         let entry = self.conns.vacant_entry();
@@ -359,7 +443,8 @@ impl Worker {
         match self.ctx.io.register(fresh, key) {
             Ok(sock) => {
                 shared.open.fetch_add(1, Ordering::Relaxed);
-                entry.insert(Conn::new(sock, key as u32, self.ctx.now, ip));
+                self.ctx.stats().accepted();
+                entry.insert(Conn::new(sock, key as u32, self.ctx.now, ip, tls));
             }
             Err(_) => {
                 if let (Some(table), Some(state)) = (&shared.ips, ip) {
@@ -410,10 +495,20 @@ impl Worker {
     /// Frames a published message once (and compresses it at most once) and queues it for
     /// every subscriber of its topic on this thread but the one it names.
     fn publish(&mut self, op: &ReplyOp) {
-        let Some((mut headers, message)) = op.split() else { return };
-        let Some((topic, _)) = headers.next() else { return };
-        let Some(id) = self.ctx.topics.find(topic) else { return };
-        let opcode = if op.status & WS_BINARY != 0 { ws::frame::BINARY } else { ws::frame::TEXT };
+        let Some((mut headers, message)) = op.split() else {
+            return;
+        };
+        let Some((topic, _)) = headers.next() else {
+            return;
+        };
+        let Some(id) = self.ctx.topics.find(topic) else {
+            return;
+        };
+        let opcode = if op.status & WS_BINARY != 0 {
+            ws::frame::BINARY
+        } else {
+            ws::frame::TEXT
+        };
         let mut plain = Vec::new();
         // By the window the subscriber allows: a compressed frame per window size in use.
         let mut compressed: Vec<(u8, Vec<u8>)> = Vec::new();
@@ -422,19 +517,25 @@ impl Worker {
         let subscribers = self.ctx.topics.take_subscribers(id);
         for &slot in &subscribers {
             let key = slot as usize;
-            let Some(conn) = self.conns.get_mut(key) else { continue };
+            let Some(conn) = self.conns.get_mut(key) else {
+                continue;
+            };
             let Some(ws) = conn.websocket() else { continue };
             if except == Some((slot, ws.id())) {
                 continue;
             }
-            let window = ws.deflate_window_bits().filter(|_| op.status & WS_COMPRESS != 0 && message.len() >= ws.deflate_threshold());
+            let window = ws.deflate_window_bits().filter(|_| {
+                op.status & WS_COMPRESS != 0 && message.len() >= ws.deflate_threshold()
+            });
             let frame = match window {
                 Some(bits) => {
                     let at = match compressed.iter().position(|(b, _)| *b == bits) {
                         Some(at) => at,
                         None => {
                             let mut frame = Vec::new();
-                            self.ctx.deflater(bits).write_frame(&mut frame, opcode, message);
+                            self.ctx
+                                .deflater(bits)
+                                .write_frame(&mut frame, opcode, message);
                             compressed.push((bits, frame));
                             compressed.len() - 1
                         }
@@ -472,7 +573,9 @@ impl Worker {
         let now = self.ctx.now;
         let force = self.drain_deadline.is_some_and(|d| now >= d);
         for key in 0..self.conns.capacity() {
-            let Some(conn) = self.conns.get(key) else { continue };
+            let Some(conn) = self.conns.get(key) else {
+                continue;
+            };
             if force || conn.linger_expired(now) {
                 self.close(key);
                 continue;
@@ -492,12 +595,44 @@ impl Worker {
         }
         self.ctx.io.maintain(now);
         self.ctx.pool.trim();
+        let idle = self.conns.iter().filter(|(_, c)| c.is_idle()).count();
+        self.ctx.stats().set_gauges(idle, self.ctx.waiting);
+        if now.saturating_duration_since(self.last_event) >= EVENT_EVERY {
+            self.last_event = now;
+            self.push_events();
+            if let Some(log) = self.ctx.log.as_mut() {
+                log.hand_over();
+            }
+        }
         if self.ctx.thread == 0 && now.saturating_duration_since(self.last_prune) >= PRUNE_EVERY {
             self.last_prune = now;
             if let Some(table) = &self.ctx.shared.ips {
                 table.prune(now);
             }
         }
+    }
+
+    /// A snapshot to every engine-fed event stream on this thread.
+    fn push_events(&mut self) {
+        if self.ctx.event_streams.is_empty() {
+            return;
+        }
+        let event = crate::ops::snapshot_event(&self.ctx.shared.snapshot());
+        let mut streams = std::mem::take(&mut self.ctx.event_streams);
+        streams.retain(|&(slot, rid)| {
+            let mut pushed = false;
+            let alive = self.guarded(slot as usize, |conn, ctx| {
+                pushed = conn.push_event(ctx, rid, &event);
+                if pushed {
+                    conn.flush(ctx)
+                } else {
+                    Liveness::Open
+                }
+            });
+            pushed && alive == Liveness::Open
+        });
+        streams.append(&mut self.ctx.event_streams);
+        self.ctx.event_streams = streams;
     }
 
     /// Stops accepting and closes idle connections; busy ones close after their last answer.
@@ -509,12 +644,29 @@ impl Worker {
         self.drain_deadline = Some(self.ctx.now + self.ctx.shared.config.drain_timeout);
         self.stop_listening();
         // An idle connection has no answer to protect: it is closed at once, not lingered.
-        let idle: Vec<usize> = self.conns.iter().filter(|(_, c)| c.is_idle() && !c.is_lingering()).map(|(k, _)| k).collect();
+        let idle: Vec<usize> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.is_idle() && !c.is_lingering())
+            .map(|(k, _)| k)
+            .collect();
         for key in idle {
             self.close(key);
         }
+        // Engine-fed event streams end (they would hold the drain to its deadline).
+        for (slot, rid) in std::mem::take(&mut self.ctx.event_streams) {
+            self.guarded(slot as usize, |conn, ctx| {
+                conn.end_event_stream(ctx, rid);
+                conn.flush(ctx)
+            });
+        }
         // WebSockets are asked to close (1001) and close when the client answers.
-        let sockets: Vec<usize> = self.conns.iter().filter(|(_, c)| c.websocket().is_some()).map(|(k, _)| k).collect();
+        let sockets: Vec<usize> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.websocket().is_some())
+            .map(|(k, _)| k)
+            .collect();
         for key in sockets {
             self.guarded(key, |conn, ctx| {
                 conn.go_away(ctx);
@@ -532,7 +684,9 @@ impl Worker {
         for fd in self.ctx.shared.gate.take_backlog() {
             match self.ctx.io.adopt(fd) {
                 Ok(fresh) => self.admit(fresh),
-                Err(e) => eprintln!("harrier: a connection taken while closing the listener was lost: {e}"),
+                Err(e) => eprintln!(
+                    "harrier: a connection taken while closing the listener was lost: {e}"
+                ),
             }
         }
     }

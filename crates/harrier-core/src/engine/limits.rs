@@ -29,19 +29,42 @@ pub(crate) struct IpTable {
 impl IpTable {
     /// `None` when neither limit is on: then nothing is looked up at all.
     pub fn new(max_conns: usize, rate: f64, burst: u32) -> Option<IpTable> {
-        let rate = if rate.is_finite() && rate > 0.0 { rate } else { 0.0 };
+        let rate = if rate.is_finite() && rate > 0.0 {
+            rate
+        } else {
+            0.0
+        };
         if max_conns == 0 && rate == 0.0 {
             return None;
         }
-        let burst = if burst > 0 { burst as f64 } else { rate.ceil().max(1.0) };
-        Some(IpTable { map: Mutex::new(HashMap::new()), max_conns, rate, burst })
+        let burst = if burst > 0 {
+            burst as f64
+        } else {
+            rate.ceil().max(1.0)
+        };
+        Some(IpTable {
+            map: Mutex::new(HashMap::new()),
+            max_conns,
+            rate,
+            burst,
+        })
     }
 
     /// Counts a new connection from `ip`; `None` if the address has too many already.
     pub fn open(&self, ip: IpAddr, now: Instant) -> Option<Arc<IpState>> {
         let state = {
             let mut map = self.map.lock().unwrap();
-            map.entry(ip).or_insert_with(|| Arc::new(IpState { conns: AtomicUsize::new(0), bucket: Mutex::new(Bucket { tokens: self.burst, last: now }) })).clone()
+            map.entry(ip)
+                .or_insert_with(|| {
+                    Arc::new(IpState {
+                        conns: AtomicUsize::new(0),
+                        bucket: Mutex::new(Bucket {
+                            tokens: self.burst,
+                            last: now,
+                        }),
+                    })
+                })
+                .clone()
         };
         if self.max_conns > 0 && state.conns.load(Ordering::Relaxed) >= self.max_conns {
             return None;
@@ -73,9 +96,17 @@ impl IpTable {
 
     /// Forgets addresses with no connection whose bucket has refilled: they would start afresh.
     pub fn prune(&self, now: Instant) {
-        let refill = if self.rate > 0.0 { self.burst / self.rate } else { 0.0 };
+        let refill = if self.rate > 0.0 {
+            self.burst / self.rate
+        } else {
+            0.0
+        };
         self.map.lock().unwrap().retain(|_, s| {
-            Arc::strong_count(s) > 1 || now.saturating_duration_since(s.bucket.lock().unwrap().last).as_secs_f64() < refill
+            Arc::strong_count(s) > 1
+                || now
+                    .saturating_duration_since(s.bucket.lock().unwrap().last)
+                    .as_secs_f64()
+                    < refill
         });
     }
 }

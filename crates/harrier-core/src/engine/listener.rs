@@ -12,7 +12,10 @@ use std::sync::Mutex;
 use socket2::{Domain, Protocol, Socket, Type};
 
 pub(crate) fn resolve(host: &str, port: u16) -> io::Result<SocketAddr> {
-    let found = (host, port).to_socket_addrs().ok().and_then(|mut addrs| addrs.next());
+    let found = (host, port)
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut addrs| addrs.next());
     found.ok_or_else(|| ListenError::not_found(host, port).into())
 }
 
@@ -40,11 +43,25 @@ impl ListenError {
             Some((name, detail)) => (name.to_string(), detail.to_string()),
             None => ("EUNKNOWN".to_string(), e.to_string()),
         };
-        ListenError { syscall: "listen", code, errno: -errno, address: addr.ip().to_string(), port: addr.port(), detail }
+        ListenError {
+            syscall: "listen",
+            code,
+            errno: -errno,
+            address: addr.ip().to_string(),
+            port: addr.port(),
+            detail,
+        }
     }
 
     fn not_found(host: &str, port: u16) -> ListenError {
-        ListenError { syscall: "getaddrinfo", code: "ENOTFOUND".into(), errno: 0, address: host.into(), port, detail: String::new() }
+        ListenError {
+            syscall: "getaddrinfo",
+            code: "ENOTFOUND".into(),
+            errno: 0,
+            address: host.into(),
+            port,
+            detail: String::new(),
+        }
     }
 }
 
@@ -54,7 +71,11 @@ impl std::fmt::Display for ListenError {
             return write!(f, "getaddrinfo ENOTFOUND {}", self.address);
         }
         // As Node writes it: no brackets around an IPv6 address (`:::3000`).
-        write!(f, "{} {}: {} {}:{}", self.syscall, self.code, self.detail, self.address, self.port)
+        write!(
+            f,
+            "{} {}: {} {}:{}",
+            self.syscall, self.code, self.detail, self.address, self.port
+        )
     }
 }
 
@@ -136,7 +157,10 @@ fn set_reuse_port(socket: &Socket) -> io::Result<()> {
 }
 
 /// Whether every I/O thread can have a listener of its own.
-pub(crate) const REUSE_PORT: bool = cfg!(all(unix, not(any(target_os = "solaris", target_os = "illumos"))));
+pub(crate) const REUSE_PORT: bool = cfg!(all(
+    unix,
+    not(any(target_os = "solaris", target_os = "illumos"))
+));
 
 /// Closes every listener of a server at once, from whichever thread asks: the thread that
 /// calls for a shutdown, which must see new connections refused as soon as its call returns,
@@ -164,7 +188,12 @@ impl Gate {
         for l in listeners.iter().flatten() {
             fds.push(OwnedFd::from(l.try_clone()?));
         }
-        Ok(Gate { state: Mutex::new(GateState { listeners: fds, backlog: Vec::new() }) })
+        Ok(Gate {
+            state: Mutex::new(GateState {
+                listeners: fds,
+                backlog: Vec::new(),
+            }),
+        })
     }
 
     /// Refuses new connections from now on (once; later calls do nothing).

@@ -16,12 +16,17 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 
-pub use batch::{Batch, Event, RequestView, EVENT_ABORT, EVENT_BODY, EVENT_END, EVENT_REQUEST, FLAG_HAS_BODY, FLAG_HTTP10};
+pub use batch::{
+    Batch, Event, RequestView, EVENT_ABORT, EVENT_BODY, EVENT_END, EVENT_REQUEST, FLAG_HAS_BODY,
+    FLAG_HTTP10, FLAG_SECURE,
+};
 pub use config::{Config, WsOptions};
 pub use io::{Backend, POLL_NAME};
 pub use listener::ListenError;
 pub use reply::{Replier, ReplyWriter, RequestRef, OP_CHUNK, OP_END, OP_FILE, OP_FULL, OP_HEAD};
 
+use crate::ops::access_log::AccessLog;
+use crate::ops::stats::Stats;
 use crate::router::Router;
 use event_loop::Worker;
 use reply::Inbox;
@@ -48,9 +53,19 @@ pub(crate) struct Shared {
     pub open: AtomicUsize,
     /// Per-address limits, when any is on.
     pub ips: Option<limits::IpTable>,
+    /// Every connection speaks TLS with this, when set.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    pub stats: Arc<Stats>,
+    /// Where the I/O threads' access log lines go, when the log is on.
+    pub access_log: Option<AccessLog>,
 }
 
 impl Shared {
+    pub(crate) fn snapshot(&self) -> crate::ops::Snapshot {
+        self.stats
+            .snapshot(self.open.load(Ordering::Relaxed) as u64)
+    }
+
     /// Refuses new connections at once (see `listener::Gate`) and asks the I/O threads to
     /// drain at the end of their turn.
     fn begin_shutdown(&self) {
@@ -60,6 +75,22 @@ impl Shared {
 }
 
 /// A running server.
+/// A handle on a server's figures.
+#[derive(Clone)]
+pub struct Metrics(Arc<Shared>);
+
+impl Metrics {
+    /// The figures now, summed over the I/O threads.
+    pub fn snapshot(&self) -> crate::ops::Snapshot {
+        self.0.snapshot()
+    }
+
+    /// The JS thread's event-loop delay (ns), for the figures the engine answers with.
+    pub fn report_loop_delay(&self, p50: u64, p99: u64, max: u64) {
+        self.0.stats.report_loop_delay(p50, p99, max);
+    }
+}
+
 pub struct Server {
     shared: Arc<Shared>,
     threads: Vec<JoinHandle<()>>,
@@ -68,7 +99,10 @@ pub struct Server {
 }
 
 /// Binds a listener per loop (one, where SO_REUSEPORT is missing) and picks the I/O backend.
-fn bind_all(config: &Config, count: usize) -> stdio::Result<(io::Backend, Vec<Option<std::net::TcpListener>>, SocketAddr)> {
+fn bind_all(
+    config: &Config,
+    count: usize,
+) -> stdio::Result<(io::Backend, Vec<Option<std::net::TcpListener>>, SocketAddr)> {
     let backend = io::choose(config.io)?;
     let mut local_addr = listener::resolve(&config.host, config.port)?;
     let mut listeners = Vec::with_capacity(count);
@@ -90,20 +124,63 @@ fn bind_all(config: &Config, count: usize) -> stdio::Result<(io::Backend, Vec<Op
     Ok((backend, listeners, local_addr))
 }
 
-fn shared(config: Config, router: Router, handler: Box<dyn Handler>, wakers: Vec<io::Waker>, gate: listener::Gate) -> Arc<Shared> {
+/// The listener's rustls configuration, if it speaks TLS: made before anything is bound, so
+/// that a bad one leaves nothing listening.
+fn tls_config(config: &Config) -> stdio::Result<Option<Arc<rustls::ServerConfig>>> {
+    let Some(settings) = &config.tls else {
+        return Ok(None);
+    };
+    settings
+        .server_config(ALPN)
+        .map(Some)
+        .map_err(|e| stdio::Error::new(stdio::ErrorKind::InvalidInput, e))
+}
+
+/// What a TLS listener offers by ALPN, in order of preference. A client that offers only
+/// other protocols is refused with the `no_application_protocol` alert.
+const ALPN: &[&[u8]] = &[b"http/1.1"];
+
+#[allow(clippy::too_many_arguments)]
+fn shared(
+    config: Config,
+    router: Router,
+    handler: Box<dyn Handler>,
+    wakers: Vec<io::Waker>,
+    gate: listener::Gate,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> stdio::Result<Arc<Shared>> {
     let threads = wakers.len();
-    let ips = limits::IpTable::new(config.max_connections_per_ip, config.rate_limit, config.rate_burst);
-    Arc::new(Shared {
+    let stats = Arc::new(Stats::new(threads));
+    let access_log = config
+        .access_log
+        .as_ref()
+        .map(|c| AccessLog::start(c, stats.clone()))
+        .transpose()?;
+    let ips = limits::IpTable::new(
+        config.max_connections_per_ip,
+        config.rate_limit,
+        config.rate_burst,
+    );
+    Ok(Arc::new(Shared {
         config,
         router,
         handler,
-        replier: Replier { inboxes: wakers.into_iter().map(Inbox::new).collect::<Vec<_>>().into() },
+        replier: Replier {
+            inboxes: wakers
+                .into_iter()
+                .map(Inbox::new)
+                .collect::<Vec<_>>()
+                .into(),
+        },
         shutdown: AtomicBool::new(false),
         gate,
         threads,
         open: AtomicUsize::new(0),
         ips,
-    })
+        tls,
+        stats,
+        access_log,
+    }))
 }
 
 /// An I/O thread's first words to the thread starting the server: its backend is made (by
@@ -118,8 +195,13 @@ impl Server {
     /// or used it, and when it is dropped the kernel interrupts each of them (task work with
     /// TWA_SIGNAL, which ends a blocking call such as a socket read with a timeout in EINTR).
     /// Made on the I/O thread, the ring has no other thread to interrupt.
-    pub fn start(config: Config, router: Router, handler: Box<dyn Handler>) -> stdio::Result<Server> {
+    pub fn start(
+        config: Config,
+        router: Router,
+        handler: Box<dyn Handler>,
+    ) -> stdio::Result<Server> {
         let count = config.thread_count();
+        let tls = tls_config(&config)?;
         let (backend, listeners, local_addr) = bind_all(&config, count)?;
         let gate = listener::Gate::new(&listeners)?;
         let (started_tx, started_rx) = mpsc::channel::<(usize, Started)>();
@@ -129,21 +211,25 @@ impl Server {
             let started = started_tx.clone();
             let (handoff, shared_rx) = mpsc::sync_channel::<Arc<Shared>>(1);
             handoffs.push(handoff);
-            threads.push(std::thread::Builder::new().name(format!("harrier-io-{i}")).spawn(move || {
-                let (io, waker) = match io::Io::new(backend, listener, true) {
-                    Ok(made) => made,
-                    Err(e) => {
-                        let _ = started.send((i, Err(e)));
-                        return;
-                    }
-                };
-                let _ = started.send((i, Ok(waker)));
-                drop(started);
-                // No shared state: another thread failed to start, and this one ends.
-                if let Ok(shared) = shared_rx.recv() {
-                    Worker::new(i as u8, io, shared).run();
-                }
-            })?);
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("harrier-io-{i}"))
+                    .spawn(move || {
+                        let (io, waker) = match io::Io::new(backend, listener, true) {
+                            Ok(made) => made,
+                            Err(e) => {
+                                let _ = started.send((i, Err(e)));
+                                return;
+                            }
+                        };
+                        let _ = started.send((i, Ok(waker)));
+                        drop(started);
+                        // No shared state: another thread failed to start, and this one ends.
+                        if let Ok(shared) = shared_rx.recv() {
+                            Worker::new(i as u8, io, shared).run();
+                        }
+                    })?,
+            );
         }
         drop(started_tx);
         let mut wakers: Vec<Option<io::Waker>> = (0..count).map(|_| None).collect();
@@ -154,14 +240,35 @@ impl Server {
                 Err(e) => failed = failed.or(Some(e)),
             }
         }
-        if let Some(e) = failed.or_else(|| wakers.iter().any(Option::is_none).then(|| stdio::Error::other("an I/O thread ended while starting"))) {
+        if let Some(e) = failed.or_else(|| {
+            wakers
+                .iter()
+                .any(Option::is_none)
+                .then(|| stdio::Error::other("an I/O thread ended while starting"))
+        }) {
             drop(handoffs);
             for t in threads {
                 let _ = t.join();
             }
             return Err(e);
         }
-        let shared = shared(config, router, handler, wakers.into_iter().flatten().collect(), gate);
+        let shared = match shared(
+            config,
+            router,
+            handler,
+            wakers.into_iter().flatten().collect(),
+            gate,
+            tls,
+        ) {
+            Ok(shared) => shared,
+            Err(e) => {
+                drop(handoffs);
+                for t in threads {
+                    let _ = t.join();
+                }
+                return Err(e);
+            }
+        };
         for handoff in handoffs {
             let _ = handoff.send(shared.clone());
         }
@@ -169,7 +276,12 @@ impl Server {
             io::Backend::Poll => POLL_NAME,
             _ => "uring",
         };
-        Ok(Server { shared, threads, local_addr, backend })
+        Ok(Server {
+            shared,
+            threads,
+            local_addr,
+            backend,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -179,6 +291,11 @@ impl Server {
     /// The I/O backend serving: "uring", or the readiness backend's name ("epoll", "kqueue").
     pub fn backend(&self) -> &'static str {
         self.backend
+    }
+
+    /// The engine's figures, readable from any thread while it runs (and after).
+    pub fn metrics(&self) -> Metrics {
+        Metrics(self.shared.clone())
     }
 
     pub fn replier(&self) -> Replier {
@@ -213,16 +330,30 @@ pub struct InlineServer {
 }
 
 impl InlineServer {
-    pub fn start(config: Config, router: Router, handler: Box<dyn Handler>) -> stdio::Result<InlineServer> {
+    pub fn start(
+        config: Config,
+        router: Router,
+        handler: Box<dyn Handler>,
+    ) -> stdio::Result<InlineServer> {
+        let tls = tls_config(&config)?;
         let (backend, mut listeners, local_addr) = bind_all(&config, 1)?;
         let gate = listener::Gate::new(&listeners)?;
         let (io, waker) = io::Io::new(backend, listeners.pop().flatten(), false)?;
-        let shared = shared(config, router, handler, vec![waker], gate);
-        Ok(InlineServer { worker: Worker::new(0, io, shared.clone()), shared, local_addr })
+        let shared = shared(config, router, handler, vec![waker], gate, tls)?;
+        Ok(InlineServer {
+            worker: Worker::new(0, io, shared.clone()),
+            shared,
+            local_addr,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The engine's figures, readable from any thread while it runs (and after).
+    pub fn metrics(&self) -> Metrics {
+        Metrics(self.shared.clone())
     }
 
     pub fn replier(&self) -> Replier {
@@ -266,7 +397,9 @@ impl InlineServer {
     /// What asks this engine to shut down from anywhere, even from inside one of its turns
     /// (a handler calling `close()`): the turn under way starts the drain before it ends.
     pub fn shutdown_signal(&self) -> ShutdownSignal {
-        ShutdownSignal { shared: self.shared.clone() }
+        ShutdownSignal {
+            shared: self.shared.clone(),
+        }
     }
 
     /// Starts a graceful shutdown; `finished` tells when it is over.

@@ -17,11 +17,16 @@ pub(crate) struct BufPool {
 
 impl BufPool {
     pub fn get(&mut self) -> Vec<u8> {
-        self.free.pop().unwrap_or_else(|| Vec::with_capacity(FRESH_CAPACITY))
+        self.free
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(FRESH_CAPACITY))
     }
 
     pub fn put(&mut self, mut buf: Vec<u8>) {
-        if buf.capacity() == 0 || buf.capacity() > MAX_POOLED_CAPACITY || self.free.len() >= MAX_POOLED_IN_BURST {
+        if buf.capacity() == 0
+            || buf.capacity() > MAX_POOLED_CAPACITY
+            || self.free.len() >= MAX_POOLED_IN_BURST
+        {
             return;
         }
         buf.clear();

@@ -145,17 +145,29 @@ pub struct ReplyWriter {
 }
 
 impl ReplyWriter {
-    fn op(&mut self, kind: u8, thread: u8, status: u16, slot: u32, rid: u32, headers: &[(&[u8], &[u8])], body: &[u8]) {
+    fn op(
+        &mut self,
+        kind: u8,
+        thread: u8,
+        status: u16,
+        slot: u32,
+        rid: u32,
+        headers: &[(&[u8], &[u8])],
+        body: &[u8],
+    ) {
         let start = self.buf.len();
         self.buf.extend_from_slice(&[0; 4]);
         self.buf.extend_from_slice(&[kind, thread]);
         self.buf.extend_from_slice(&status.to_le_bytes());
         self.buf.extend_from_slice(&slot.to_le_bytes());
         self.buf.extend_from_slice(&rid.to_le_bytes());
-        self.buf.extend_from_slice(&(headers.len() as u32).to_le_bytes());
+        self.buf
+            .extend_from_slice(&(headers.len() as u32).to_le_bytes());
         for (name, value) in headers {
-            self.buf.extend_from_slice(&(name.len() as u32).to_le_bytes());
-            self.buf.extend_from_slice(&(value.len() as u32).to_le_bytes());
+            self.buf
+                .extend_from_slice(&(name.len() as u32).to_le_bytes());
+            self.buf
+                .extend_from_slice(&(value.len() as u32).to_le_bytes());
             self.buf.extend_from_slice(name);
             self.buf.extend_from_slice(value);
         }
@@ -194,13 +206,40 @@ impl ReplyWriter {
     }
 
     pub fn ws_subscribe(&mut self, to: RequestRef, topic: &[u8], on: bool) {
-        self.op(if on { OP_WS_SUBSCRIBE } else { OP_WS_UNSUBSCRIBE }, to.thread, 0, to.slot, to.rid, &[], topic);
+        self.op(
+            if on {
+                OP_WS_SUBSCRIBE
+            } else {
+                OP_WS_UNSUBSCRIBE
+            },
+            to.thread,
+            0,
+            to.slot,
+            to.rid,
+            &[],
+            topic,
+        );
     }
 
     /// To every subscriber of `topic`, but `except` (rid 0: none).
-    pub fn ws_publish(&mut self, except: Option<RequestRef>, topic: &[u8], flags: u16, message: &[u8]) {
-        let (thread, slot, rid) = except.map_or((0, 0, 0), |r| (r.thread as u16 + 1, r.slot, r.rid));
-        self.op(OP_WS_PUBLISH, ALL_THREADS, flags | thread << 8, slot, rid, &[(topic, b"")], message);
+    pub fn ws_publish(
+        &mut self,
+        except: Option<RequestRef>,
+        topic: &[u8],
+        flags: u16,
+        message: &[u8],
+    ) {
+        let (thread, slot, rid) =
+            except.map_or((0, 0, 0), |r| (r.thread as u16 + 1, r.slot, r.rid));
+        self.op(
+            OP_WS_PUBLISH,
+            ALL_THREADS,
+            flags | thread << 8,
+            slot,
+            rid,
+            &[(topic, b"")],
+            message,
+        );
     }
 
     /// Answers with the file at `path`; `headers` as the format above describes.
@@ -228,7 +267,12 @@ pub(crate) struct Inbox {
 
 impl Inbox {
     pub fn new(waker: Waker) -> Inbox {
-        Inbox { ops: Mutex::new(Vec::new()), has_ops: AtomicBool::new(false), sleeping: AtomicBool::new(false), waker }
+        Inbox {
+            ops: Mutex::new(Vec::new()),
+            has_ops: AtomicBool::new(false),
+            sleeping: AtomicBool::new(false),
+            waker,
+        }
     }
 
     fn push(&self, op: &[u8]) {
@@ -318,15 +362,25 @@ mod tests {
 
     #[test]
     fn ops_round_trip() {
-        let to = RequestRef { thread: 1, slot: 7, rid: 99 };
+        let to = RequestRef {
+            thread: 1,
+            slot: 7,
+            rid: 99,
+        };
         let mut w = ReplyWriter::default();
         w.full(to, 201, &[(b"a", b"bc"), (b"x-long", b"value")], b"body");
         w.chunk(to, b"piece");
         let ops: Vec<_> = ReplyOps::new(&w.buf).collect();
         assert_eq!(ops.len(), 2);
-        assert_eq!((ops[0].kind, ops[0].status, ops[0].slot, ops[0].rid), (OP_FULL, 201, 7, 99));
+        assert_eq!(
+            (ops[0].kind, ops[0].status, ops[0].slot, ops[0].rid),
+            (OP_FULL, 201, 7, 99)
+        );
         let (headers, body) = ops[0].split().unwrap();
-        assert_eq!(headers.collect::<Vec<_>>(), vec![(&b"a"[..], &b"bc"[..]), (&b"x-long"[..], &b"value"[..])]);
+        assert_eq!(
+            headers.collect::<Vec<_>>(),
+            vec![(&b"a"[..], &b"bc"[..]), (&b"x-long"[..], &b"value"[..])]
+        );
         assert_eq!(body, b"body");
         assert_eq!(ops[1].split().unwrap().1, b"piece");
     }
@@ -334,7 +388,16 @@ mod tests {
     #[test]
     fn malformed_ops_stop_reading() {
         let mut w = ReplyWriter::default();
-        w.full(RequestRef { thread: 0, slot: 0, rid: 0 }, 200, &[(b"a", b"b")], b"");
+        w.full(
+            RequestRef {
+                thread: 0,
+                slot: 0,
+                rid: 0,
+            },
+            200,
+            &[(b"a", b"b")],
+            b"",
+        );
         let mut bad = w.buf.clone();
         bad[0] = 200; // claims more bytes than there are
         assert_eq!(ReplyOps::new(&bad).count(), 0);

@@ -13,7 +13,10 @@ const PATIENCE: Duration = Duration::from_secs(20);
 
 /// The backend under test: `HARRIER_IO` (the test runner runs these tests once per backend).
 fn backend() -> crate::Backend {
-    std::env::var("HARRIER_IO").ok().and_then(|v| crate::Backend::parse(&v)).unwrap_or_default()
+    std::env::var("HARRIER_IO")
+        .ok()
+        .and_then(|v| crate::Backend::parse(&v))
+        .unwrap_or_default()
 }
 
 /// Answers every request with `ok`.
@@ -32,7 +35,8 @@ impl Handler for Ok200 {
 }
 
 fn get(s: &mut TcpStream, path: &str) -> String {
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes()).unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .unwrap();
     let mut got = Vec::new();
     let mut buf = [0u8; 1024];
     while !got.ends_with(b"ok") {
@@ -53,7 +57,16 @@ fn a_panic_is_contained_at_its_connection() {
         router
     };
     for threads in [1, 2] {
-        let server = Server::start(Config { io_threads: threads, io: backend(), ..Config::default() }, router(), Box::new(Ok200)).unwrap();
+        let server = Server::start(
+            Config {
+                io_threads: threads,
+                io: backend(),
+                ..Config::default()
+            },
+            router(),
+            Box::new(Ok200),
+        )
+        .unwrap();
         let mut bystander = TcpStream::connect(server.local_addr()).unwrap();
         bystander.set_read_timeout(Some(PATIENCE)).unwrap();
         assert!(get(&mut bystander, "/").ends_with("ok"));
@@ -61,10 +74,19 @@ fn a_panic_is_contained_at_its_connection() {
         let mut victim = TcpStream::connect(server.local_addr()).unwrap();
         victim.set_read_timeout(Some(PATIENCE)).unwrap();
         // A request before the panicking one in the same read: undone with it, never answered.
-        victim.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET /__panic__ HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        victim
+            .write_all(
+                b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET /__panic__ HTTP/1.1\r\nHost: x\r\n\r\n",
+            )
+            .unwrap();
         let mut buf = [0u8; 1024];
         let n = victim.read(&mut buf).unwrap_or(0);
-        assert_eq!(n, 0, "the connection is dropped without an answer: {:?}", String::from_utf8_lossy(&buf[..n]));
+        assert_eq!(
+            n,
+            0,
+            "the connection is dropped without an answer: {:?}",
+            String::from_utf8_lossy(&buf[..n])
+        );
 
         // The thread, the open connection and new ones go on.
         assert!(get(&mut bystander, "/").ends_with("ok"));
@@ -82,10 +104,19 @@ fn an_idle_keep_alive_connection_holds_no_heap() {
     // the thread's pools, so that ten thousand idle connections cost their records only.
     let mut router = Router::new();
     router.add("GET", "/", 0).unwrap();
-    let mut server = InlineServer::start(Config { io: backend(), ..Config::default() }, router, Box::new(Ok200)).unwrap();
+    let mut server = InlineServer::start(
+        Config {
+            io: backend(),
+            ..Config::default()
+        },
+        router,
+        Box::new(Ok200),
+    )
+    .unwrap();
     let addr = server.local_addr();
     let client = std::thread::spawn(move || {
-        let mut clients: Vec<TcpStream> = (0..8).map(|_| TcpStream::connect(addr).unwrap()).collect();
+        let mut clients: Vec<TcpStream> =
+            (0..8).map(|_| TcpStream::connect(addr).unwrap()).collect();
         for c in clients.iter_mut() {
             c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
             assert!(get(c, "/").ends_with("ok"));
@@ -93,13 +124,19 @@ fn an_idle_keep_alive_connection_holds_no_heap() {
         clients
     });
     let (open, held) = serve_then_measure(&mut server, client);
-    assert_eq!(held, 0, "{open} idle connections hold {held} bytes of buffers and lists");
+    assert_eq!(
+        held, 0,
+        "{open} idle connections hold {held} bytes of buffers and lists"
+    );
     server.shutdown();
 }
 
 /// Serves until `client` (which returns the connections it leaves open) is done, then tells
 /// how many connections are open and what they hold on the heap.
-fn serve_then_measure(server: &mut InlineServer, client: std::thread::JoinHandle<Vec<TcpStream>>) -> (usize, usize) {
+fn serve_then_measure(
+    server: &mut InlineServer,
+    client: std::thread::JoinHandle<Vec<TcpStream>>,
+) -> (usize, usize) {
     while !client.is_finished() {
         server.step().unwrap();
         std::thread::yield_now();
@@ -124,8 +161,18 @@ impl Handler for WsEcho {
                 Event::Request(req) => w.upgrade(req.to),
                 Event::WsOpen { id, slot, .. } => SLOTS.with(|s| s.borrow_mut().push((id, slot))),
                 Event::WsMessage { id, binary, data } => {
-                    let slot = SLOTS.with(|s| s.borrow().iter().find(|(i, _)| *i == id).map(|(_, s)| *s)).unwrap();
-                    w.ws_send(RequestRef { thread: batch.thread, slot, rid: id }, binary as u16, data);
+                    let slot = SLOTS
+                        .with(|s| s.borrow().iter().find(|(i, _)| *i == id).map(|(_, s)| *s))
+                        .unwrap();
+                    w.ws_send(
+                        RequestRef {
+                            thread: batch.thread,
+                            slot,
+                            rid: id,
+                        },
+                        binary as u16,
+                        data,
+                    );
                 }
                 _ => {}
             }
@@ -146,11 +193,16 @@ fn an_idle_websocket_holds_no_heap() {
     // the pool, the reader keeps no message buffer.
     let mut router = Router::new();
     router.add("GET", "/ws", 0).unwrap();
-    let config = Config { io: backend(), websockets: vec![Some(std::sync::Arc::new(crate::WsOptions::default()))], ..Config::default() };
+    let config = Config {
+        io: backend(),
+        websockets: vec![Some(std::sync::Arc::new(crate::WsOptions::default()))],
+        ..Config::default()
+    };
     let mut server = InlineServer::start(config, router, Box::new(WsEcho)).unwrap();
     let addr = server.local_addr();
     let client = std::thread::spawn(move || {
-        let mut clients: Vec<TcpStream> = (0..4).map(|_| TcpStream::connect(addr).unwrap()).collect();
+        let mut clients: Vec<TcpStream> =
+            (0..4).map(|_| TcpStream::connect(addr).unwrap()).collect();
         for c in clients.iter_mut() {
             c.set_read_timeout(Some(PATIENCE)).unwrap();
             c.write_all(b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").unwrap();
@@ -161,7 +213,11 @@ fn an_idle_websocket_holds_no_heap() {
                 assert!(n > 0, "closed during the handshake");
                 got.extend_from_slice(&buf[..n]);
             }
-            assert!(got.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&got));
+            assert!(
+                got.starts_with(b"HTTP/1.1 101"),
+                "{}",
+                String::from_utf8_lossy(&got)
+            );
             // "hello", masked with 1 2 3 4
             let mask = [1u8, 2, 3, 4];
             let mut frame = vec![0x81, 0x80 | 5];
@@ -175,6 +231,9 @@ fn an_idle_websocket_holds_no_heap() {
         clients
     });
     let (open, held) = serve_then_measure(&mut server, client);
-    assert_eq!(held, 0, "{open} idle WebSockets hold {held} bytes of buffers");
+    assert_eq!(
+        held, 0,
+        "{open} idle WebSockets hold {held} bytes of buffers"
+    );
     server.shutdown();
 }

@@ -43,7 +43,11 @@ const MAX_TRAILER_BYTES: u64 = 16 * 1024;
 
 impl ChunkedDecoder {
     pub fn new() -> ChunkedDecoder {
-        ChunkedDecoder { state: State::Size, size: 0, size_digits: 0 }
+        ChunkedDecoder {
+            state: State::Size,
+            size: 0,
+            size_digits: 0,
+        }
     }
 
     /// Decodes from `input`; returns what was found and how many input bytes were consumed.
@@ -75,7 +79,11 @@ impl ChunkedDecoder {
                         return Err(Status::BAD_REQUEST);
                     }
                     self.size_digits = 0;
-                    self.state = if self.size == 0 { State::TrailerStart } else { State::Data };
+                    self.state = if self.size == 0 {
+                        State::TrailerStart
+                    } else {
+                        State::Data
+                    };
                 }
                 State::Data => {
                     let len = (input.len() - i).min(self.size.min(usize::MAX as u64) as usize);
@@ -98,7 +106,11 @@ impl ChunkedDecoder {
                     self.state = State::Size;
                 }
                 State::TrailerStart => {
-                    self.state = if b == b'\r' { State::EndLf } else { State::TrailerLine };
+                    self.state = if b == b'\r' {
+                        State::EndLf
+                    } else {
+                        State::TrailerLine
+                    };
                     self.size = 1;
                 }
                 State::TrailerLine => {
@@ -148,7 +160,9 @@ mod tests {
             end = (end + step).min(input.len()).max(pos);
             let (chunk, used) = d.decode(&input[pos..end])?;
             match chunk {
-                Chunk::Data { start, len } => body.extend_from_slice(&input[pos + start..pos + start + len]),
+                Chunk::Data { start, len } => {
+                    body.extend_from_slice(&input[pos + start..pos + start + len])
+                }
                 Chunk::End => return Ok((body, input.len() - (pos + used))),
                 Chunk::NeedMore => assert!(end < input.len(), "ran out of input"),
             }
@@ -168,8 +182,18 @@ mod tests {
 
     #[test]
     fn refuses_bad_sizes() {
-        for bad in [&b"zz\r\n"[..], b"\r\n", b"11111111111111111\r\n", b"5\r\nhelloXX", b"5\n"] {
-            assert_eq!(decode_all(bad, bad.len()).unwrap_err(), Status::BAD_REQUEST, "{bad:?}");
+        for bad in [
+            &b"zz\r\n"[..],
+            b"\r\n",
+            b"11111111111111111\r\n",
+            b"5\r\nhelloXX",
+            b"5\n",
+        ] {
+            assert_eq!(
+                decode_all(bad, bad.len()).unwrap_err(),
+                Status::BAD_REQUEST,
+                "{bad:?}"
+            );
         }
     }
 

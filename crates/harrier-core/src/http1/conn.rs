@@ -17,6 +17,9 @@ use crate::http1::chunked::{Chunk, ChunkedDecoder};
 use crate::http1::encode::{self, decimal, Framing, Persistence};
 use crate::http1::request::{parse_head, BodyFraming, Parse};
 use crate::http1::Status;
+use crate::ops::access_log::{LogEntry, Outcome};
+use crate::ops::stats::{Protocol, Refusal};
+use crate::ops::{self, OpsRoute};
 use crate::router::RouteMatch;
 use crate::statics::{self, Conditions, Piece, Plan, StaticOptions};
 use crate::ws::deflate::DeflateConfig;
@@ -79,6 +82,12 @@ struct Pending {
     tail: Vec<Out>,
     /// A WebSocket handshake the engine found valid, waiting for the handler's word.
     upgrade: Option<Box<Upgrade>>,
+    /// The answer's status, once its head is written.
+    status: u16,
+    /// Body bytes of the answer so far.
+    sent: u64,
+    /// What the access log line will say, when the log is on.
+    log: Option<Box<LogEntry>>,
 }
 
 /// A checked WebSocket handshake: what the 101 says and what the socket will allow.
@@ -93,6 +102,8 @@ pub(crate) struct Upgrade {
     pub params: Vec<(u32, u32)>,
     /// The handler said yes (an `UPGRADE` op): the 101 is queued.
     pub agreed: bool,
+    /// The handshake's access log entry: the session's line is written when it ends.
+    pub log: Option<Box<LogEntry>>,
 }
 
 impl Pending {
@@ -111,6 +122,37 @@ impl Pending {
             out: Vec::new(),
             tail: Vec::new(),
             upgrade: None,
+            status: 0,
+            sent: 0,
+            log: None,
+        }
+    }
+
+    fn protocol(&self) -> Protocol {
+        if self.http10 {
+            Protocol::Http10
+        } else {
+            Protocol::Http11
+        }
+    }
+
+    /// Counts the request among those answered, and writes its log line.
+    fn finished(&mut self, ctx: &mut Ctx, aborted: bool) {
+        let duration = Instant::now().saturating_duration_since(self.since);
+        if !aborted {
+            ctx.stats()
+                .request(self.status, self.protocol(), duration.as_micros() as u64);
+        }
+        if let (Some(log), Some(entry)) = (ctx.log.as_mut(), self.log.take()) {
+            log.line(
+                &entry,
+                &Outcome {
+                    status: self.status,
+                    bytes: self.sent,
+                    duration,
+                    aborted,
+                },
+            );
         }
     }
 
@@ -126,9 +168,17 @@ impl Pending {
 enum ReadState {
     Head,
     /// `rid` is `None` for a request answered by the engine: its body is read and dropped.
-    Length { rid: Option<u32>, left: u64 },
+    Length {
+        rid: Option<u32>,
+        left: u64,
+    },
     /// `seen` body bytes so far, refused past `limit` (0: none).
-    Chunked { rid: Option<u32>, decoder: ChunkedDecoder, seen: u64, limit: u64 },
+    Chunked {
+        rid: Option<u32>,
+        decoder: ChunkedDecoder,
+        seen: u64,
+        limit: u64,
+    },
 }
 
 /// The HTTP/1.1 side of a connection.
@@ -153,7 +203,16 @@ pub(crate) struct Http1 {
 
 impl Http1 {
     pub fn new() -> Http1 {
-        Http1 { read: ReadState::Head, inflight: VecDeque::new(), stop_reading: false, last_request: false, head_since: None, doomed: false, upgrading: false, switch: None }
+        Http1 {
+            read: ReadState::Head,
+            inflight: VecDeque::new(),
+            stop_reading: false,
+            last_request: false,
+            head_since: None,
+            doomed: false,
+            upgrading: false,
+            switch: None,
+        }
     }
 
     #[cfg(test)]
@@ -163,7 +222,10 @@ impl Http1 {
 
     /// Nothing in flight, nothing half-read, nothing to write.
     pub fn is_idle(&self, t: &Transport) -> bool {
-        self.inflight.is_empty() && t.rbuf.is_empty() && matches!(self.read, ReadState::Head) && t.has_no_output()
+        self.inflight.is_empty()
+            && t.rbuf.is_empty()
+            && matches!(self.read, ReadState::Head)
+            && t.has_no_output()
     }
 
     /// Whether more input is wanted at all (else it is read and dropped).
@@ -258,7 +320,12 @@ impl Http1 {
                     }
                     pos += n;
                 }
-                ReadState::Chunked { rid, decoder, seen, limit } => {
+                ReadState::Chunked {
+                    rid,
+                    decoder,
+                    seen,
+                    limit,
+                } => {
                     let rid = *rid;
                     match decoder.decode(&input[pos..]) {
                         Ok((Chunk::Data { start, len }, used)) => {
@@ -318,9 +385,17 @@ impl Http1 {
             keep_alive: head.keep_alive,
             ..Pending::new(rid, ctx.now)
         };
+        if ctx.log.is_some() {
+            pending.log = Some(Box::new(log_entry(t, ctx, input)));
+        }
+        let head = &ctx.head;
         let body = head.body;
         let expect_continue = head.expect_continue;
-        let declared = if let BodyFraming::Length(n) = body { n } else { 0 };
+        let declared = if let BodyFraming::Length(n) = body {
+            n
+        } else {
+            0
+        };
         let default_limit = ctx.shared.config.max_body_size;
         let mut number = [0u8; 20];
 
@@ -329,21 +404,47 @@ impl Http1 {
             (Some(table), Some(ip)) => table.take(ip, ctx.now),
             _ => Ok(()),
         };
-        let routed = if rate.is_ok() { ctx.shared.router.find(method, path, &mut ctx.params) } else { RouteMatch::NotFound };
+        let routed = if rate.is_ok() {
+            ctx.shared.router.find(method, path, &mut ctx.params)
+        } else {
+            RouteMatch::NotFound
+        };
         let (to_handler, limit) = match (&routed, rate) {
             (_, Err(secs)) => {
-                self.answer_new(t, ctx, pending, Status::TOO_MANY_REQUESTS, &[(b"retry-after", decimal(&mut number, secs))], expect_continue || declared > default_limit);
+                self.answer_new(
+                    t,
+                    ctx,
+                    pending,
+                    Status::TOO_MANY_REQUESTS,
+                    &[(b"retry-after", decimal(&mut number, secs))],
+                    expect_continue || declared > default_limit,
+                );
                 (None, default_limit)
             }
-            (RouteMatch::Found { route }, Ok(())) if ctx.shared.config.websocket(*route).is_some() => {
+            (RouteMatch::Found { route }, Ok(()))
+                if ctx.shared.config.websocket(*route).is_some() =>
+            {
                 let options = ctx.shared.config.websocket(*route).unwrap().clone();
                 // Without context takeover on the server's side: one compressor per thread serves every
                 // socket (and every publish), rather than ~330 KiB of zlib state per socket.
-                let deflate = options.deflate.then(|| DeflateConfig { server_no_context_takeover: true, ..DeflateConfig::default() });
-                let headers = ctx.head.headers.iter().map(|(n, v)| (n.slice(input), v.slice(input)));
+                let deflate = options.deflate.then(|| DeflateConfig {
+                    server_no_context_takeover: true,
+                    ..DeflateConfig::default()
+                });
+                let headers = ctx
+                    .head
+                    .headers
+                    .iter()
+                    .map(|(n, v)| (n.slice(input), v.slice(input)));
                 // Whatever happens, nothing after this request is HTTP/1.1 to keep alive.
                 pending.keep_alive = false;
-                match handshake::check(headers, ctx.head.http10, body != BodyFraming::None, &options.protocols, deflate.as_ref()) {
+                match handshake::check(
+                    headers,
+                    ctx.head.http10,
+                    body != BodyFraming::None,
+                    &options.protocols,
+                    deflate.as_ref(),
+                ) {
                     Err(refusal) => {
                         let status = Status(refusal.status());
                         self.answer_new(t, ctx, pending, status, refusal.extra_headers(), true);
@@ -351,7 +452,16 @@ impl Http1 {
                     }
                     Ok(accepted) if !options.upgrade_in_handler => {
                         // Nobody to ask: the 101 goes out now (after the answers before it).
-                        let upgrade = Upgrade { id: rid, accepted, options, route: *route, path: path.to_vec(), params: ctx.params.clone(), agreed: false };
+                        let upgrade = Upgrade {
+                            id: rid,
+                            accepted,
+                            options,
+                            route: *route,
+                            path: path.to_vec(),
+                            params: ctx.params.clone(),
+                            agreed: false,
+                            log: None,
+                        };
                         pending.upgrade = Some(Box::new(upgrade));
                         let i = self.track(ctx, pending);
                         self.upgrading = true;
@@ -359,8 +469,25 @@ impl Http1 {
                         (None, default_limit)
                     }
                     Ok(accepted) if ctx.waiting < ctx.max_waiting => {
-                        ctx.batch.request(rid, t.slot, *route, input, &ctx.head, &ctx.params, FLAG_UPGRADE);
-                        pending.upgrade = Some(Box::new(Upgrade { id: rid, accepted, options, route: *route, path: Vec::new(), params: Vec::new(), agreed: false }));
+                        ctx.batch.request(
+                            rid,
+                            t.slot,
+                            *route,
+                            input,
+                            &ctx.head,
+                            &ctx.params,
+                            FLAG_UPGRADE | t.secure_flag(),
+                        );
+                        pending.upgrade = Some(Box::new(Upgrade {
+                            id: rid,
+                            accepted,
+                            options,
+                            route: *route,
+                            path: Vec::new(),
+                            params: Vec::new(),
+                            agreed: false,
+                            log: None,
+                        }));
                         pending.counted = true;
                         ctx.waiting += 1;
                         self.track(ctx, pending);
@@ -368,17 +495,45 @@ impl Http1 {
                         (None, default_limit)
                     }
                     Ok(_) => {
-                        self.answer_new(t, ctx, pending, Status::SERVICE_UNAVAILABLE, &[(b"retry-after", b"1")], true);
+                        self.answer_new(
+                            t,
+                            ctx,
+                            pending,
+                            Status::SERVICE_UNAVAILABLE,
+                            &[(b"retry-after", b"1")],
+                            true,
+                        );
                         (None, default_limit)
                     }
                 }
             }
-            (RouteMatch::Found { route }, Ok(())) if ctx.shared.config.static_mount(*route).is_some() => {
+            (RouteMatch::Found { route }, Ok(()))
+                if ctx.shared.config.ops_route(*route).is_some() =>
+            {
+                let kind = ctx.shared.config.ops_route(*route).unwrap();
+                if expect_continue || declared > default_limit {
+                    pending.keep_alive = false;
+                }
+                let i = self.track(ctx, pending);
+                self.answer_ops(t, ctx, i, kind);
+                (None, default_limit)
+            }
+            (RouteMatch::Found { route }, Ok(()))
+                if ctx.shared.config.static_mount(*route).is_some() =>
+            {
                 let mount = ctx.shared.config.static_mount(*route).unwrap();
                 // The wildcard, the path under the mount, is the route's last param.
-                let rel = ctx.params.last().map_or(&b""[..], |&(s, l)| &path[s as usize..(s + l) as usize]);
+                let rel = ctx
+                    .params
+                    .last()
+                    .map_or(&b""[..], |&(s, l)| &path[s as usize..(s + l) as usize]);
                 let query = &ctx.head.target.slice(input)[path.len()..];
-                let cond = Conditions::from_headers(ctx.head.headers.iter().map(|(n, v)| (n.slice(input), v.slice(input))));
+                let cond = Conditions::from_headers(
+                    ctx.head
+                        .headers
+                        .iter()
+                        .map(|(n, v)| (n.slice(input), v.slice(input))),
+                );
                 let plan = statics::serve(mount, rel, path, query, &cond);
                 if expect_continue || declared > default_limit {
                     pending.keep_alive = false;
@@ -398,10 +553,25 @@ impl Http1 {
                     return;
                 }
                 if ctx.waiting >= ctx.max_waiting {
-                    self.answer_new(t, ctx, pending, Status::SERVICE_UNAVAILABLE, &[(b"retry-after", b"1")], expect_continue || declared > default_limit);
+                    self.answer_new(
+                        t,
+                        ctx,
+                        pending,
+                        Status::SERVICE_UNAVAILABLE,
+                        &[(b"retry-after", b"1")],
+                        expect_continue || declared > default_limit,
+                    );
                     (None, default_limit)
                 } else {
-                    ctx.batch.request(rid, t.slot, *route, input, &ctx.head, &ctx.params, 0);
+                    ctx.batch.request(
+                        rid,
+                        t.slot,
+                        *route,
+                        input,
+                        &ctx.head,
+                        &ctx.params,
+                        t.secure_flag(),
+                    );
                     if expect_continue && self.inflight.is_empty() {
                         let mut out = self.take_out(t, ctx, 0);
                         encode::status_line(&mut out, Status::CONTINUE);
@@ -415,11 +585,25 @@ impl Http1 {
                 }
             }
             (RouteMatch::MethodNotAllowed { allow }, Ok(())) => {
-                self.answer_new(t, ctx, pending, Status::METHOD_NOT_ALLOWED, &[(b"allow", allow.as_bytes())], expect_continue || declared > default_limit);
+                self.answer_new(
+                    t,
+                    ctx,
+                    pending,
+                    Status::METHOD_NOT_ALLOWED,
+                    &[(b"allow", allow.as_bytes())],
+                    expect_continue || declared > default_limit,
+                );
                 (None, default_limit)
             }
             (RouteMatch::NotFound, Ok(())) => {
-                self.answer_new(t, ctx, pending, Status::NOT_FOUND, &[], expect_continue || declared > default_limit);
+                self.answer_new(
+                    t,
+                    ctx,
+                    pending,
+                    Status::NOT_FOUND,
+                    &[],
+                    expect_continue || declared > default_limit,
+                );
                 (None, default_limit)
             }
         };
@@ -431,14 +615,30 @@ impl Http1 {
         }
         self.read = match body {
             BodyFraming::None => ReadState::Head,
-            BodyFraming::Length(left) => ReadState::Length { rid: to_handler, left },
-            BodyFraming::Chunked => ReadState::Chunked { rid: to_handler, decoder: ChunkedDecoder::new(), seen: 0, limit },
+            BodyFraming::Length(left) => ReadState::Length {
+                rid: to_handler,
+                left,
+            },
+            BodyFraming::Chunked => ReadState::Chunked {
+                rid: to_handler,
+                decoder: ChunkedDecoder::new(),
+                seen: 0,
+                limit,
+            },
         };
     }
 
     /// Answers a request the handler will not see. `close` when its body is not worth reading
     /// (too large), or the client may be holding it back (`Expect: 100-continue`).
-    fn answer_new(&mut self, t: &mut Transport, ctx: &mut Ctx, mut pending: Pending, status: Status, extra: &[(&[u8], &[u8])], close: bool) {
+    fn answer_new(
+        &mut self,
+        t: &mut Transport,
+        ctx: &mut Ctx,
+        mut pending: Pending,
+        status: Status,
+        extra: &[(&[u8], &[u8])],
+        close: bool,
+    ) {
         if close {
             pending.keep_alive = false;
         }
@@ -449,7 +649,13 @@ impl Http1 {
     /// A malformed request: answer with `status` after what is in flight, then close.
     fn refuse(&mut self, t: &mut Transport, ctx: &mut Ctx, status: Status) {
         let rid = ctx.next_rid();
-        let i = self.track(ctx, Pending { close: true, ..Pending::new(rid, ctx.now) });
+        let i = self.track(
+            ctx,
+            Pending {
+                close: true,
+                ..Pending::new(rid, ctx.now)
+            },
+        );
         self.stop_reading = true;
         self.answer_in_engine(t, ctx, i, status, &[], status.reason().as_bytes());
     }
@@ -457,7 +663,11 @@ impl Http1 {
     /// A body that broke its framing after the handler got the request.
     fn fail_body(&mut self, t: &mut Transport, ctx: &mut Ctx, rid: Option<u32>, status: Status) {
         self.stop_reading = true;
-        let waiting = rid.and_then(|rid| self.inflight.iter().position(|p| p.rid == rid && p.answer == Answer::Waiting));
+        let waiting = rid.and_then(|rid| {
+            self.inflight
+                .iter()
+                .position(|p| p.rid == rid && p.answer == Answer::Waiting)
+        });
         match waiting {
             Some(i) => {
                 ctx.batch.abort(self.inflight[i].rid);
@@ -468,10 +678,16 @@ impl Http1 {
                 if let Some(rid) = rid {
                     ctx.batch.abort(rid);
                 }
-                if rid.is_some_and(|rid| self.inflight.iter().any(|p| p.rid == rid && p.answer == Answer::Streaming)) {
+                if rid.is_some_and(|rid| {
+                    self.inflight
+                        .iter()
+                        .any(|p| p.rid == rid && p.answer == Answer::Streaming)
+                }) {
                     // Its response is under way and can no longer end well: drop the connection.
                     self.doomed = true;
-                } else if rid.is_some_and(|rid| !self.inflight.iter().any(|p| p.rid == rid)) && self.inflight.is_empty() {
+                } else if rid.is_some_and(|rid| !self.inflight.iter().any(|p| p.rid == rid))
+                    && self.inflight.is_empty()
+                {
                     // The handler answered in full before the body ended: nothing to tell the
                     // client but the close.
                     t.close_after_flush = true;
@@ -484,13 +700,196 @@ impl Http1 {
     }
 
     /// Answers the request at `i` with a short text, as if its handler had.
-    fn answer_in_engine(&mut self, t: &mut Transport, ctx: &mut Ctx, i: usize, status: Status, extra: &[(&[u8], &[u8])], body: &[u8]) {
+    fn answer_in_engine(
+        &mut self,
+        t: &mut Transport,
+        ctx: &mut Ctx,
+        i: usize,
+        status: Status,
+        extra: &[(&[u8], &[u8])],
+        body: &[u8],
+    ) {
+        if let Some(why) = Refusal::of_status(status.0) {
+            ctx.stats().refused(why);
+        }
+        self.answer_own(t, ctx, i, status, b"text/plain; charset=utf-8", extra, body);
+    }
+
+    /// Answers the request at `i` with a body the engine made, of the type given.
+    #[allow(clippy::too_many_arguments)]
+    fn answer_own(
+        &mut self,
+        t: &mut Transport,
+        ctx: &mut Ctx,
+        i: usize,
+        status: Status,
+        content_type: &[u8],
+        extra: &[(&[u8], &[u8])],
+        body: &[u8],
+    ) {
         let mut out = self.take_out(t, ctx, i);
         let p = &mut self.inflight[i];
         p.uncount(ctx);
         let persistence = persistence(p, ctx.draining, false);
         p.close = persistence == Persistence::Close;
-        encode::simple(&mut out, status, ctx.date.bytes(), persistence, &ctx.keep_alive_line, extra, if p.head_only { b"" } else { body });
+        p.status = status.0;
+        let body = if p.head_only { b"" } else { body };
+        p.sent = body.len() as u64;
+        encode::simple(
+            &mut out,
+            status,
+            ctx.date.bytes(),
+            persistence,
+            &ctx.keep_alive_line,
+            content_type,
+            extra,
+            body,
+        );
+        p.answer = Answer::Done;
+        self.put_out(t, i, out);
+        if i == 0 {
+            self.advance(t, ctx);
+        }
+    }
+
+    /// Answers the request at `i` with the engine's own figures (metrics, health, the
+    /// dashboard): the handler never sees it.
+    fn answer_ops(&mut self, t: &mut Transport, ctx: &mut Ctx, i: usize, kind: OpsRoute) {
+        match kind {
+            OpsRoute::Metrics => {
+                let text = ops::exposition(&ctx.shared.snapshot());
+                self.answer_own(
+                    t,
+                    ctx,
+                    i,
+                    Status::OK,
+                    ops::PROMETHEUS_CONTENT_TYPE,
+                    &[(b"cache-control", b"no-store")],
+                    text.as_bytes(),
+                );
+            }
+            OpsRoute::Health => {
+                // Draining from the moment a shutdown is asked, on every thread.
+                if ctx.draining
+                    || ctx
+                        .shared
+                        .shutdown
+                        .load(std::sync::atomic::Ordering::SeqCst)
+                {
+                    self.answer_own(
+                        t,
+                        ctx,
+                        i,
+                        Status::SERVICE_UNAVAILABLE,
+                        b"text/plain; charset=utf-8",
+                        &[(b"cache-control", b"no-store")],
+                        b"draining",
+                    );
+                } else {
+                    self.answer_own(
+                        t,
+                        ctx,
+                        i,
+                        Status::OK,
+                        b"text/plain; charset=utf-8",
+                        &[(b"cache-control", b"no-store")],
+                        b"ok",
+                    );
+                }
+            }
+            OpsRoute::Dashboard => {
+                self.answer_own(
+                    t,
+                    ctx,
+                    i,
+                    Status::OK,
+                    b"text/html; charset=utf-8",
+                    &[(b"cache-control", b"no-cache")],
+                    ops::DASHBOARD_HTML.as_bytes(),
+                );
+            }
+            OpsRoute::DashboardEvents => self.open_event_stream(t, ctx, i),
+        }
+    }
+
+    /// Starts an event stream the engine feeds (`push_event`): the head now, with the first
+    /// event, then one event each time the thread has one.
+    fn open_event_stream(&mut self, t: &mut Transport, ctx: &mut Ctx, i: usize) {
+        let mut out = self.take_out(t, ctx, i);
+        let p = &mut self.inflight[i];
+        p.uncount(ctx);
+        let framing = if p.http10 {
+            Framing::UntilClose
+        } else {
+            Framing::Chunked
+        };
+        let persistence = persistence(p, ctx.draining, framing == Framing::UntilClose);
+        p.close = persistence == Persistence::Close;
+        p.status = 200;
+        encode::status_line(&mut out, Status::OK);
+        encode::engine_headers(
+            &mut out,
+            ctx.date.bytes(),
+            framing,
+            persistence,
+            &ctx.keep_alive_line,
+        );
+        out.extend_from_slice(b"content-type: text/event-stream\r\ncache-control: no-cache\r\nx-accel-buffering: no\r\n");
+        encode::end_head(&mut out);
+        p.chunked = framing == Framing::Chunked;
+        p.body_allowed = !p.head_only;
+        let rid = p.rid;
+        if p.head_only {
+            p.answer = Answer::Done;
+            self.put_out(t, i, out);
+        } else {
+            p.answer = Answer::Streaming;
+            self.put_out(t, i, out);
+            ctx.event_streams.push((t.slot, rid));
+            let event = ops::snapshot_event(&ctx.shared.snapshot());
+            self.push_event(t, ctx, rid, &event);
+        }
+        if i == 0 {
+            self.advance(t, ctx);
+        }
+    }
+
+    /// Writes an event to an engine-fed stream; false once that stream is gone.
+    pub fn push_event(&mut self, t: &mut Transport, ctx: &mut Ctx, rid: u32, event: &[u8]) -> bool {
+        let Some(i) = self
+            .inflight
+            .iter()
+            .position(|p| p.rid == rid && p.answer == Answer::Streaming)
+        else {
+            return false;
+        };
+        let mut out = self.take_out(t, ctx, i);
+        let p = &mut self.inflight[i];
+        if p.chunked {
+            encode::chunk(&mut out, event);
+        } else {
+            out.extend_from_slice(event);
+        }
+        p.sent += event.len() as u64;
+        self.put_out(t, i, out);
+        true
+    }
+
+    /// Ends an engine-fed stream (a drain began); the connection closes after it.
+    pub fn end_event_stream(&mut self, t: &mut Transport, ctx: &mut Ctx, rid: u32) {
+        let Some(i) = self
+            .inflight
+            .iter()
+            .position(|p| p.rid == rid && p.answer == Answer::Streaming)
+        else {
+            return;
+        };
+        let mut out = self.take_out(t, ctx, i);
+        let p = &mut self.inflight[i];
+        if p.chunked {
+            encode::last_chunk(&mut out);
+        }
+        p.close = true;
         p.answer = Answer::Done;
         self.put_out(t, i, out);
         if i == 0 {
@@ -506,9 +905,25 @@ impl Http1 {
         p.uncount(ctx);
         let persistence = persistence(p, ctx.draining, false);
         p.close = persistence == Persistence::Close;
-        let framing = if plan.status.allows_body() { Framing::Length(plan.length as usize) } else { Framing::Empty };
+        let framing = if plan.status.allows_body() {
+            Framing::Length(plan.length as usize)
+        } else {
+            Framing::Empty
+        };
+        p.status = plan.status.0;
+        p.sent = if p.head_only || !plan.status.allows_body() {
+            0
+        } else {
+            plan.length
+        };
         encode::status_line(&mut out, plan.status);
-        encode::engine_headers(&mut out, ctx.date.bytes(), framing, persistence, &ctx.keep_alive_line);
+        encode::engine_headers(
+            &mut out,
+            ctx.date.bytes(),
+            framing,
+            persistence,
+            &ctx.keep_alive_line,
+        );
         out.extend_from_slice(&plan.headers);
         encode::end_head(&mut out);
         let mut rest = Vec::new();
@@ -521,7 +936,11 @@ impl Http1 {
                     Piece::Shared(b, span) if rest.is_empty() => out.extend_from_slice(&b[span]),
                     Piece::Shared(b, span) => rest.push(Out::Bytes(b[span].to_vec())),
                     Piece::File { offset, len } => match &file {
-                        Some(file) if len > 0 => rest.push(Out::File { file: file.clone(), offset, len }),
+                        Some(file) if len > 0 => rest.push(Out::File {
+                            file: file.clone(),
+                            offset,
+                            len,
+                        }),
                         _ => {}
                     },
                 }
@@ -539,7 +958,9 @@ impl Http1 {
 
     /// Applies a `FILE` op (`res.sendFile`): the file it names answers the request at `i`.
     fn answer_file(&mut self, t: &mut Transport, ctx: &mut Ctx, i: usize, op: &ReplyOp) {
-        let Some((headers, path)) = op.split() else { return };
+        let Some((headers, path)) = op.split() else {
+            return;
+        };
         let mut options = StaticOptions::default();
         let mut cond = Conditions::default();
         let mut extra = Vec::new();
@@ -548,11 +969,17 @@ impl Http1 {
                 Some(b':') => {
                     let on = value == b"1";
                     match &name[1..] {
-                        b"max-age" => options.max_age = std::str::from_utf8(value).ok().and_then(|v| v.parse().ok()),
+                        b"max-age" => {
+                            options.max_age =
+                                std::str::from_utf8(value).ok().and_then(|v| v.parse().ok())
+                        }
                         b"immutable" => options.immutable = on,
                         b"dotfiles" => options.dotfiles = on,
                         b"precompressed" => options.precompressed = on,
-                        b"index" => options.index = Some(String::from_utf8_lossy(value).into_owned()).filter(|s| !s.is_empty()),
+                        b"index" => {
+                            options.index = Some(String::from_utf8_lossy(value).into_owned())
+                                .filter(|s| !s.is_empty())
+                        }
                         _ => {}
                     }
                 }
@@ -567,14 +994,19 @@ impl Http1 {
             }
         }
         #[cfg(unix)]
-        let path = std::path::PathBuf::from(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(path));
+        let path = std::path::PathBuf::from(
+            <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(path),
+        );
         #[cfg(not(unix))]
         let path = std::path::PathBuf::from(String::from_utf8_lossy(path).into_owned());
         // A status of the handler's own (`res.status(404).sendFile(page)`) answers with the
         // whole file, whatever the request's validators and ranges say.
         let own_status = op.status != 200 && (200..=999).contains(&op.status);
         if own_status {
-            cond = Conditions { accept_encoding: cond.accept_encoding, ..Conditions::default() };
+            cond = Conditions {
+                accept_encoding: cond.accept_encoding,
+                ..Conditions::default()
+            };
         }
         let mut plan = statics::serve_path(&path, &options, &cond);
         if own_status && plan.status == Status::OK {
@@ -583,7 +1015,11 @@ impl Http1 {
         if plan.status.0 < 400 {
             for (name, value) in extra {
                 // The file's own headers stand; the handler's others are added.
-                let has = plan.headers.split(|&b| b == b'\n').any(|line| line.len() > name.len() && line[..name.len()].eq_ignore_ascii_case(name) && line[name.len()] == b':');
+                let has = plan.headers.split(|&b| b == b'\n').any(|line| {
+                    line.len() > name.len()
+                        && line[..name.len()].eq_ignore_ascii_case(name)
+                        && line[name.len()] == b':'
+                });
                 if has {
                     continue;
                 }
@@ -633,14 +1069,27 @@ impl Http1 {
     }
 
     fn retire_done(&mut self, t: &mut Transport, ctx: &mut Ctx) {
-        while self.inflight.front().is_some_and(|p| p.answer == Answer::Done) {
+        while self
+            .inflight
+            .front()
+            .is_some_and(|p| p.answer == Answer::Done)
+        {
             let mut done = self.inflight.pop_front().unwrap();
-            if let Some(upgrade) = done.upgrade.take().filter(|u| u.agreed) {
+            if let Some(mut upgrade) = done.upgrade.take().filter(|u| u.agreed) {
                 // Nothing was parsed after the handshake: nothing else is in flight.
+                ctx.stats().request(
+                    101,
+                    done.protocol(),
+                    Instant::now()
+                        .saturating_duration_since(done.since)
+                        .as_micros() as u64,
+                );
+                upgrade.log = done.log.take();
                 self.switch = Some(upgrade);
                 self.stop_reading = true;
                 break;
             }
+            done.finished(ctx, false);
             if done.close {
                 t.close_after_flush = true;
                 self.stop_reading = true;
@@ -668,7 +1117,9 @@ impl Http1 {
 
     /// Applies one reply op from the handler; ops for requests no longer in flight are dropped.
     pub fn apply(&mut self, t: &mut Transport, ctx: &mut Ctx, op: &ReplyOp) {
-        let Some(i) = self.inflight.iter().position(|p| p.rid == op.rid) else { return };
+        let Some(i) = self.inflight.iter().position(|p| p.rid == op.rid) else {
+            return;
+        };
         if op.kind == OP_UPGRADE {
             self.agree_upgrade(t, ctx, i);
             return;
@@ -679,17 +1130,25 @@ impl Http1 {
             }
             return;
         }
-        let Some((headers, body)) = op.split() else { return };
+        let Some((headers, body)) = op.split() else {
+            return;
+        };
         let answer = self.inflight[i].answer;
         match (op.kind, answer) {
             (OP_FULL | OP_HEAD, Answer::Waiting) => {
                 let mut out = self.take_out(t, ctx, i);
                 let p = &mut self.inflight[i];
                 p.uncount(ctx);
-                let status = if (200..=999).contains(&op.status) { Status(op.status) } else { Status::INTERNAL_SERVER_ERROR };
+                let status = if (200..=999).contains(&op.status) {
+                    Status(op.status)
+                } else {
+                    Status::INTERNAL_SERVER_ERROR
+                };
                 let mut close_asked = false;
                 for (name, value) in headers.clone() {
-                    if name.eq_ignore_ascii_case(b"connection") && value.eq_ignore_ascii_case(b"close") {
+                    if name.eq_ignore_ascii_case(b"connection")
+                        && value.eq_ignore_ascii_case(b"close")
+                    {
                         close_asked = true;
                     }
                 }
@@ -703,9 +1162,19 @@ impl Http1 {
                 } else {
                     Framing::Chunked
                 };
-                let persistence = persistence(p, ctx.draining, close_asked || framing == Framing::UntilClose);
+                let persistence = persistence(
+                    p,
+                    ctx.draining,
+                    close_asked || framing == Framing::UntilClose,
+                );
                 encode::status_line(&mut out, status);
-                encode::engine_headers(&mut out, ctx.date.bytes(), framing, persistence, &ctx.keep_alive_line);
+                encode::engine_headers(
+                    &mut out,
+                    ctx.date.bytes(),
+                    framing,
+                    persistence,
+                    &ctx.keep_alive_line,
+                );
                 for (name, value) in headers {
                     if !encode::is_engine_header(name) {
                         encode::header(&mut out, name, value);
@@ -713,6 +1182,7 @@ impl Http1 {
                 }
                 encode::end_head(&mut out);
                 p.body_allowed = !p.head_only && status.allows_body();
+                p.status = status.0;
                 p.chunked = framing == Framing::Chunked;
                 p.close = persistence == Persistence::Close;
                 if streamed {
@@ -720,6 +1190,7 @@ impl Http1 {
                 } else {
                     if p.body_allowed {
                         out.extend_from_slice(body);
+                        p.sent = body.len() as u64;
                     }
                     p.answer = Answer::Done;
                 }
@@ -729,6 +1200,7 @@ impl Http1 {
                 let mut out = self.take_out(t, ctx, i);
                 let p = &mut self.inflight[i];
                 if p.body_allowed {
+                    p.sent += body.len() as u64;
                     if p.chunked {
                         encode::chunk(&mut out, body);
                     } else {
@@ -758,7 +1230,9 @@ impl Http1 {
         if p.answer != Answer::Waiting {
             return;
         }
-        let Some(upgrade) = p.upgrade.as_mut() else { return };
+        let Some(upgrade) = p.upgrade.as_mut() else {
+            return;
+        };
         upgrade.agreed = true;
         let mut out = self.take_out(t, ctx, i);
         let p = &mut self.inflight[i];
@@ -780,7 +1254,14 @@ impl Http1 {
             if p.answer == Answer::Waiting && ctx.now.duration_since(p.since) >= timeout {
                 ctx.batch.abort(p.rid);
                 let before = self.inflight.len();
-                self.answer_in_engine(t, ctx, i, Status::SERVICE_UNAVAILABLE, &[], b"Service Unavailable");
+                self.answer_in_engine(
+                    t,
+                    ctx,
+                    i,
+                    Status::SERVICE_UNAVAILABLE,
+                    &[],
+                    b"Service Unavailable",
+                );
                 if self.inflight.len() < before {
                     continue; // the front was retired; index `i` now names the next request
                 }
@@ -797,8 +1278,14 @@ impl Http1 {
         }
         let now = ctx.now;
         let config = &ctx.shared.config;
-        let over = |since: Instant, limit: Duration| !limit.is_zero() && now.saturating_duration_since(since) >= limit;
-        let (header_timeout, body_timeout, idle_timeout) = (config.header_timeout, config.body_timeout, config.keep_alive_timeout);
+        let over = |since: Instant, limit: Duration| {
+            !limit.is_zero() && now.saturating_duration_since(since) >= limit
+        };
+        let (header_timeout, body_timeout, idle_timeout) = (
+            config.header_timeout,
+            config.body_timeout,
+            config.keep_alive_timeout,
+        );
         match &self.read {
             ReadState::Head => {
                 if let Some(since) = self.head_since {
@@ -822,8 +1309,6 @@ impl Http1 {
         Liveness::Open
     }
 
-
-
     /// The connection is going away: tell the handler about every request it still holds.
     pub fn abort_all(&mut self, ctx: &mut Ctx) {
         for mut p in self.inflight.drain(..) {
@@ -831,9 +1316,29 @@ impl Http1 {
             if p.answer != Answer::Done {
                 ctx.batch.abort(p.rid);
             }
+            p.finished(ctx, true);
         }
     }
+}
 
+/// What the access log will say of the request whose head is in `ctx.head`.
+fn log_entry(t: &mut Transport, ctx: &Ctx, input: &[u8]) -> LogEntry {
+    let head = &ctx.head;
+    let header = |name: &[u8]| {
+        head.headers
+            .iter()
+            .find(|(n, _)| n.slice(input).eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.slice(input))
+    };
+    let protocol = if head.http10 { "http/1.0" } else { "http/1.1" };
+    LogEntry::new(
+        head.method.slice(input),
+        head.target.slice(input),
+        header(b"user-agent"),
+        header(b"referer"),
+        t.peer_ip(ctx),
+        protocol,
+    )
 }
 
 fn persistence(p: &Pending, draining: bool, close_asked: bool) -> Persistence {

@@ -10,7 +10,10 @@ pub(crate) struct CachedDate {
 
 impl CachedDate {
     pub fn new() -> CachedDate {
-        let mut d = CachedDate { second: u64::MAX, text: [b' '; 29] };
+        let mut d = CachedDate {
+            second: u64::MAX,
+            text: [b' '; 29],
+        };
         d.update(SystemTime::now());
         d
     }

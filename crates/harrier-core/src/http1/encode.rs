@@ -27,7 +27,12 @@ pub(crate) enum Persistence {
 pub(crate) fn status_line(out: &mut Vec<u8>, status: Status) {
     out.extend_from_slice(b"HTTP/1.1 ");
     let code = status.0.min(999);
-    out.extend_from_slice(&[b'0' + (code / 100) as u8, b'0' + (code / 10 % 10) as u8, b'0' + (code % 10) as u8, b' ']);
+    out.extend_from_slice(&[
+        b'0' + (code / 100) as u8,
+        b'0' + (code / 10 % 10) as u8,
+        b'0' + (code % 10) as u8,
+        b' ',
+    ]);
     out.extend_from_slice(status.reason().as_bytes());
     out.extend_from_slice(b"\r\n");
 }
@@ -35,7 +40,13 @@ pub(crate) fn status_line(out: &mut Vec<u8>, status: Status) {
 /// Writes the headers the engine owns, then leaves the head open for the handler's headers.
 /// `keep_alive` is the whole `keep-alive: timeout=N\r\n` line announcing the idle timeout
 /// (rendered once, when the engine starts), written on responses that keep the connection.
-pub(crate) fn engine_headers(out: &mut Vec<u8>, date: &[u8], framing: Framing, persistence: Persistence, keep_alive: &[u8]) {
+pub(crate) fn engine_headers(
+    out: &mut Vec<u8>,
+    date: &[u8],
+    framing: Framing,
+    persistence: Persistence,
+    keep_alive: &[u8],
+) {
     out.extend_from_slice(b"date: ");
     out.extend_from_slice(date);
     out.extend_from_slice(b"\r\n");
@@ -98,10 +109,26 @@ pub(crate) fn last_chunk(out: &mut Vec<u8>) {
 }
 
 /// A complete response with a short text body, for answers the engine gives itself.
-pub(crate) fn simple(out: &mut Vec<u8>, status: Status, date: &[u8], persistence: Persistence, keep_alive: &[u8], extra: &[(&[u8], &[u8])], body: &[u8]) {
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn simple(
+    out: &mut Vec<u8>,
+    status: Status,
+    date: &[u8],
+    persistence: Persistence,
+    keep_alive: &[u8],
+    content_type: &[u8],
+    extra: &[(&[u8], &[u8])],
+    body: &[u8],
+) {
     status_line(out, status);
-    engine_headers(out, date, Framing::Length(body.len()), persistence, keep_alive);
-    out.extend_from_slice(b"content-type: text/plain; charset=utf-8\r\n");
+    engine_headers(
+        out,
+        date,
+        Framing::Length(body.len()),
+        persistence,
+        keep_alive,
+    );
+    header(out, b"content-type", content_type);
     for (name, value) in extra {
         header(out, name, value);
     }
@@ -112,7 +139,24 @@ pub(crate) fn simple(out: &mut Vec<u8>, status: Status, date: &[u8], persistence
 fn is_token(name: &[u8]) -> bool {
     !name.is_empty()
         && name.iter().all(|&b| {
-            b.is_ascii_alphanumeric() || matches!(b, b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' | b'^' | b'_' | b'`' | b'|' | b'~')
+            b.is_ascii_alphanumeric()
+                || matches!(
+                    b,
+                    b'!' | b'#'
+                        | b'$'
+                        | b'%'
+                        | b'&'
+                        | b'\''
+                        | b'*'
+                        | b'+'
+                        | b'-'
+                        | b'.'
+                        | b'^'
+                        | b'_'
+                        | b'`'
+                        | b'|'
+                        | b'~'
+                )
         })
 }
 
@@ -167,7 +211,13 @@ mod tests {
     fn full_response() {
         let mut out = Vec::new();
         status_line(&mut out, Status::OK);
-        engine_headers(&mut out, b"Sun, 06 Nov 1994 08:49:37 GMT", Framing::Length(5), Persistence::KeepAlive11, b"keep-alive: timeout=5\r\n");
+        engine_headers(
+            &mut out,
+            b"Sun, 06 Nov 1994 08:49:37 GMT",
+            Framing::Length(5),
+            Persistence::KeepAlive11,
+            b"keep-alive: timeout=5\r\n",
+        );
         assert!(header(&mut out, b"content-type", b"text/plain"));
         end_head(&mut out);
         out.extend_from_slice(b"hello");
@@ -198,7 +248,10 @@ mod tests {
 
     #[test]
     fn keep_alive_lines() {
-        assert_eq!(keep_alive_line(std::time::Duration::from_millis(5300)), b"keep-alive: timeout=5\r\n");
+        assert_eq!(
+            keep_alive_line(std::time::Duration::from_millis(5300)),
+            b"keep-alive: timeout=5\r\n"
+        );
         assert!(keep_alive_line(std::time::Duration::from_millis(300)).is_empty());
     }
 

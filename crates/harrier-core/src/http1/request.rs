@@ -59,7 +59,10 @@ pub(crate) struct Span {
 
 impl Span {
     fn of(base: &[u8], part: &[u8]) -> Span {
-        Span { start: (part.as_ptr() as usize - base.as_ptr() as usize) as u32, len: part.len() as u32 }
+        Span {
+            start: (part.as_ptr() as usize - base.as_ptr() as usize) as u32,
+            len: part.len() as u32,
+        }
     }
     pub fn slice<'a>(&self, buf: &'a [u8]) -> &'a [u8] {
         &buf[self.start as usize..(self.start + self.len) as usize]
@@ -111,10 +114,17 @@ pub(crate) enum Parse {
 /// repeated `Host` in HTTP/1.1 (400); framing that could be read two ways (400, see
 /// `framing`); an unsupported version (505); a coding we do not implement (501); too many
 /// fields or too large a header section (431); too long a target (414).
-pub(crate) fn parse_head(buf: &[u8], head: &mut RequestHead, limits: &HeadLimits) -> Result<Parse, Status> {
-    let mut raw: [MaybeUninit<httparse::Header>; HARD_MAX_HEADERS] = [const { MaybeUninit::uninit() }; HARD_MAX_HEADERS];
+pub(crate) fn parse_head(
+    buf: &[u8],
+    head: &mut RequestHead,
+    limits: &HeadLimits,
+) -> Result<Parse, Status> {
+    let mut raw: [MaybeUninit<httparse::Header>; HARD_MAX_HEADERS] =
+        [const { MaybeUninit::uninit() }; HARD_MAX_HEADERS];
     let mut req = httparse::Request::new(&mut []);
-    let len = match req.parse_with_uninit_headers(buf, &mut raw[..limits.max_headers.min(HARD_MAX_HEADERS)]) {
+    let len = match req
+        .parse_with_uninit_headers(buf, &mut raw[..limits.max_headers.min(HARD_MAX_HEADERS)])
+    {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => return check_partial(buf, limits).map(|_| Parse::Partial),
         Err(httparse::Error::TooManyHeaders) => return Err(Status::HEADERS_TOO_LARGE),
@@ -149,7 +159,8 @@ pub(crate) fn parse_head(buf: &[u8], head: &mut RequestHead, limits: &HeadLimits
     for h in req.headers.iter() {
         let name = h.name.as_bytes();
         let value = h.value;
-        head.headers.push((Span::of(buf, name), Span::of(buf, value)));
+        head.headers
+            .push((Span::of(buf, name), Span::of(buf, value)));
         if name.eq_ignore_ascii_case(b"content-length") {
             let n = parse_content_length(value).ok_or(Status::BAD_REQUEST)?;
             // Several Content-Length fields must agree, or the framing is ambiguous.
@@ -197,9 +208,13 @@ pub(crate) fn parse_head(buf: &[u8], head: &mut RequestHead, limits: &HeadLimits
 /// cannot make the engine buffer an endless head.
 fn check_partial(buf: &[u8], limits: &HeadLimits) -> Result<(), Status> {
     match memchr_lf(buf) {
-        None if buf.len() > limits.max_target.saturating_add(REQUEST_LINE_SLACK) => Err(Status::URI_TOO_LONG),
+        None if buf.len() > limits.max_target.saturating_add(REQUEST_LINE_SLACK) => {
+            Err(Status::URI_TOO_LONG)
+        }
         None => Ok(()),
-        Some(i) if i > limits.max_target.saturating_add(REQUEST_LINE_SLACK) => Err(Status::URI_TOO_LONG),
+        Some(i) if i > limits.max_target.saturating_add(REQUEST_LINE_SLACK) => {
+            Err(Status::URI_TOO_LONG)
+        }
         Some(i) if buf.len() - (i + 1) > limits.max_header_bytes => Err(Status::HEADERS_TOO_LARGE),
         Some(_) => Ok(()),
     }
@@ -215,8 +230,14 @@ fn version_error(buf: &[u8]) -> Status {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     let version = line.rsplit(|&b| b == b' ').next().unwrap_or(b"");
     match version {
-        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor] if major.is_ascii_digit() && minor.is_ascii_digit() => Status::VERSION_NOT_SUPPORTED,
-        [b'H', b'T', b'T', b'P', b'/', major] if major.is_ascii_digit() => Status::VERSION_NOT_SUPPORTED,
+        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
+            if major.is_ascii_digit() && minor.is_ascii_digit() =>
+        {
+            Status::VERSION_NOT_SUPPORTED
+        }
+        [b'H', b'T', b'T', b'P', b'/', major] if major.is_ascii_digit() => {
+            Status::VERSION_NOT_SUPPORTED
+        }
         _ => Status::BAD_REQUEST,
     }
 }
@@ -269,7 +290,9 @@ fn transfer_encoding_is_chunked(value: &[u8], already: bool) -> Result<bool, Sta
 }
 
 fn has_token(value: &[u8], token: &[u8]) -> bool {
-    value.split(|&b| b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
+    value
+        .split(|&b| b == b',')
+        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
 }
 
 #[cfg(test)]
@@ -300,14 +323,29 @@ mod tests {
     #[test]
     fn partial_head() {
         let mut head = RequestHead::new();
-        assert!(matches!(parse_head(b"GET / HTTP/1.1\r\nHost: x\r\n", &mut head, &HeadLimits::default()), Ok(Parse::Partial)));
+        assert!(matches!(
+            parse_head(
+                b"GET / HTTP/1.1\r\nHost: x\r\n",
+                &mut head,
+                &HeadLimits::default()
+            ),
+            Ok(Parse::Partial)
+        ));
     }
 
     #[test]
     fn http10_closes_unless_keep_alive() {
         assert!(!parse("GET / HTTP/1.0\r\n\r\n").unwrap().keep_alive);
-        assert!(parse("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").unwrap().keep_alive);
-        assert!(!parse("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap().keep_alive);
+        assert!(
+            parse("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+                .unwrap()
+                .keep_alive
+        );
+        assert!(
+            !parse("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                .unwrap()
+                .keep_alive
+        );
     }
 
     #[test]
@@ -316,13 +354,18 @@ mod tests {
         assert_eq!(h.body, BodyFraming::Length(5));
         let h = parse("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n").unwrap();
         assert_eq!(h.body, BodyFraming::Chunked);
-        let h = parse("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n").unwrap();
+        let h =
+            parse("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n")
+                .unwrap();
         assert_eq!(h.body, BodyFraming::Length(5));
     }
 
     #[test]
     fn expect_continue_only_with_body() {
-        let h = parse("POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n").unwrap();
+        let h = parse(
+            "POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n",
+        )
+        .unwrap();
         assert!(h.expect_continue);
         let h = parse("GET / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\r\n").unwrap();
         assert!(!h.expect_continue);
@@ -356,7 +399,10 @@ mod tests {
         }
         let twice = "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n";
         assert_eq!(parse(twice).unwrap_err(), Status::BAD_REQUEST);
-        assert_eq!(parse("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n").unwrap_err(), Status::BAD_REQUEST);
+        assert_eq!(
+            parse("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n").unwrap_err(),
+            Status::BAD_REQUEST
+        );
         for bad in [
             "GET / HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n folded\r\n\r\n",
             "GET / HTTP/1.1\r\nHost : x\r\n\r\n",
@@ -365,25 +411,53 @@ mod tests {
         ] {
             assert_eq!(parse(bad).unwrap_err(), Status::BAD_REQUEST, "{bad:?}");
         }
-        assert_eq!(parse("GET / HTTP/2.0\r\nHost: x\r\n\r\n").unwrap_err(), Status::VERSION_NOT_SUPPORTED);
-        assert_eq!(parse("GET / HTTP/3\r\nHost: x\r\n\r\n").unwrap_err(), Status::VERSION_NOT_SUPPORTED);
-        assert_eq!(parse("this is not http\r\n\r\n").unwrap_err(), Status::BAD_REQUEST);
+        assert_eq!(
+            parse("GET / HTTP/2.0\r\nHost: x\r\n\r\n").unwrap_err(),
+            Status::VERSION_NOT_SUPPORTED
+        );
+        assert_eq!(
+            parse("GET / HTTP/3\r\nHost: x\r\n\r\n").unwrap_err(),
+            Status::VERSION_NOT_SUPPORTED
+        );
+        assert_eq!(
+            parse("this is not http\r\n\r\n").unwrap_err(),
+            Status::BAD_REQUEST
+        );
     }
 
     #[test]
     fn limits() {
         let limits = HeadLimits::new(3, 64, 16);
         let mut head = RequestHead::new();
-        let mut p = |s: &[u8]| parse_head(s, &mut head, &limits).map(|r| matches!(r, Parse::Complete));
-        assert_eq!(p(b"GET /0123456789abcde HTTP/1.1\r\nHost: x\r\n\r\n"), Ok(true));
-        assert_eq!(p(b"GET /0123456789abcdef HTTP/1.1\r\nHost: x\r\n\r\n"), Err(Status::URI_TOO_LONG));
-        assert_eq!(p(b"GET / HTTP/1.1\r\nHost: x\r\nA: 1\r\nB: 2\r\n\r\n"), Ok(true));
-        assert_eq!(p(b"GET / HTTP/1.1\r\nHost: x\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n"), Err(Status::HEADERS_TOO_LARGE));
+        let mut p =
+            |s: &[u8]| parse_head(s, &mut head, &limits).map(|r| matches!(r, Parse::Complete));
+        assert_eq!(
+            p(b"GET /0123456789abcde HTTP/1.1\r\nHost: x\r\n\r\n"),
+            Ok(true)
+        );
+        assert_eq!(
+            p(b"GET /0123456789abcdef HTTP/1.1\r\nHost: x\r\n\r\n"),
+            Err(Status::URI_TOO_LONG)
+        );
+        assert_eq!(
+            p(b"GET / HTTP/1.1\r\nHost: x\r\nA: 1\r\nB: 2\r\n\r\n"),
+            Ok(true)
+        );
+        assert_eq!(
+            p(b"GET / HTTP/1.1\r\nHost: x\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n"),
+            Err(Status::HEADERS_TOO_LARGE)
+        );
         let long = format!("GET / HTTP/1.1\r\nHost: x\r\nA: {}\r\n\r\n", "a".repeat(60));
         assert_eq!(p(long.as_bytes()), Err(Status::HEADERS_TOO_LARGE));
         // partial heads are refused as soon as they cannot fit
-        assert_eq!(p(format!("GET /{}", "a".repeat(100)).as_bytes()), Err(Status::URI_TOO_LONG));
-        assert_eq!(p(format!("GET / HTTP/1.1\r\nA: {}", "a".repeat(70)).as_bytes()), Err(Status::HEADERS_TOO_LARGE));
+        assert_eq!(
+            p(format!("GET /{}", "a".repeat(100)).as_bytes()),
+            Err(Status::URI_TOO_LONG)
+        );
+        assert_eq!(
+            p(format!("GET / HTTP/1.1\r\nA: {}", "a".repeat(70)).as_bytes()),
+            Err(Status::HEADERS_TOO_LARGE)
+        );
         assert_eq!(p(b"GET / HTTP/1.1\r\nA: 1"), Ok(false));
     }
 }

@@ -41,7 +41,11 @@ pub(crate) struct Limits {
 
 impl Default for Limits {
     fn default() -> Limits {
-        Limits { entries: 1024, bytes: 32 * 1024 * 1024, files: 256 }
+        Limits {
+            entries: 1024,
+            bytes: 32 * 1024 * 1024,
+            files: 256,
+        }
     }
 }
 
@@ -77,18 +81,37 @@ impl FileId {
         #[cfg(unix)]
         {
             use std::os::unix::fs::MetadataExt;
-            FileId { dev: meta.dev(), ino: meta.ino(), size: meta.size(), mtime: (meta.mtime(), meta.mtime_nsec()), ctime: (meta.ctime(), meta.ctime_nsec()) }
+            FileId {
+                dev: meta.dev(),
+                ino: meta.ino(),
+                size: meta.size(),
+                mtime: (meta.mtime(), meta.mtime_nsec()),
+                ctime: (meta.ctime(), meta.ctime_nsec()),
+            }
         }
         #[cfg(not(unix))]
         {
-            let nanos = |t: std::io::Result<std::time::SystemTime>| t.ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or((0, 0), |d| (d.as_secs() as i64, d.subsec_nanos() as i64));
-            FileId { dev: 0, ino: 0, size: meta.len(), mtime: nanos(meta.modified()), ctime: nanos(meta.created()) }
+            let nanos = |t: std::io::Result<std::time::SystemTime>| {
+                t.ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or((0, 0), |d| (d.as_secs() as i64, d.subsec_nanos() as i64))
+            };
+            FileId {
+                dev: 0,
+                ino: 0,
+                size: meta.len(),
+                mtime: nanos(meta.modified()),
+                ctime: nanos(meta.created()),
+            }
         }
     }
 
     /// The file at `path` now (symlinks followed), if it is a regular file.
     pub fn probe(path: &std::path::Path) -> Option<FileId> {
-        fs::metadata(path).ok().filter(Metadata::is_file).map(|m| FileId::of(&m))
+        fs::metadata(path)
+            .ok()
+            .filter(Metadata::is_file)
+            .map(|m| FileId::of(&m))
     }
 }
 
@@ -107,12 +130,28 @@ pub(crate) struct Entry {
 }
 
 impl Entry {
-    pub fn new(dir: bool, identity: Result<Served, Status>, br: Option<Result<Served, Status>>, gzip: Option<Result<Served, Status>>, witnesses: Vec<(PathBuf, Option<FileId>)>, now: u64) -> Entry {
-        Entry { dir, identity, br, gzip, witnesses, checked: AtomicU64::new(now) }
+    pub fn new(
+        dir: bool,
+        identity: Result<Served, Status>,
+        br: Option<Result<Served, Status>>,
+        gzip: Option<Result<Served, Status>>,
+        witnesses: Vec<(PathBuf, Option<FileId>)>,
+        now: u64,
+    ) -> Entry {
+        Entry {
+            dir,
+            identity,
+            br,
+            gzip,
+            witnesses,
+            checked: AtomicU64::new(now),
+        }
     }
 
     fn served(&self) -> impl Iterator<Item = &Result<Served, Status>> {
-        std::iter::once(&self.identity).chain(self.br.iter()).chain(self.gzip.iter())
+        std::iter::once(&self.identity)
+            .chain(self.br.iter())
+            .chain(self.gzip.iter())
     }
 
     /// Only entries whose every file could be served are kept.
@@ -122,12 +161,16 @@ impl Entry {
 
     /// (bytes held, descriptors held)
     fn cost(&self) -> (usize, usize) {
-        self.served().flatten().fold((0, 0), |(b, f), s| (b + s.cached_bytes(), f + s.holds_file() as usize))
+        self.served().flatten().fold((0, 0), |(b, f), s| {
+            (b + s.cached_bytes(), f + s.holds_file() as usize)
+        })
     }
 
     /// Whether every file the answer depends on is as it was.
     fn unchanged(&self) -> bool {
-        self.witnesses.iter().all(|(path, id)| FileId::probe(path) == *id)
+        self.witnesses
+            .iter()
+            .all(|(path, id)| FileId::probe(path) == *id)
     }
 }
 
@@ -205,7 +248,10 @@ pub(crate) struct FileCache {
 
 impl std::fmt::Debug for FileCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FileCache").field("limits", &self.limits).field("stats", &self.stats()).finish()
+        f.debug_struct("FileCache")
+            .field("limits", &self.limits)
+            .field("stats", &self.stats())
+            .finish()
     }
 }
 
@@ -261,7 +307,11 @@ impl FileCache {
             return Some(entry);
         }
         let mut inner = self.lock();
-        if inner.map.get(key).is_some_and(|s| Arc::ptr_eq(&s.entry, &entry)) {
+        if inner
+            .map
+            .get(key)
+            .is_some_and(|s| Arc::ptr_eq(&s.entry, &entry))
+        {
             inner.remove(key);
         }
         drop(inner);
@@ -281,12 +331,23 @@ impl FileCache {
         }
         let mut inner = self.lock();
         inner.remove(key);
-        while inner.map.len() >= self.limits.entries || inner.bytes + bytes > self.limits.bytes || inner.files + files > self.limits.files {
+        while inner.map.len() >= self.limits.entries
+            || inner.bytes + bytes > self.limits.bytes
+            || inner.files + files > self.limits.files
+        {
             inner.evict();
         }
         inner.bytes += bytes;
         inner.files += files;
-        inner.map.insert(key.into(), Slot { entry, used: now, bytes, files });
+        inner.map.insert(
+            key.into(),
+            Slot {
+                entry,
+                used: now,
+                bytes,
+                files,
+            },
+        );
     }
 
     pub fn stats(&self) -> CacheStats {
@@ -311,12 +372,23 @@ mod tests {
     use super::*;
 
     fn entry(bytes: usize, now: u64) -> Arc<Entry> {
-        Arc::new(Entry::new(false, Ok(Served::test_data(vec![7; bytes])), None, None, Vec::new(), now))
+        Arc::new(Entry::new(
+            false,
+            Ok(Served::test_data(vec![7; bytes])),
+            None,
+            None,
+            Vec::new(),
+            now,
+        ))
     }
 
     #[test]
     fn bounded_by_entries_and_bytes_least_recently_used_first() {
-        let cache = FileCache::new(Limits { entries: 16, bytes: 1000, files: 4 });
+        let cache = FileCache::new(Limits {
+            entries: 16,
+            bytes: 1000,
+            files: 4,
+        });
         for i in 0..16u64 {
             cache.insert(format!("k{i}").as_bytes(), entry(10, i), i);
         }
@@ -326,7 +398,10 @@ mod tests {
         cache.insert(b"k16", entry(10, 101), 101);
         let s = cache.stats();
         assert!(s.entries <= 16 && s.entries >= 15, "{s:?}");
-        assert!(cache.lookup(b"k1", 102).is_none(), "the least recently used went first");
+        assert!(
+            cache.lookup(b"k1", 102).is_none(),
+            "the least recently used went first"
+        );
         assert!(cache.lookup(b"k0", 102).is_some());
         assert!(cache.lookup(b"k16", 102).is_some());
         // Bytes: a 900-byte entry pushes most others out.
@@ -350,7 +425,18 @@ mod tests {
         assert!(cache.lookup(b"c", INACTIVE_MS + SWEEP_MS).is_none());
         let s = cache.stats();
         assert_eq!((s.entries, s.bytes), (1, 1));
-        cache.insert(b"err", Arc::new(Entry::new(false, Err(Status(403)), None, None, Vec::new(), 0)), 0);
+        cache.insert(
+            b"err",
+            Arc::new(Entry::new(
+                false,
+                Err(Status(403)),
+                None,
+                None,
+                Vec::new(),
+                0,
+            )),
+            0,
+        );
         assert_eq!(cache.stats().entries, 1);
     }
 }

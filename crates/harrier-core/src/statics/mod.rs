@@ -21,9 +21,9 @@ use std::sync::{Arc, LazyLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::http1::Status;
-use cache::{Entry, FileCache, FileId, Limits};
 #[doc(hidden)]
 pub use cache::CacheStats;
+use cache::{Entry, FileCache, FileId, Limits};
 use resolve::{Beneath, Located};
 
 /// Bodies up to this size are read into the response buffer; larger ones are streamed.
@@ -55,7 +55,14 @@ pub struct StaticOptions {
 
 impl Default for StaticOptions {
     fn default() -> StaticOptions {
-        StaticOptions { max_age: None, immutable: false, index: Some("index.html".into()), fallback: None, dotfiles: false, precompressed: true }
+        StaticOptions {
+            max_age: None,
+            immutable: false,
+            index: Some("index.html".into()),
+            fallback: None,
+            dotfiles: false,
+            precompressed: true,
+        }
     }
 }
 
@@ -80,10 +87,18 @@ impl StaticMount {
     pub fn new(root: impl AsRef<Path>, options: StaticOptions) -> io::Result<StaticMount> {
         let root = std::fs::canonicalize(root.as_ref())?;
         if !std::fs::metadata(&root)?.is_dir() {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("{} is not a directory", root.display())));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{} is not a directory", root.display()),
+            ));
         }
         let beneath = Beneath::new(&root);
-        Ok(StaticMount { root, options, beneath, cache: FileCache::new(Limits::default()) })
+        Ok(StaticMount {
+            root,
+            options,
+            beneath,
+            cache: FileCache::new(Limits::default()),
+        })
     }
 
     pub fn root(&self) -> &Path {
@@ -139,7 +154,10 @@ impl<'a> Conditions<'a> {
 pub(crate) enum Piece {
     Bytes(Vec<u8>),
     /// `len` bytes of the plan's file from `offset`.
-    File { offset: u64, len: u64 },
+    File {
+        offset: u64,
+        len: u64,
+    },
     /// Bytes of a cached file.
     Shared(Arc<[u8]>, std::ops::Range<usize>),
 }
@@ -159,7 +177,13 @@ pub(crate) struct Plan {
 impl Plan {
     fn error(status: Status) -> Plan {
         let body = status.reason().as_bytes().to_vec();
-        Plan { status, headers: b"content-type: text/plain; charset=utf-8\r\n".to_vec(), length: body.len() as u64, pieces: vec![Piece::Bytes(body)], file: None }
+        Plan {
+            status,
+            headers: b"content-type: text/plain; charset=utf-8\r\n".to_vec(),
+            length: body.len() as u64,
+            pieces: vec![Piece::Bytes(body)],
+            file: None,
+        }
     }
 
     /// `301` to `path` with a trailing slash (and the query): a directory asked for without
@@ -198,7 +222,10 @@ fn segments(raw: &[u8], dotfiles: bool) -> Result<Vec<String>, Status> {
         let b = raw[i];
         if b == b'%' {
             let hex = |c: u8| (c as char).to_digit(16);
-            let (Some(h), Some(l)) = (raw.get(i + 1).and_then(|&c| hex(c)), raw.get(i + 2).and_then(|&c| hex(c))) else {
+            let (Some(h), Some(l)) = (
+                raw.get(i + 1).and_then(|&c| hex(c)),
+                raw.get(i + 2).and_then(|&c| hex(c)),
+            ) else {
                 return Err(Status::BAD_REQUEST);
             };
             let v = (h * 16 + l) as u8;
@@ -236,20 +263,28 @@ const FALLBACK_KEY: &[u8] = b"\0fallback";
 /// Answers a request for `raw` (the path under the mount, as sent) from `mount`. `path` and
 /// `query` are the whole request target's (a directory asked for without its trailing slash
 /// is redirected to it).
-pub(crate) fn serve(mount: &StaticMount, raw: &[u8], path: &[u8], query: &[u8], cond: &Conditions) -> Plan {
+pub(crate) fn serve(
+    mount: &StaticMount,
+    raw: &[u8],
+    path: &[u8],
+    query: &[u8],
+    cond: &Conditions,
+) -> Plan {
     let cache = &mount.cache;
     let now = cache.now();
     if let Some(entry) = cache.lookup(raw, now) {
         return answer_entry(&entry, path, query, cond);
     }
     let options = &mount.options;
-    let found = segments(raw, options.dotfiles).and_then(|segs| resolve::locate_segments(&mount.root, &mount.beneath, &segs, options));
+    let found = segments(raw, options.dotfiles)
+        .and_then(|segs| resolve::locate_segments(&mount.root, &mount.beneath, &segs, options));
     let (key, found) = match (found, &options.fallback) {
         (Err(Status::NOT_FOUND), Some(fallback)) => {
             if let Some(entry) = cache.lookup(FALLBACK_KEY, now) {
                 return answer_entry(&entry, path, query, cond);
             }
-            let found = resolve::locate_fallback(&mount.root, &mount.beneath, fallback, options).map(|l| Located { dir: false, ..l });
+            let found = resolve::locate_fallback(&mount.root, &mount.beneath, fallback, options)
+                .map(|l| Located { dir: false, ..l });
             (FALLBACK_KEY, found)
         }
         (found, _) => (raw, found),
@@ -277,7 +312,12 @@ fn send_key(path: &Path, options: &StaticOptions) -> Option<Vec<u8>> {
     let mut key = Vec::with_capacity(bytes.len() + 32);
     key.extend_from_slice(bytes);
     key.push(0);
-    key.push(options.immutable as u8 | (options.dotfiles as u8) << 1 | (options.precompressed as u8) << 2 | (options.max_age.is_some() as u8) << 3);
+    key.push(
+        options.immutable as u8
+            | (options.dotfiles as u8) << 1
+            | (options.precompressed as u8) << 2
+            | (options.max_age.is_some() as u8) << 3,
+    );
     key.extend_from_slice(&options.max_age.unwrap_or(0).to_le_bytes());
     key.extend_from_slice(options.index.as_deref().unwrap_or("").as_bytes());
     Some(key)
@@ -286,7 +326,12 @@ fn send_key(path: &Path, options: &StaticOptions) -> Option<Vec<u8>> {
 /// Answers with one file chosen by the application (`sendFile`): its own directory is the
 /// root that variants must stay in.
 pub(crate) fn serve_path(path: &Path, options: &StaticOptions, cond: &Conditions) -> Plan {
-    if !options.dotfiles && path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.')) {
+    if !options.dotfiles
+        && path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with('.'))
+    {
         return Plan::error(Status::NOT_FOUND);
     }
     let cache = &*SEND_FILES;
@@ -295,12 +340,18 @@ pub(crate) fn serve_path(path: &Path, options: &StaticOptions, cond: &Conditions
     if let Some(entry) = key.as_deref().and_then(|k| cache.lookup(k, now)) {
         return answer_entry(&entry, b"", b"", cond);
     }
-    let Ok(canon) = std::fs::canonicalize(path) else { return Plan::error(Status::NOT_FOUND) };
+    let Ok(canon) = std::fs::canonicalize(path) else {
+        return Plan::error(Status::NOT_FOUND);
+    };
     let root = canon.parent().map(Path::to_path_buf).unwrap_or_default();
     match resolve::locate_path(&root, &canon, options) {
         Ok(mut located) => {
             // Revalidation looks at the path the application gave.
-            located.requested = if located.dir { path.join(options.index.as_deref().unwrap_or("")) } else { path.to_path_buf() };
+            located.requested = if located.dir {
+                path.join(options.index.as_deref().unwrap_or(""))
+            } else {
+                path.to_path_buf()
+            };
             located.dir = false;
             let entry = Arc::new(build(&root, &Beneath::none(), located, options, now));
             if let Some(key) = &key {
@@ -313,24 +364,66 @@ pub(crate) fn serve_path(path: &Path, options: &StaticOptions, cond: &Conditions
 }
 
 /// Opens and describes a located file and its variants: the cache entry of one path.
-fn build(root: &Path, beneath: &Beneath, located: Located, options: &StaticOptions, now: u64) -> Entry {
+fn build(
+    root: &Path,
+    beneath: &Beneath,
+    located: Located,
+    options: &StaticOptions,
+    now: u64,
+) -> Entry {
     let ctype = content_type(&located.path);
-    let (br, gz) = if options.precompressed { (beneath.variant(root, &located, ".br"), beneath.variant(root, &located, ".gz")) } else { (None, None) };
+    let (br, gz) = if options.precompressed {
+        (
+            beneath.variant(root, &located, ".br"),
+            beneath.variant(root, &located, ".gz"),
+        )
+    } else {
+        (None, None)
+    };
     let vary = br.is_some() || gz.is_some();
     let mut witnesses = Vec::with_capacity(3);
     let identity = match located.file {
         Some(found) => Ok(found),
         None => resolve::open_regular(&located.path),
     };
-    witnesses.push((located.requested, identity.as_ref().ok().map(|(_, m)| FileId::of(m))));
-    let identity = identity.and_then(|(file, meta)| Served::new(located.path.clone(), file, &meta, &ctype, None, vary, options));
-    let mut variant = |found: Option<Result<(PathBuf, File, Metadata), Status>>, ext: &str, coding: &'static str| {
+    witnesses.push((
+        located.requested,
+        identity.as_ref().ok().map(|(_, m)| FileId::of(m)),
+    ));
+    let identity = identity.and_then(|(file, meta)| {
+        Served::new(
+            located.path.clone(),
+            file,
+            &meta,
+            &ctype,
+            None,
+            vary,
+            options,
+        )
+    });
+    let mut variant = |found: Option<Result<(PathBuf, File, Metadata), Status>>,
+                       ext: &str,
+                       coding: &'static str| {
         let mut probe = located.path.as_os_str().to_owned();
         probe.push(ext);
-        witnesses.push((PathBuf::from(probe), found.as_ref().and_then(|f| f.as_ref().ok()).map(|(_, _, m)| FileId::of(m))));
-        found.map(|f| f.and_then(|(path, file, meta)| Served::new(path, file, &meta, &ctype, Some(coding), vary, options)))
+        witnesses.push((
+            PathBuf::from(probe),
+            found
+                .as_ref()
+                .and_then(|f| f.as_ref().ok())
+                .map(|(_, _, m)| FileId::of(m)),
+        ));
+        found.map(|f| {
+            f.and_then(|(path, file, meta)| {
+                Served::new(path, file, &meta, &ctype, Some(coding), vary, options)
+            })
+        })
     };
-    let (br, gz) = if options.precompressed { (variant(br, ".br", "br"), variant(gz, ".gz", "gzip")) } else { (None, None) };
+    let (br, gz) = if options.precompressed {
+        (variant(br, ".br", "br"), variant(gz, ".gz", "gzip"))
+    } else {
+        (None, None)
+    };
     Entry::new(located.dir, identity, br, gz, witnesses, now)
 }
 
@@ -360,18 +453,38 @@ enum Body {
 }
 
 impl Served {
-    fn new(path: PathBuf, file: File, meta: &Metadata, ctype: &str, coding: Option<&str>, vary: bool, options: &StaticOptions) -> Result<Served, Status> {
+    fn new(
+        path: PathBuf,
+        file: File,
+        meta: &Metadata,
+        ctype: &str,
+        coding: Option<&str>,
+        vary: bool,
+        options: &StaticOptions,
+    ) -> Result<Served, Status> {
         let size = meta.len();
         let tag = etag(meta);
         let modified = mtime(meta);
         let mut head = Vec::with_capacity(256);
         push_header(&mut head, "etag", &tag);
-        push_header(&mut head, "last-modified", &httpdate::fmt_http_date(modified));
+        push_header(
+            &mut head,
+            "last-modified",
+            &httpdate::fmt_http_date(modified),
+        );
         if let Some(age) = options.max_age {
-            let value = if options.immutable { format!("public, max-age={age}, immutable") } else { format!("public, max-age={age}") };
+            let value = if options.immutable {
+                format!("public, max-age={age}, immutable")
+            } else {
+                format!("public, max-age={age}")
+            };
             push_header(&mut head, "cache-control", &value);
         } else if options.immutable {
-            push_header(&mut head, "cache-control", "public, max-age=31536000, immutable");
+            push_header(
+                &mut head,
+                "cache-control",
+                "public, max-age=31536000, immutable",
+            );
         }
         if vary {
             push_header(&mut head, "vary", "Accept-Encoding");
@@ -394,7 +507,17 @@ impl Served {
             resolve::blocking(&file);
             Body::File(Arc::new(file))
         };
-        Ok(Served { path, body, size, etag: tag, modified: whole_seconds(modified), head, common_end, ranges_end, ctype: ctype.to_string() })
+        Ok(Served {
+            path,
+            body,
+            size,
+            etag: tag,
+            modified: whole_seconds(modified),
+            head,
+            common_end,
+            ranges_end,
+            ctype: ctype.to_string(),
+        })
     }
 
     fn cached_bytes(&self) -> usize {
@@ -410,7 +533,17 @@ impl Served {
 
     #[cfg(test)]
     fn test_data(bytes: Vec<u8>) -> Served {
-        Served { path: PathBuf::new(), size: bytes.len() as u64, body: Body::Bytes(bytes.into()), etag: String::new(), modified: 0, head: Vec::new(), common_end: 0, ranges_end: 0, ctype: String::new() }
+        Served {
+            path: PathBuf::new(),
+            size: bytes.len() as u64,
+            body: Body::Bytes(bytes.into()),
+            etag: String::new(),
+            modified: 0,
+            head: Vec::new(),
+            common_end: 0,
+            ranges_end: 0,
+            ctype: String::new(),
+        }
     }
 }
 
@@ -437,11 +570,19 @@ fn answer(s: &Served, cond: &Conditions) -> Plan {
     let size = s.size;
     let not_modified = match (cond.if_none_match, cond.if_modified_since) {
         (Some(inm), _) => none_match(inm, &s.etag),
-        (None, Some(ims)) => parse_date(ims).is_some_and(|since| s.modified <= whole_seconds(since)),
+        (None, Some(ims)) => {
+            parse_date(ims).is_some_and(|since| s.modified <= whole_seconds(since))
+        }
         _ => false,
     };
     if not_modified {
-        return Plan { status: Status(304), headers: s.head[..s.common_end].to_vec(), length: 0, pieces: Vec::new(), file: None };
+        return Plan {
+            status: Status(304),
+            headers: s.head[..s.common_end].to_vec(),
+            length: 0,
+            pieces: Vec::new(),
+            file: None,
+        };
     }
     let range_applies = cond.range.is_some()
         && match cond.if_range {
@@ -449,37 +590,80 @@ fn answer(s: &Served, cond: &Conditions) -> Plan {
             Some(v) if v.first() == Some(&b'"') => v == s.etag.as_bytes(),
             Some(v) => parse_date(v).is_some_and(|d| whole_seconds(d) == s.modified),
         };
-    let ranges = if range_applies { parse_ranges(cond.range.unwrap(), size) } else { None };
+    let ranges = if range_applies {
+        parse_ranges(cond.range.unwrap(), size)
+    } else {
+        None
+    };
     let mut plan = match ranges {
-        None => Plan { status: Status::OK, headers: s.head.clone(), length: size, pieces: vec![Piece::File { offset: 0, len: size }], file: None },
+        None => Plan {
+            status: Status::OK,
+            headers: s.head.clone(),
+            length: size,
+            pieces: vec![Piece::File {
+                offset: 0,
+                len: size,
+            }],
+            file: None,
+        },
         Some(r) if r.is_empty() => {
             let mut plan = Plan::error(Status(416));
-            push_header(&mut plan.headers, "content-range", &format!("bytes */{size}"));
+            push_header(
+                &mut plan.headers,
+                "content-range",
+                &format!("bytes */{size}"),
+            );
             return plan;
         }
         Some(r) if r.len() == 1 => {
             let (start, end) = r[0];
             let mut headers = s.head.clone();
-            push_header(&mut headers, "content-range", &format!("bytes {start}-{end}/{size}"));
-            Plan { status: Status(206), headers, length: end - start + 1, pieces: vec![Piece::File { offset: start, len: end - start + 1 }], file: None }
+            push_header(
+                &mut headers,
+                "content-range",
+                &format!("bytes {start}-{end}/{size}"),
+            );
+            Plan {
+                status: Status(206),
+                headers,
+                length: end - start + 1,
+                pieces: vec![Piece::File {
+                    offset: start,
+                    len: end - start + 1,
+                }],
+                file: None,
+            }
         }
         Some(r) => {
             let b = boundary(&s.etag);
             let ctype = &s.ctype;
             let mut headers = s.head[..s.ranges_end].to_vec();
-            push_header(&mut headers, "content-type", &format!("multipart/byteranges; boundary={b}"));
+            push_header(
+                &mut headers,
+                "content-type",
+                &format!("multipart/byteranges; boundary={b}"),
+            );
             let mut pieces = Vec::with_capacity(r.len() * 2 + 1);
             let mut length = 0;
             for (i, &(start, end)) in r.iter().enumerate() {
                 let part = format!("{}--{b}\r\ncontent-type: {ctype}\r\ncontent-range: bytes {start}-{end}/{size}\r\n\r\n", if i == 0 { "" } else { "\r\n" });
                 length += part.len() as u64 + end - start + 1;
                 pieces.push(Piece::Bytes(part.into_bytes()));
-                pieces.push(Piece::File { offset: start, len: end - start + 1 });
+                pieces.push(Piece::File {
+                    offset: start,
+                    len: end - start + 1,
+                });
             }
             let closing = format!("\r\n--{b}--\r\n");
             length += closing.len() as u64;
             pieces.push(Piece::Bytes(closing.into_bytes()));
-            Plan { status: Status(206), headers, length, pieces, file: None }
+            Plan {
+                status: Status(206),
+                headers,
+                length,
+                pieces,
+                file: None,
+            }
         }
     };
     match &s.body {
@@ -518,7 +702,9 @@ fn answer(s: &Served, cond: &Conditions) -> Plan {
 
 /// Whether `accept` (an `Accept-Encoding` value) takes `coding` with a non-zero weight.
 fn accepts(accept: &[u8], coding: &str) -> bool {
-    let Ok(accept) = std::str::from_utf8(accept) else { return false };
+    let Ok(accept) = std::str::from_utf8(accept) else {
+        return false;
+    };
     accept.split(',').any(|item| {
         let mut parts = item.split(';');
         let name = parts.next().unwrap_or("").trim();
@@ -527,18 +713,21 @@ fn accepts(accept: &[u8], coding: &str) -> bool {
         }
         !parts.any(|p| {
             let p = p.trim();
-            (p.starts_with("q=") || p.starts_with("Q=")) && p[2..].trim().parse::<f32>().is_ok_and(|q| q <= 0.0)
+            (p.starts_with("q=") || p.starts_with("Q="))
+                && p[2..].trim().parse::<f32>().is_ok_and(|q| q <= 0.0)
         })
     })
 }
-
 
 fn mtime(meta: &Metadata) -> SystemTime {
     meta.modified().unwrap_or(UNIX_EPOCH)
 }
 
 fn etag(meta: &Metadata) -> String {
-    let nanos = mtime(meta).duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let nanos = mtime(meta)
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
     #[cfg(unix)]
     let ino = std::os::unix::fs::MetadataExt::ino(meta);
     #[cfg(not(unix))]
@@ -556,7 +745,11 @@ fn push_header(out: &mut Vec<u8>, name: &str, value: &str) {
 fn content_type(path: &Path) -> String {
     let mime = mime_guess::from_path(path).first_or_octet_stream();
     let essence = mime.essence_str();
-    if mime.type_() == mime_guess::mime::TEXT || essence == "application/javascript" || essence == "application/json" || essence == "image/svg+xml" {
+    if mime.type_() == mime_guess::mime::TEXT
+        || essence == "application/javascript"
+        || essence == "application/json"
+        || essence == "image/svg+xml"
+    {
         format!("{essence}; charset=utf-8")
     } else {
         essence.to_string()
@@ -565,8 +758,13 @@ fn content_type(path: &Path) -> String {
 
 /// Whether `If-None-Match` names `tag` (weak comparison) or is `*`.
 fn none_match(header: &[u8], tag: &str) -> bool {
-    let Ok(header) = std::str::from_utf8(header) else { return false };
-    header.split(',').map(str::trim).any(|t| t == "*" || t.trim_start_matches("W/") == tag)
+    let Ok(header) = std::str::from_utf8(header) else {
+        return false;
+    };
+    header
+        .split(',')
+        .map(str::trim)
+        .any(|t| t == "*" || t.trim_start_matches("W/") == tag)
 }
 
 fn parse_date(value: &[u8]) -> Option<SystemTime> {
@@ -574,7 +772,9 @@ fn parse_date(value: &[u8]) -> Option<SystemTime> {
 }
 
 fn whole_seconds(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// The ranges of a `Range` value over `size` bytes: `None` when the header is to be ignored
@@ -610,7 +810,11 @@ fn parse_ranges(value: &[u8], size: u64) -> Option<Vec<(u64, u64)>> {
                 return None;
             }
             let start: u64 = first.parse().unwrap_or(u64::MAX);
-            let end: u64 = if last.is_empty() { u64::MAX } else { last.parse().unwrap_or(u64::MAX) };
+            let end: u64 = if last.is_empty() {
+                u64::MAX
+            } else {
+                last.parse().unwrap_or(u64::MAX)
+            };
             if end < start {
                 return None;
             }
@@ -655,12 +859,12 @@ pub(crate) fn read_span(file: &File, offset: u64, len: u64) -> io::Result<Vec<u8
 }
 
 #[cfg(unix)]
-fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+pub(crate) fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
     std::os::unix::fs::FileExt::read_at(file, buf, offset)
 }
 
 #[cfg(windows)]
-fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+pub(crate) fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
     std::os::windows::fs::FileExt::seek_read(file, buf, offset)
 }
 
@@ -691,7 +895,10 @@ mod tests {
         assert_eq!(parse_ranges(b"bytes=-10", 100), Some(vec![(90, 99)]));
         assert_eq!(parse_ranges(b"bytes=-1000", 100), Some(vec![(0, 99)]));
         assert_eq!(parse_ranges(b"bytes=0-1000", 100), Some(vec![(0, 99)]));
-        assert_eq!(parse_ranges(b"bytes=0-0, 5-6", 100), Some(vec![(0, 0), (5, 6)]));
+        assert_eq!(
+            parse_ranges(b"bytes=0-0, 5-6", 100),
+            Some(vec![(0, 0), (5, 6)])
+        );
         assert_eq!(parse_ranges(b"bytes=100-", 100), Some(vec![]));
         assert_eq!(parse_ranges(b"bytes=5-1", 100), None);
         assert_eq!(parse_ranges(b"items=0-1", 100), None);
@@ -700,9 +907,18 @@ mod tests {
 
     #[test]
     fn io_errors_are_403_or_404_never_500() {
-        assert_eq!(io_status(&io::Error::from(io::ErrorKind::PermissionDenied)), Status(403));
-        assert_eq!(io_status(&io::Error::from(io::ErrorKind::NotFound)), Status::NOT_FOUND);
-        assert_eq!(io_status(&io::Error::from(io::ErrorKind::Other)), Status::NOT_FOUND);
+        assert_eq!(
+            io_status(&io::Error::from(io::ErrorKind::PermissionDenied)),
+            Status(403)
+        );
+        assert_eq!(
+            io_status(&io::Error::from(io::ErrorKind::NotFound)),
+            Status::NOT_FOUND
+        );
+        assert_eq!(
+            io_status(&io::Error::from(io::ErrorKind::Other)),
+            Status::NOT_FOUND
+        );
     }
 
     #[test]
@@ -719,18 +935,24 @@ mod tests {
             match piece {
                 Piece::Bytes(b) => out.extend_from_slice(b),
                 Piece::Shared(b, span) => out.extend_from_slice(&b[span.clone()]),
-                Piece::File { offset, len } => out.extend(read_span(plan.file.as_ref().unwrap(), *offset, *len).unwrap()),
+                Piece::File { offset, len } => {
+                    out.extend(read_span(plan.file.as_ref().unwrap(), *offset, *len).unwrap())
+                }
             }
         }
         out
     }
 
     fn header<'a>(plan: &'a Plan, name: &str) -> Option<&'a str> {
-        std::str::from_utf8(&plan.headers).unwrap().lines().find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(": ")))
+        std::str::from_utf8(&plan.headers)
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(": ")))
     }
 
     fn temp(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("harrier-statics-{name}-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("harrier-statics-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         dir
@@ -742,7 +964,18 @@ mod tests {
         std::fs::write(dir.join("app.js"), b"plain").unwrap();
         std::fs::write(dir.join("app.js.gz"), b"gzip").unwrap();
         let mount = StaticMount::new(&dir, StaticOptions::default()).unwrap();
-        let get = |accept: &'static [u8]| serve(&mount, b"app.js", b"/app.js", b"", &Conditions { accept_encoding: Some(accept), ..Conditions::default() });
+        let get = |accept: &'static [u8]| {
+            serve(
+                &mount,
+                b"app.js",
+                b"/app.js",
+                b"",
+                &Conditions {
+                    accept_encoding: Some(accept),
+                    ..Conditions::default()
+                },
+            )
+        };
         for _ in 0..2 {
             let gz = get(b"gzip, br");
             assert_eq!(body(&gz), b"gzip");
@@ -753,7 +986,11 @@ mod tests {
             assert_eq!(header(&plain, "vary"), Some("Accept-Encoding"));
             assert_eq!(header(&plain, "content-encoding"), None);
         }
-        assert_eq!(mount.cache_stats().misses, 1, "one entry answers every encoding");
+        assert_eq!(
+            mount.cache_stats().misses,
+            1,
+            "one entry answers every encoding"
+        );
         // A .br appears: seen once the entry's second is over.
         std::fs::write(dir.join("app.js.br"), b"brotli").unwrap();
         std::thread::sleep(std::time::Duration::from_millis(1100));
@@ -762,9 +999,19 @@ mod tests {
         assert_eq!(header(&br, "content-encoding"), Some("br"));
         // Conditional and range answers come from the cached entry too.
         let tag = header(&br, "etag").unwrap().to_string();
-        let cond = Conditions { if_none_match: Some(tag.as_bytes()), accept_encoding: Some(b"br"), ..Conditions::default() };
-        assert_eq!(serve(&mount, b"app.js", b"/app.js", b"", &cond).status, Status(304));
-        let cond = Conditions { range: Some(b"bytes=1-2"), ..Conditions::default() };
+        let cond = Conditions {
+            if_none_match: Some(tag.as_bytes()),
+            accept_encoding: Some(b"br"),
+            ..Conditions::default()
+        };
+        assert_eq!(
+            serve(&mount, b"app.js", b"/app.js", b"", &cond).status,
+            Status(304)
+        );
+        let cond = Conditions {
+            range: Some(b"bytes=1-2"),
+            ..Conditions::default()
+        };
         let part = serve(&mount, b"app.js", b"/app.js", b"", &cond);
         assert_eq!((part.status, body(&part)), (Status(206), b"la".to_vec()));
         std::fs::remove_dir_all(&dir).unwrap();
@@ -776,37 +1023,81 @@ mod tests {
         std::fs::create_dir_all(dir.join("docs")).unwrap();
         std::fs::write(dir.join("docs/index.html"), b"docs").unwrap();
         std::fs::write(dir.join("app.html"), b"app").unwrap();
-        let options = StaticOptions { fallback: Some("app.html".into()), ..StaticOptions::default() };
+        let options = StaticOptions {
+            fallback: Some("app.html".into()),
+            ..StaticOptions::default()
+        };
         let mount = StaticMount::new(&dir, options).unwrap();
         let none = Conditions::default();
         let r = serve(&mount, b"docs", b"/docs", b"?a=1", &none);
-        assert_eq!((r.status, header(&r, "location")), (Status(301), Some("/docs/?a=1")));
+        assert_eq!(
+            (r.status, header(&r, "location")),
+            (Status(301), Some("/docs/?a=1"))
+        );
         // Leading slashes are collapsed: the location stays on this host.
         let r = serve(&mount, b"/docs", b"//docs", b"", &none);
         assert_eq!(header(&r, "location"), Some("/docs/"));
-        assert_eq!(body(&serve(&mount, b"docs/", b"/docs/", b"", &none)), b"docs");
-        assert_eq!(serve(&mount, b"docs", b"/docs", b"", &none).status, Status(301), "also from the cache");
+        assert_eq!(
+            body(&serve(&mount, b"docs/", b"/docs/", b"", &none)),
+            b"docs"
+        );
+        assert_eq!(
+            serve(&mount, b"docs", b"/docs", b"", &none).status,
+            Status(301),
+            "also from the cache"
+        );
         // Unknown paths get the fallback (cached once), each still looked up on the disk.
         for p in [&b"a/b"[..], b"c", b"d/e/f"] {
             assert_eq!(body(&serve(&mount, p, p, b"", &none)), b"app");
         }
-        assert_eq!(mount.cache_stats().entries, 2, "the docs index and the fallback");
+        assert_eq!(
+            mount.cache_stats().entries,
+            2,
+            "the docs index and the fallback"
+        );
         std::fs::write(dir.join("c"), b"now c").unwrap();
         assert_eq!(body(&serve(&mount, b"c", b"/c", b"", &none)), b"now c");
 
         // sendFile: cached by path and options.
         let file = dir.join("app.html");
         let a = serve_path(&file, &StaticOptions::default(), &none);
-        let b = serve_path(&file, &StaticOptions { max_age: Some(5), ..StaticOptions::default() }, &none);
-        assert_eq!((body(&a), header(&a, "cache-control")), (b"app".to_vec(), None));
-        assert_eq!((body(&b), header(&b, "cache-control")), (b"app".to_vec(), Some("public, max-age=5")));
-        assert_eq!(body(&serve_path(&dir.join("docs"), &StaticOptions::default(), &none)), b"docs", "a directory gives its index");
+        let b = serve_path(
+            &file,
+            &StaticOptions {
+                max_age: Some(5),
+                ..StaticOptions::default()
+            },
+            &none,
+        );
+        assert_eq!(
+            (body(&a), header(&a, "cache-control")),
+            (b"app".to_vec(), None)
+        );
+        assert_eq!(
+            (body(&b), header(&b, "cache-control")),
+            (b"app".to_vec(), Some("public, max-age=5"))
+        );
+        assert_eq!(
+            body(&serve_path(
+                &dir.join("docs"),
+                &StaticOptions::default(),
+                &none
+            )),
+            b"docs",
+            "a directory gives its index"
+        );
         std::fs::write(&file, b"app v2").unwrap();
         std::thread::sleep(std::time::Duration::from_millis(1100));
-        assert_eq!(body(&serve_path(&file, &StaticOptions::default(), &none)), b"app v2");
+        assert_eq!(
+            body(&serve_path(&file, &StaticOptions::default(), &none)),
+            b"app v2"
+        );
         std::fs::remove_file(&file).unwrap();
         std::thread::sleep(std::time::Duration::from_millis(1100));
-        assert_eq!(serve_path(&file, &StaticOptions::default(), &none).status, Status::NOT_FOUND);
+        assert_eq!(
+            serve_path(&file, &StaticOptions::default(), &none).status,
+            Status::NOT_FOUND
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

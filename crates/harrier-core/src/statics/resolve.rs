@@ -51,10 +51,19 @@ mod sys {
         // SAFETY: open_how is plain data; zero is a valid value of every field.
         let mut how: libc::open_how = unsafe { std::mem::zeroed() };
         how.flags = flags as u64;
-        how.resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS;
+        how.resolve =
+            libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS;
         loop {
             // SAFETY: a valid C string and a valid open_how of the size passed.
-            let fd = unsafe { libc::syscall(libc::SYS_openat2, dir, path.as_ptr(), &how as *const libc::open_how, std::mem::size_of::<libc::open_how>()) };
+            let fd = unsafe {
+                libc::syscall(
+                    libc::SYS_openat2,
+                    dir,
+                    path.as_ptr(),
+                    &how as *const libc::open_how,
+                    std::mem::size_of::<libc::open_how>(),
+                )
+            };
             if fd >= 0 {
                 // SAFETY: a new descriptor that nothing else owns.
                 return Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) });
@@ -71,7 +80,12 @@ mod sys {
         use std::os::unix::ffi::OsStrExt;
         let c = CString::new(root.as_os_str().as_bytes()).ok()?;
         // SAFETY: a valid C string.
-        let fd = unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) };
+        let fd = unsafe {
+            libc::open(
+                c.as_ptr(),
+                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            )
+        };
         if fd < 0 {
             return None;
         }
@@ -94,20 +108,33 @@ enum Fast {
 /// An error of the openat2 way: a missing path is final, anything else goes the portable way.
 #[cfg(target_os = "linux")]
 fn settled(e: &io::Error) -> bool {
-    matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR) | Some(libc::ENAMETOOLONG))
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ENOENT) | Some(libc::ENOTDIR) | Some(libc::ENAMETOOLONG)
+    )
 }
 
 /// A relative path of plain segments (nothing that openat2 and `canonicalize` could read
 /// differently: no empty, `.` or `..` segment, not absolute).
 fn plain(rel: &str) -> bool {
-    !rel.is_empty() && rel.split('/').all(|s| !s.is_empty() && s != "." && s != ".." && !s.contains('\0') && !(cfg!(windows) && (s.contains('\\') || s.contains(':'))))
+    !rel.is_empty()
+        && rel.split('/').all(|s| {
+            !s.is_empty()
+                && s != "."
+                && s != ".."
+                && !s.contains('\0')
+                && !(cfg!(windows) && (s.contains('\\') || s.contains(':')))
+        })
 }
 
 impl Beneath {
     pub fn new(root: &Path) -> Beneath {
         #[cfg(target_os = "linux")]
         {
-            Beneath { root: sys::root(root), off: std::sync::atomic::AtomicBool::new(false) }
+            Beneath {
+                root: sys::root(root),
+                off: std::sync::atomic::AtomicBool::new(false),
+            }
         }
         #[cfg(not(target_os = "linux"))]
         {
@@ -120,7 +147,10 @@ impl Beneath {
     pub fn none() -> Beneath {
         #[cfg(target_os = "linux")]
         {
-            Beneath { root: None, off: std::sync::atomic::AtomicBool::new(true) }
+            Beneath {
+                root: None,
+                off: std::sync::atomic::AtomicBool::new(true),
+            }
         }
         #[cfg(not(target_os = "linux"))]
         {
@@ -138,7 +168,11 @@ impl Beneath {
         if self.off.load(Ordering::Relaxed) {
             return None;
         }
-        match sys::openat2(root.as_raw_fd(), rel, libc::O_RDONLY | libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY) {
+        match sys::openat2(
+            root.as_raw_fd(),
+            rel,
+            libc::O_RDONLY | libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY,
+        ) {
             Ok(fd) => Some(Ok(File::from(fd))),
             Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
                 self.off.store(true, Ordering::Relaxed);
@@ -160,20 +194,38 @@ impl Beneath {
             Some(Ok(f)) => f,
             Some(Err(e)) => return on_error(&e),
         };
-        let Ok(meta) = file.metadata() else { return Fast::Slow };
+        let Ok(meta) = file.metadata() else {
+            return Fast::Slow;
+        };
         if meta.is_file() {
-            let path = if rel == "." { root.to_path_buf() } else { root.join(&rel) };
-            return Fast::Found(Located { requested: path.clone(), path, rel: Some(rel), file: Some((file, meta)), dir: false });
+            let path = if rel == "." {
+                root.to_path_buf()
+            } else {
+                root.join(&rel)
+            };
+            return Fast::Found(Located {
+                requested: path.clone(),
+                path,
+                rel: Some(rel),
+                file: Some((file, meta)),
+                dir: false,
+            });
         }
         if !meta.is_dir() {
             return Fast::Answer(Status::NOT_FOUND);
         }
         drop(file);
-        let Some(index) = options.index.as_deref().filter(|i| !i.is_empty()) else { return Fast::Answer(Status::NOT_FOUND) };
+        let Some(index) = options.index.as_deref().filter(|i| !i.is_empty()) else {
+            return Fast::Answer(Status::NOT_FOUND);
+        };
         if !plain(index) {
             return Fast::Slow;
         }
-        let rel = if rel == "." { index.to_string() } else { format!("{rel}/{index}") };
+        let rel = if rel == "." {
+            index.to_string()
+        } else {
+            format!("{rel}/{index}")
+        };
         let file = match self.open(&rel) {
             None => return Fast::Slow,
             Some(Ok(f)) => f,
@@ -182,7 +234,13 @@ impl Beneath {
         match file.metadata() {
             Ok(m) if m.is_file() => {
                 let path = root.join(&rel);
-                Fast::Found(Located { requested: path.clone(), path, rel: Some(rel), file: Some((file, m)), dir: true })
+                Fast::Found(Located {
+                    requested: path.clone(),
+                    path,
+                    rel: Some(rel),
+                    file: Some((file, m)),
+                    dir: true,
+                })
             }
             Ok(_) => Fast::Answer(Status::NOT_FOUND),
             Err(_) => Fast::Slow,
@@ -191,11 +249,18 @@ impl Beneath {
 
     /// The variant `ext` (`.br`, `.gz`) of a located file, opened: `None` when there is none
     /// (or it is not a regular file, or leaves the root).
-    pub fn variant(&self, root: &Path, located: &Located, ext: &str) -> Option<Result<(PathBuf, File, Metadata), Status>> {
+    pub fn variant(
+        &self,
+        root: &Path,
+        located: &Located,
+        ext: &str,
+    ) -> Option<Result<(PathBuf, File, Metadata), Status>> {
         if let Some(rel) = &located.rel {
             match self.open(&format!("{rel}{ext}")) {
                 Some(Ok(file)) => match file.metadata() {
-                    Ok(m) if m.is_file() => return Some(Ok((with_ext(&located.path, ext), file, m))),
+                    Ok(m) if m.is_file() => {
+                        return Some(Ok((with_ext(&located.path, ext), file, m)))
+                    }
                     Ok(_) => return None,
                     Err(_) => {}
                 },
@@ -224,8 +289,17 @@ fn on_error(_e: &io::Error) -> Fast {
 }
 
 /// The segments of a request path (checked) under `root`.
-pub(crate) fn locate_segments(root: &Path, beneath: &Beneath, segs: &[String], options: &StaticOptions) -> Result<Located, Status> {
-    let rel = if segs.is_empty() { ".".to_string() } else { segs.join("/") };
+pub(crate) fn locate_segments(
+    root: &Path,
+    beneath: &Beneath,
+    segs: &[String],
+    options: &StaticOptions,
+) -> Result<Located, Status> {
+    let rel = if segs.is_empty() {
+        ".".to_string()
+    } else {
+        segs.join("/")
+    };
     if rel == "." || plain(&rel) {
         match beneath.fast(root, rel, options) {
             Fast::Found(l) => return Ok(l),
@@ -239,7 +313,12 @@ pub(crate) fn locate_segments(root: &Path, beneath: &Beneath, segs: &[String], o
 }
 
 /// The mount's fallback file (relative to the root).
-pub(crate) fn locate_fallback(root: &Path, beneath: &Beneath, fallback: &str, options: &StaticOptions) -> Result<Located, Status> {
+pub(crate) fn locate_fallback(
+    root: &Path,
+    beneath: &Beneath,
+    fallback: &str,
+    options: &StaticOptions,
+) -> Result<Located, Status> {
     let rel = fallback.trim_start_matches('/');
     if plain(rel) {
         match beneath.fast(root, rel.to_string(), options) {
@@ -253,25 +332,47 @@ pub(crate) fn locate_fallback(root: &Path, beneath: &Beneath, fallback: &str, op
 
 /// The portable way: resolves `path` (symlinks too) and checks that it stays under `root`;
 /// a directory gives its index file.
-pub(crate) fn locate_path(root: &Path, path: &Path, options: &StaticOptions) -> Result<Located, Status> {
+pub(crate) fn locate_path(
+    root: &Path,
+    path: &Path,
+    options: &StaticOptions,
+) -> Result<Located, Status> {
     let canon = fs::canonicalize(path).map_err(|e| io_status(&e))?;
     if !canon.starts_with(root) {
         return Err(Status(403));
     }
     let meta = fs::metadata(&canon).map_err(|e| io_status(&e))?;
     if meta.is_dir() {
-        let Some(index) = options.index.as_deref().filter(|i| !i.is_empty()) else { return Err(Status::NOT_FOUND) };
+        let Some(index) = options.index.as_deref().filter(|i| !i.is_empty()) else {
+            return Err(Status::NOT_FOUND);
+        };
         let file = fs::canonicalize(canon.join(index)).map_err(|e| io_status(&e))?;
         if !file.starts_with(root) {
             return Err(Status(403));
         }
         let meta = fs::metadata(&file).map_err(|e| io_status(&e))?;
-        return if meta.is_file() { Ok(Located { requested: path.join(index), path: file, rel: None, file: None, dir: true }) } else { Err(Status::NOT_FOUND) };
+        return if meta.is_file() {
+            Ok(Located {
+                requested: path.join(index),
+                path: file,
+                rel: None,
+                file: None,
+                dir: true,
+            })
+        } else {
+            Err(Status::NOT_FOUND)
+        };
     }
     if !meta.is_file() {
         return Err(Status::NOT_FOUND);
     }
-    Ok(Located { requested: path.to_path_buf(), path: canon, rel: None, file: None, dir: false })
+    Ok(Located {
+        requested: path.to_path_buf(),
+        path: canon,
+        rel: None,
+        file: None,
+        dir: false,
+    })
 }
 
 fn with_ext(path: &Path, ext: &str) -> PathBuf {
@@ -357,17 +458,30 @@ mod tests {
         let Some(fd) = &b.root else { return }; // no openat2 here: nothing to test
         use std::os::fd::AsRawFd;
         assert!(sys::openat2(fd.as_raw_fd(), "sub/a.txt", libc::O_RDONLY).is_ok());
-        let e = |p: &str| sys::openat2(fd.as_raw_fd(), p, libc::O_RDONLY).unwrap_err().raw_os_error();
+        let e = |p: &str| {
+            sys::openat2(fd.as_raw_fd(), p, libc::O_RDONLY)
+                .unwrap_err()
+                .raw_os_error()
+        };
         assert_eq!(e("../secret"), Some(libc::EXDEV));
         assert_eq!(e("out"), Some(libc::ELOOP));
         assert_eq!(e("in"), Some(libc::ELOOP), "symlinks go the portable way");
         assert_eq!(e("nope"), Some(libc::ENOENT));
         let o = StaticOptions::default();
         assert!(matches!(b.fast(&root, "out".into(), &o), Fast::Slow));
-        assert!(matches!(b.fast(&root, "nope".into(), &o), Fast::Answer(Status::NOT_FOUND)));
-        assert!(matches!(b.fast(&root, "sub/a.txt/x".into(), &o), Fast::Answer(Status::NOT_FOUND)));
+        assert!(matches!(
+            b.fast(&root, "nope".into(), &o),
+            Fast::Answer(Status::NOT_FOUND)
+        ));
+        assert!(matches!(
+            b.fast(&root, "sub/a.txt/x".into(), &o),
+            Fast::Answer(Status::NOT_FOUND)
+        ));
         // The portable way decides the symlinks: inside is served, outside is 403.
-        assert_eq!(locate_segments(&root, &b, &["out".into()], &o).unwrap_err(), Status(403));
+        assert_eq!(
+            locate_segments(&root, &b, &["out".into()], &o).unwrap_err(),
+            Status(403)
+        );
         let inside = locate_segments(&root, &b, &["in".into()], &o).unwrap();
         assert_eq!(inside.path, root.join("sub/a.txt"));
         assert_eq!(inside.requested, root.join("in"));

@@ -3,6 +3,8 @@
 //! frames out. Its life is one `State`.
 
 use std::sync::Arc;
+
+use crate::ops::access_log::{LogEntry, Outcome};
 use std::time::{Duration, Instant};
 
 use super::deflate::DeflateParams;
@@ -12,7 +14,10 @@ use crate::conn::transport::Transport;
 use crate::conn::Liveness;
 use crate::engine::config::WsOptions;
 use crate::engine::event_loop::Ctx;
-use crate::engine::reply::{ReplyOp, OP_WS_CLOSE, OP_WS_SEND, OP_WS_SUBSCRIBE, OP_WS_UNSUBSCRIBE, WS_BINARY, WS_COMPRESS, WS_WANT_DRAIN};
+use crate::engine::reply::{
+    ReplyOp, OP_WS_CLOSE, OP_WS_SEND, OP_WS_SUBSCRIBE, OP_WS_UNSUBSCRIBE, WS_BINARY, WS_COMPRESS,
+    WS_WANT_DRAIN,
+};
 
 /// How long a close the server began waits for the client's answer before it is dropped.
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
@@ -28,7 +33,9 @@ const GOING_AWAY: u16 = 1001;
 enum State {
     Open,
     /// The server sent its close frame; the client's answer is awaited.
-    Closing { since: Instant },
+    Closing {
+        since: Instant,
+    },
     /// Both sides are done, or the connection failed: the handler has been told.
     Closed,
 }
@@ -54,10 +61,27 @@ pub(crate) struct WsConn {
     reported: usize,
     /// Topic ids this socket is subscribed to (in its thread's table).
     topics: Vec<u32>,
+    /// The session's access log line, when the log is on.
+    session: Option<Box<Session>>,
+}
+
+/// What the access log line of a WebSocket session says, written when it ends.
+pub(crate) struct Session {
+    pub entry: Box<LogEntry>,
+    pub opened: Instant,
+    /// Bytes of the frames sent to the client.
+    pub sent: u64,
 }
 
 impl WsConn {
-    pub fn new(id: u32, slot: u32, options: Arc<WsOptions>, deflate: Option<DeflateParams>, now: Instant) -> WsConn {
+    pub fn new(
+        id: u32,
+        slot: u32,
+        options: Arc<WsOptions>,
+        deflate: Option<DeflateParams>,
+        now: Instant,
+        log: Option<Box<LogEntry>>,
+    ) -> WsConn {
         let inflater = deflate.as_ref().map(super::deflate::Inflater::new);
         WsConn {
             id,
@@ -71,6 +95,13 @@ impl WsConn {
             want_drain: false,
             reported: 0,
             topics: Vec::new(),
+            session: log.map(|entry| {
+                Box::new(Session {
+                    entry,
+                    opened: now,
+                    sent: 0,
+                })
+            }),
         }
     }
 
@@ -96,7 +127,8 @@ impl WsConn {
     /// A client that sends while taking nothing of what it is sent is not read further
     /// until it does: its pongs and echoes would queue without end.
     pub fn must_pause(&self, t: &Transport, ctx: &Ctx) -> bool {
-        ctx.write_high_water > 0 && t.unsent() > self.options.backpressure_limit.max(ctx.write_high_water)
+        ctx.write_high_water > 0
+            && t.unsent() > self.options.backpressure_limit.max(ctx.write_high_water)
     }
 
     /// Reads frames from `input`; returns the bytes used (what is left is half a header).
@@ -104,8 +136,14 @@ impl WsConn {
         let (id, slot) = (self.id, self.slot);
         let mut closed: Option<(u16, Vec<u8>)> = None;
         let fed = self.reader.feed(input, &mut |event| match event {
-            Event::Text(message) => ctx.batch.ws_message(id, slot, false, message),
-            Event::Binary(message) => ctx.batch.ws_message(id, slot, true, message),
+            Event::Text(message) => {
+                ctx.stats().ws_message_in();
+                ctx.batch.ws_message(id, slot, false, message)
+            }
+            Event::Binary(message) => {
+                ctx.stats().ws_message_in();
+                ctx.batch.ws_message(id, slot, true, message)
+            }
             Event::Ping(payload) => {
                 let mut out = t.take_out(ctx);
                 frame::write_frame(&mut out, PONG, payload);
@@ -157,7 +195,9 @@ impl WsConn {
         if op.rid != self.id {
             return Liveness::Open;
         }
-        let Some((_, body)) = op.split() else { return Liveness::Open };
+        let Some((_, body)) = op.split() else {
+            return Liveness::Open;
+        };
         match op.kind {
             OP_WS_SEND => {
                 if op.status & WS_WANT_DRAIN != 0 {
@@ -196,15 +236,28 @@ impl WsConn {
     fn send(&mut self, t: &mut Transport, ctx: &mut Ctx, flags: u16, message: &[u8]) {
         let opcode = if flags & WS_BINARY != 0 { BINARY } else { TEXT };
         let mut out = t.take_out(ctx);
+        let before = out.len();
         match self.deflate_window_bits {
-            Some(bits) if flags & WS_COMPRESS != 0 && message.len() >= self.options.deflate_threshold => ctx.deflater(bits).write_frame(&mut out, opcode, message),
+            Some(bits)
+                if flags & WS_COMPRESS != 0 && message.len() >= self.options.deflate_threshold =>
+            {
+                ctx.deflater(bits).write_frame(&mut out, opcode, message)
+            }
             _ => frame::write_frame(&mut out, opcode, message),
         }
+        if let Some(session) = self.session.as_mut() {
+            session.sent += (out.len() - before) as u64;
+        }
+        ctx.stats().ws_messages_out(1);
         t.put_out(out);
     }
 
     /// Queues a frame published to a topic (framed once for every subscriber).
     pub fn deliver(&mut self, t: &mut Transport, ctx: &mut Ctx, frame: &[u8]) {
+        if let Some(session) = self.session.as_mut() {
+            session.sent += frame.len() as u64;
+        }
+        ctx.stats().ws_messages_out(1);
         t.push(ctx, frame);
     }
 
@@ -291,6 +344,19 @@ impl WsConn {
         }
         for topic in self.topics.drain(..) {
             ctx.topics.unsubscribe(topic, slot);
+        }
+        ctx.stats().ws_closed();
+        if let (Some(log), Some(session)) = (ctx.log.as_mut(), self.session.take()) {
+            let duration = Instant::now().saturating_duration_since(session.opened);
+            log.line(
+                &session.entry,
+                &Outcome {
+                    status: 101,
+                    bytes: session.sent,
+                    duration,
+                    aborted: false,
+                },
+            );
         }
     }
 }

@@ -32,7 +32,11 @@ pub(crate) struct DeflateConfig {
 
 impl Default for DeflateConfig {
     fn default() -> DeflateConfig {
-        DeflateConfig { server_max_window_bits: 15, server_no_context_takeover: false, client_no_context_takeover_allowed: true }
+        DeflateConfig {
+            server_max_window_bits: 15,
+            server_no_context_takeover: false,
+            client_no_context_takeover_allowed: true,
+        }
     }
 }
 
@@ -132,19 +136,34 @@ pub(crate) struct Inflater {
 
 impl Inflater {
     pub fn new(params: &DeflateParams) -> Inflater {
-        Inflater { zlib: None, no_context_takeover: params.client_no_context_takeover, stream_ended: false, has_input: false }
+        Inflater {
+            zlib: None,
+            no_context_takeover: params.client_no_context_takeover,
+            stream_ended: false,
+            has_input: false,
+        }
     }
 
     /// Inflates a whole message's payload (without its trailer), appending to `out`.
     #[cfg(test)]
-    pub fn inflate(&mut self, input: &[u8], out: &mut Vec<u8>, limit: usize) -> Result<(), InflateError> {
+    pub fn inflate(
+        &mut self,
+        input: &[u8],
+        out: &mut Vec<u8>,
+        limit: usize,
+    ) -> Result<(), InflateError> {
         self.inflate_part(input, out, limit)?;
         self.finish_message(out, limit)
     }
 
     /// Inflates the next piece of a message's payload, appending to `out`, which must not grow
     /// past `limit` bytes (its existing contents count).
-    pub fn inflate_part(&mut self, input: &[u8], out: &mut Vec<u8>, limit: usize) -> Result<(), InflateError> {
+    pub fn inflate_part(
+        &mut self,
+        input: &[u8],
+        out: &mut Vec<u8>,
+        limit: usize,
+    ) -> Result<(), InflateError> {
         if input.is_empty() {
             return Ok(());
         }
@@ -158,7 +177,11 @@ impl Inflater {
     /// Ends the message: inflates the trailer the sender stripped, and starts afresh for the
     /// next message if the client does not take context over.
     pub fn finish_message(&mut self, out: &mut Vec<u8>, limit: usize) -> Result<(), InflateError> {
-        let result = if self.stream_ended || !self.has_input { Ok(()) } else { self.run(&TRAILER, out, limit) };
+        let result = if self.stream_ended || !self.has_input {
+            Ok(())
+        } else {
+            self.run(&TRAILER, out, limit)
+        };
         self.has_input = false;
         if self.stream_ended || self.no_context_takeover {
             self.stream_ended = false;
@@ -194,7 +217,9 @@ impl Inflater {
         // always the full window: it decodes a client's smaller-window stream just the same,
         // zlib-rs allocates 32 KiB whatever the bits, and flate2 resets a 15-bit state in place
         // where it would make a smaller one anew
-        let z = self.zlib.get_or_insert_with(|| Box::new(Decompress::new(false)));
+        let z = self
+            .zlib
+            .get_or_insert_with(|| Box::new(Decompress::new(false)));
         let mut consumed = 0;
         loop {
             if out.len() == out.capacity() {
@@ -209,7 +234,9 @@ impl Inflater {
             }
             let before_in = z.total_in();
             let before_out = out.len();
-            let status = z.decompress_vec(&input[consumed..], out, FlushDecompress::Sync).map_err(|_| InflateError::Corrupt)?;
+            let status = z
+                .decompress_vec(&input[consumed..], out, FlushDecompress::Sync)
+                .map_err(|_| InflateError::Corrupt)?;
             consumed += (z.total_in() - before_in) as usize;
             if out.len() > limit {
                 return Err(InflateError::TooBig);
@@ -218,14 +245,22 @@ impl Inflater {
                 self.stream_ended = true;
                 // what may follow a final block in this call is only the trailer we appended
                 let rest = &input[consumed..];
-                return if rest.is_empty() || TRAILER.starts_with(rest) { Ok(()) } else { Err(InflateError::Corrupt) };
+                return if rest.is_empty() || TRAILER.starts_with(rest) {
+                    Ok(())
+                } else {
+                    Err(InflateError::Corrupt)
+                };
             }
             let room_left = out.len() < out.capacity();
             if consumed == input.len() && room_left {
                 // everything read, and zlib stopped with room to spare: nothing is pending
                 return Ok(());
             }
-            if room_left && consumed < input.len() && z.total_in() == before_in && out.len() == before_out {
+            if room_left
+                && consumed < input.len()
+                && z.total_in() == before_in
+                && out.len() == before_out
+            {
                 return Err(InflateError::Corrupt);
             }
         }
@@ -266,20 +301,32 @@ pub(crate) struct Deflater {
 
 impl Deflater {
     pub fn new(params: &DeflateParams) -> Deflater {
-        Deflater { zlib: None, window_bits: params.deflate_window_bits.clamp(9, 15), no_context_takeover: params.server_no_context_takeover }
+        Deflater {
+            zlib: None,
+            window_bits: params.deflate_window_bits.clamp(9, 15),
+            no_context_takeover: params.server_no_context_takeover,
+        }
     }
 
     /// Appends the compressed form of one whole message, without the `00 00 FF FF` trailer.
     pub fn deflate(&mut self, input: &[u8], out: &mut Vec<u8>) {
         let window_bits = self.window_bits;
-        let z = self.zlib.get_or_insert_with(|| Box::new(Compress::new_with_window_bits(Compression::new(LEVEL), false, window_bits)));
+        let z = self.zlib.get_or_insert_with(|| {
+            Box::new(Compress::new_with_window_bits(
+                Compression::new(LEVEL),
+                false,
+                window_bits,
+            ))
+        });
         let start = out.len();
         let mut consumed = 0;
         loop {
             out.reserve((input.len() - consumed) / 2 + 64);
             let before_in = z.total_in();
             // errors only come from a misused stream, which this one is not; stop rather than spin
-            if z.compress_vec(&input[consumed..], out, FlushCompress::Sync).is_err() {
+            if z.compress_vec(&input[consumed..], out, FlushCompress::Sync)
+                .is_err()
+            {
                 break;
             }
             consumed += (z.total_in() - before_in) as usize;
@@ -359,7 +406,16 @@ mod tests {
 
     fn sample(n: usize, seed: u32) -> Vec<u8> {
         // compressible but not trivial: words from a small vocabulary chosen by an LCG
-        let words: [&[u8]; 8] = [b"harrier ", b"socket ", b"frame ", b"deflate ", b"window ", b"{\"id\":", b"42}, ", b"\xE2\x82\xAC "];
+        let words: [&[u8]; 8] = [
+            b"harrier ",
+            b"socket ",
+            b"frame ",
+            b"deflate ",
+            b"window ",
+            b"{\"id\":",
+            b"42}, ",
+            b"\xE2\x82\xAC ",
+        ];
         let mut x = seed;
         let mut out = Vec::with_capacity(n + 16);
         while out.len() < n {
@@ -374,11 +430,15 @@ mod tests {
     fn rfc7692_hello() {
         let mut inflater = Inflater::new(&DeflateParams::default_params());
         let mut out = Vec::new();
-        inflater.inflate(&[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00], &mut out, 100).unwrap();
+        inflater
+            .inflate(&[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00], &mut out, 100)
+            .unwrap();
         assert_eq!(out, b"Hello");
         // with context takeover, the second "Hello" of RFC 7692 section 7.2.3.2 refers back
         out.clear();
-        inflater.inflate(&[0xf2, 0x00, 0x11, 0x00, 0x00], &mut out, 100).unwrap();
+        inflater
+            .inflate(&[0xf2, 0x00, 0x11, 0x00, 0x00], &mut out, 100)
+            .unwrap();
         assert_eq!(out, b"Hello");
     }
 
@@ -389,19 +449,37 @@ mod tests {
         let mut out = Vec::new();
         for _ in 0..2 {
             out.clear();
-            inflater.inflate(&[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00], &mut out, 100).unwrap();
+            inflater
+                .inflate(&[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00], &mut out, 100)
+                .unwrap();
             assert_eq!(out, b"Hello");
         }
         // section 7.2.3.3: uncompressed (stored) block
         out.clear();
-        inflater.inflate(&[0x00, 0x05, 0x00, 0xfa, 0xff, 0x48, 0x65, 0x6c, 0x6c, 0x6f, 0x00], &mut out, 100).unwrap();
+        inflater
+            .inflate(
+                &[
+                    0x00, 0x05, 0x00, 0xfa, 0xff, 0x48, 0x65, 0x6c, 0x6c, 0x6f, 0x00,
+                ],
+                &mut out,
+                100,
+            )
+            .unwrap();
         assert_eq!(out, b"Hello");
         // section 7.2.3.5: a final block, then the next message is a new stream
         out.clear();
-        inflater.inflate(&[0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x00], &mut out, 100).unwrap();
+        inflater
+            .inflate(
+                &[0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x00],
+                &mut out,
+                100,
+            )
+            .unwrap();
         assert_eq!(out, b"Hello");
         out.clear();
-        inflater.inflate(&[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00], &mut out, 100).unwrap();
+        inflater
+            .inflate(&[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00], &mut out, 100)
+            .unwrap();
         assert_eq!(out, b"Hello");
     }
 
@@ -421,7 +499,9 @@ mod tests {
         // a peer that sends an empty payload instead of 0x00
         let mut back = Vec::new();
         inflater.inflate(&[], &mut back, 100).unwrap();
-        inflater.inflate(&[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00], &mut back, 100).unwrap();
+        inflater
+            .inflate(&[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00], &mut back, 100)
+            .unwrap();
         assert_eq!(back, b"Hello");
     }
 
@@ -444,12 +524,19 @@ mod tests {
                 let p = params(bits, no_takeover);
                 let mut deflater = Deflater::new(&p);
                 let mut inflater = Inflater::new(&p);
-                for (i, n) in [0usize, 1, 5, 300, 0, 5000, 70000, 0, 300].into_iter().enumerate() {
+                for (i, n) in [0usize, 1, 5, 300, 0, 5000, 70000, 0, 300]
+                    .into_iter()
+                    .enumerate()
+                {
                     let msg = sample(n, i as u32 + bits as u32);
                     let mut wire = Vec::new();
                     deflater.deflate(&msg, &mut wire);
                     let mut back = Vec::new();
-                    inflater.inflate(&wire, &mut back, 1 << 20).unwrap_or_else(|e| panic!("bits {bits} no_takeover {no_takeover} n {n}: {e:?}"));
+                    inflater
+                        .inflate(&wire, &mut back, 1 << 20)
+                        .unwrap_or_else(|e| {
+                            panic!("bits {bits} no_takeover {no_takeover} n {n}: {e:?}")
+                        });
                     assert!(back == msg, "bits {bits} no_takeover {no_takeover} n {n}");
                 }
             }
@@ -521,7 +608,12 @@ mod tests {
         let (mut first, mut second) = (Vec::new(), Vec::new());
         deflater.deflate(&msg, &mut first);
         deflater.deflate(&msg, &mut second);
-        assert!(second.len() * 4 < first.len(), "{} then {}", first.len(), second.len());
+        assert!(
+            second.len() * 4 < first.len(),
+            "{} then {}",
+            first.len(),
+            second.len()
+        );
 
         let mut fresh = Deflater::new(&params(15, true));
         let (mut a, mut b) = (Vec::new(), Vec::new());
@@ -556,7 +648,10 @@ mod tests {
         assert!(wire.len() < 20_000, "{}", wire.len());
         let mut inflater = Inflater::new(&p);
         let mut out = Vec::new();
-        assert_eq!(inflater.inflate(&wire, &mut out, 10_000), Err(InflateError::TooBig));
+        assert_eq!(
+            inflater.inflate(&wire, &mut out, 10_000),
+            Err(InflateError::TooBig)
+        );
         assert!(out.capacity() <= 10_001, "capacity {}", out.capacity());
         // exactly at the limit is fine
         let mut out = Vec::new();
@@ -570,11 +665,21 @@ mod tests {
         let mut inflater = Inflater::new(&DeflateParams::default_params());
         let mut out = Vec::new();
         // BTYPE 11 is reserved
-        assert_eq!(inflater.inflate(&[0xff, 0xff, 0xff], &mut out, 100), Err(InflateError::Corrupt));
+        assert_eq!(
+            inflater.inflate(&[0xff, 0xff, 0xff], &mut out, 100),
+            Err(InflateError::Corrupt)
+        );
         // data after a final block
         let mut inflater = Inflater::new(&DeflateParams::default_params());
         let mut out = Vec::new();
-        assert_eq!(inflater.inflate(&[0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x41, 0x42], &mut out, 100), Err(InflateError::Corrupt));
+        assert_eq!(
+            inflater.inflate(
+                &[0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x41, 0x42],
+                &mut out,
+                100
+            ),
+            Err(InflateError::Corrupt)
+        );
     }
 
     #[test]
@@ -611,15 +716,25 @@ mod tests {
             let payload = &out[1 + h.header_len..];
             assert_eq!(payload.len() as u64, h.payload_len);
             let mut back = Vec::new();
-            Inflater::new(&p).inflate(payload, &mut back, usize::MAX).unwrap();
+            Inflater::new(&p)
+                .inflate(payload, &mut back, usize::MAX)
+                .unwrap();
             assert!(back == msg, "n {n}");
         }
     }
 
     #[test]
     fn idle_states_are_small() {
-        assert!(std::mem::size_of::<Inflater>() <= 16, "{}", std::mem::size_of::<Inflater>());
-        assert!(std::mem::size_of::<Deflater>() <= 16, "{}", std::mem::size_of::<Deflater>());
+        assert!(
+            std::mem::size_of::<Inflater>() <= 16,
+            "{}",
+            std::mem::size_of::<Inflater>()
+        );
+        assert!(
+            std::mem::size_of::<Deflater>() <= 16,
+            "{}",
+            std::mem::size_of::<Deflater>()
+        );
     }
 
     #[test]

@@ -41,8 +41,14 @@ pub(crate) fn parse_header(input: &[u8]) -> Option<Header> {
     let (b0, b1) = (input[0], input[1]);
     let masked = b1 & 0x80 != 0;
     let (payload_len, mut at) = match b1 & 0x7F {
-        126 => (u16::from_be_bytes(input.get(2..4)?.try_into().unwrap()) as u64, 4),
-        127 => (u64::from_be_bytes(input.get(2..10)?.try_into().unwrap()), 10),
+        126 => (
+            u16::from_be_bytes(input.get(2..4)?.try_into().unwrap()) as u64,
+            4,
+        ),
+        127 => (
+            u64::from_be_bytes(input.get(2..10)?.try_into().unwrap()),
+            10,
+        ),
         n => (n as u64, 2),
     };
     let mask = if masked {
@@ -52,14 +58,28 @@ pub(crate) fn parse_header(input: &[u8]) -> Option<Header> {
     } else {
         None
     };
-    Some(Header { fin: b0 & 0x80 != 0, rsv1: b0 & 0x40 != 0, rsv2: b0 & 0x20 != 0, rsv3: b0 & 0x10 != 0, opcode: b0 & 0x0F, mask, payload_len, header_len: at })
+    Some(Header {
+        fin: b0 & 0x80 != 0,
+        rsv1: b0 & 0x40 != 0,
+        rsv2: b0 & 0x20 != 0,
+        rsv3: b0 & 0x10 != 0,
+        opcode: b0 & 0x0F,
+        mask,
+        payload_len,
+        header_len: at,
+    })
 }
 
 /// XORs `data` with `mask`, where `data[0]` is payload byte number `offset` of its frame (the
 /// mask repeats every 4 bytes from the payload's start). Works 16 bytes at a time.
 pub(crate) fn unmask(data: &mut [u8], mask: [u8; 4], offset: usize) {
     let r = offset % 4;
-    let rotated = [mask[r], mask[(r + 1) % 4], mask[(r + 2) % 4], mask[(r + 3) % 4]];
+    let rotated = [
+        mask[r],
+        mask[(r + 1) % 4],
+        mask[(r + 2) % 4],
+        mask[(r + 3) % 4],
+    ];
     let mut wide = [0u8; 16];
     for (i, b) in wide.iter_mut().enumerate() {
         *b = rotated[i % 4];
@@ -196,7 +216,9 @@ mod tests {
     #[test]
     fn rfc_example_masked_hello() {
         // RFC 6455 section 5.7: a masked "Hello"
-        let mut frame = [0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58];
+        let mut frame = [
+            0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
+        ];
         let h = parse_header(&frame).unwrap();
         assert!(h.fin && h.opcode == TEXT && h.payload_len == 5 && h.header_len == 6);
         unmask(&mut frame[6..], h.mask.unwrap(), 0);
@@ -207,7 +229,10 @@ mod tests {
     fn parse_each_length_form() {
         assert_eq!(parse_header(&[0x82, 0x7D]).unwrap().payload_len, 125);
         let h = parse_header(&[0x82, 0xFE, 0x01, 0x00, 1, 2, 3, 4]).unwrap();
-        assert_eq!((h.payload_len, h.header_len, h.mask), (256, 8, Some([1, 2, 3, 4])));
+        assert_eq!(
+            (h.payload_len, h.header_len, h.mask),
+            (256, 8, Some([1, 2, 3, 4]))
+        );
         let h = parse_header(&[0x82, 0xFF, 0, 0, 0, 0, 0, 1, 0, 0, 9, 9, 9, 9]).unwrap();
         assert_eq!((h.payload_len, h.header_len), (65536, 14));
         let h = parse_header(&[0x02, 0x7F, 0x80, 0, 0, 0, 0, 0, 0, 0]).unwrap();

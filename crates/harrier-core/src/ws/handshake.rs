@@ -64,8 +64,17 @@ pub(crate) fn check<'a>(
     protocols: &[String],
     deflate: Option<&DeflateConfig>,
 ) -> Result<Accepted, Refusal> {
-    let values = |name: &'static [u8]| headers.clone().filter(move |(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v);
-    let has_token = |name: &'static [u8], token: &[u8]| values(name).flat_map(list).any(|t| t.eq_ignore_ascii_case(token));
+    let values = |name: &'static [u8]| {
+        headers
+            .clone()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    };
+    let has_token = |name: &'static [u8], token: &[u8]| {
+        values(name)
+            .flat_map(list)
+            .any(|t| t.eq_ignore_ascii_case(token))
+    };
 
     if !has_token(b"upgrade", b"websocket") || !has_token(b"connection", b"upgrade") {
         return Err(Refusal::NotUpgrade);
@@ -93,9 +102,21 @@ pub(crate) fn check<'a>(
         return Err(Refusal::HasBody);
     }
 
-    let protocol = protocols.iter().position(|p| values(b"sec-websocket-protocol").flat_map(list).any(|t| t == p.as_bytes()));
-    let deflate = deflate.and_then(|config| values(b"sec-websocket-extensions").flat_map(|v| Split::new(v, b',')).find_map(|offer| negotiate(offer, config)));
-    Ok(Accepted { accept: accept_key(key), protocol, deflate })
+    let protocol = protocols.iter().position(|p| {
+        values(b"sec-websocket-protocol")
+            .flat_map(list)
+            .any(|t| t == p.as_bytes())
+    });
+    let deflate = deflate.and_then(|config| {
+        values(b"sec-websocket-extensions")
+            .flat_map(|v| Split::new(v, b','))
+            .find_map(|offer| negotiate(offer, config))
+    });
+    Ok(Accepted {
+        accept: accept_key(key),
+        protocol,
+        deflate,
+    })
 }
 
 /// Appends the whole 101 response head.
@@ -123,7 +144,9 @@ pub(crate) fn accept_key(key: &[u8]) -> [u8; 28] {
     let digest = sha.finalize();
     let mut accept = [0u8; 28];
     // 20 bytes always encode to 28 characters
-    STANDARD.encode_slice(digest.as_slice(), &mut accept).expect("28 bytes hold base64 of 20");
+    STANDARD
+        .encode_slice(digest.as_slice(), &mut accept)
+        .expect("28 bytes hold base64 of 20");
     accept
 }
 
@@ -283,7 +306,11 @@ mod tests {
         h
     }
 
-    fn run(h: &[(&[u8], &[u8])], protocols: &[String], deflate: Option<&DeflateConfig>) -> Result<Accepted, Refusal> {
+    fn run(
+        h: &[(&[u8], &[u8])],
+        protocols: &[String],
+        deflate: Option<&DeflateConfig>,
+    ) -> Result<Accepted, Refusal> {
         check(h.iter().copied(), false, false, protocols, deflate)
     }
 
@@ -309,19 +336,40 @@ mod tests {
 
     #[test]
     fn header_names_in_any_case() {
-        let h: Vec<(&[u8], &[u8])> =
-            vec![(b"Upgrade", b"websocket"), (b"CONNECTION", b"Upgrade"), (b"Sec-WebSocket-Key", KEY), (b"Sec-WebSocket-Version", b"13")];
-        assert_eq!(&run(&h, &[], None).unwrap().accept, b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+        let h: Vec<(&[u8], &[u8])> = vec![
+            (b"Upgrade", b"websocket"),
+            (b"CONNECTION", b"Upgrade"),
+            (b"Sec-WebSocket-Key", KEY),
+            (b"Sec-WebSocket-Version", b"13"),
+        ];
+        assert_eq!(
+            &run(&h, &[], None).unwrap().accept,
+            b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+        );
     }
 
     #[test]
     fn upgrade_and_connection_tokens() {
         assert!(run(&request(&[(b"upgrade", b"WebSocket")]), &[], None).is_ok());
-        assert!(run(&request(&[(b"connection", b"keep-alive, UPGRADE")]), &[], None).is_ok());
+        assert!(run(
+            &request(&[(b"connection", b"keep-alive, UPGRADE")]),
+            &[],
+            None
+        )
+        .is_ok());
         assert!(run(&request(&[(b"upgrade", b"h2c, websocket")]), &[], None).is_ok());
-        assert_eq!(run(&request(&[(b"upgrade", b"websockets")]), &[], None), Err(Refusal::NotUpgrade));
-        assert_eq!(run(&request(&[(b"connection", b"keep-alive")]), &[], None), Err(Refusal::NotUpgrade));
-        assert_eq!(run(&request(&[(b"upgrade", b"")]), &[], None), Err(Refusal::NotUpgrade));
+        assert_eq!(
+            run(&request(&[(b"upgrade", b"websockets")]), &[], None),
+            Err(Refusal::NotUpgrade)
+        );
+        assert_eq!(
+            run(&request(&[(b"connection", b"keep-alive")]), &[], None),
+            Err(Refusal::NotUpgrade)
+        );
+        assert_eq!(
+            run(&request(&[(b"upgrade", b"")]), &[], None),
+            Err(Refusal::NotUpgrade)
+        );
         // several Connection headers are one list
         let mut h = request(&[(b"connection", b"keep-alive")]);
         h.push((b"connection", b"upgrade"));
@@ -330,14 +378,29 @@ mod tests {
 
     #[test]
     fn version() {
-        assert_eq!(run(&request(&[(b"sec-websocket-version", b"8")]), &[], None), Err(Refusal::Version));
-        assert_eq!(run(&request(&[(b"sec-websocket-version", b"13, 8")]), &[], None), Err(Refusal::Version));
-        assert_eq!(run(&request(&[(b"sec-websocket-version", b"")]), &[], None), Err(Refusal::NotUpgrade));
+        assert_eq!(
+            run(&request(&[(b"sec-websocket-version", b"8")]), &[], None),
+            Err(Refusal::Version)
+        );
+        assert_eq!(
+            run(&request(&[(b"sec-websocket-version", b"13, 8")]), &[], None),
+            Err(Refusal::Version)
+        );
+        assert_eq!(
+            run(&request(&[(b"sec-websocket-version", b"")]), &[], None),
+            Err(Refusal::NotUpgrade)
+        );
         assert!(run(&request(&[(b"sec-websocket-version", b" 13 ")]), &[], None).is_ok());
         assert_eq!(Refusal::Version.status(), 426);
-        assert_eq!(Refusal::Version.extra_headers(), &[(&b"sec-websocket-version"[..], &b"13"[..])]);
+        assert_eq!(
+            Refusal::Version.extra_headers(),
+            &[(&b"sec-websocket-version"[..], &b"13"[..])]
+        );
         assert_eq!(Refusal::NotUpgrade.status(), 426);
-        assert_eq!(Refusal::NotUpgrade.extra_headers()[0], (&b"upgrade"[..], &b"websocket"[..]));
+        assert_eq!(
+            Refusal::NotUpgrade.extra_headers()[0],
+            (&b"upgrade"[..], &b"websocket"[..])
+        );
     }
 
     #[test]
@@ -349,9 +412,17 @@ mod tests {
             b"!!!!!!!!!!!!!!!!!!!!!!==",
             b"dGhlIHNhbXBsZSBub25jZXg=",
         ] {
-            assert_eq!(run(&request(&[(b"sec-websocket-key", key)]), &[], None), Err(Refusal::BadKey), "{}", String::from_utf8_lossy(key));
+            assert_eq!(
+                run(&request(&[(b"sec-websocket-key", key)]), &[], None),
+                Err(Refusal::BadKey),
+                "{}",
+                String::from_utf8_lossy(key)
+            );
         }
-        assert_eq!(run(&request(&[(b"sec-websocket-key", b"")]), &[], None), Err(Refusal::BadKey));
+        assert_eq!(
+            run(&request(&[(b"sec-websocket-key", b"")]), &[], None),
+            Err(Refusal::BadKey)
+        );
         let mut twice = request(&[]);
         twice.push((b"sec-websocket-key", KEY));
         assert_eq!(run(&twice, &[], None), Err(Refusal::BadKey));
@@ -361,27 +432,61 @@ mod tests {
     #[test]
     fn body_and_http10() {
         let h = request(&[]);
-        assert_eq!(check(h.iter().copied(), false, true, &[], None), Err(Refusal::HasBody));
-        assert_eq!(check(h.iter().copied(), true, false, &[], None), Err(Refusal::Http10));
+        assert_eq!(
+            check(h.iter().copied(), false, true, &[], None),
+            Err(Refusal::HasBody)
+        );
+        assert_eq!(
+            check(h.iter().copied(), true, false, &[], None),
+            Err(Refusal::Http10)
+        );
         assert_eq!(Refusal::HasBody.status(), 400);
         assert_eq!(Refusal::Http10.status(), 400);
     }
 
     #[test]
     fn subprotocol_is_the_servers_first_offered_choice() {
-        let server = vec!["graphql-ws".to_string(), "chat".to_string(), "superchat".to_string()];
+        let server = vec![
+            "graphql-ws".to_string(),
+            "chat".to_string(),
+            "superchat".to_string(),
+        ];
         let mut h = request(&[(b"sec-websocket-protocol", b"superchat, chat")]);
         assert_eq!(run(&h, &server, None).unwrap().protocol, Some(1));
         h.push((b"sec-websocket-protocol", b"graphql-ws"));
         assert_eq!(run(&h, &server, None).unwrap().protocol, Some(0));
-        assert_eq!(run(&request(&[(b"sec-websocket-protocol", b"mqtt")]), &server, None).unwrap().protocol, None);
-        assert_eq!(run(&request(&[(b"sec-websocket-protocol", b"Chat")]), &server, None).unwrap().protocol, None);
+        assert_eq!(
+            run(
+                &request(&[(b"sec-websocket-protocol", b"mqtt")]),
+                &server,
+                None
+            )
+            .unwrap()
+            .protocol,
+            None
+        );
+        assert_eq!(
+            run(
+                &request(&[(b"sec-websocket-protocol", b"Chat")]),
+                &server,
+                None
+            )
+            .unwrap()
+            .protocol,
+            None
+        );
     }
 
     #[test]
     fn write_101_head() {
         let server = vec!["chat".to_string()];
-        let h = request(&[(b"sec-websocket-protocol", b"chat"), (b"sec-websocket-extensions", b"permessage-deflate; client_max_window_bits")]);
+        let h = request(&[
+            (b"sec-websocket-protocol", b"chat"),
+            (
+                b"sec-websocket-extensions",
+                b"permessage-deflate; client_max_window_bits",
+            ),
+        ]);
         let a = run(&h, &server, Some(&DeflateConfig::default())).unwrap();
         let mut out = Vec::new();
         write_101(&mut out, &a, &server);
@@ -413,8 +518,17 @@ mod tests {
 
     #[test]
     fn deflate_parameters() {
-        let p = negotiated(&["permessage-deflate; client_max_window_bits; server_max_window_bits=10"]).unwrap();
-        assert_eq!((p.server_max_window_bits, p.deflate_window_bits, p.client_max_window_bits), (10, 10, 15));
+        let p =
+            negotiated(&["permessage-deflate; client_max_window_bits; server_max_window_bits=10"])
+                .unwrap();
+        assert_eq!(
+            (
+                p.server_max_window_bits,
+                p.deflate_window_bits,
+                p.client_max_window_bits
+            ),
+            (10, 10, 15)
+        );
         assert_eq!(value(&p), "permessage-deflate; server_max_window_bits=10");
 
         let p = negotiated(&["permessage-deflate;client_max_window_bits=9;server_no_context_takeover;client_no_context_takeover"]).unwrap();
@@ -428,7 +542,12 @@ mod tests {
         // 8 is answered as 8, and compressed with 9 (safe: see DeflateParams)
         let p = negotiated(&["permessage-deflate; server_max_window_bits=8"]).unwrap();
         assert_eq!((p.server_max_window_bits, p.deflate_window_bits), (8, 9));
-        assert_eq!(negotiated(&["permessage-deflate; client_max_window_bits=8"]).unwrap().client_max_window_bits, 8);
+        assert_eq!(
+            negotiated(&["permessage-deflate; client_max_window_bits=8"])
+                .unwrap()
+                .client_max_window_bits,
+            8
+        );
     }
 
     #[test]
@@ -439,12 +558,14 @@ mod tests {
             client_no_context_takeover_allowed: false,
             ..DeflateConfig::default()
         };
-        let p = negotiated_with(&["permessage-deflate; client_no_context_takeover"], &config).unwrap();
+        let p =
+            negotiated_with(&["permessage-deflate; client_no_context_takeover"], &config).unwrap();
         // a smaller server window is used silently: the response may not name it unasked
         assert_eq!((p.server_max_window_bits, p.deflate_window_bits), (15, 11));
         assert!(p.server_no_context_takeover && !p.client_no_context_takeover);
         assert_eq!(value(&p), "permessage-deflate; server_no_context_takeover");
-        let p = negotiated_with(&["permessage-deflate; server_max_window_bits=13"], &config).unwrap();
+        let p =
+            negotiated_with(&["permessage-deflate; server_max_window_bits=13"], &config).unwrap();
         assert_eq!((p.server_max_window_bits, p.deflate_window_bits), (11, 11));
     }
 
@@ -464,11 +585,19 @@ mod tests {
             "permessage-deflate; server_max_window_bits=\"1\\0\"",
         ] {
             assert_eq!(negotiated(&[bad]), None, "{bad}");
-            let p = negotiated(&[&format!("{bad}, permessage-deflate; client_max_window_bits=12")]).unwrap_or_else(|| panic!("{bad}"));
+            let p = negotiated(&[&format!(
+                "{bad}, permessage-deflate; client_max_window_bits=12"
+            )])
+            .unwrap_or_else(|| panic!("{bad}"));
             assert_eq!(p.client_max_window_bits, 12, "{bad}");
         }
         // offers over several headers, first acceptable wins
-        let p = negotiated(&["foo, permessage-deflate; bogus", "permessage-deflate; server_no_context_takeover", "permessage-deflate"]).unwrap();
+        let p = negotiated(&[
+            "foo, permessage-deflate; bogus",
+            "permessage-deflate; server_no_context_takeover",
+            "permessage-deflate",
+        ])
+        .unwrap();
         assert!(p.server_no_context_takeover);
     }
 

@@ -38,11 +38,20 @@ pub(crate) const INVALID_DATA: u16 = 1007;
 pub(crate) const TOO_BIG: u16 = 1009;
 
 fn protocol_error(reason: &'static str) -> Fail {
-    Fail { code: PROTOCOL_ERROR, reason }
+    Fail {
+        code: PROTOCOL_ERROR,
+        reason,
+    }
 }
 
-const BAD_UTF8: Fail = Fail { code: INVALID_DATA, reason: "invalid UTF-8 in text" };
-const MESSAGE_TOO_BIG: Fail = Fail { code: TOO_BIG, reason: "message too big" };
+const BAD_UTF8: Fail = Fail {
+    code: INVALID_DATA,
+    reason: "invalid UTF-8 in text",
+};
+const MESSAGE_TOO_BIG: Fail = Fail {
+    code: TOO_BIG,
+    reason: "message too big",
+};
 
 /// Codes an endpoint may send (section 7.4 and the IANA registry, which added 1012-1014).
 /// 1004-1006 and 1015 are reserved for local use and never on the wire.
@@ -105,10 +114,18 @@ impl Reader {
     /// and calls again with it followed by what arrives next. Payload bytes are always
     /// consumed as they come. After a `Fail` or a `Close` event nothing more is consumed:
     /// later calls return `Ok(0)`.
-    pub fn feed(&mut self, input: &mut [u8], on_event: &mut dyn FnMut(Event<'_>)) -> Result<usize, Fail> {
+    pub fn feed(
+        &mut self,
+        input: &mut [u8],
+        on_event: &mut dyn FnMut(Event<'_>),
+    ) -> Result<usize, Fail> {
         let mut pos = 0;
         while !self.done {
-            let step = if self.frame.is_some() { self.payload(input, pos, on_event) } else { self.header(input, pos, on_event) };
+            let step = if self.frame.is_some() {
+                self.payload(input, pos, on_event)
+            } else {
+                self.header(input, pos, on_event)
+            };
             match step {
                 Ok(Some(next)) => pos = next,
                 Ok(None) => break,
@@ -133,7 +150,9 @@ impl Reader {
     /// Heap held: the message buffer, and the inflater's zlib state if any.
     #[cfg(test)]
     pub fn heap_bytes(&self) -> usize {
-        self.buffer.capacity() + self.control.capacity() + self.inflater.as_ref().map_or(0, Inflater::heap_bytes)
+        self.buffer.capacity()
+            + self.control.capacity()
+            + self.inflater.as_ref().map_or(0, Inflater::heap_bytes)
     }
 
     /// Drops the inflater's zlib state between messages when the client does not take
@@ -147,7 +166,12 @@ impl Reader {
     }
 
     /// Reads a frame header at `pos`: `None` if it is not all there yet.
-    fn header(&mut self, input: &mut [u8], pos: usize, on_event: &mut dyn FnMut(Event<'_>)) -> Result<Option<usize>, Fail> {
+    fn header(
+        &mut self,
+        input: &mut [u8],
+        pos: usize,
+        on_event: &mut dyn FnMut(Event<'_>),
+    ) -> Result<Option<usize>, Fail> {
         let rest = &input[pos..];
         if rest.len() < 2 {
             return Ok(None);
@@ -174,16 +198,26 @@ impl Reader {
                 return Ok(Some(start + len));
             }
             self.control.clear();
-            self.frame = Some(Frame { opcode, fin: true, mask, read: 0, remaining: len });
+            self.frame = Some(Frame {
+                opcode,
+                fin: true,
+                mask,
+                read: 0,
+                remaining: len,
+            });
             return Ok(Some(start));
         }
 
         let message = match self.message {
             Some(m) => m,
-            None => Message { text: opcode == TEXT, compressed: h.rsv1 },
+            None => Message {
+                text: opcode == TEXT,
+                compressed: h.rsv1,
+            },
         };
         // compressed frames are bounded after inflation, as their bytes arrive
-        if !message.compressed && self.buffer.len() as u64 + h.payload_len > self.max_payload as u64 {
+        if !message.compressed && self.buffer.len() as u64 + h.payload_len > self.max_payload as u64
+        {
             return Err(MESSAGE_TOO_BIG);
         }
         let len = usize::try_from(h.payload_len).map_err(|_| MESSAGE_TOO_BIG)?;
@@ -202,7 +236,13 @@ impl Reader {
             return Ok(Some(start + len));
         }
         self.message = Some(message);
-        self.frame = Some(Frame { opcode, fin: h.fin, mask, read: 0, remaining: len });
+        self.frame = Some(Frame {
+            opcode,
+            fin: h.fin,
+            mask,
+            read: 0,
+            remaining: len,
+        });
         Ok(Some(start))
     }
 
@@ -249,7 +289,12 @@ impl Reader {
     }
 
     /// Reads payload bytes of the current frame at `pos`: `None` if none are there.
-    fn payload(&mut self, input: &mut [u8], pos: usize, on_event: &mut dyn FnMut(Event<'_>)) -> Result<Option<usize>, Fail> {
+    fn payload(
+        &mut self,
+        input: &mut [u8],
+        pos: usize,
+        on_event: &mut dyn FnMut(Event<'_>),
+    ) -> Result<Option<usize>, Fail> {
         let mut f = self.frame.expect("payload without a frame");
         let n = f.remaining.min(input.len() - pos);
         if n == 0 && f.remaining > 0 {
@@ -283,8 +328,13 @@ impl Reader {
         let message = self.message.expect("data without a message");
         if message.compressed {
             let before = self.buffer.len();
-            let inflater = self.inflater.as_mut().expect("compressed without an inflater");
-            inflater.inflate_part(piece, &mut self.buffer, self.max_payload).map_err(inflate_fail)?;
+            let inflater = self
+                .inflater
+                .as_mut()
+                .expect("compressed without an inflater");
+            inflater
+                .inflate_part(piece, &mut self.buffer, self.max_payload)
+                .map_err(inflate_fail)?;
             if message.text && self.utf8.feed(&self.buffer[before..]).is_err() {
                 return Err(BAD_UTF8);
             }
@@ -302,8 +352,13 @@ impl Reader {
         let message = self.message.take().expect("end of a message never begun");
         if message.compressed {
             let before = self.buffer.len();
-            let inflater = self.inflater.as_mut().expect("compressed without an inflater");
-            inflater.finish_message(&mut self.buffer, self.max_payload).map_err(inflate_fail)?;
+            let inflater = self
+                .inflater
+                .as_mut()
+                .expect("compressed without an inflater");
+            inflater
+                .finish_message(&mut self.buffer, self.max_payload)
+                .map_err(inflate_fail)?;
             if message.text && self.utf8.feed(&self.buffer[before..]).is_err() {
                 return Err(BAD_UTF8);
             }
@@ -325,12 +380,19 @@ impl Reader {
 fn inflate_fail(e: InflateError) -> Fail {
     match e {
         InflateError::TooBig => MESSAGE_TOO_BIG,
-        InflateError::Corrupt => Fail { code: INVALID_DATA, reason: "invalid compressed data" },
+        InflateError::Corrupt => Fail {
+            code: INVALID_DATA,
+            reason: "invalid compressed data",
+        },
     }
 }
 
 /// Delivers a control frame; true if it was a close, after which nothing more is read.
-fn control_event(opcode: u8, payload: &[u8], on_event: &mut dyn FnMut(Event<'_>)) -> Result<bool, Fail> {
+fn control_event(
+    opcode: u8,
+    payload: &[u8],
+    on_event: &mut dyn FnMut(Event<'_>),
+) -> Result<bool, Fail> {
     match opcode {
         PING => on_event(Event::Ping(payload)),
         PONG => on_event(Event::Pong(payload)),
@@ -344,7 +406,10 @@ fn control_event(opcode: u8, payload: &[u8], on_event: &mut dyn FnMut(Event<'_>)
                 return Err(protocol_error("invalid close code"));
             }
             if simdutf8::basic::from_utf8(reason).is_err() {
-                return Err(Fail { code: INVALID_DATA, reason: "invalid UTF-8 in close reason" });
+                return Err(Fail {
+                    code: INVALID_DATA,
+                    reason: "invalid UTF-8 in close reason",
+                });
             }
             on_event(Event::Close { code, reason });
             return Ok(true);
@@ -364,7 +429,13 @@ mod tests {
     /// A client frame: `b0` is FIN/RSV/opcode; the payload is masked here.
     fn client_frame(b0: u8, payload: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
-        frame::write_header(&mut out, b0 & 0x0F, b0 & 0x80 != 0, b0 & 0x40 != 0, payload.len());
+        frame::write_header(
+            &mut out,
+            b0 & 0x0F,
+            b0 & 0x80 != 0,
+            b0 & 0x40 != 0,
+            payload.len(),
+        );
         out[0] = b0;
         out[1] |= 0x80;
         out.extend_from_slice(&MASK);
@@ -395,7 +466,11 @@ mod tests {
 
     /// Feeds `wire` in pieces of `piece` bytes as an engine would: keeping what was not
     /// consumed and putting it before the next read.
-    fn feed_in_pieces(reader: &mut Reader, wire: &[u8], piece: usize) -> (Vec<Owned>, Option<Fail>) {
+    fn feed_in_pieces(
+        reader: &mut Reader,
+        wire: &[u8],
+        piece: usize,
+    ) -> (Vec<Owned>, Option<Fail>) {
         let mut events = Vec::new();
         let mut pending = Vec::new();
         for chunk in wire.chunks(piece.max(1)) {
@@ -403,7 +478,11 @@ mod tests {
             match reader.feed(&mut pending, &mut |e| events.push(own(e))) {
                 Ok(n) => {
                     pending.drain(..n);
-                    assert!(pending.len() < frame::MAX_HEADER_LEN, "left {} bytes", pending.len());
+                    assert!(
+                        pending.len() < frame::MAX_HEADER_LEN,
+                        "left {} bytes",
+                        pending.len()
+                    );
                 }
                 Err(f) => return (events, Some(f)),
             }
@@ -419,7 +498,16 @@ mod tests {
     fn run_with(reader: Reader, wire: &[u8]) -> (Vec<Owned>, Option<Fail>) {
         let max = reader.max_payload;
         let params = reader.inflater.is_some();
-        let fresh = || Reader::new(max, if params { Some(Inflater::new(&DeflateParams::default_params())) } else { None });
+        let fresh = || {
+            Reader::new(
+                max,
+                if params {
+                    Some(Inflater::new(&DeflateParams::default_params()))
+                } else {
+                    None
+                },
+            )
+        };
         let mut one = reader;
         let whole = feed_in_pieces(&mut one, wire, wire.len());
         for piece in [1, 7] {
@@ -472,7 +560,10 @@ mod tests {
         assert_eq!(code(&[0x81, 0x02, b'h', b'i']), Some(1002));
         // known from two bytes, before the rest arrives
         let mut r = Reader::new(100, None);
-        assert_eq!(r.feed(&mut [0x82, 0x7E], &mut |_| {}).unwrap_err().code, 1002);
+        assert_eq!(
+            r.feed(&mut [0x82, 0x7E], &mut |_| {}).unwrap_err().code,
+            1002
+        );
     }
 
     #[test]
@@ -486,7 +577,14 @@ mod tests {
         ]);
         let (events, fail) = run(&wire);
         assert_eq!(fail, None);
-        assert_eq!(events, [Owned::Ping(b"ping!".to_vec()), Owned::Pong(vec![]), Owned::Text(b"Hello, world".to_vec())]);
+        assert_eq!(
+            events,
+            [
+                Owned::Ping(b"ping!".to_vec()),
+                Owned::Pong(vec![]),
+                Owned::Text(b"Hello, world".to_vec())
+            ]
+        );
         // and the buffer went with the message
         let mut r = Reader::new(1 << 20, None);
         let (_, fail) = feed_in_pieces(&mut r, &wire, 3);
@@ -496,8 +594,16 @@ mod tests {
 
     #[test]
     fn empty_fragments_and_messages() {
-        let wire = cat(&[client_frame(0x02, b""), client_frame(0x00, b""), client_frame(0x80, b""), client_frame(0x81, b"")]);
-        assert_eq!(run(&wire), (vec![Owned::Binary(vec![]), Owned::Text(vec![])], None));
+        let wire = cat(&[
+            client_frame(0x02, b""),
+            client_frame(0x00, b""),
+            client_frame(0x80, b""),
+            client_frame(0x81, b""),
+        ]);
+        assert_eq!(
+            run(&wire),
+            (vec![Owned::Binary(vec![]), Owned::Text(vec![])], None)
+        );
     }
 
     #[test]
@@ -512,14 +618,28 @@ mod tests {
     #[test]
     fn invalid_utf8_fails_at_the_first_bad_fragment() {
         // "κόσμε" then a surrogate split across fragments; the third fragment never matters
-        let wire = cat(&[client_frame(0x01, "κόσμε".as_bytes()), client_frame(0x00, b"\xED"), client_frame(0x00, b"\xA0\x80"), client_frame(0x80, b"ok")]);
+        let wire = cat(&[
+            client_frame(0x01, "κόσμε".as_bytes()),
+            client_frame(0x00, b"\xED"),
+            client_frame(0x00, b"\xA0\x80"),
+            client_frame(0x80, b"ok"),
+        ]);
         let mut events = Vec::new();
         let mut r = Reader::new(100, None);
-        let first_two = client_frame(0x01, "κόσμε".as_bytes()).len() + client_frame(0x00, b"\xED").len();
+        let first_two =
+            client_frame(0x01, "κόσμε".as_bytes()).len() + client_frame(0x00, b"\xED").len();
         let mut head = wire[..first_two].to_vec();
-        assert_eq!(r.feed(&mut head, &mut |e| events.push(own(e))), Ok(first_two));
+        assert_eq!(
+            r.feed(&mut head, &mut |e| events.push(own(e))),
+            Ok(first_two)
+        );
         let mut third = client_frame(0x00, b"\xA0\x80");
-        assert_eq!(r.feed(&mut third, &mut |e| events.push(own(e))).unwrap_err().code, 1007);
+        assert_eq!(
+            r.feed(&mut third, &mut |e| events.push(own(e)))
+                .unwrap_err()
+                .code,
+            1007
+        );
         assert!(events.is_empty());
         assert_eq!(code(&wire), Some(1007));
         // in one unfragmented frame, fed in pieces: fails before the frame's end arrives
@@ -528,7 +648,13 @@ mod tests {
         let mut first = frame[..6 + 5].to_vec();
         assert_eq!(r.feed(&mut first, &mut |_| {}).unwrap_err().code, 1007);
         // incomplete at the end of the message
-        assert_eq!(code(&cat(&[client_frame(0x01, b"ok"), client_frame(0x80, b"\xE2\x82")])), Some(1007));
+        assert_eq!(
+            code(&cat(&[
+                client_frame(0x01, b"ok"),
+                client_frame(0x80, b"\xE2\x82")
+            ])),
+            Some(1007)
+        );
         assert_eq!(code(&client_frame(0x81, b"\xC0\xAF")), Some(1007));
     }
 
@@ -545,10 +671,19 @@ mod tests {
             ("fragmented ping", client_frame(0x09, b"")),
             ("ping of 126", client_frame(0x89, &[0; 126])),
             ("continuation first", client_frame(0x80, b"x")),
-            ("text inside text", cat(&[client_frame(0x01, b"a"), client_frame(0x81, b"b")])),
-            ("binary inside text", cat(&[client_frame(0x01, b"a"), client_frame(0x02, b"b")])),
+            (
+                "text inside text",
+                cat(&[client_frame(0x01, b"a"), client_frame(0x81, b"b")]),
+            ),
+            (
+                "binary inside text",
+                cat(&[client_frame(0x01, b"a"), client_frame(0x02, b"b")]),
+            ),
             ("close of one byte", client_frame(0x88, &[3])),
-            ("top bit of length", vec![0x82, 0xFF, 0x80, 0, 0, 0, 0, 0, 0, 1, 1, 2, 3, 4]),
+            (
+                "top bit of length",
+                vec![0x82, 0xFF, 0x80, 0, 0, 0, 0, 0, 0, 1, 1, 2, 3, 4],
+            ),
         ];
         for (name, wire) in cases {
             assert_eq!(code(wire), Some(1002), "{name}");
@@ -568,37 +703,72 @@ mod tests {
         assert_eq!(r.feed(&mut wire, &mut |_| {}).unwrap_err().code, 1009);
         // exactly the limit is fine
         let r = Reader::new(1000, None);
-        assert_eq!(run_with(r, &cat(&[client_frame(0x02, &[0; 600]), client_frame(0x80, &[0; 400])])).1, None);
+        assert_eq!(
+            run_with(
+                r,
+                &cat(&[client_frame(0x02, &[0; 600]), client_frame(0x80, &[0; 400])])
+            )
+            .1,
+            None
+        );
     }
 
     #[test]
     fn nothing_after_close_or_fail() {
-        let mut wire = cat(&[client_frame(0x88, &[0x03, 0xE8, b'b', b'y', b'e']), client_frame(0x81, b"late")]);
+        let mut wire = cat(&[
+            client_frame(0x88, &[0x03, 0xE8, b'b', b'y', b'e']),
+            client_frame(0x81, b"late"),
+        ]);
         let close_len = 6 + 5;
         let mut events = Vec::new();
         let mut r = Reader::new(100, None);
-        assert_eq!(r.feed(&mut wire, &mut |e| events.push(own(e))), Ok(close_len));
+        assert_eq!(
+            r.feed(&mut wire, &mut |e| events.push(own(e))),
+            Ok(close_len)
+        );
         assert_eq!(events, [Owned::Close(1000, b"bye".to_vec())]);
-        assert_eq!(r.feed(&mut wire[close_len..], &mut |_| panic!("after close")), Ok(0));
+        assert_eq!(
+            r.feed(&mut wire[close_len..], &mut |_| panic!("after close")),
+            Ok(0)
+        );
 
         let mut r = Reader::new(100, None);
         assert!(r.feed(&mut [0x81, 0x01, b'x'], &mut |_| {}).is_err());
-        assert_eq!(r.feed(&mut client_frame(0x81, b"x"), &mut |_| panic!("after fail")), Ok(0));
+        assert_eq!(
+            r.feed(&mut client_frame(0x81, b"x"), &mut |_| panic!("after fail")),
+            Ok(0)
+        );
     }
 
     #[test]
     fn close_payloads() {
         let close = |payload: &[u8]| run(&client_frame(0x88, payload));
         assert_eq!(close(b""), (vec![Owned::Close(1005, vec![])], None));
-        for valid in [1000u16, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 3999, 4000, 4999] {
-            assert_eq!(close(&valid.to_be_bytes()), (vec![Owned::Close(valid, vec![])], None), "{valid}");
+        for valid in [
+            1000u16, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 3999,
+            4000, 4999,
+        ] {
+            assert_eq!(
+                close(&valid.to_be_bytes()),
+                (vec![Owned::Close(valid, vec![])], None),
+                "{valid}"
+            );
         }
-        for invalid in [0u16, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535] {
-            assert_eq!(close(&invalid.to_be_bytes()).1.map(|f| f.code), Some(1002), "{invalid}");
+        for invalid in [
+            0u16, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535,
+        ] {
+            assert_eq!(
+                close(&invalid.to_be_bytes()).1.map(|f| f.code),
+                Some(1002),
+                "{invalid}"
+            );
         }
         let mut with_reason = 1000u16.to_be_bytes().to_vec();
         with_reason.extend_from_slice("κόσμε".as_bytes());
-        assert_eq!(close(&with_reason).0, [Owned::Close(1000, "κόσμε".as_bytes().to_vec())]);
+        assert_eq!(
+            close(&with_reason).0,
+            [Owned::Close(1000, "κόσμε".as_bytes().to_vec())]
+        );
         let mut bad_reason = 1000u16.to_be_bytes().to_vec();
         bad_reason.extend_from_slice(b"\xCE\xBA\xE1\xBD");
         assert_eq!(close(&bad_reason).1.map(|f| f.code), Some(1007));
@@ -617,7 +787,10 @@ mod tests {
     #[test]
     fn compressed_messages() {
         // RFC 7692 section 7.2.3.1, masked
-        let (events, fail) = run_with(deflate_reader(100), &client_frame(0xC1, &[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]));
+        let (events, fail) = run_with(
+            deflate_reader(100),
+            &client_frame(0xC1, &[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]),
+        );
         assert_eq!((events, fail), (vec![Owned::Text(b"Hello".to_vec())], None));
 
         // several messages with context takeover, one fragmented, a ping inside, an
@@ -627,25 +800,53 @@ mod tests {
         let a = compressed(&mut d, &long);
         let b = compressed(&mut d, &long);
         let (b1, b2) = b.split_at(b.len() / 2);
-        let wire = cat(&[client_frame(0xC2, &a), client_frame(0x81, b"plain"), client_frame(0x41, b1), client_frame(0x89, b"p"), client_frame(0x80, b2)]);
+        let wire = cat(&[
+            client_frame(0xC2, &a),
+            client_frame(0x81, b"plain"),
+            client_frame(0x41, b1),
+            client_frame(0x89, b"p"),
+            client_frame(0x80, b2),
+        ]);
         let (events, fail) = run_with(deflate_reader(1 << 20), &wire);
         assert_eq!(fail, None);
-        assert_eq!(events, [Owned::Binary(long.clone()), Owned::Text(b"plain".to_vec()), Owned::Ping(b"p".to_vec()), Owned::Text(long)]);
+        assert_eq!(
+            events,
+            [
+                Owned::Binary(long.clone()),
+                Owned::Text(b"plain".to_vec()),
+                Owned::Ping(b"p".to_vec()),
+                Owned::Text(long)
+            ]
+        );
     }
 
     #[test]
     fn empty_compressed_messages() {
         // 0x00 as RFC 7692 writes an empty message, a bare empty payload, then "Hello" in the
         // same stream
-        let wire = cat(&[client_frame(0xC1, &[0x00]), client_frame(0xC2, &[]), client_frame(0xC1, &[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00])]);
+        let wire = cat(&[
+            client_frame(0xC1, &[0x00]),
+            client_frame(0xC2, &[]),
+            client_frame(0xC1, &[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]),
+        ]);
         let (events, fail) = run_with(deflate_reader(100), &wire);
         assert_eq!(fail, None);
-        assert_eq!(events, [Owned::Text(vec![]), Owned::Binary(vec![]), Owned::Text(b"Hello".to_vec())]);
+        assert_eq!(
+            events,
+            [
+                Owned::Text(vec![]),
+                Owned::Binary(vec![]),
+                Owned::Text(b"Hello".to_vec())
+            ]
+        );
     }
 
     #[test]
     fn release_inflater_between_messages() {
-        let p = DeflateParams { client_no_context_takeover: true, ..DeflateParams::default_params() };
+        let p = DeflateParams {
+            client_no_context_takeover: true,
+            ..DeflateParams::default_params()
+        };
         let mut r = Reader::new(100, Some(Inflater::new(&p)));
         for _ in 0..2 {
             let mut wire = client_frame(0xC1, &[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]);
@@ -661,10 +862,21 @@ mod tests {
     #[test]
     fn compressed_rsv1_rules() {
         // RSV1 on a continuation
-        let wire = cat(&[client_frame(0x41, &[0xf2, 0x48]), client_frame(0xC0, &[0xcd, 0xc9, 0xc9, 0x07, 0x00])]);
-        assert_eq!(run_with(deflate_reader(100), &wire).1.map(|f| f.code), Some(1002));
+        let wire = cat(&[
+            client_frame(0x41, &[0xf2, 0x48]),
+            client_frame(0xC0, &[0xcd, 0xc9, 0xc9, 0x07, 0x00]),
+        ]);
+        assert_eq!(
+            run_with(deflate_reader(100), &wire).1.map(|f| f.code),
+            Some(1002)
+        );
         // RSV1 on a control frame
-        assert_eq!(run_with(deflate_reader(100), &client_frame(0xC9, b"")).1.map(|f| f.code), Some(1002));
+        assert_eq!(
+            run_with(deflate_reader(100), &client_frame(0xC9, b""))
+                .1
+                .map(|f| f.code),
+            Some(1002)
+        );
     }
 
     #[test]
@@ -679,15 +891,31 @@ mod tests {
         // the same message fits a larger limit
         let mut d = Deflater::new(&DeflateParams::default_params());
         let small = compressed(&mut d, &big);
-        assert_eq!(run_with(deflate_reader(50_000), &client_frame(0xC2, &small)).0, [Owned::Binary(big)]);
+        assert_eq!(
+            run_with(deflate_reader(50_000), &client_frame(0xC2, &small)).0,
+            [Owned::Binary(big)]
+        );
     }
 
     #[test]
     fn compressed_invalid_utf8_and_corrupt_data() {
         let mut d = Deflater::new(&DeflateParams::default_params());
         let bad = compressed(&mut d, b"valid then \xED\xA0\x80 not");
-        assert_eq!(run_with(deflate_reader(1000), &client_frame(0xC1, &bad)).1.map(|f| f.code), Some(1007));
-        assert_eq!(run_with(deflate_reader(1000), &client_frame(0xC2, &[0xFF, 0xFF, 0xFF])).1.map(|f| f.code), Some(1007));
+        assert_eq!(
+            run_with(deflate_reader(1000), &client_frame(0xC1, &bad))
+                .1
+                .map(|f| f.code),
+            Some(1007)
+        );
+        assert_eq!(
+            run_with(
+                deflate_reader(1000),
+                &client_frame(0xC2, &[0xFF, 0xFF, 0xFF])
+            )
+            .1
+            .map(|f| f.code),
+            Some(1007)
+        );
     }
 
     #[test]
@@ -698,7 +926,10 @@ mod tests {
         let mut first = wire[..9].to_vec();
         assert_eq!(r.feed(&mut first, &mut |e| events.push(own(e))), Ok(9));
         let mut second = wire[9..].to_vec();
-        assert_eq!(r.feed(&mut second, &mut |e| events.push(own(e))), Ok(wire.len() - 9));
+        assert_eq!(
+            r.feed(&mut second, &mut |e| events.push(own(e))),
+            Ok(wire.len() - 9)
+        );
         assert_eq!(events, [Owned::Ping(b"0123456789".to_vec())]);
         assert!(r.is_idle());
     }
@@ -726,12 +957,19 @@ mod tests {
     #[test]
     fn an_idle_reader_is_small() {
         // per connection: no inline buffer (a split control frame gets one while it lasts)
-        assert!(std::mem::size_of::<Reader>() <= 112, "{}", std::mem::size_of::<Reader>());
+        assert!(
+            std::mem::size_of::<Reader>() <= 112,
+            "{}",
+            std::mem::size_of::<Reader>()
+        );
     }
 
     #[test]
     fn opcodes_used() {
         // the test frames use these: keep the constants honest
-        assert_eq!((TEXT, BINARY, CLOSE, PING, PONG, CONTINUATION), (1, 2, 8, 9, 10, 0));
+        assert_eq!(
+            (TEXT, BINARY, CLOSE, PING, PONG, CONTINUATION),
+            (1, 2, 8, 9, 10, 0)
+        );
     }
 }

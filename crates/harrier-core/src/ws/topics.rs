@@ -45,7 +45,9 @@ impl Topics {
 
     /// Takes `slot` off topic `id`; a topic left without subscribers is forgotten.
     pub fn unsubscribe(&mut self, id: u32, slot: u32) {
-        let Some(list) = self.subscribers.get_mut(id as usize) else { return };
+        let Some(list) = self.subscribers.get_mut(id as usize) else {
+            return;
+        };
         if let Some(at) = list.iter().position(|&s| s == slot) {
             list.swap_remove(at);
         }

@@ -112,7 +112,10 @@ mod tests {
     fn split_everywhere(bytes: &[u8]) -> Vec<Result<(), ()>> {
         // the result of feeding bytes one at a time, then finishing
         let mut v = Utf8Validator::new();
-        let mut results: Vec<_> = bytes.iter().map(|b| v.feed(std::slice::from_ref(b))).collect();
+        let mut results: Vec<_> = bytes
+            .iter()
+            .map(|b| v.feed(std::slice::from_ref(b)))
+            .collect();
         results.push(v.finish());
         results
     }
@@ -147,7 +150,9 @@ mod tests {
             &[0x80],
             &[0xE0, 0x80],
             &[0xF0, 0x80],
-            &[0xCE, 0xBA, 0xE1, 0xBD, 0xB9, 0xCE, 0xBC, 0xCE, 0xB5, 0xED, 0xA0],
+            &[
+                0xCE, 0xBA, 0xE1, 0xBD, 0xB9, 0xCE, 0xBC, 0xCE, 0xB5, 0xED, 0xA0,
+            ],
         ] {
             let mut v = Utf8Validator::new();
             assert_eq!(v.feed(bad), Err(()), "{bad:x?} whole");
@@ -189,7 +194,9 @@ mod tests {
                     let expect = std::str::from_utf8(&buf).is_ok();
                     for cut in 0..=3 {
                         let mut v = Utf8Validator::new();
-                        let got = v.feed(&buf[..cut]).is_ok() && v.feed(&buf[cut..]).is_ok() && v.finish().is_ok();
+                        let got = v.feed(&buf[..cut]).is_ok()
+                            && v.feed(&buf[cut..]).is_ok()
+                            && v.finish().is_ok();
                         assert_eq!(got, expect, "{buf:x?} cut {cut}");
                     }
                 }

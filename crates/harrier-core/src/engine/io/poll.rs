@@ -28,7 +28,14 @@ impl PollIo {
         if let Some(l) = listener.as_mut() {
             poll.registry().register(l, LISTENER, Interest::READABLE)?;
         }
-        Ok((PollIo { poll, events: Events::with_capacity(1024), listener }, waker))
+        Ok((
+            PollIo {
+                poll,
+                events: Events::with_capacity(1024),
+                listener,
+            },
+            waker,
+        ))
     }
 
     pub fn wait(&mut self, timeout: Duration, ready: &mut Vec<Ready>) -> io::Result<()> {
@@ -41,7 +48,11 @@ impl PollIo {
             match event.token() {
                 LISTENER => ready.push(Ready::Listener),
                 WAKER => {}
-                Token(key) => ready.push(Ready::Conn { key, readable: event.is_readable(), writable: event.is_writable() }),
+                Token(key) => ready.push(Ready::Conn {
+                    key,
+                    readable: event.is_readable(),
+                    writable: event.is_writable(),
+                }),
             }
         }
         Ok(())
@@ -56,7 +67,11 @@ impl PollIo {
 
     pub fn register(&mut self, mut sock: TcpStream, key: usize) -> io::Result<Socket> {
         // Edge-triggered, both directions, registered once: no re-arming per write.
-        self.poll.registry().register(&mut sock, Token(key), Interest::READABLE | Interest::WRITABLE)?;
+        self.poll.registry().register(
+            &mut sock,
+            Token(key),
+            Interest::READABLE | Interest::WRITABLE,
+        )?;
         Ok(Socket::Poll(sock))
     }
 
@@ -83,8 +98,19 @@ pub(crate) fn write(sock: &mut TcpStream, buf: &[u8], more: bool) -> io::Result<
     #[cfg(target_os = "linux")]
     if more {
         use std::os::fd::AsRawFd;
-        let n = unsafe { libc::send(sock.as_raw_fd(), buf.as_ptr().cast(), buf.len(), libc::MSG_MORE | libc::MSG_NOSIGNAL) };
-        return if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as usize) };
+        let n = unsafe {
+            libc::send(
+                sock.as_raw_fd(),
+                buf.as_ptr().cast(),
+                buf.len(),
+                libc::MSG_MORE | libc::MSG_NOSIGNAL,
+            )
+        };
+        return if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
+        };
     }
     let _ = more;
     io::Write::write(sock, buf)
@@ -93,7 +119,13 @@ pub(crate) fn write(sock: &mut TcpStream, buf: &[u8], more: bool) -> io::Result<
 /// Sends what it can of a file span straight from the file with sendfile(2). Returns whether
 /// bytes moved; `len` left over means the socket is full.
 #[cfg(target_os = "linux")]
-pub(crate) fn send_file(sock: &TcpStream, file: &File, offset: &mut u64, len: &mut u64, _wbuf: &mut Vec<u8>) -> io::Result<bool> {
+pub(crate) fn send_file(
+    sock: &TcpStream,
+    file: &File,
+    offset: &mut u64,
+    len: &mut u64,
+    _wbuf: &mut Vec<u8>,
+) -> io::Result<bool> {
     use std::os::fd::AsRawFd;
     let mut sent = false;
     while *len > 0 {
@@ -109,7 +141,10 @@ pub(crate) fn send_file(sock: &TcpStream, file: &File, offset: &mut u64, len: &m
             }
         }
         if n == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shorter than announced"));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "file shorter than announced",
+            ));
         }
         *offset += n as u64;
         *len -= n as u64;
@@ -120,11 +155,20 @@ pub(crate) fn send_file(sock: &TcpStream, file: &File, offset: &mut u64, len: &m
 
 /// Without sendfile: one chunk is read into `wbuf` (empty on entry) for the caller to write.
 #[cfg(not(target_os = "linux"))]
-pub(crate) fn send_file(_sock: &TcpStream, file: &File, offset: &mut u64, len: &mut u64, wbuf: &mut Vec<u8>) -> io::Result<bool> {
+pub(crate) fn send_file(
+    _sock: &TcpStream,
+    file: &File,
+    offset: &mut u64,
+    len: &mut u64,
+    wbuf: &mut Vec<u8>,
+) -> io::Result<bool> {
     use crate::statics;
     let chunk = statics::read_span(file, *offset, (*len).min(statics::INLINE_LIMIT))?;
     if chunk.is_empty() {
-        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shorter than announced"));
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "file shorter than announced",
+        ));
     }
     *offset += chunk.len() as u64;
     *len -= chunk.len() as u64;

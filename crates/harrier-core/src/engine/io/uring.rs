@@ -45,7 +45,7 @@ client that reads nothing is seen as such (the write timeout) and memory stays b
 enough that a few sends fill a loopback socket's buffers. */
 const MAX_WRITE: usize = 1024 * 1024;
 /* 64k: a file span this small is read at once (from the page cache, as a cached copy would
-   be) and leaves with its head in one send; larger ones are read by the ring, chunk by chunk. */
+be) and leaves with its head in one send; larger ones are read by the ring, chunk by chunk. */
 const SMALL_FILE: u64 = 64 * 1024;
 /// How long a closed connection's output already taken may take to leave.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
@@ -476,9 +476,16 @@ impl UringIo {
             if s.rx.len() >= MAX_HELD && s.recv == Recv::Armed {
                 // Enough held unread: the rest waits in the kernel until this is read.
                 s.recv = Recv::Cancelling;
-                let sqe = opcode::AsyncCancel::new(tag(id, RECV)).build().flags(squeue::Flags::SKIP_SUCCESS).user_data(CANCEL);
+                let sqe = opcode::AsyncCancel::new(tag(id, RECV))
+                    .build()
+                    .flags(squeue::Flags::SKIP_SUCCESS)
+                    .user_data(CANCEL);
                 self.push(sqe);
-                ready.push(Ready::Conn { key, readable: true, writable: false });
+                ready.push(Ready::Conn {
+                    key,
+                    readable: true,
+                    writable: false,
+                });
                 return;
             }
         } else if res == 0 {
@@ -496,7 +503,11 @@ impl UringIo {
             self.arm_recv(id);
         }
         if res >= 0 || self.socks[id as usize].rx_err.is_some() {
-            ready.push(Ready::Conn { key, readable: true, writable: false });
+            ready.push(Ready::Conn {
+                key,
+                readable: true,
+                writable: false,
+            });
         }
     }
 
@@ -958,7 +969,12 @@ fn read_exact_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> io::Result
     use std::os::unix::fs::FileExt;
     while !buf.is_empty() {
         match file.read_at(buf, offset) {
-            Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shorter than announced")),
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "file shorter than announced",
+                ))
+            }
             Ok(n) => {
                 buf = &mut buf[n..];
                 offset += n as u64;
