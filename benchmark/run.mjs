@@ -16,7 +16,7 @@ import { parseArgs } from 'node:util'
 
 import { autocannon, h2loadLoop, which, wrk, wrkArgs, wrkVersion } from './suite/load.mjs'
 import { paths, setShared } from './suite/paths.mjs'
-import { childrenCpuSeconds, clockTicksPerSecond, delta, memoryKiB, rssSummary, sampleRss, snapshot, threadCount } from './suite/proc.mjs'
+import { childrenCpuSeconds, clockTicksPerSecond, coreBusySeconds, delta, parseCpuList, memoryKiB, rssSummary, sampleRss, snapshot, threadCount } from './suite/proc.mjs'
 import { headerMarkdown, scenarioMarkdown, summarise, summaryMarkdown, tlsOverPlain, tlsOverPlainMarkdown } from './suite/report.mjs'
 import { DEFAULT_SCENARIOS, SCENARIOS, SCENARIO_GROUPS, applies, formatMs, probe, skipReason } from './suite/scenarios.mjs'
 import { bodyMiBps, cleanupStatic, staticFiles } from './suite/static.mjs'
@@ -357,6 +357,7 @@ async function measureLoad(scenario, server, options, handle) {
   const sampler = sampleRss(handle.pid, 500)
   const before = snapshot(handle.pid)
   const clientBefore = childrenCpuSeconds()
+  const coresBefore = coreReadings(scenario, options)
   let result
   let samples
   try {
@@ -366,6 +367,7 @@ async function measureLoad(scenario, server, options, handle) {
   }
   const after = snapshot(handle.pid)
   const client = clientFigures(clientBefore, before, after)
+  const others = otherCpu(coresBefore, coreReadings(scenario, options), before, after, client.clientCpuSeconds, sharedCores(scenario, options))
   aliveOrThrow(handle)
   const memory = memoryKiB(handle.pid)
   const perRequest = delta(before, after, result.requests)
@@ -373,6 +375,7 @@ async function measureLoad(scenario, server, options, handle) {
     ...result,
     ...perRequest,
     ...(scenario.tls ? client : {}),
+    ...others,
     // tls-resume: every request is a connection of its own, so a request is a handshake.
     ...(scenario.tls?.perHandshake
       ? { handshakesPerSec: result.requestsPerSec, handshakes: result.requests, cpuUsPerHandshake: perRequest.cpuUsPerRequest, ctxPerHandshake: perRequest.ctxPerRequest }
@@ -404,8 +407,39 @@ function clientFigures(clientBefore, before, after) {
   return { clientCpuSeconds: seconds, clientCpuPct: wall > 0 ? (seconds / wall) * 100 : null }
 }
 
+function sharedCores(scenario, options) {
+  const client = new Set(parseCpuList(options.clientCpu))
+  return parseCpuList(serverCpus(scenario, options)).some((cpu) => client.has(cpu))
+}
+
+/** Busy seconds of the server's CPUs and of the client's, for otherCpu. */
+function coreReadings(scenario, options) {
+  return { server: coreBusySeconds(parseCpuList(serverCpus(scenario, options))), client: coreBusySeconds(parseCpuList(options.clientCpu)) }
+}
+
+/**
+ * How much of the server's and the client's CPUs went to other processes during a measured
+ * run (builds, tests: this machine is shared), in % of one CPU: the CPUs' busy time less
+ * the server's (the client's) own, ÷ wall time. When the client runs on its own core and
+ * the server on its own, this is the machine's noise in that measurement. Unknown (null)
+ * for the client when its own CPU was not measured.
+ */
+function otherCpu(coresBefore, coresAfter, before, after, clientCpuSeconds, shared) {
+  const wall = Number(after.at - before.at) / 1e9
+  if (!(wall > 0)) return {}
+  const pct = (v) => Math.max(0, (v / wall) * 100)
+  // hello-unpinned: the server's CPUs include the client's, whose own CPU is then no noise.
+  const ownOnServerCores = after.cpu - before.cpu + (shared ? clientCpuSeconds : 0)
+  return {
+    serverCoreOtherPct: pct(coresAfter.server - coresBefore.server - ownOnServerCores),
+    clientCoreOtherPct: clientCpuSeconds === undefined ? null : pct(coresAfter.client - coresBefore.client - clientCpuSeconds),
+  }
+}
+
 /** Past this the load generator's core is taken to be its limit (a warning says so). */
 const CLIENT_SATURATED_PCT = 90
+/** Past this much of the server's CPU taken by other processes, a warning says the figures are noisy. */
+const OTHER_CPU_WARN_PCT = 15
 
 /**
  * Full TLS handshakes (tls-handshake): h2load runs of `batch` new clients, one request
@@ -420,6 +454,7 @@ async function measureHandshakes(scenario, server, options, handle) {
   const sampler = sampleRss(handle.pid, 500)
   const before = snapshot(handle.pid)
   const clientBefore = childrenCpuSeconds()
+  const coresBefore = coreReadings(scenario, options)
   let result
   try {
     result = await h2loadLoop({ ...load, ms: options.duration * 1000 })
@@ -428,6 +463,7 @@ async function measureHandshakes(scenario, server, options, handle) {
   }
   const after = snapshot(handle.pid)
   const client = clientFigures(clientBefore, before, after)
+  const others = otherCpu(coresBefore, coreReadings(scenario, options), before, after, client.clientCpuSeconds, sharedCores(scenario, options))
   aliveOrThrow(handle)
   const memory = memoryKiB(handle.pid)
   const d = delta(before, after, result.succeeded)
@@ -449,6 +485,7 @@ async function measureHandshakes(scenario, server, options, handle) {
     ctxSwitches: d.ctxSwitches,
     serverCpuUtilisation: d.serverCpuUtilisation,
     ...client,
+    ...others,
     h2loadTls: { protocol: result.protocol, cipher: result.cipher, group: result.group },
     rssMiB: memory.rss / 1024,
     peakRssMiB: memory.hwm / 1024,
@@ -714,6 +751,9 @@ async function measure(scenario, server, options) {
     const result = await MEASURE[scenario.kind](scenario, server, options, handle)
     Object.assign(result, tls)
     result.warnings.unshift(...handle.warnings)
+    if (result.serverCoreOtherPct >= OTHER_CPU_WARN_PCT) {
+      result.warnings.push(`other processes used ${Math.round(result.serverCoreOtherPct)}% of the server's CPU during the run (the machine is shared): its figures are noisy`)
+    }
     if (scenario.tls && result.clientCpuPct >= CLIENT_SATURATED_PCT) {
       result.warnings.push(`the load generator used ${Math.round(result.clientCpuPct)}% of its CPU: the rate is likely its limit, not the server's (CPU per request still compares)`)
     }
@@ -832,6 +872,8 @@ async function main() {
   const meta = {
     date: new Date().toISOString(),
     command: commandLine(),
+    // How busy the machine was (1, 5, 15 min), at the start; `loadAverageEnd` at the end.
+    loadAverageStart: os.loadavg(),
     ...describe(options),
     config: {
       quick: options.quick,
@@ -862,8 +904,12 @@ async function main() {
     const summary = summaryMarkdown(document.scenarios, options.servers)
     document.tlsOverPlain = tlsOverPlain(document.scenarios, options.servers)
     const overPlain = tlsOverPlainMarkdown(document.tlsOverPlain)
+    const load = (l) => l.map((v) => v.toFixed(2)).join(', ')
+    const busy = `Load average (1, 5, 15 min): ${load(meta.loadAverageStart)} at the start${document.loadAverageEnd ? `, ${load(document.loadAverageEnd)} at the end` : ''} (${meta.machine.cores} CPUs).`
     const md = [
       header,
+      '',
+      busy,
       ...(unavailable.length ? ['', ...unavailable.map((u) => `Not run: ${u.server}: ${u.reason}`)] : []),
       ...(summary ? ['', summary] : []),
       ...(overPlain ? ['', overPlain] : []),
@@ -921,6 +967,7 @@ async function main() {
   cleanupFloor()
   cleanupStatic()
   cleanupTls()
+  document.loadAverageEnd = os.loadavg()
   write()
   const overPlain = tlsOverPlainMarkdown(document.tlsOverPlain)
   console.log(`${header}\n\n${summaryMarkdown(document.scenarios, options.servers)}\n${overPlain ? `\n${overPlain}\n` : ''}`)

@@ -84,6 +84,10 @@ export function scenarioMarkdown(scenario, load, servers, summary, skipped = [])
   const lines = [`## ${scenario.name}: ${scenario.title}`, '', `${scenario.about}. Load: ${load}.`, '']
   if (skipped.length) lines.push(`Not run here: ${skipped.map((s) => `${s.label} (${s.reason})`).join(', ')}.`, '')
   if (scenario.tls) lines.push(...tlsLines(scenario, present, summary))
+  const other = present.flatMap((s) => summary.servers[s.id].runs.map((run) => run.serverCoreOtherPct)).filter((v) => typeof v === 'number')
+  if (other.length) {
+    lines.push(`Other processes on the server's CPU during the measured runs (the machine's noise): median ${Math.round(median(other))}%, at most ${Math.round(Math.max(...other))}% of a CPU.`, '')
+  }
   const header = ['server', ...scenario.metrics.map((key) => METRICS[key].title)]
   const rows = present.map((s) => {
     const entry = summary.servers[s.id]
