@@ -163,7 +163,7 @@ export class App {
 
   constructor(options: AppOptions = {}) {
     for (const key of [
-      'ioThreads', 'handlerTimeout', 'drainTimeout', 'headerTimeout', 'bodyTimeout', 'keepAliveTimeout', 'writeTimeout',
+      'ioThreads', 'handlerTimeout', 'drainTimeout', 'drainDelay', 'headerTimeout', 'bodyTimeout', 'keepAliveTimeout', 'writeTimeout',
       'maxHeaderSize', 'maxHeaderCount', 'maxUrlLength', 'maxConnections', 'maxConnectionsPerIp', 'rateBurst', 'maxPendingRequests',
     ] as const) {
       const v = options[key]
@@ -486,6 +486,11 @@ export class App {
     if (!native) return RESOLVED
     this.closing = (async () => {
       try {
+        const delay = this.settings.drainDelay ?? 0
+        if (delay > 0) {
+          native.announceDrain()
+          await new Promise((resolve) => setTimeout(resolve, delay))
+        }
         this.out?.flush()
         await native.close()
         for (const req of this.inflight.drain()) {

@@ -103,6 +103,12 @@ export interface AppOptions {
    * output, or `{ format, path }` appended to a file. Off by default.
    */
   accessLog?: AccessLogFormat | { format: AccessLogFormat; path?: string }
+  /**
+   * Milliseconds `close()` (and SIGINT/SIGTERM) keeps serving, with health routes answering
+   * `503 draining`, before it stops accepting and drains: time for a load balancer to see the
+   * health check fail and stop sending (default 0: stop accepting at once).
+   */
+  drainDelay?: number
 }
 
 export type AccessLogFormat = 'combined' | 'json'

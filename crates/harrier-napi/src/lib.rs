@@ -546,6 +546,12 @@ impl NativeServer {
             .report_loop_delay(ns(p50_ms), ns(p99_ms), ns(max_ms));
     }
 
+    /// Health routes answer 503 from now on (a drain is coming: `drainDelay`).
+    #[napi]
+    pub fn announce_drain(&self) {
+        self.metrics.announce_drain();
+    }
+
     /// Every reply op finished in one JS turn, in one call.
     #[napi]
     pub fn respond(&self, ops: &[u8]) {

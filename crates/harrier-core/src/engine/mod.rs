@@ -56,6 +56,9 @@ pub(crate) struct Shared {
     /// Every connection speaks TLS with this, when set.
     pub tls: Option<Arc<rustls::ServerConfig>>,
     pub stats: Arc<Stats>,
+    /// A drain was announced (`Metrics::announce_drain`): health routes answer 503 while the
+    /// server still serves, so that load balancers stop sending before it stops accepting.
+    pub drain_announced: AtomicBool,
     /// Where the I/O threads' access log lines go, when the log is on.
     pub access_log: Option<AccessLog>,
 }
@@ -88,6 +91,11 @@ impl Metrics {
     /// The JS thread's event-loop delay (ns), for the figures the engine answers with.
     pub fn report_loop_delay(&self, p50: u64, p99: u64, max: u64) {
         self.0.stats.report_loop_delay(p50, p99, max);
+    }
+
+    /// From now on health routes answer `503 draining`; everything else is served as before.
+    pub fn announce_drain(&self) {
+        self.0.drain_announced.store(true, Ordering::SeqCst);
     }
 }
 
@@ -179,6 +187,7 @@ fn shared(
         ips,
         tls,
         stats,
+        drain_announced: AtomicBool::new(false),
         access_log,
     }))
 }

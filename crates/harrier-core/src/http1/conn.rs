@@ -728,9 +728,12 @@ impl Http1 {
         body: &[u8],
     ) {
         let mut out = self.take_out(t, ctx, i);
+        // While draining only the last request in flight closes: those pipelined before it
+        // are answered in full.
+        let drain_close = ctx.draining && i + 1 == self.inflight.len();
         let p = &mut self.inflight[i];
         p.uncount(ctx);
-        let persistence = persistence(p, ctx.draining, false);
+        let persistence = persistence(p, drain_close, false);
         p.close = persistence == Persistence::Close;
         p.status = status.0;
         let body = if p.head_only { b"" } else { body };
@@ -770,12 +773,9 @@ impl Http1 {
             }
             OpsRoute::Health => {
                 // Draining from the moment a shutdown is asked, on every thread.
-                if ctx.draining
-                    || ctx
-                        .shared
-                        .shutdown
-                        .load(std::sync::atomic::Ordering::SeqCst)
-                {
+                use std::sync::atomic::Ordering::SeqCst;
+                let shared = &ctx.shared;
+                if ctx.draining || shared.shutdown.load(SeqCst) || shared.drain_announced.load(SeqCst) {
                     self.answer_own(
                         t,
                         ctx,
@@ -816,6 +816,9 @@ impl Http1 {
     /// event, then one event each time the thread has one.
     fn open_event_stream(&mut self, t: &mut Transport, ctx: &mut Ctx, i: usize) {
         let mut out = self.take_out(t, ctx, i);
+        // While draining only the last request in flight closes: those pipelined before it
+        // are answered in full.
+        let drain_close = ctx.draining && i + 1 == self.inflight.len();
         let p = &mut self.inflight[i];
         p.uncount(ctx);
         let framing = if p.http10 {
@@ -823,7 +826,7 @@ impl Http1 {
         } else {
             Framing::Chunked
         };
-        let persistence = persistence(p, ctx.draining, framing == Framing::UntilClose);
+        let persistence = persistence(p, drain_close, framing == Framing::UntilClose);
         p.close = persistence == Persistence::Close;
         p.status = 200;
         encode::status_line(&mut out, Status::OK);
@@ -901,9 +904,12 @@ impl Http1 {
     /// buffer, file spans streamed after them.
     fn answer_plan(&mut self, t: &mut Transport, ctx: &mut Ctx, i: usize, plan: Plan) {
         let mut out = self.take_out(t, ctx, i);
+        // While draining only the last request in flight closes: those pipelined before it
+        // are answered in full.
+        let drain_close = ctx.draining && i + 1 == self.inflight.len();
         let p = &mut self.inflight[i];
         p.uncount(ctx);
-        let persistence = persistence(p, ctx.draining, false);
+        let persistence = persistence(p, drain_close, false);
         p.close = persistence == Persistence::Close;
         let framing = if plan.status.allows_body() {
             Framing::Length(plan.length as usize)
@@ -1137,6 +1143,9 @@ impl Http1 {
         match (op.kind, answer) {
             (OP_FULL | OP_HEAD, Answer::Waiting) => {
                 let mut out = self.take_out(t, ctx, i);
+                // While draining only the last request in flight closes: those pipelined before it
+                // are answered in full.
+                let drain_close = ctx.draining && i + 1 == self.inflight.len();
                 let p = &mut self.inflight[i];
                 p.uncount(ctx);
                 let status = if (200..=999).contains(&op.status) {
@@ -1164,7 +1173,7 @@ impl Http1 {
                 };
                 let persistence = persistence(
                     p,
-                    ctx.draining,
+                    drain_close,
                     close_asked || framing == Framing::UntilClose,
                 );
                 encode::status_line(&mut out, status);
