@@ -36,7 +36,7 @@ import {
   stopServer,
   track,
 } from './suite/servers.mjs'
-import { cleanupTls, negotiated, resumption, tlsCert } from './suite/tls.mjs'
+import { cleanupTls, helloObserver, negotiated, resumption, tlsCert } from './suite/tls.mjs'
 import { PACKAGES, ensureCommands, findCommand } from './suite/tools.mjs'
 import { buildWsLoad, parseWsLoadLine, wsFigures, wsLoad, wsLoadArgs } from './suite/ws.mjs'
 
@@ -412,6 +412,26 @@ function sharedCores(scenario, options) {
   return parseCpuList(serverCpus(scenario, options)).some((cpu) => client.has(cpu))
 }
 
+/**
+ * The load generator of a handshake scenario sent for a moment through a relay that reads
+ * each ServerHello (helloObserver in tls.mjs): how many of its handshakes the server made
+ * full, how many resumed. tls-resume: wrk with 8 connections for 1 s; tls-handshake: one
+ * h2load run of 64 clients.
+ */
+async function observeHandshakes(scenario, options, handle) {
+  const observer = await helloObserver(handle.port)
+  try {
+    if (scenario.kind === 'handshake') {
+      await h2loadLoop({ port: observer.port, batch: 64, ms: 1, cpus: options.clientCpu, path: scenario.path })
+    } else {
+      await wrk({ port: observer.port, path: scenario.path, connections: 8, seconds: 1, cpus: options.clientCpu, tls: true, headers: scenario.headers ?? [] })
+    }
+  } finally {
+    await observer.close()
+  }
+  return { ...observer.counts }
+}
+
 /** Busy seconds of the server's CPUs and of the client's, for otherCpu. */
 function coreReadings(scenario, options) {
   return { server: coreBusySeconds(parseCpuList(serverCpus(scenario, options))), client: coreBusySeconds(parseCpuList(options.clientCpu)) }
@@ -743,10 +763,22 @@ async function measure(scenario, server, options) {
     if (scenario.tls?.resume) {
       // Whether the server resumes at all: if not, wrk would measure full handshakes under this name.
       tls.resumption = await resumption(handle.port, { seconds: 1, cpus: options.clientCpu })
-      if (!tls.resumption.resumes) {
-        const r = tls.resumption
-        return { unsupported: `does not resume sessions: ${r.reused} of ${r.reused + r.full} resumed`, ...tls, banner: handle.output().split('\n')[0].trim(), warnings: [] }
+      tls.observed = await observeHandshakes(scenario, options, handle)
+      const r = tls.resumption
+      const o = tls.observed
+      if (!r.resumes || o.resumed < 0.9 * (o.full + o.resumed)) {
+        return {
+          unsupported: `does not resume wrk's sessions: ${o.resumed} of wrk's ${o.full + o.resumed} handshakes resumed (s_time -reuse: ${r.reused} of ${r.reused + r.full})`,
+          ...tls,
+          banner: handle.output().split('\n')[0].trim(),
+          warnings: [],
+        }
       }
+    }
+    if (scenario.kind === 'handshake') {
+      // Every handshake h2load makes must be a full one.
+      tls.observed = await observeHandshakes(scenario, options, handle)
+      if (tls.observed.resumed > 0) throw new Error(`h2load resumed ${tls.observed.resumed} of ${tls.observed.full + tls.observed.resumed} handshakes: not a full-handshake load`)
     }
     const result = await MEASURE[scenario.kind](scenario, server, options, handle)
     Object.assign(result, tls)
@@ -773,13 +805,13 @@ function loadDescription(scenario, options) {
       if (scenario.tls) {
         const args = wrkArgs({ port: 'PORT', path: scenario.path, connections: scenario.connections ?? options.connections, seconds: options.duration, tls: true, headers: scenario.headers ?? [] })
         const shown = args.map((a) => (/\s/.test(a) ? `'${a}'` : a)).join(' ')
-        return `\`${shown}\`${scenario.tls.resume ? ' after `openssl s_time -connect 127.0.0.1:PORT -reuse -time 1 -www /` (the resumption check)' : ''}, ${cpus}`
+        return `\`${shown}\`${scenario.tls.resume ? " after the resumption checks (`openssl s_time -connect 127.0.0.1:PORT -reuse -time 1 -www /`, then the same wrk with -c8 for 1 s through the suite's relay that reads each ServerHello)" : ''}, ${cpus}`
       }
       const script = scenario.script === 'pipeline' ? ' -s ../shared/bench/pipeline.lua' : scenario.script === 'post' ? ` -s benchmark/scripts/post.lua -- ${scenario.scriptArgs[0]}` : ''
       return `\`wrk -t1 -c${scenario.connections ?? options.connections} -d${options.duration}s --latency${script}\`, ${cpus}`
     }
     case 'handshake':
-      return `\`h2load --h1 -t1 -c${scenario.tls.batch} -n${scenario.tls.batch} https://127.0.0.1:PORT${scenario.path}\` run after run for ${options.duration} s (after ${options.warmup} s of the same), the loop pinned with taskset; handshakes/s by h2load's own clock (without its start-ups), ${cpus}`
+      return `\`h2load --h1 -t1 -c${scenario.tls.batch} -n${scenario.tls.batch} https://127.0.0.1:PORT${scenario.path}\` run after run for ${options.duration} s (after ${options.warmup} s of the same), the loop pinned with taskset, after one run of 64 clients through the suite's relay that reads each ServerHello (every handshake must be full); handshakes/s by h2load's own clock (without its start-ups), ${cpus}`
     case 'idle':
       return `${IDLE_WARMUP_REQUESTS.toLocaleString('en-US')} requests (autocannon -c4), then ${options.idleConnections.toLocaleString('en-US')} connections opened by benchmark/suite/idle-client.mjs (one GET / each, then idle), RSS ${IDLE_SETTLE_MS / 1000} s after the last answer, no forced GC, ${cpus}`
     case 'growth':

@@ -138,6 +138,16 @@ export function tlsLines(scenario, servers, summary) {
       '',
     )
   }
+  const observed = servers.map((s) => [s, first(s, 'observed')]).filter(([, o]) => o)
+  if (observed.length) {
+    const who = scenario.kind === 'handshake' ? 'one h2load run of 64 clients' : 'wrk, 8 connections for 1 s'
+    lines.push(
+      `Handshakes seen in the servers' ServerHellos (${who}, through a relay that reads them, before the load): ${observed
+        .map(([s, o]) => `${s.label} ${o.full.toLocaleString('en-US')} full, ${o.resumed.toLocaleString('en-US')} resumed${o.tls12 ? `, ${o.tls12} TLS 1.2` : ''}`)
+        .join('; ')}.`,
+      '',
+    )
+  }
   return lines
 }
 

@@ -312,8 +312,9 @@ function TLS_SCENARIOS() {
       title: 'resumed TLS handshakes, a new connection for each GET / (wrk -H "Connection: close")',
       about:
         'the server closes each connection after its answer and wrk reconnects, offering the session (TLS 1.3 ticket) it got before: ' +
-        'an abbreviated handshake (PSK with ECDHE, no certificate, no signature) for every request. Checked first with ' +
-        'openssl s_time -reuse for 1 s: a server that resumes fewer than 90 % of those connections is reported as not resuming, without figures',
+        'an abbreviated handshake (PSK with ECDHE, no certificate, no signature) for every request. Checked first, for 1 s each, with ' +
+        "openssl s_time -reuse (one session offered again and again) and with wrk itself through a relay that reads each ServerHello (every " +
+        'connection offering the ticket of the one before): a server that resumes fewer than 90 % of either is reported as not resuming, without figures',
       path: '/',
       probe: helloProbe,
       metrics: RESUME_METRICS,

@@ -12,7 +12,7 @@ import { delta, rssSummary, sampleRss } from './proc.mjs'
 import { DEFAULT_SCENARIOS, SCENARIOS, SCENARIO_GROUPS, applies, expectFile, probe, skipReason } from './scenarios.mjs'
 import { nginxConfig, parseServerSpec } from './servers.mjs'
 import { bodyMiBps, cleanupStatic, staticFiles } from './static.mjs'
-import { certArgs, h2loadArgs, parseH2load, parseSClientBrief, parseSTime } from './tls.mjs'
+import { certArgs, h2loadArgs, parseH2load, parseSClientBrief, parseSTime, serverHelloKind } from './tls.mjs'
 import { parseWsLoadLine, wsFigures, wsLoadArgs } from './ws.mjs'
 
 const WRK_OUTPUT = `Running 2s test @ http://127.0.0.1:41234/
@@ -463,4 +463,28 @@ test('tls reports: handshake cells, a server that does not resume, TLS against p
   assert.match(text, /\| harrier +\| +4\.00 \| +5\.00 \| +1\.25× \(≤ 1\.3×: met\) \| +100,000 \| +80,000 \| +0\.80× \|/)
   assert.match(text, /\| nginx +\| +5\.00 \| +7\.00 \| +1\.40× \| /)
   assert.equal(tlsOverPlain({ hello: results.hello }, two), null)
+})
+
+/** A TLS record holding a ServerHello with these extensions ([type, bytes]). */
+function serverHello(extensions, sessionId = Buffer.alloc(32, 7)) {
+  const ext = Buffer.concat(extensions.map(([type, data]) => Buffer.concat([Buffer.from([type >> 8, type & 255, data.length >> 8, data.length & 255]), data])))
+  const body = Buffer.concat([
+    Buffer.from([3, 3]), Buffer.alloc(32, 1), Buffer.from([sessionId.length]), sessionId,
+    Buffer.from([0x13, 0x02, 0]), Buffer.from([ext.length >> 8, ext.length & 255]), ext,
+  ])
+  const handshake = Buffer.concat([Buffer.from([2, 0, body.length >> 8, body.length & 255]), body])
+  return Buffer.concat([Buffer.from([0x16, 3, 3, handshake.length >> 8, handshake.length & 255]), handshake])
+}
+
+test('ServerHello: full, resumed (pre_shared_key), TLS 1.2, not whole yet, not a ServerHello', () => {
+  const version = [43, Buffer.from([3, 4])]
+  const share = [51, Buffer.alloc(36, 9)]
+  const psk = [41, Buffer.from([0, 0])]
+  assert.equal(serverHelloKind(serverHello([version, share])), 'full')
+  assert.equal(serverHelloKind(serverHello([share, version, psk])), 'resumed')
+  assert.equal(serverHelloKind(serverHello([])), 'tls1.2')
+  const whole = serverHello([version, share, psk])
+  assert.equal(serverHelloKind(whole.subarray(0, 40)), null)
+  assert.equal(serverHelloKind(Buffer.concat([whole, Buffer.from('more records')])), 'resumed')
+  assert.equal(serverHelloKind(Buffer.from('HTTP/1.1 400 Bad Request\r\n\r\n')), 'other')
 })

@@ -4,6 +4,7 @@
 
 import { execFileSync, spawn } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import net from 'node:net'
 import os from 'node:os'
 import { join } from 'node:path'
 
@@ -168,4 +169,97 @@ export function h2loadLoopScript() {
 
 export function h2loadArgs({ port, batch, path = '/' }) {
   return ['h2load', '--h1', '-t1', `-c${batch}`, `-n${batch}`, `https://127.0.0.1:${port}${path}`]
+}
+
+// ---------------------------------------------------------------- resumption, as wrk sees it
+
+/**
+ * Reads a server's first TLS record (the ServerHello): `'resumed'` when the server
+ * accepted a pre-shared key (TLS 1.3: the ServerHello carries the pre_shared_key
+ * extension, 41), `'full'` when it did not, `'tls1.2'` for a TLS 1.2 ServerHello (which
+ * says so differently), null while the record is not whole yet, `'other'` for anything else.
+ */
+export function serverHelloKind(buffer) {
+  if (buffer.length < 5) return null
+  if (buffer[0] !== 0x16) return 'other'
+  const length = buffer.readUInt16BE(3)
+  if (buffer.length < 5 + length) return null
+  const body = buffer.subarray(5, 5 + length)
+  if (body[0] !== 0x02) return 'other'
+  let at = 4 + 2 + 32 // handshake header, legacy_version, random
+  at += 1 + body[at] // session id
+  at += 2 + 1 // cipher suite, compression
+  if (at + 2 > body.length) return 'other'
+  const end = Math.min(body.length, at + 2 + body.readUInt16BE(at))
+  at += 2
+  let tls13 = false
+  let psk = false
+  while (at + 4 <= end) {
+    const type = body.readUInt16BE(at)
+    const size = body.readUInt16BE(at + 2)
+    if (type === 43 && size === 2 && body.readUInt16BE(at + 4) === 0x0304) tls13 = true
+    if (type === 41) psk = true
+    at += 4 + size
+  }
+  if (!tls13) return 'tls1.2'
+  return psk ? 'resumed' : 'full'
+}
+
+/**
+ * A TCP relay on a port of its own in front of the server on `port`, which reads every
+ * connection's ServerHello and counts full and resumed handshakes: a load generator sent
+ * through it shows whether the server resumes the sessions that generator offers.
+ * `{ port, counts, close() }`.
+ */
+export function helloObserver(port) {
+  const counts = { full: 0, resumed: 0, tls12: 0, other: 0 }
+  const sockets = new Set()
+  const server = net.createServer((client) => {
+    const upstream = net.connect(port, '127.0.0.1')
+    sockets.add(client)
+    sockets.add(upstream)
+    let head = Buffer.alloc(0)
+    let seen = false
+    upstream.on('data', (chunk) => {
+      if (!seen) {
+        head = Buffer.concat([head, chunk])
+        const kind = serverHelloKind(head)
+        if (kind !== null) {
+          seen = true
+          counts[kind === 'tls1.2' ? 'tls12' : kind]++
+        }
+      }
+      if (!client.write(chunk)) upstream.pause()
+    })
+    client.on('drain', () => upstream.resume())
+    client.on('data', (chunk) => {
+      if (!upstream.write(chunk)) client.pause()
+    })
+    upstream.on('drain', () => client.resume())
+    const done = () => {
+      client.destroy()
+      upstream.destroy()
+      sockets.delete(client)
+      sockets.delete(upstream)
+    }
+    for (const s of [client, upstream]) {
+      s.on('end', () => (s === client ? upstream.end() : client.end()))
+      s.on('close', done)
+      s.on('error', done)
+    }
+  })
+  return new Promise((resolve, reject) => {
+    server.on('error', reject)
+    server.listen(0, '127.0.0.1', () =>
+      resolve({
+        port: server.address().port,
+        counts,
+        close: () =>
+          new Promise((done) => {
+            for (const s of sockets) s.destroy()
+            server.close(() => done())
+          }),
+      }),
+    )
+  })
 }
