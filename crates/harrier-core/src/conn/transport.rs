@@ -419,9 +419,17 @@ impl Transport {
     pub fn linger(&mut self, ctx: &mut Ctx) -> Drained {
         if self.lingering_until.is_none() {
             if let Some(tls) = self.tls.as_mut() {
-                // Says the answer is whole (a truncation attack looks like a bare FIN).
+                // Says the answer is whole (a truncation attack looks like a bare FIN); the
+                // write side is shut only once it is out, when the socket next takes output.
                 tls.close_notify();
-                let _ = tls.send(&mut self.sock, &mut ctx.io, &mut ctx.gather);
+                match tls.send(&mut self.sock, &mut ctx.io, &mut ctx.gather) {
+                    Ok(sent) if !sent.all => {
+                        ctx.stats().bytes_out(sent.bytes);
+                        return Drained::Pending;
+                    }
+                    Ok(sent) => ctx.stats().bytes_out(sent.bytes),
+                    Err(_) => return Drained::Eof,
+                }
             }
             if self.sock.shutdown_write(&mut ctx.io).is_err() {
                 return Drained::Eof;
@@ -429,6 +437,17 @@ impl Transport {
             self.lingering_until = Some(ctx.now + LINGER);
         }
         self.discard_input(ctx)
+    }
+
+    /// Before the connection is dropped: a TLS client is told (close_notify), as far as the
+    /// socket takes it now.
+    pub fn say_goodbye(&mut self, ctx: &mut Ctx) {
+        if let Some(tls) = self.tls.as_mut().filter(|t| !t.is_handshaking()) {
+            tls.close_notify();
+            if let Ok(sent) = tls.send(&mut self.sock, &mut ctx.io, &mut ctx.gather) {
+                ctx.stats().bytes_out(sent.bytes);
+            }
+        }
     }
 
     /// Reads and drops what the client sends, until it has no more or closes.

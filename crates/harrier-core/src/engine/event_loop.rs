@@ -694,6 +694,7 @@ impl Worker {
     fn close(&mut self, key: usize) {
         if let Some(mut conn) = self.conns.try_remove(key) {
             self.forget(&conn);
+            conn.t.say_goodbye(&mut self.ctx);
             conn.abort_all(&mut self.ctx);
             conn.t.sock.close(&mut self.ctx.io);
         }

@@ -775,7 +775,10 @@ impl Http1 {
                 // Draining from the moment a shutdown is asked, on every thread.
                 use std::sync::atomic::Ordering::SeqCst;
                 let shared = &ctx.shared;
-                if ctx.draining || shared.shutdown.load(SeqCst) || shared.drain_announced.load(SeqCst) {
+                if ctx.draining
+                    || shared.shutdown.load(SeqCst)
+                    || shared.drain_announced.load(SeqCst)
+                {
                     self.answer_own(
                         t,
                         ctx,

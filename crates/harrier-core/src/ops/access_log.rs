@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::stats::Stats;
+use crate::http1::encode::write_decimal;
 
 /// A thread's buffer is handed over past this.
 const HAND_OVER_AT: usize = 32 * 1024;
@@ -107,6 +108,7 @@ pub(crate) struct ThreadLog {
     format: LogFormat,
     buf: Vec<u8>,
     lines: u64,
+    stamp: Stamp,
     to_writer: mpsc::Sender<(Vec<u8>, u64)>,
 }
 
@@ -115,8 +117,8 @@ impl ThreadLog {
         let ended = SystemTime::now();
         let began = ended.checked_sub(outcome.duration).unwrap_or(ended);
         match self.format {
-            LogFormat::Combined => combined(&mut self.buf, entry, outcome, began),
-            LogFormat::Json => json(&mut self.buf, entry, outcome, began),
+            LogFormat::Combined => combined(&mut self.buf, &mut self.stamp, entry, outcome, began),
+            LogFormat::Json => json(&mut self.buf, &mut self.stamp, entry, outcome, began),
         }
         self.lines += 1;
         if self.buf.len() >= HAND_OVER_AT {
@@ -165,6 +167,7 @@ impl AccessLog {
             format: self.format,
             buf: Vec::with_capacity(HAND_OVER_AT + 1024),
             lines: 0,
+            stamp: Stamp::default(),
             to_writer: self.to_writer.clone(),
         }
     }
@@ -204,31 +207,76 @@ fn write_lines(path: Option<PathBuf>, from_threads: mpsc::Receiver<(Vec<u8>, u64
     }
 }
 
-fn combined(o: &mut Vec<u8>, e: &LogEntry, r: &Outcome, began: SystemTime) {
+/// The time of a line, formatted once per second.
+#[derive(Default)]
+pub(crate) struct Stamp {
+    secs: u64,
+    /// `01/Dec/2026:13:20:00 +0000`
+    combined: Vec<u8>,
+    /// `2026-12-01T13:20:00`
+    iso: Vec<u8>,
+}
+
+impl Stamp {
+    /// The stamps of `t`, and its milliseconds.
+    fn at(&mut self, t: SystemTime) -> (&[u8], &[u8], u32) {
+        let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+        if self.combined.is_empty() || since.as_secs() != self.secs {
+            self.secs = since.as_secs();
+            let (y, mo, d, h, mi, s, _) = civil(t);
+            const MONTHS: [&str; 12] = [
+                "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+            ];
+            self.combined.clear();
+            let _ = write!(
+                self.combined,
+                "{d:02}/{}/{y}:{h:02}:{mi:02}:{s:02} +0000",
+                MONTHS[mo as usize - 1]
+            );
+            self.iso.clear();
+            let _ = write!(self.iso, "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}");
+        }
+        (&self.combined, &self.iso, since.subsec_millis())
+    }
+}
+
+fn remote(o: &mut Vec<u8>, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().iter().enumerate() {
+                if i > 0 {
+                    o.push(b'.');
+                }
+                write_decimal(o, u64::from(*octet));
+            }
+        }
+        IpAddr::V6(v6) => {
+            let _ = write!(o, "{v6}");
+        }
+    }
+}
+
+fn combined(o: &mut Vec<u8>, stamp: &mut Stamp, e: &LogEntry, r: &Outcome, began: SystemTime) {
     let (method, target, ua, referer) = e.parts();
     match e.remote {
-        Some(ip) => {
-            let _ = write!(o, "{ip}");
-        }
+        Some(ip) => remote(o, ip),
         None => o.push(b'-'),
     }
-    let (y, mo, d, h, mi, s, _) = civil(began);
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let _ = write!(
-        o,
-        " - - [{d:02}/{}/{y}:{h:02}:{mi:02}:{s:02} +0000] \"",
-        MONTHS[mo as usize - 1]
-    );
+    o.extend_from_slice(b" - - [");
+    o.extend_from_slice(stamp.at(began).0);
+    o.extend_from_slice(b"] \"");
     escaped(o, method);
     o.push(b' ');
     escaped(o, target);
-    let _ = write!(o, " {}\" {} ", protocol_upper(e.protocol), r.status);
+    o.push(b' ');
+    o.extend_from_slice(protocol_upper(e.protocol).as_bytes());
+    o.extend_from_slice(b"\" ");
+    write_decimal(o, u64::from(r.status));
+    o.push(b' ');
     if r.bytes == 0 {
         o.push(b'-');
     } else {
-        let _ = write!(o, "{}", r.bytes);
+        write_decimal(o, r.bytes);
     }
     for field in [referer, ua] {
         o.extend_from_slice(b" \"");
@@ -250,8 +298,18 @@ fn protocol_upper(p: &str) -> &str {
     }
 }
 
+/// Bytes that go into a line as they are: printable ASCII but quotes and backslashes.
+fn plain(v: &[u8]) -> bool {
+    v.iter()
+        .all(|&b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+}
+
 /// As nginx does: quotes, backslashes, control and non-ASCII bytes as `\xHH`.
 fn escaped(o: &mut Vec<u8>, v: &[u8]) {
+    if plain(v) {
+        o.extend_from_slice(v);
+        return;
+    }
     for &b in v {
         if b == b'"' || b == b'\\' || !(0x20..0x7f).contains(&b) {
             let _ = write!(o, "\\x{b:02X}");
@@ -261,16 +319,23 @@ fn escaped(o: &mut Vec<u8>, v: &[u8]) {
     }
 }
 
-fn json(o: &mut Vec<u8>, e: &LogEntry, r: &Outcome, began: SystemTime) {
+fn json(o: &mut Vec<u8>, stamp: &mut Stamp, e: &LogEntry, r: &Outcome, began: SystemTime) {
     let (method, target, ua, referer) = e.parts();
-    let (y, mo, d, h, mi, s, ms) = civil(began);
-    let _ = write!(
-        o,
-        "{{\"time\":\"{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{ms:03}Z\",\"remote\":"
-    );
+    let (_, iso, ms) = stamp.at(began);
+    o.extend_from_slice(b"{\"time\":\"");
+    o.extend_from_slice(iso);
+    o.push(b'.');
+    o.extend_from_slice(&[
+        b'0' + (ms / 100) as u8,
+        b'0' + (ms / 10 % 10) as u8,
+        b'0' + (ms % 10) as u8,
+    ]);
+    o.extend_from_slice(b"Z\",\"remote\":");
     match e.remote {
         Some(ip) => {
-            let _ = write!(o, "\"{ip}\"");
+            o.push(b'"');
+            remote(o, ip);
+            o.push(b'"');
         }
         None => o.extend_from_slice(b"null"),
     }
@@ -278,14 +343,15 @@ fn json(o: &mut Vec<u8>, e: &LogEntry, r: &Outcome, began: SystemTime) {
     json_string(o, method);
     o.extend_from_slice(b",\"target\":");
     json_string(o, target);
-    let _ = write!(
-        o,
-        ",\"protocol\":\"{}\",\"status\":{},\"bytes\":{},\"duration_us\":{},\"user_agent\":",
-        protocol_upper(e.protocol),
-        r.status,
-        r.bytes,
-        r.duration.as_micros()
-    );
+    o.extend_from_slice(b",\"protocol\":\"");
+    o.extend_from_slice(protocol_upper(e.protocol).as_bytes());
+    o.extend_from_slice(b"\",\"status\":");
+    write_decimal(o, u64::from(r.status));
+    o.extend_from_slice(b",\"bytes\":");
+    write_decimal(o, r.bytes);
+    o.extend_from_slice(b",\"duration_us\":");
+    write_decimal(o, r.duration.as_micros() as u64);
+    o.extend_from_slice(b",\"user_agent\":");
     match ua {
         Some(v) => json_string(o, v),
         None => o.extend_from_slice(b"null"),
@@ -305,6 +371,11 @@ fn json(o: &mut Vec<u8>, e: &LogEntry, r: &Outcome, began: SystemTime) {
 /// every line parses.
 fn json_string(o: &mut Vec<u8>, v: &[u8]) {
     o.push(b'"');
+    if plain(v) {
+        o.extend_from_slice(v);
+        o.push(b'"');
+        return;
+    }
     for chunk in v.utf8_chunks() {
         for c in chunk.valid().chars() {
             match c {
@@ -388,6 +459,7 @@ mod tests {
         };
         combined(
             &mut o,
+            &mut Stamp::default(),
             &entry(),
             &outcome,
             UNIX_EPOCH + Duration::from_secs(1_796_083_199),
@@ -407,6 +479,7 @@ mod tests {
         let e = LogEntry::new(b"GET", b"/\xff", None, Some(b"http://x/"), None, "http/1.0");
         json(
             &mut o,
+            &mut Stamp::default(),
             &e,
             &outcome,
             UNIX_EPOCH + Duration::from_millis(1_796_083_199_123),

@@ -25,6 +25,8 @@ pub(crate) struct TlsSession {
     eof: bool,
     /// The connection was accepted then: a handshake must finish within the header timeout.
     began: Instant,
+    /// close_notify is queued (or sent).
+    notified: bool,
 }
 
 /// What the socket still owes after a read.
@@ -48,6 +50,7 @@ impl TlsSession {
             backlog_pos: 0,
             eof: false,
             began: now,
+            notified: false,
         })
     }
 
@@ -240,9 +243,16 @@ impl TlsSession {
         })
     }
 
-    /// Queues the close_notify alert (sent by the next `send`).
+    /// Queues the close_notify alert (sent by the next `send`), once.
     pub fn close_notify(&mut self) {
-        self.conn.send_close_notify();
+        if !self.notified {
+            self.notified = true;
+            self.conn.send_close_notify();
+        }
+    }
+
+    pub fn is_handshaking(&self) -> bool {
+        self.conn.is_handshaking()
     }
 
     pub fn release(&mut self) {
