@@ -11,7 +11,7 @@ import { loadTls, tlsError } from './tls'
 import type { AppOptions, ErrorHook, Handler, IoBackend, Listening, ListenOptions, Metrics, Middleware, Next, RouteParams, StaticOptions, TlsOptions } from './types'
 import { WebSocket, acceptUpgrade, publish, type WebSocketBehavior, type WebSocketData, type WebSocketHub } from './websocket'
 import {
-  EVENT_ABORT, EVENT_BODY, EVENT_END, EVENT_REQUEST, EVENT_WS_CLOSE, EVENT_WS_DRAIN, EVENT_WS_MESSAGE, EVENT_WS_OPEN, FLAG_UPGRADE, REQUEST_FIXED_WORDS, WS_ASCII, WS_TEXT,
+  EVENT_ABORT, EVENT_BODY, EVENT_DRAIN, EVENT_END, EVENT_REQUEST, EVENT_WS_CLOSE, EVENT_WS_DRAIN, EVENT_WS_MESSAGE, EVENT_WS_OPEN, FLAG_UPGRADE, REQUEST_FIXED_WORDS, WS_ASCII, WS_TEXT,
 } from './wire'
 
 interface Route {
@@ -122,6 +122,10 @@ export class App {
 
   private readonly settings: AppOptions
   private loopDelay: LoopDelayReporter | null = null
+  /** Bytes a streamed response may queue before `write()` returns false; a request body's unread share likewise. */
+  private get highWaterMark(): number {
+    return this.settings.highWaterMark ?? 64 * 1024
+  }
   private readonly routes: Route[] = []
   private readonly uses: Use[] = []
   private order = 0
@@ -163,7 +167,7 @@ export class App {
 
   constructor(options: AppOptions = {}) {
     for (const key of [
-      'ioThreads', 'handlerTimeout', 'drainTimeout', 'drainDelay', 'headerTimeout', 'bodyTimeout', 'keepAliveTimeout', 'writeTimeout',
+      'ioThreads', 'handlerTimeout', 'drainTimeout', 'drainDelay', 'highWaterMark', 'headerTimeout', 'bodyTimeout', 'keepAliveTimeout', 'writeTimeout',
       'maxHeaderSize', 'maxHeaderCount', 'maxUrlLength', 'maxConnections', 'maxConnectionsPerIp', 'rateBurst', 'maxPendingRequests',
     ] as const) {
       const v = options[key]
@@ -426,6 +430,7 @@ export class App {
         rateBurst: this.settings.rateBurst,
         maxPendingRequests: this.settings.maxPendingRequests,
         tls,
+        highWaterMark: this.highWaterMark,
         ...accessLogOptions(this.settings.accessLog),
       },
       this.routes.map((r) => ({
@@ -494,7 +499,7 @@ export class App {
         this.out?.flush()
         await native.close()
         for (const req of this.inflight.drain()) {
-          if (req.response) req.response.abandoned = true
+          req.response?.gone()
           req.abort()
         }
         // Sockets the drain did not see close (a client that never answered the 1001).
@@ -532,8 +537,9 @@ export class App {
           const route = meta[i + 3]
           const upgrade = (meta[i + 4] & FLAG_UPGRADE) !== 0
           const req = new Request(thread, bytes, meta, i, this.routes[route].paramNames)
-          const res = new Response(out, thread, req.slot, req.rid, this.inflight)
+          const res = new Response(out, thread, req.slot, req.rid, this.inflight, this.highWaterMark)
           req.response = res
+          req.out = out
           res.request = req
           this.inflight.add(thread, req)
           i += REQUEST_FIXED_WORDS + meta[i + 10] * 4 + meta[i + 11] * 2
@@ -549,7 +555,7 @@ export class App {
           const req = this.inflight.get(thread, meta[i + 1])
           if (req) {
             this.inflight.delete(thread, req.rid)
-            if (req.response) req.response.abandoned = true
+            req.response?.gone()
             req.abort()
           }
           this.openings.delete(socketKey(thread, meta[i + 1]))
@@ -575,6 +581,9 @@ export class App {
             ws.closed(meta[i + 3], bytes.utf8Slice(off, off + meta[i + 5]))
           }
           i += 6
+        } else if (kind === EVENT_DRAIN) {
+          this.inflight.get(thread, meta[i + 1])?.response?.drain(meta[i + 3])
+          i += 4
         } else if (kind === EVENT_WS_DRAIN) {
           this.socket(thread, meta[i + 1], meta[i + 2])?.drained(meta[i + 3])
           i += 4

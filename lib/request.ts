@@ -1,6 +1,10 @@
 import { parse as parseQuery, type ParsedUrlQuery } from 'node:querystring'
 
-import { FLAG_HAS_BODY, FLAG_HTTP10, FLAG_SECURE, REQUEST_FIXED_WORDS } from './wire'
+import type { ReplyBuffer } from './reply-buffer'
+import { FLAG_HAS_BODY, FLAG_HTTP10, FLAG_SECURE, OP_CONSUMED, REQUEST_FIXED_WORDS } from './wire'
+
+/* Body bytes taken by the handler are told to the engine in steps of this (or when it waits). */
+const ACK_STEP = 16 * 1024
 
 /** A request body that arrives in pieces after the request itself. */
 type Waiter = { resolve: () => void; reject: (e: Error) => void }
@@ -38,6 +42,10 @@ export class Request<Params extends Record<string, string> = Record<string, stri
   private ended: boolean
   private waiter: Waiter | null = null
   private consumed = false
+  /** Body bytes the handler took and the engine has not been told of. */
+  private unacked = 0
+  /** @internal where `CONSUMED` ops go: the engine holds the client back past its high-water mark */
+  out: ReplyBuffer | null = null
 
   /** @internal */
   constructor(thread: number, bytes: Buffer, meta: Uint32Array, at: number, paramNames: readonly string[]) {
@@ -55,6 +63,11 @@ export class Request<Params extends Record<string, string> = Record<string, stri
   /** The request method, upper-case as sent. */
   get method(): string {
     return (this._method ??= this.bytes.latin1Slice(this.meta[this.at + 5], this.meta[this.at + 5] + this.meta[this.at + 6]))
+  }
+
+  /** The `Last-Event-ID` header an `EventSource` reconnects with; `undefined` when absent. */
+  get lastEventId(): string | undefined {
+    return this.header('last-event-id')
   }
 
   /** Whether the request came over TLS (HTTPS, or `wss://` for an upgrade). */
@@ -140,8 +153,12 @@ export class Request<Params extends Record<string, string> = Record<string, stri
   /** @internal a piece of the body arrived */
   pushBody(chunk: Uint8Array): void {
     this.chunks.push(chunk)
+    if (this.wantsAll) this.took(chunk.byteLength, false)
     this.wake()
   }
+
+  /** Whether `text()`/`json()`/`arrayBuffer()` collects the body: all of it counts as taken. */
+  private wantsAll = false
 
   /** @internal the body is complete */
   endBody(): void {
@@ -165,8 +182,20 @@ export class Request<Params extends Record<string, string> = Record<string, stri
     w?.resolve()
   }
 
+  /** Tells the engine the handler took `n` body bytes (at once when `now`: it is about to wait). */
+  private took(n: number, now: boolean): void {
+    this.unacked += n
+    if (this.unacked === 0 || (!now && this.unacked < ACK_STEP) || this.out === null || this.ended) return
+    const count = new Uint8Array(4)
+    new DataView(count.buffer).setUint32(0, Math.min(this.unacked, 2 ** 32 - 1), true)
+    this.out.op(OP_CONSUMED, this.thread, this.slot, this.rid, 0, null, null, null, count)
+    this.unacked = 0
+  }
+
   private next(): Promise<void> {
     if (this._aborted) return Promise.reject(abortError())
+    // Waiting for more: whatever was taken is told now, so that the engine reads on.
+    this.took(0, true)
     return new Promise((resolve, reject) => (this.waiter = { resolve, reject }))
   }
 
@@ -176,6 +205,7 @@ export class Request<Params extends Record<string, string> = Record<string, stri
     for (;;) {
       while (this.chunks.length > 0) {
         const chunk = this.chunks.shift()!
+        this.took(chunk.byteLength, false)
         yield Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)
       }
       if (this.ended) return
@@ -201,6 +231,11 @@ export class Request<Params extends Record<string, string> = Record<string, stri
 
   private async bytesOfBody(): Promise<Buffer> {
     this.claimBody()
+    // The whole body is wanted: everything that arrives is taken (maxBodySize bounds it).
+    this.wantsAll = true
+    let held = 0
+    for (const c of this.chunks) held += c.byteLength
+    this.took(held, false)
     while (!this.ended) await this.next()
     const chunks = this.chunks
     this.chunks = []

@@ -3,7 +3,8 @@ import { encodedHeader, type ReplyBuffer } from './reply-buffer'
 import { resolve as resolvePath } from 'node:path'
 import type { Request } from './request'
 import type { StaticOptions } from './types'
-import { OP_CHUNK, OP_END, OP_FILE, OP_FULL, OP_HEAD } from './wire'
+import { CHUNK_WANT_DRAIN, OP_CHUNK, OP_END, OP_FILE, OP_FULL, OP_HEAD } from './wire'
+import { EventStream, type EventStreamOptions } from './event-stream'
 
 /** The request headers a file answer depends on, passed to the engine with `sendFile`. */
 const FILE_CONDITIONS = ['range', 'if-range', 'if-none-match', 'if-modified-since', 'accept-encoding']
@@ -30,6 +31,15 @@ const BYTES = encodedHeader('content-type', 'application/octet-stream')
 
 type State = 'open' | 'streaming' | 'done'
 
+type Listener = (...args: any[]) => void
+/** The events a response emits, as a Node `Writable` does. */
+type ResponseEvent = 'drain' | 'finish' | 'close' | 'error'
+
+/** Bytes a chunk adds to what is queued (a string's length stands for its UTF-8 size). */
+function sizeOf(chunk: string | Uint8Array): number {
+  return typeof chunk === 'string' ? chunk.length : chunk.byteLength
+}
+
 /**
  * The response to one request. Nothing reaches the engine until `text`, `json`, `send`,
  * `write` or `end`; the engine serialises it and writes it in request order.
@@ -44,6 +54,15 @@ export class Response {
   abandoned = false
   /** @internal the request this answers (for `sendFile`'s conditional and range headers) */
   request: Request | null = null
+  /** Bytes written since the engine last said how much was unsent. */
+  private queued = 0
+  /** A `CHUNK` asked the engine for a `DRAIN` event, not come yet. */
+  private awaitingDrain = false
+  /** Listeners by event; null until the first (most responses have none). */
+  private listeners: Map<ResponseEvent, Listener[]> | null = null
+  private destroyed = false
+  /** `true`: the response is a Node writable stream for `pipeline` and `pipe`. */
+  readonly writable: boolean = true
 
   /** @internal `inflight` holds this exchange until the response is complete. */
   constructor(
@@ -52,10 +71,138 @@ export class Response {
     private readonly slot: number,
     private readonly rid: number,
     private readonly inflight: InflightTable<{ readonly rid: number }>,
+    /** Bytes queued past which `write()` returns false. */
+    readonly writableHighWaterMark: number,
   ) {}
 
   private onFinish(): void {
     this.inflight.delete(this.thread, this.rid)
+    if (this.listeners !== null) {
+      this.emit('finish')
+      this.emit('close')
+    }
+  }
+
+  /** Whether `end()` was called (or the response was sent whole). */
+  get writableEnded(): boolean {
+    return this.state === 'done'
+  }
+
+  /** Whether the response was sent completely (as `writableEnded`: the engine takes it from here). */
+  get writableFinished(): boolean {
+    return this.state === 'done'
+  }
+
+  /** Bytes written and not yet taken by the socket, as the engine last reported. */
+  get writableLength(): number {
+    return this.queued
+  }
+
+  /** Whether `write()` returned false and `drain` has not come yet. */
+  get writableNeedDrain(): boolean {
+    return this.awaitingDrain
+  }
+
+  on(event: ResponseEvent, fn: Listener): this {
+    const map = (this.listeners ??= new Map())
+    const list = map.get(event)
+    if (list === undefined) map.set(event, [fn])
+    else list.push(fn)
+    return this
+  }
+
+  addListener(event: ResponseEvent, fn: Listener): this {
+    return this.on(event, fn)
+  }
+
+  once(event: ResponseEvent, fn: Listener): this {
+    const wrapped = (...args: unknown[]) => {
+      this.off(event, wrapped)
+      fn(...args)
+    }
+    ;(wrapped as { listener?: Listener }).listener = fn
+    return this.on(event, wrapped)
+  }
+
+  off(event: ResponseEvent, fn: Listener): this {
+    const list = this.listeners?.get(event)
+    if (list !== undefined) {
+      const at = list.findIndex((l) => l === fn || (l as { listener?: Listener }).listener === fn)
+      if (at >= 0) list.splice(at, 1)
+    }
+    return this
+  }
+
+  removeListener(event: ResponseEvent, fn: Listener): this {
+    return this.off(event, fn)
+  }
+
+  emit(event: ResponseEvent, ...args: unknown[]): boolean {
+    const list = this.listeners?.get(event)
+    if (list === undefined || list.length === 0) return false
+    for (const fn of [...list]) fn.apply(this, args)
+    return true
+  }
+
+  /** Resolves once queued bytes fall back under `highWaterMark` (at once if they are). */
+  drained(): Promise<void> {
+    if (!this.awaitingDrain || this.state === 'done' || this.abandoned) return Promise.resolve()
+    return new Promise((resolve) => {
+      const done = () => {
+        this.off('drain', done).off('close', done)
+        resolve()
+      }
+      this.on('drain', done).on('close', done)
+    })
+  }
+
+  /** @internal the engine says the response fell back under the mark */
+  drain(unsent: number): void {
+    this.queued = unsent
+    if (!this.awaitingDrain) return
+    this.awaitingDrain = false
+    this.emit('drain')
+  }
+
+  /** @internal the client went away (or the engine answered instead) */
+  gone(): void {
+    this.abandoned = true
+    this.awaitingDrain = false
+    if (this.listeners !== null) this.emit('close')
+  }
+
+  /**
+   * Ends the response now: if the head is out, the body stops where it stands (the client
+   * sees it cut short); otherwise a 500 goes out. `error` is emitted (when given) and `close`.
+   */
+  destroy(error?: Error): this {
+    if (this.destroyed) return this
+    this.destroyed = true
+    const wasDone = this.state === 'done' || this.abandoned
+    if (!wasDone) {
+      if (this.state === 'streaming') {
+        // A chunked body that never ends cleanly: the engine closes the connection.
+        this.state = 'done'
+        this.out.op(OP_END, this.thread, this.slot, this.rid, 1, null, null, null, null)
+        this.inflight.delete(this.thread, this.rid)
+      } else {
+        this.fail(500, 'Internal Server Error')
+      }
+    }
+    if (error !== undefined) this.emit('error', error)
+    if (wasDone || this.listeners !== null) this.emit('close')
+    return this
+  }
+
+  /** @internal an op for this response with a body of its own (heartbeats) */
+  engineOp(kind: number, body: Uint8Array): void {
+    if (!this.abandoned && this.state !== 'done') this.out.op(kind, this.thread, this.slot, this.rid, 0, null, null, null, body)
+  }
+
+  /** A Server-Sent Events stream (`text/event-stream`): see `EventStream`. */
+  eventStream(options: EventStreamOptions = {}): EventStream {
+    if (this.state !== 'open') throw new Error('harrier: the response was already started')
+    return new EventStream(this, options)
   }
 
   /** Whether the response has started (headers can no longer change). */
@@ -136,26 +283,45 @@ export class Response {
     else throw new TypeError('harrier: send() takes a string, a Buffer or a Uint8Array')
   }
 
-  /** Streams a piece of the body (chunked transfer coding); the head goes with the first piece. */
-  write(chunk: string | Uint8Array): boolean {
-    if (this.abandoned) return false
+  /**
+   * Streams a piece of the body (chunked transfer coding); the head goes with the first piece.
+   * Returns false once more than `highWaterMark` bytes are queued and not yet taken by the
+   * socket: wait for `drain` (or `await res.drained()`) before writing more.
+   */
+  write(chunk: string | Uint8Array, callback?: (error?: Error | null) => void): boolean {
+    if (this.abandoned) {
+      callback?.(null)
+      return false
+    }
     if (this.state === 'done') throw new Error('harrier: write() after the response ended')
+    if (typeof chunk !== 'string' && !(chunk instanceof Uint8Array)) throw new TypeError('harrier: write() takes a string, a Buffer or a Uint8Array')
     if (this.state === 'open') this.startStream(typeof chunk === 'string' ? TEXT : BYTES)
-    this.out.op(OP_CHUNK, this.thread, this.slot, this.rid, 0, null, null, null, chunk)
-    return true
+    this.queued += sizeOf(chunk)
+    const over = this.queued > this.writableHighWaterMark
+    // The first chunk past the mark asks the engine to say when the socket caught up.
+    this.out.op(OP_CHUNK, this.thread, this.slot, this.rid, over && !this.awaitingDrain ? CHUNK_WANT_DRAIN : 0, null, null, null, chunk)
+    if (over) this.awaitingDrain = true
+    if (callback !== undefined) queueMicrotask(() => callback(null))
+    return !over
   }
 
   /** Ends the response, with an optional last piece. Without an earlier `write`, it is sent whole with a length. */
-  end(chunk?: string | Uint8Array): void {
+  end(chunk?: string | Uint8Array | (() => void), callback?: () => void): this {
+    if (typeof chunk === 'function') {
+      callback = chunk
+      chunk = undefined
+    }
+    if (callback !== undefined) this.once('finish', callback)
     if (this.state === 'open') {
       this.send(chunk ?? '')
-      return
+      return this
     }
-    if (this.abandoned) return
+    if (this.abandoned) return this
     if (this.state === 'done') throw new Error('harrier: end() after the response ended')
     this.state = 'done'
     this.out.op(OP_END, this.thread, this.slot, this.rid, 0, null, null, null, chunk ?? null)
     this.onFinish()
+    return this
   }
 
   /**

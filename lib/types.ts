@@ -109,6 +109,13 @@ export interface AppOptions {
    * health check fail and stop sending (default 0: stop accepting at once).
    */
   drainDelay?: number
+  /**
+   * Bytes (default 65536): a streamed response with more than this queued and not yet taken
+   * by the socket makes `res.write()` return false until `drain`; a request body with more
+   * than this delivered and not yet read by its handler stops the engine reading from that
+   * connection (the client is held back by TCP) until the handler reads on.
+   */
+  highWaterMark?: number
 }
 
 export type AccessLogFormat = 'combined' | 'json'

@@ -16,6 +16,8 @@ export const WS_ASCII = 2
 export const EVENT_WS_CLOSE = 7
 /** id, slot, bytes unsent */
 export const EVENT_WS_DRAIN = 8
+/** rid, slot, bytes unsent: a streamed response fell back under the high-water mark */
+export const EVENT_DRAIN = 9
 
 export const FLAG_HTTP10 = 1
 export const FLAG_HAS_BODY = 2
@@ -44,6 +46,12 @@ export const OP_WS_SUBSCRIBE = 9
 export const OP_WS_UNSUBSCRIBE = 10
 /** one header whose name is the topic; body: the message; to every thread */
 export const OP_WS_PUBLISH = 11
+/** body: 4 bytes little-endian, request body bytes the handler took */
+export const OP_CONSUMED = 12
+/** body: 4 bytes little-endian, milliseconds: the engine writes a comment line into a quiet event stream */
+export const OP_HEARTBEAT = 13
+/** in a CHUNK's status: tell (EVENT_DRAIN) when the response falls back under the high-water mark */
+export const CHUNK_WANT_DRAIN = 1
 export const WS_BINARY = 1
 export const WS_COMPRESS = 2
 export const WS_WANT_DRAIN = 4

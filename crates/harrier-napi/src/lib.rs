@@ -54,6 +54,9 @@ pub struct ListenOptions {
     pub access_log_format: Option<String>,
     /// The file the access log is appended to; absent: standard output.
     pub access_log_path: Option<String>,
+    /// Bytes a streamed response may have unsent before `write()` says wait, and bytes of
+    /// a request body delivered and not yet taken before the connection is held back.
+    pub high_water_mark: Option<f64>,
 }
 
 #[napi(object)]
@@ -321,6 +324,9 @@ fn config(options: &ListenOptions) -> Result<Config> {
     }
     if let Some(n) = options.rate_burst {
         config.rate_burst = n;
+    }
+    if let Some(bytes) = options.high_water_mark {
+        config.high_water_mark = bytes_option(bytes, "highWaterMark")? as usize;
     }
     if let Some(format) = &options.access_log_format {
         let format = match format.as_str() {

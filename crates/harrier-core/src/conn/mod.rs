@@ -299,6 +299,14 @@ impl Conn {
         }
     }
 
+    /// A heartbeat stream's turn: `None` once it is gone, else whether a comment line went out.
+    pub fn heartbeat(&mut self, ctx: &mut Ctx, rid: u32) -> Option<bool> {
+        match &mut self.protocol {
+            Protocol::Http1(h) => h.heartbeat(&mut self.t, ctx, rid),
+            Protocol::WebSocket(_) => None,
+        }
+    }
+
     /// Ends an engine-fed stream: the connection closes after it.
     pub fn end_event_stream(&mut self, ctx: &mut Ctx, rid: u32) {
         if let Protocol::Http1(h) = &mut self.protocol {
@@ -353,6 +361,11 @@ impl Conn {
     /// Writes what is queued. Returns `Closed` once a closing connection has said all.
     pub fn flush(&mut self, ctx: &mut Ctx) -> Liveness {
         let flushed = self.t.flush(ctx);
+        if let Protocol::Http1(h) = &mut self.protocol {
+            if flushed != Flushed::Broken {
+                h.report_drains(&self.t, ctx);
+            }
+        }
         if let Protocol::WebSocket(w) = &mut self.protocol {
             if flushed != Flushed::Broken
                 && w.after_flush(&mut self.t, ctx, flushed == Flushed::All)

@@ -25,6 +25,8 @@ pub const EVENT_WS_OPEN: u32 = 5;
 pub const EVENT_WS_MESSAGE: u32 = 6;
 pub const EVENT_WS_CLOSE: u32 = 7;
 pub const EVENT_WS_DRAIN: u32 = 8;
+/// A streamed response fell back under the high-water mark: rid, slot, bytes unsent.
+pub const EVENT_DRAIN: u32 = 9;
 
 /// Kinds of `WS_MESSAGE`. ASCII text is told apart so that JS can make its string with a
 /// plain copy instead of a UTF-8 decode.
@@ -252,6 +254,10 @@ impl BatchBuilder {
         ]);
     }
 
+    pub fn drain(&mut self, rid: u32, slot: u32, unsent: usize) {
+        self.event(&[EVENT_DRAIN, rid, slot, unsent.min(u32::MAX as usize) as u32]);
+    }
+
     /// The batch gathered so far, to hand over; give it back with `recycle` once handled.
     pub fn take(&mut self) -> Batch {
         self.generation += 1;
@@ -316,6 +322,10 @@ pub enum Event<'a> {
     },
     WsDrain {
         id: u32,
+        unsent: u32,
+    },
+    Drain {
+        rid: u32,
         unsent: u32,
     },
 }
@@ -444,6 +454,13 @@ impl<'a> Iterator for Events<'a> {
             EVENT_WS_DRAIN => (
                 Event::WsDrain {
                     id: m[i + 1],
+                    unsent: m[i + 3],
+                },
+                4,
+            ),
+            EVENT_DRAIN => (
+                Event::Drain {
+                    rid: m[i + 1],
                     unsent: m[i + 3],
                 },
                 4,

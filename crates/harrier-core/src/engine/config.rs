@@ -73,6 +73,10 @@ pub struct Config {
     /// A connection whose unsent output exceeds this is not read (no new requests parsed)
     /// until the client takes it.
     pub write_high_water: usize,
+    /// Bytes a streamed response may have unsent before the handler is told to wait (`write`
+    /// returns false until a `DRAIN`), and bytes of a request body delivered to the handler
+    /// and not yet taken before its connection is no longer read.
+    pub high_water_mark: usize,
     /// TLS on every connection of the listener, when set.
     pub tls: Option<TlsSettings>,
 }
@@ -106,6 +110,7 @@ impl Default for Config {
             max_pending_requests: 4096,
             write_high_water: 256 * 1024,
             tls: None,
+            high_water_mark: 64 * 1024,
         }
     }
 }

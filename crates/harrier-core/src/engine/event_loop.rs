@@ -52,6 +52,9 @@ pub(crate) struct Ctx {
     /// Engine-made event streams open on this thread (the dashboard's): connection slot
     /// and request id.
     pub event_streams: Vec<(u32, u32)>,
+    /// Streams that get a comment line from the engine when quiet (`OP_HEARTBEAT`): slot
+    /// and request id. Checked by the sweep.
+    pub heartbeats: Vec<(u32, u32)>,
     pub head: RequestHead,
     pub params: Vec<(u32, u32)>,
     pub batch: BatchBuilder,
@@ -164,6 +167,7 @@ impl Worker {
                 gather: Vec::new(),
                 log,
                 event_streams: Vec::new(),
+                heartbeats: Vec::new(),
                 head: RequestHead::new(),
                 params: Vec::with_capacity(8),
                 batch: BatchBuilder::new(thread),
@@ -292,8 +296,21 @@ impl Worker {
         }
     }
 
-    /// Applies the replies waiting in this thread's inbox and writes them.
+    /// Applies the replies waiting in this thread's inbox and writes them. What writing
+    /// raised for the handler (a response back under its high-water mark, a body taken so
+    /// that reading resumed) is handed over at once, and what the handler answers to that is
+    /// written in turn, a bounded number of rounds.
     pub fn answer(&mut self) {
+        for _ in 0..8 {
+            self.answer_once();
+            if self.ctx.batch.is_empty() {
+                break;
+            }
+            self.ctx.hand_over_batch();
+        }
+    }
+
+    fn answer_once(&mut self) {
         self.take_replies();
         self.flush_dirty();
         // A paused connection resumes once answers free room; what it reads then may be
@@ -595,6 +612,7 @@ impl Worker {
         }
         self.ctx.io.maintain(now);
         self.ctx.pool.trim();
+        self.beat_hearts();
         let idle = self.conns.iter().filter(|(_, c)| c.is_idle()).count();
         self.ctx.stats().set_gauges(idle, self.ctx.waiting);
         if now.saturating_duration_since(self.last_event) >= EVENT_EVERY {
@@ -610,6 +628,32 @@ impl Worker {
                 table.prune(now);
             }
         }
+    }
+
+    /// A comment line into every heartbeat stream quiet for its interval; streams that ended
+    /// leave the list.
+    fn beat_hearts(&mut self) {
+        if self.ctx.heartbeats.is_empty() {
+            return;
+        }
+        let mut beats = std::mem::take(&mut self.ctx.heartbeats);
+        beats.retain(|&(slot, rid)| {
+            let mut alive = false;
+            let open = self.guarded(slot as usize, |conn, ctx| match conn.heartbeat(ctx, rid) {
+                None => Liveness::Open,
+                Some(wrote) => {
+                    alive = true;
+                    if wrote {
+                        conn.flush(ctx)
+                    } else {
+                        Liveness::Open
+                    }
+                }
+            });
+            alive && open == Liveness::Open
+        });
+        beats.append(&mut self.ctx.heartbeats);
+        self.ctx.heartbeats = beats;
     }
 
     /// A snapshot to every engine-fed event stream on this thread.
@@ -653,8 +697,11 @@ impl Worker {
         for key in idle {
             self.close(key);
         }
-        // Engine-fed event streams end (they would hold the drain to its deadline).
-        for (slot, rid) in std::mem::take(&mut self.ctx.event_streams) {
+        // Event streams end (they would hold the drain to its deadline): the engine's own
+        // and the handlers' (`res.eventStream()`).
+        let mut streams = std::mem::take(&mut self.ctx.event_streams);
+        streams.append(&mut self.ctx.heartbeats);
+        for (slot, rid) in streams {
             self.guarded(slot as usize, |conn, ctx| {
                 conn.end_event_stream(ctx, rid);
                 conn.flush(ctx)

@@ -44,6 +44,22 @@ pub const OP_WS_CLOSE: u8 = 8;
 pub const OP_WS_SUBSCRIBE: u8 = 9;
 pub const OP_WS_UNSUBSCRIBE: u8 = 10;
 pub const OP_WS_PUBLISH: u8 = 11;
+/// The handler took body bytes of a request (the count, 4 bytes little-endian, as the body):
+/// a connection held back for an unread body is read again.
+pub const OP_CONSUMED: u8 = 12;
+
+/// Milliseconds (4 bytes little-endian, as the body): the engine writes a comment line into
+/// this event stream whenever it has been quiet that long (0: never; the engine still ends
+/// the stream when a drain begins).
+pub const OP_HEARTBEAT: u8 = 13;
+
+/// In an `END`'s status: the body is cut short (`res.destroy()`): no last chunk, the
+/// connection closes.
+pub const END_ABORT: u16 = 1;
+
+/// In a `CHUNK`'s status: the handler saw the response over its high-water mark and waits
+/// for a `DRAIN` event.
+pub const CHUNK_WANT_DRAIN: u16 = 1;
 
 pub const WS_BINARY: u16 = 1;
 pub const WS_COMPRESS: u16 = 2;

@@ -12,7 +12,10 @@ use crate::conn::Liveness;
 use crate::engine::batch::FLAG_UPGRADE;
 use crate::engine::config::WsOptions;
 use crate::engine::event_loop::Ctx;
-use crate::engine::reply::{ReplyOp, OP_CHUNK, OP_END, OP_FILE, OP_FULL, OP_HEAD, OP_UPGRADE};
+use crate::engine::reply::{
+    ReplyOp, CHUNK_WANT_DRAIN, END_ABORT, OP_CHUNK, OP_CONSUMED, OP_END, OP_FILE, OP_FULL, OP_HEAD,
+    OP_HEARTBEAT, OP_UPGRADE,
+};
 use crate::http1::chunked::{Chunk, ChunkedDecoder};
 use crate::http1::encode::{self, decimal, Framing, Persistence};
 use crate::http1::request::{parse_head, BodyFraming, Parse};
@@ -88,6 +91,13 @@ struct Pending {
     sent: u64,
     /// What the access log line will say, when the log is on.
     log: Option<Box<LogEntry>>,
+    /// The handler waits for a `DRAIN` event: sent once this answer's unsent bytes fall to
+    /// the high-water mark.
+    want_drain: bool,
+    /// Body bytes handed to the handler and not yet taken by it (`CONSUMED` ops).
+    unread: u64,
+    /// An event stream with engine heartbeats: the interval, and when it last wrote.
+    heartbeat: Option<(Duration, Instant)>,
 }
 
 /// A checked WebSocket handshake: what the 101 says and what the socket will allow.
@@ -125,6 +135,9 @@ impl Pending {
             status: 0,
             sent: 0,
             log: None,
+            want_drain: false,
+            unread: 0,
+            heartbeat: None,
         }
     }
 
@@ -245,13 +258,54 @@ impl Http1 {
 
     /// Whether to stop taking new requests from this connection for now: its output is not
     /// being taken, it has too many requests in flight, or the handler is behind and this
-    /// connection already has a request waiting for it. Bodies are always read on.
+    /// connection already has a request waiting for it. A body is read on while its handler keeps up (see `body_unread_over`).
     pub fn must_pause(&self, t: &Transport, ctx: &Ctx) -> bool {
-        matches!(self.read, ReadState::Head)
-            && (self.upgrading
-                || (ctx.write_high_water > 0 && t.unsent() > ctx.write_high_water)
-                || self.inflight.len() >= MAX_PIPELINED
-                || (ctx.waiting >= ctx.max_waiting && self.inflight.iter().any(|p| p.counted)))
+        self.body_unread_over(ctx)
+            || matches!(self.read, ReadState::Head)
+                && (self.upgrading
+                    || (ctx.write_high_water > 0 && t.unsent() > ctx.write_high_water)
+                    || self.inflight.len() >= MAX_PIPELINED
+                    || (ctx.waiting >= ctx.max_waiting && self.inflight.iter().any(|p| p.counted)))
+    }
+
+    /// The body being read has more unread by its handler than the high-water mark: the
+    /// client is held back (TCP) until the handler takes some.
+    fn body_unread_over(&self, ctx: &Ctx) -> bool {
+        let rid = match &self.read {
+            ReadState::Length { rid: Some(rid), .. }
+            | ReadState::Chunked { rid: Some(rid), .. } => *rid,
+            _ => return false,
+        };
+        let mark = ctx.shared.config.high_water_mark as u64;
+        mark > 0
+            && self
+                .inflight
+                .iter()
+                .rev()
+                .any(|p| p.rid == rid && p.answer != Answer::Done && p.unread > mark)
+    }
+
+    fn delivered(&mut self, rid: u32, n: usize) {
+        if let Some(p) = self.inflight.iter_mut().rev().find(|p| p.rid == rid) {
+            p.unread += n as u64;
+        }
+    }
+
+    /// After a flush: tells the handlers waiting for `drain` whose answers fell back to the
+    /// high-water mark.
+    pub fn report_drains(&mut self, t: &Transport, ctx: &mut Ctx) {
+        let mark = ctx.shared.config.high_water_mark;
+        for (i, p) in self.inflight.iter_mut().enumerate() {
+            if !p.want_drain {
+                continue;
+            }
+            // The oldest answer is in the transport's output; later ones wait in their own.
+            let unsent = if i == 0 { t.unsent() } else { p.out.len() };
+            if unsent <= mark {
+                p.want_drain = false;
+                ctx.batch.drain(p.rid, t.slot, unsent);
+            }
+        }
     }
 
     /// A head left partial starts its clock; none left, no clock.
@@ -311,6 +365,7 @@ impl Http1 {
                     let (rid, done) = (*rid, *left == 0);
                     if let Some(rid) = rid {
                         ctx.batch.body(rid, &input[pos..pos + n]);
+                        self.delivered(rid, n);
                         if done {
                             ctx.batch.end(rid);
                         }
@@ -337,6 +392,7 @@ impl Http1 {
                             }
                             if let Some(rid) = rid {
                                 ctx.batch.body(rid, &input[pos + start..pos + start + len]);
+                                self.delivered(rid, len);
                             }
                             pos += used;
                         }
@@ -881,6 +937,30 @@ impl Http1 {
         true
     }
 
+    /// Writes a comment line into a heartbeat stream quiet for its interval: `None` once the
+    /// stream is gone, else whether it wrote.
+    pub fn heartbeat(&mut self, t: &mut Transport, ctx: &mut Ctx, rid: u32) -> Option<bool> {
+        let i = self
+            .inflight
+            .iter()
+            .position(|p| p.rid == rid && p.answer == Answer::Streaming)?;
+        let (every, last) = self.inflight[i].heartbeat?;
+        if ctx.now.saturating_duration_since(last) < every {
+            return Some(false);
+        }
+        self.inflight[i].heartbeat = Some((every, ctx.now));
+        let mut out = self.take_out(t, ctx, i);
+        let p = &mut self.inflight[i];
+        if p.chunked {
+            encode::chunk(&mut out, b":\n\n");
+        } else {
+            out.extend_from_slice(b":\n\n");
+        }
+        p.sent += 3;
+        self.put_out(t, i, out);
+        Some(true)
+    }
+
     /// Ends an engine-fed stream (a drain began); the connection closes after it.
     pub fn end_event_stream(&mut self, t: &mut Transport, ctx: &mut Ctx, rid: u32) {
         let Some(i) = self
@@ -1133,6 +1213,35 @@ impl Http1 {
             self.agree_upgrade(t, ctx, i);
             return;
         }
+        if op.kind == OP_HEARTBEAT {
+            if let Some((_, ms)) = op.split() {
+                let ms = ms
+                    .get(..4)
+                    .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+                let p = &mut self.inflight[i];
+                if p.answer == Answer::Streaming && p.heartbeat.is_none() {
+                    // 0: no heartbeat, but the engine knows the stream (a drain ends it).
+                    let every = if ms == 0 {
+                        Duration::MAX
+                    } else {
+                        Duration::from_millis(u64::from(ms))
+                    };
+                    p.heartbeat = Some((every, ctx.now));
+                    ctx.heartbeats.push((t.slot, p.rid));
+                }
+            }
+            return;
+        }
+        if op.kind == OP_CONSUMED {
+            if let Some((_, count)) = op.split() {
+                let n = count
+                    .get(..4)
+                    .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+                let p = &mut self.inflight[i];
+                p.unread = p.unread.saturating_sub(u64::from(n));
+            }
+            return;
+        }
         if op.kind == OP_FILE {
             if self.inflight[i].answer == Answer::Waiting {
                 self.answer_file(t, ctx, i, op);
@@ -1211,6 +1320,22 @@ impl Http1 {
             (OP_CHUNK | OP_END, Answer::Streaming) => {
                 let mut out = self.take_out(t, ctx, i);
                 let p = &mut self.inflight[i];
+                if op.kind == OP_CHUNK && op.status & CHUNK_WANT_DRAIN != 0 {
+                    p.want_drain = true;
+                }
+                if let Some((_, last)) = p.heartbeat.as_mut() {
+                    *last = ctx.now;
+                }
+                if op.kind == OP_END && op.status & END_ABORT != 0 {
+                    // Cut short: no last chunk; the connection closes once it is written.
+                    p.close = true;
+                    p.answer = Answer::Done;
+                    self.put_out(t, i, out);
+                    if i == 0 {
+                        self.advance(t, ctx);
+                    }
+                    return;
+                }
                 if p.body_allowed {
                     p.sent += body.len() as u64;
                     if p.chunked {
