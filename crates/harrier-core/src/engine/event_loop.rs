@@ -282,6 +282,11 @@ impl Worker {
         self.settle();
     }
 
+    /// Whether events wait in the batch for the handler (raised while answering).
+    pub fn has_events(&self) -> bool {
+        !self.ctx.batch.is_empty()
+    }
+
     /// The end of every turn: hands over what the turn raised (aborts while writing or
     /// sweeping), and starts the drain if a shutdown was asked meanwhile, by another thread or
     /// by the handler itself while it ran (the inline driver): a shutdown asked in a turn
@@ -297,20 +302,9 @@ impl Worker {
     }
 
     /// Applies the replies waiting in this thread's inbox and writes them. What writing
-    /// raised for the handler (a response back under its high-water mark, a body taken so
-    /// that reading resumed) is handed over at once, and what the handler answers to that is
-    /// written in turn, a bounded number of rounds.
+    /// raised for the handler (a response back under its high-water mark, a body read on)
+    /// stays in the batch for the end of the turn (`settle`).
     pub fn answer(&mut self) {
-        for _ in 0..8 {
-            self.answer_once();
-            if self.ctx.batch.is_empty() {
-                break;
-            }
-            self.ctx.hand_over_batch();
-        }
-    }
-
-    fn answer_once(&mut self) {
         self.take_replies();
         self.flush_dirty();
         // A paused connection resumes once answers free room; what it reads then may be

@@ -391,10 +391,16 @@ impl InlineServer {
         self.worker.has_completions()
     }
 
-    /// Applies and writes replies sent since the last turn.
+    /// Applies and writes replies sent since the last turn. What that raised for the
+    /// handler (a `DRAIN`, a body read on) is not handed over from here, inside a call from
+    /// JS: the engine's own waker asks for a turn, whose end hands it over with the promise
+    /// jobs it starts run as usual.
     pub fn answer(&mut self) {
         self.worker.answer();
         self.worker.submit();
+        if self.worker.has_events() {
+            self.shared.replier.inboxes[0].wake();
+        }
     }
 
     /// Timeouts and drain progress.
