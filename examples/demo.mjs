@@ -1,44 +1,32 @@
 // The demo site: `npm run demo`, then open http://localhost:3000 (PORT and HOST override).
+//
+//   /                 this landing page (examples/demo.html), answered by JavaScript
+//   /assets/*         its stylesheet, script and images (examples/public/), served by the engine
+//   /_harrier         the live dashboard, /metrics (Prometheus) and /health, answered by the engine
+//   /chat/:room       a WebSocket chat room, fanned out by the engine's pub/sub
+//   /clock            the server's clock, pushed once a second as Server-Sent Events
+//   /hello /json /users/:id /echo /stream    a few routes to try
+import { readFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
 import { App } from 'harrier'
 
 const app = new App()
 
+// Runs for every request that reaches JavaScript; what the engine answers itself (the
+// assets, the dashboard, /metrics, /health, 404s) never comes here, so it has no such header.
 app.use(async (req, res, next) => {
   res.header('x-powered-by', 'harrier')
   await next()
 })
 
-const page = `<!doctype html>
-<meta charset="utf-8">
-<title>harrier demo</title>
-<h1>harrier</h1>
-<p>An HTTP server for Node.js with a Rust engine. Try:</p>
-<ul>
-  <li><a href="/hello">/hello</a>: plain text</li>
-  <li><a href="/json">/json</a>: JSON</li>
-  <li><a href="/users/42?q=harrier">/users/42?q=harrier</a>: a route param and the query</li>
-  <li><a href="/stream">/stream</a>: a streamed (chunked) response, one line every 100 ms</li>
-  <li><code>curl -d 'any body' http://localhost:PORT/echo</code>: echoes the request body</li>
-  <li><a href="/nope">/nope</a>: a 404 answered by the engine without calling JavaScript</li>
-</ul>
-<h2>Chat (WebSocket, pub/sub fanned out by the engine)</h2>
-<p>Open this page in two tabs and talk.</p>
-<div id="log" style="border:1px solid #ccc;height:12em;overflow:auto;padding:.3em;font-family:monospace"></div>
-<form id="say"><input id="text" autocomplete="off" placeholder="say something" style="width:20em"> <button>send</button></form>
-<script>
-  const log = document.getElementById('log')
-  const line = (s) => { const p = document.createElement('div'); p.textContent = s; log.append(p); log.scrollTop = log.scrollHeight }
-  const ws = new WebSocket(location.origin.replace(/^http/, 'ws') + '/chat/lobby')
-  ws.onmessage = (e) => line(e.data)
-  ws.onclose = (e) => line('(closed: ' + e.code + ')')
-  document.getElementById('say').onsubmit = (e) => {
-    e.preventDefault()
-    const text = document.getElementById('text')
-    if (text.value) { ws.send(text.value); line('you: ' + text.value); text.value = '' }
-  }
-</script>`
+app.static('/assets', fileURLToPath(new URL('./public/', import.meta.url)))
+app.dashboard('/_harrier')
+app.metricsRoute('/metrics')
+app.healthRoute('/health')
 
-app.get('/', (req, res) => res.header('content-type', 'text/html; charset=utf-8').send(page))
+const page = readFileSync(new URL('./demo.html', import.meta.url), 'utf8')
+app.get('/', (req, res) => res.header('content-type', 'text/html; charset=utf-8').header('cache-control', 'no-cache').send(page))
+
 app.get('/hello', (req, res) => res.text('Hello, World!'))
 app.get('/json', (req, res) => res.json({ message: 'Hello, World!', at: new Date().toISOString() }))
 app.get('/users/:id', (req, res) => res.json({ id: req.params.id, q: req.query.q ?? null }))
@@ -51,6 +39,16 @@ app.get('/stream', async (req, res) => {
     await new Promise((resolve) => setTimeout(resolve, 100))
   }
   res.end('done\n')
+})
+
+// An EventSource that reconnects says which tick it saw last: the count goes on from there.
+app.get('/clock', (req, res) => {
+  const events = res.eventStream({ retry: 2000, heartbeat: 15000 })
+  let id = Number(req.lastEventId) || 0
+  const tick = () => events.send({ id: String(++id), event: 'tick', data: JSON.stringify({ now: new Date().toISOString() }) })
+  tick()
+  const timer = setInterval(tick, 1000)
+  events.closed.then(() => clearInterval(timer))
 })
 
 let guests = 0

@@ -2,6 +2,9 @@ import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks'
 
 import type { AccessLogFormat, AppOptions } from './types'
 
+/* The loop-delay sampler's interval. */
+const RESOLUTION_MS = 10
+
 /** What the engine answers a route with, itself. */
 export type EngineRoute = 'metrics' | 'health' | 'dashboard' | 'dashboardEvents'
 
@@ -26,11 +29,13 @@ export class LoopDelayReporter {
   private readonly timer: NodeJS.Timeout
 
   constructor(native: { reportLoopDelay(p50Ms: number, p99Ms: number, maxMs: number): void }) {
-    this.histogram = monitorEventLoopDelay({ resolution: 10 })
+    this.histogram = monitorEventLoopDelay({ resolution: RESOLUTION_MS })
     this.histogram.enable()
     this.timer = setInterval(() => {
       const h = this.histogram
-      native.reportLoopDelay(h.percentile(50) / 1e6, h.percentile(99) / 1e6, h.max / 1e6)
+      // The histogram counts the sampling interval itself: an idle loop reads 10 ms.
+      const late = (ns: number) => Math.max(0, ns / 1e6 - RESOLUTION_MS)
+      native.reportLoopDelay(late(h.percentile(50)), late(h.percentile(99)), late(h.max))
       h.reset()
     }, 1000)
     this.timer.unref()

@@ -100,7 +100,10 @@ impl Handler for App {
                     bodies.insert(req.to.rid, (req.to, Vec::new()));
                 }
                 Event::Body { rid, data } => {
-                    bodies.get_mut(&rid).unwrap().1.extend_from_slice(data)
+                    let (to, body) = bodies.get_mut(&rid).unwrap();
+                    body.extend_from_slice(data);
+                    // Taken at once: the engine reads on (flow control).
+                    w.consumed(*to, data.len() as u32);
                 }
                 Event::End { rid } => {
                     let (to, body) = bodies.remove(&rid).unwrap();

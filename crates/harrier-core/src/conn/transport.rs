@@ -313,13 +313,7 @@ impl Transport {
                 }
             }
         }
-        if progressed {
-            self.last_write = ctx.now;
-        }
-        self.write_blocked_since = None;
-        self.wpos = 0;
-        self.wbuf.clear();
-        Flushed::All
+        self.all_flushed(ctx, progressed)
     }
 
     /// `flush` over TLS: the output is encrypted as the socket takes it (rustls holds 64 KiB
@@ -380,6 +374,10 @@ impl Transport {
                 }
             }
         }
+        self.all_flushed(ctx, progressed)
+    }
+
+    fn all_flushed(&mut self, ctx: &Ctx, progressed: bool) -> Flushed {
         if progressed {
             self.last_write = ctx.now;
         }

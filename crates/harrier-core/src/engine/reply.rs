@@ -208,6 +208,20 @@ impl ReplyWriter {
         self.op(OP_END, to.thread, 0, to.slot, to.rid, &[], data);
     }
 
+    /// The handler took `bytes` of request `to`'s body: past the high-water mark of unread
+    /// body the engine stops reading the connection until the handler says so.
+    pub fn consumed(&mut self, to: RequestRef, bytes: u32) {
+        self.op(
+            OP_CONSUMED,
+            to.thread,
+            0,
+            to.slot,
+            to.rid,
+            &[],
+            &bytes.to_le_bytes(),
+        );
+    }
+
     /// Accepts the WebSocket handshake of request `to`.
     pub fn upgrade(&mut self, to: RequestRef) {
         self.op(OP_UPGRADE, to.thread, 0, to.slot, to.rid, &[], b"");

@@ -784,13 +784,9 @@ impl Http1 {
         body: &[u8],
     ) {
         let mut out = self.take_out(t, ctx, i);
-        // While draining only the last request in flight closes: those pipelined before it
-        // are answered in full.
-        let drain_close = ctx.draining && i + 1 == self.inflight.len();
+        let persistence = self.persistence(ctx, i, false);
         let p = &mut self.inflight[i];
         p.uncount(ctx);
-        let persistence = persistence(p, drain_close, false);
-        p.close = persistence == Persistence::Close;
         p.status = status.0;
         let body = if p.head_only { b"" } else { body };
         p.sent = body.len() as u64;
@@ -987,13 +983,9 @@ impl Http1 {
     /// buffer, file spans streamed after them.
     fn answer_plan(&mut self, t: &mut Transport, ctx: &mut Ctx, i: usize, plan: Plan) {
         let mut out = self.take_out(t, ctx, i);
-        // While draining only the last request in flight closes: those pipelined before it
-        // are answered in full.
-        let drain_close = ctx.draining && i + 1 == self.inflight.len();
+        let persistence = self.persistence(ctx, i, false);
         let p = &mut self.inflight[i];
         p.uncount(ctx);
-        let persistence = persistence(p, drain_close, false);
-        p.close = persistence == Persistence::Close;
         let framing = if plan.status.allows_body() {
             Framing::Length(plan.length as usize)
         } else {
@@ -1476,6 +1468,19 @@ fn log_entry(t: &mut Transport, ctx: &Ctx, input: &[u8]) -> LogEntry {
         t.peer_ip(ctx),
         protocol,
     )
+}
+
+impl Http1 {
+    /// Whether the connection stays open after the answer to request `i` (recorded on it).
+    /// While draining only the last request in flight closes: those pipelined before it are
+    /// answered in full.
+    fn persistence(&mut self, ctx: &Ctx, i: usize, close_asked: bool) -> Persistence {
+        let drain_close = ctx.draining && i + 1 == self.inflight.len();
+        let p = &mut self.inflight[i];
+        let decided = persistence(p, drain_close, close_asked);
+        p.close = decided == Persistence::Close;
+        decided
+    }
 }
 
 fn persistence(p: &Pending, draining: bool, close_asked: bool) -> Persistence {
