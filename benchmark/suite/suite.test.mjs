@@ -12,7 +12,7 @@ import { delta, rssSummary, sampleRss } from './proc.mjs'
 import { DEFAULT_SCENARIOS, SCENARIOS, SCENARIO_GROUPS, applies, expectFile, probe, skipReason } from './scenarios.mjs'
 import { nginxConfig, parseServerSpec } from './servers.mjs'
 import { bodyMiBps, cleanupStatic, staticFiles } from './static.mjs'
-import { certArgs, h2loadArgs, parseH2load, parseSClientBrief, parseSTime, serverHelloKind } from './tls.mjs'
+import { certArgs, h2loadArgs, parseH2load, parseSClientBrief, parseSTime, resumesReconnections, serverHelloKind } from './tls.mjs'
 import { parseWsLoadLine, wsFigures, wsLoadArgs } from './ws.mjs'
 
 const WRK_OUTPUT = `Running 2s test @ http://127.0.0.1:41234/
@@ -487,4 +487,13 @@ test('ServerHello: full, resumed (pre_shared_key), TLS 1.2, not whole yet, not a
   assert.equal(serverHelloKind(whole.subarray(0, 40)), null)
   assert.equal(serverHelloKind(Buffer.concat([whole, Buffer.from('more records')])), 'resumed')
   assert.equal(serverHelloKind(Buffer.from('HTTP/1.1 400 Bad Request\r\n\r\n')), 'other')
+})
+
+test('resumption check: the first handshake of each of the 8 connections is full, the reconnections must resume', () => {
+  assert.equal(resumesReconnections({ full: 8, resumed: 20 }), true) // a slow minute: few reconnections, all resumed
+  assert.equal(resumesReconnections({ full: 8, resumed: 2000 }), true)
+  assert.equal(resumesReconnections({ full: 10, resumed: 56 }), true) // 2 of 58 full
+  assert.equal(resumesReconnections({ full: 177, resumed: 176 }), false) // every other one (node:https)
+  assert.equal(resumesReconnections({ full: 8, resumed: 0 }), false) // no reconnection seen
+  assert.equal(resumesReconnections({ full: 300, resumed: 0 }), false)
 })

@@ -174,6 +174,19 @@ export function h2loadArgs({ port, batch, path = '/' }) {
 
 // ---------------------------------------------------------------- resumption, as wrk sees it
 
+/** wrk's connections in the resumption check: each one's first handshake is a full one. */
+export const OBSERVED_CONNECTIONS = 8
+
+/**
+ * Whether the server resumed wrk's reconnections in the check (`{ full, resumed }` seen by
+ * helloObserver): at least 90 % of the handshakes after each connection's first, which has
+ * no session to offer, resumed.
+ */
+export function resumesReconnections({ full, resumed }, connections = OBSERVED_CONNECTIONS) {
+  const reconnections = full + resumed - connections
+  return reconnections > 0 && Math.max(0, full - connections) <= 0.1 * reconnections
+}
+
 /**
  * Reads a server's first TLS record (the ServerHello): `'resumed'` when the server
  * accepted a pre-shared key (TLS 1.3: the ServerHello carries the pre_shared_key
