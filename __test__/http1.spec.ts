@@ -110,10 +110,23 @@ test('pipelining: bodies of natively answered 404 and 405 requests are skipped',
   t.is(responses[3].body.toString(), 'fastlast')
 })
 
+test('bytes that are not HTTP at all get 400 and a close with HTTP/2 off; with it on, a close without an answer (an invalid preface)', async (t) => {
+  const off = await useApp(t, routes, { http2: false })
+  const refused = await rawRequest(off.port, 'THIS IS NOT HTTP\r\n\r\n', { until: 'end' })
+  t.true(refused.ended)
+  t.deepEqual(refused.responses.map((r) => r.status), [400])
+  const on = await useApp(t, routes)
+  const closed = await rawRequest(on.port, 'THIS IS NOT HTTP\r\n\r\n', { until: 'end' })
+  t.true(closed.ended)
+  t.is(closed.raw.length, 0, 'nothing was written: an HTTP/2 client could not read an HTTP/1.1 answer')
+  // A request line with a version is HTTP/1.1, malformed or not.
+  const bad = await rawRequest(on.port, 'GET  / HTTP/1.1\r\nHost: a\r\n\r\n', { until: 'end' })
+  t.deepEqual(bad.responses.map((r) => r.status), [400])
+})
+
 test('malformed requests get 400 and the connection is closed', async (t) => {
   const { port } = await useApp(t, routes)
   const cases = [
-    'THIS IS NOT HTTP\r\n\r\n',
     'GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nNoColonHere\r\n\r\n',
     'GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: abc\r\n\r\n',
     'POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n',

@@ -83,7 +83,7 @@ test('a local build is preferred over the platform package', async (t) => {
   })
   const r = await load(dir, 'cjs')
   t.true(r.ok, r.message)
-  t.deepEqual(r.exports, ['App', 'EventStream', 'HttpError', 'Request', 'Response', 'WebSocket'])
+  t.deepEqual(r.exports, ['App', 'EventStream', 'HttpError', 'Request', 'Response', 'WebSocket', 'serve'])
   t.deepEqual(r.natives, [path.join(dir, path.basename(nativeFile))])
 })
 
@@ -100,7 +100,7 @@ test('without a local build, the platform package is loaded', async (t) => {
   for (const mode of ['cjs', 'esm'] as const) {
     const r = await load(dir, mode)
     t.true(r.ok, `${mode}: ${r.message}`)
-    t.deepEqual(r.exports, mode === 'cjs' ? ['App', 'EventStream', 'HttpError', 'Request', 'Response', 'WebSocket'] : ['App', 'EventStream', 'HttpError', 'Request', 'Response', 'WebSocket', 'default'])
+    t.deepEqual(r.exports, mode === 'cjs' ? ['App', 'EventStream', 'HttpError', 'Request', 'Response', 'WebSocket', 'serve'] : ['App', 'EventStream', 'HttpError', 'Request', 'Response', 'WebSocket', 'default', 'serve'])
     t.deepEqual(r.natives, [path.join(pkgDir, path.basename(nativeFile))], mode)
   }
 })

@@ -7,11 +7,12 @@ import { Request, readParams } from './request'
 import { Response, checkStaticOptions } from './response'
 import { unwatchSignals, watchSignals } from './signals'
 import { type EngineRoute, LoopDelayReporter, accessLogOptions } from './ops'
+import { type FetchHandler, type MountOptions, fetchHandler, installGlobals } from './fetch'
 import { loadTls, tlsError } from './tls'
 import type { AppOptions, ErrorHook, Handler, IoBackend, Listening, ListenOptions, Metrics, Middleware, Next, RouteParams, StaticOptions, TlsOptions } from './types'
 import { WebSocket, acceptUpgrade, publish, type WebSocketBehavior, type WebSocketData, type WebSocketHub } from './websocket'
 import {
-  EVENT_ABORT, EVENT_BODY, EVENT_DRAIN, EVENT_END, EVENT_REQUEST, EVENT_WS_CLOSE, EVENT_WS_DRAIN, EVENT_WS_MESSAGE, EVENT_WS_OPEN, FLAG_UPGRADE, REQUEST_FIXED_WORDS, WS_ASCII, WS_TEXT,
+  EVENT_ABORT, EVENT_BODY, EVENT_DRAIN, EVENT_END, EVENT_REQUEST, EVENT_WS_CLOSE, EVENT_WS_DRAIN, EVENT_WS_MESSAGE, EVENT_WS_OPEN, FLAG_UPGRADE, WS_ASCII, WS_TEXT, requestWords,
 } from './wire'
 
 interface Route {
@@ -184,6 +185,17 @@ export class App {
     if (options.io !== undefined && !IO_NAMES.includes(options.io)) {
       throw new RangeError(`harrier: option io must be 'auto', 'epoll' or 'uring', got ${String(options.io)}`)
     }
+    const http2 = options.http2
+    if (http2 !== undefined && typeof http2 !== 'boolean') {
+      if (http2 === null || typeof http2 !== 'object') throw new TypeError('harrier: option http2 must be a boolean or an object of HTTP/2 options')
+      for (const key of ['maxConcurrentStreams', 'initialWindowSize', 'maxHeaderListSize'] as const) {
+        const v = http2[key]
+        const max = key === 'initialWindowSize' ? 2 ** 31 - 1 : 2 ** 32 - 1
+        if (v !== undefined && (!Number.isInteger(v) || v < (key === 'initialWindowSize' ? 1 : 0) || v > max)) {
+          throw new RangeError(`harrier: option http2.${key} must be an integer from ${key === 'initialWindowSize' ? 1 : 0} to ${max}, got ${v}`)
+        }
+      }
+    }
     if (options.driver !== undefined && !['auto', 'inline', 'threads'].includes(options.driver)) {
       throw new RangeError(`harrier: option driver must be 'auto', 'inline' or 'threads', got ${String(options.driver)}`)
     }
@@ -319,6 +331,38 @@ export class App {
     return this
   }
 
+  /**
+   * Serves a web-standard `fetch(request, info)` handler (`hono.fetch`) for every method and
+   * path under `prefix` (`prefix` itself, and everything below it). The handler sees the full
+   * path unless `stripPrefix` is set. Routes, static files and WebSockets registered on the
+   * app keep their paths: the more specific route wins, as between any two routes.
+   * Middleware added with `use()` before the mount runs before the handler.
+   */
+  mount(prefix: string, fetch: FetchHandler, options: MountOptions = {}): this {
+    this.assertNotListening()
+    if (typeof prefix !== 'string' || !prefix.startsWith('/')) throw new TypeError(`harrier: mount prefix ${JSON.stringify(prefix)} must start with '/'`)
+    if (/[:*]/.test(prefix)) throw new TypeError(`harrier: mount prefix ${JSON.stringify(prefix)} cannot have params or wildcards`)
+    if (options === null || typeof options !== 'object') throw new TypeError('harrier: mount options must be an object')
+    const bare = prefix.replace(/\/+$/, '')
+    const handler = fetchHandler(fetch, bare, options, () => {
+      const host = this.host ?? '127.0.0.1'
+      return `${host.includes(':') ? `[${host}]` : host}:${this.port ?? 0}`
+    })
+    if (options.overrideGlobalObjects !== false) installGlobals()
+    for (const path of bare === '' ? ['/*'] : [`${bare}/*`, bare]) this.route('*', path, [handler])
+    return this
+  }
+
+  /** The port the app listens on; `null` before `listen()` resolves and after `close()`. */
+  get port(): number | null {
+    return this.native?.port ?? null
+  }
+
+  /** The address the app listens on (as given to `listen()`); `null` when not listening. */
+  get host(): string | null {
+    return this.native?.host ?? null
+  }
+
   /** `path` answers with the engine's figures in Prometheus text format (never reaching JS). */
   metricsRoute(path: string): this {
     return this.engineRoute(path, 'metrics')
@@ -432,6 +476,10 @@ export class App {
         tls,
         highWaterMark: this.highWaterMark,
         ...accessLogOptions(this.settings.accessLog),
+        http2: this.settings.http2 !== false,
+        http2MaxConcurrentStreams: typeof this.settings.http2 === 'object' ? this.settings.http2.maxConcurrentStreams : undefined,
+        http2InitialWindowSize: typeof this.settings.http2 === 'object' ? this.settings.http2.initialWindowSize : undefined,
+        http2MaxHeaderListSize: typeof this.settings.http2 === 'object' ? this.settings.http2.maxHeaderListSize : undefined,
       },
       this.routes.map((r) => ({
         method: r.method,
@@ -542,7 +590,7 @@ export class App {
           req.out = out
           res.request = req
           this.inflight.add(thread, req)
-          i += REQUEST_FIXED_WORDS + meta[i + 10] * 4 + meta[i + 11] * 2
+          i += requestWords(meta, i)
           if (upgrade) this.upgrade(this.routes[route].ws!, req, res)
           else this.run(this.chains[route], req, res)
         } else if (kind === EVENT_BODY) {

@@ -1,7 +1,9 @@
 import { parse as parseQuery, type ParsedUrlQuery } from 'node:querystring'
 
+import { parseCookies } from './cookies'
+import { formKind, parseFormData, unparsable } from './form-data'
 import type { ReplyBuffer } from './reply-buffer'
-import { FLAG_HAS_BODY, FLAG_HTTP10, FLAG_SECURE, OP_CONSUMED, REQUEST_FIXED_WORDS } from './wire'
+import { FLAG_HAS_BODY, FLAG_HTTP10, FLAG_HTTP2, FLAG_PEER, FLAG_SECURE, OP_CONSUMED, REQUEST_FIXED_WORDS } from './wire'
 
 /* Body bytes taken by the handler are told to the engine in steps of this (or when it waits). */
 const ACK_STEP = 16 * 1024
@@ -36,6 +38,7 @@ export class Request<Params extends Record<string, string> = Record<string, stri
   private _params: Params | undefined
   private _query: ParsedUrlQuery | undefined
   private _headers: Record<string, string> | undefined
+  private _cookies: Record<string, string> | undefined
   private _controller: AbortController | undefined
   private _aborted = false
   private chunks: Uint8Array[] = []
@@ -80,14 +83,103 @@ export class Request<Params extends Record<string, string> = Record<string, stri
     return (this._url ??= this.bytes.latin1Slice(this.meta[this.at + 7], this.meta[this.at + 7] + this.meta[this.at + 8]))
   }
 
+  /**
+   * @internal `http(s)://` + the Host header + the target (less its first `strip` bytes), as
+   * one string made in one copy, when both are already as the URL parser would write them
+   * (a lower-case host name or IPv4 address with an optional port; a target of plain bytes
+   * without `/.` or `%2e`); null otherwise, and the caller normalises.
+   */
+  simpleUrl(strip: number): string | null {
+    const m = this.meta
+    const b = this.bytes
+    let host = -1
+    for (let i = this.at + REQUEST_FIXED_WORDS, end = i + m[this.at + 10] * 4; i < end; i += 4) {
+      if (m[i + 1] === 4 && b[m[i]] === 104 && b[m[i] + 1] === 111 && b[m[i] + 2] === 115 && b[m[i] + 3] === 116) {
+        if (host !== -1) return null
+        host = i
+      }
+    }
+    if (host === -1) return null
+    const hostAt = m[host + 2]
+    const hostLen = m[host + 3]
+    let at = m[this.at + 7] + strip
+    const end = m[this.at + 7] + m[this.at + 8]
+    const secure = (m[this.at + 4] & FLAG_SECURE) !== 0
+    const total = (secure ? 8 : 7) + hostLen + 1 + (end - at)
+    let out = urlScratch
+    if (out.length < total) out = urlScratch = Buffer.allocUnsafeSlow(total * 2)
+    if (hostLen === 0) return null
+    const scheme = secure ? HTTPS : HTTP
+    let n = 0
+    for (; n < scheme.length; n++) out[n] = scheme[n]
+    let colon = false
+    for (let i = hostAt, e = hostAt + hostLen; i < e; i++) {
+      const c = b[i]
+      if (c === 58) {
+        if (colon || i === hostAt || i === e - 1) return null
+        colon = true
+      } else if (colon ? !(c >= 48 && c <= 57) : !((c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c === 46 || c === 45)) return null
+      out[n++] = c
+    }
+    if (at === end || b[at] !== 47) out[n++] = 47
+    for (let prev = 0; at < end; at++) {
+      const c = b[at]
+      if (!SIMPLE_TARGET_BYTE[c] || (c === 46 && prev === 47) || (c === 37 && b[at + 1] === 50 && (b[at + 2] | 32) === 101)) return null
+      out[n++] = c
+      prev = c
+    }
+    return out.latin1Slice(0, n)
+  }
+
   /** The path, without the query, as sent (not percent-decoded). */
   get path(): string {
     return (this._path ??= this.bytes.latin1Slice(this.meta[this.at + 7], this.meta[this.at + 7] + this.meta[this.at + 9]))
   }
 
-  /** `HTTP/1.0` or `HTTP/1.1`. */
-  get httpVersion(): '1.0' | '1.1' {
-    return this.meta[this.at + 4] & FLAG_HTTP10 ? '1.0' : '1.1'
+  /** The client's address (`127.0.0.1`, `::1`), or `''` where the engine did not give it. */
+  get remoteAddress(): string {
+    const m = this.meta
+    const at = this.at
+    if ((m[at + 4] & FLAG_PEER) === 0) return ''
+    const i = at + REQUEST_FIXED_WORDS + m[at + 10] * 4 + m[at + 11] * 2
+    return this.bytes.latin1Slice(m[i], m[i] + m[i + 1])
+  }
+
+  /** @internal whether the request has a body (a length or chunked framing) */
+  get hasBody(): boolean {
+    return (this.meta[this.at + 4] & FLAG_HAS_BODY) !== 0
+  }
+
+  /** @internal whether the body was claimed (read whole or iterated) */
+  get bodyUsed(): boolean {
+    return this.consumed
+  }
+
+  /** @internal every header line as sent, names lower-case: `[name, value, name, value, …]` */
+  rawHeaders(): string[] {
+    const m = this.meta
+    const count = m[this.at + 10]
+    const out = new Array<string>(count * 2)
+    let j = 0
+    for (let i = this.at + REQUEST_FIXED_WORDS, end = i + count * 4; i < end; i += 4) {
+      out[j++] = this.bytes.latin1Slice(m[i], m[i] + m[i + 1])
+      out[j++] = this.bytes.latin1Slice(m[i + 2], m[i + 2] + m[i + 3])
+    }
+    return out
+  }
+
+  /**
+   * The cookies the client sent (`Cookie` header), by name, values percent-decoded; a name
+   * sent twice keeps its first value. Parsed once, when first read.
+   */
+  get cookies(): Record<string, string> {
+    return (this._cookies ??= parseCookies(this.header('cookie')))
+  }
+
+  /** `1.0`, `1.1`, or `2.0` for a request that came as an HTTP/2 stream. */
+  get httpVersion(): '1.0' | '1.1' | '2.0' {
+    const flags = this.meta[this.at + 4]
+    return flags & FLAG_HTTP2 ? '2.0' : flags & FLAG_HTTP10 ? '1.0' : '1.1'
   }
 
   /** Route parameters, percent-decoded; `*` holds what a trailing wildcard matched. */
@@ -115,7 +207,7 @@ export class Request<Params extends Record<string, string> = Record<string, stri
     const count = m[this.at + 10]
     let found: string | undefined
     for (let i = this.at + REQUEST_FIXED_WORDS, end = i + count * 4; i < end; i += 4) {
-      if (m[i + 1] !== wanted.length || this.bytes.latin1Slice(m[i], m[i] + m[i + 1]) !== wanted) continue
+      if (m[i + 1] !== wanted.length || !sameBytes(this.bytes, m[i], wanted)) continue
       const value = this.bytes.latin1Slice(m[i + 2], m[i + 2] + m[i + 3])
       found = found === undefined ? value : `${found}, ${value}`
     }
@@ -229,6 +321,16 @@ export class Request<Params extends Record<string, string> = Record<string, stri
     return JSON.parse(await this.text()) as T
   }
 
+  /**
+   * The body as `FormData`: `multipart/form-data` (files as `File`s) or
+   * `application/x-www-form-urlencoded`; another content type rejects with a `TypeError`.
+   */
+  async formData(): Promise<FormData> {
+    const type = this.header('content-type')
+    if (formKind(type) === null) throw unparsable(type)
+    return parseFormData(await this.bytesOfBody(), type)
+  }
+
   private async bytesOfBody(): Promise<Buffer> {
     this.claimBody()
     // The whole body is wanted: everything that arrives is taken (maxBodySize bounds it).
@@ -246,6 +348,20 @@ export class Request<Params extends Record<string, string> = Record<string, stri
     if (this.consumed) throw new Error('harrier: the request body was already read')
     this.consumed = true
   }
+}
+
+const HTTP = Buffer.from('http://')
+const HTTPS = Buffer.from('https://')
+/** Where `simpleUrl` writes the URL before it becomes a string. */
+let urlScratch = Buffer.allocUnsafeSlow(16 * 1024)
+/** Bytes of a request target the URL parser leaves as they are: `!$%&'()*+,-./0-9:;=?@A-Z[]_a-z~`. */
+const SIMPLE_TARGET_BYTE = new Uint8Array(256)
+for (const c of "!$%&'()*+,-./0123456789:;=?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[]_abcdefghijklmnopqrstuvwxyz~") SIMPLE_TARGET_BYTE[c.charCodeAt(0)] = 1
+
+/** Whether `bytes` at `at` hold `text` (Latin-1), compared in place: no string is made. */
+function sameBytes(bytes: Buffer, at: number, text: string): boolean {
+  for (let k = 0; k < text.length; k++) if (bytes[at + k] !== text.charCodeAt(k)) return false
+  return true
 }
 
 function decodeComponent(raw: string): string {

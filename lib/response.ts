@@ -1,3 +1,4 @@
+import { type CookieOptions, clearedCookie, serializeCookie } from './cookies'
 import type { InflightTable } from './inflight'
 import { encodedHeader, type ReplyBuffer } from './reply-buffer'
 import { resolve as resolvePath } from 'node:path'
@@ -241,6 +242,27 @@ export class Response {
     return this
   }
 
+  /**
+   * Adds a `Set-Cookie` line (every call one more; other cookies stay): `value` is
+   * percent-encoded unless `options.encode` is false. Throws a `TypeError` for a bad name,
+   * value or option, and once the head is sent.
+   */
+  cookie(name: string, value: string, options?: CookieOptions): this {
+    return this.setCookie(serializeCookie(name, value, options))
+  }
+
+  /** Tells the client to drop a cookie (give the `path` and `domain` it was set with). */
+  clearCookie(name: string, options?: CookieOptions): this {
+    return this.setCookie(clearedCookie(name, options))
+  }
+
+  private setCookie(line: string): this {
+    if (this.state !== 'open') throw new Error('harrier: cookie() after the response head was sent')
+    ;(this.names ??= []).push('set-cookie')
+    ;(this.values ??= []).push(line)
+    return this
+  }
+
   /** The value of a header set so far (the first, if several). */
   getHeader(name: string): string | undefined {
     if (this.names === null) return undefined
@@ -375,6 +397,40 @@ export class Response {
   private startStream(type: Buffer): void {
     this.state = 'streaming'
     this.out.op(OP_HEAD, this.thread, this.slot, this.rid, this.statusCode, this.names, this.values, this.typeUnlessSet(type), null)
+  }
+
+  /**
+   * @internal the whole answer at once, with headers already checked and lower-case (the
+   * fetch adapter): `type`, a pre-encoded header, unless null. Headers set before are kept.
+   */
+  answer(status: number, names: string[] | null, values: string[] | null, type: Buffer | null, body: string | Uint8Array | null): void {
+    if (this.abandoned) return
+    if (this.state !== 'open') throw new Error('harrier: the response was already sent')
+    if (this.names !== null && names !== null) {
+      names = this.names.concat(names)
+      values = this.values!.concat(values!)
+    } else if (names === null) {
+      names = this.names
+      values = this.values
+    }
+    this.state = 'done'
+    this.out.op(OP_FULL, this.thread, this.slot, this.rid, status, names, values, type, body)
+    this.onFinish()
+  }
+
+  /** @internal the head of a streamed answer, as `answer` takes it; `write` and `end` follow */
+  answerHead(status: number, names: string[] | null, values: string[] | null, type: Buffer | null): void {
+    if (this.abandoned) return
+    if (this.state !== 'open') throw new Error('harrier: the response was already sent')
+    if (this.names !== null && names !== null) {
+      names = this.names.concat(names)
+      values = this.values!.concat(values!)
+    } else if (names === null) {
+      names = this.names
+      values = this.values
+    }
+    this.state = 'streaming'
+    this.out.op(OP_HEAD, this.thread, this.slot, this.rid, status, names, values, type, null)
   }
 
   /** @internal answers an error after a handler failed, if nothing was sent yet */

@@ -96,6 +96,12 @@ export interface AppOptions {
    * `Retry-After: 1` and stops reading from connections that already wait (default 4096).
    */
   maxPendingRequests?: number
+  /**
+   * HTTP/2 on the same port as HTTP/1.1, to the same handlers (default on): in cleartext a
+   * connection that starts with the HTTP/2 preface is HTTP/2 (prior knowledge, h2c); over TLS
+   * ALPN offers `h2` then `http/1.1`. `Upgrade: h2c` is not offered. `false` turns it off.
+   */
+  http2?: boolean | Http2Options
 
   /**
    * One line per request (and per WebSocket session), written by the engine off the request
@@ -116,6 +122,19 @@ export interface AppOptions {
    * connection (the client is held back by TCP) until the handler reads on.
    */
   highWaterMark?: number
+}
+
+/** What HTTP/2 connections allow (see `AppOptions.http2`). */
+export interface Http2Options {
+  /** Streams a client may have open at once on one connection; past it, `REFUSED_STREAM` (default 100). */
+  maxConcurrentStreams?: number
+  /**
+   * Bytes of flow-control window per request body (the connection's is four times it): what a
+   * client may send before the handler has read it (default 1048576, at most 2147483647).
+   */
+  initialWindowSize?: number
+  /** Bytes of a request's decoded header list; past it, 431 (default: `maxHeaderSize`). */
+  maxHeaderListSize?: number
 }
 
 export type AccessLogFormat = 'combined' | 'json'

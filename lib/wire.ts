@@ -27,9 +27,16 @@ export const FLAG_UPGRADE = 4
 export const FLAG_SECURE = 8
 /** The request is an HTTP/2 stream. */
 export const FLAG_HTTP2 = 16
+/** Two more words follow the request's params: the client's address (text) off/len. */
+export const FLAG_PEER = 32
 
 /** Words of a request event before its headers: kind, rid, slot, route, flags, method off/len, target off/len, path len, header count, param count. */
 export const REQUEST_FIXED_WORDS = 12
+
+/** The words of the request event at `at`: fixed, headers, params and the peer's span. */
+export function requestWords(meta: Uint32Array, at: number): number {
+  return REQUEST_FIXED_WORDS + meta[at + 10] * 4 + meta[at + 11] * 2 + (meta[at + 4] & FLAG_PEER ? 2 : 0)
+}
 
 export const OP_FULL = 1
 export const OP_HEAD = 2

@@ -2,7 +2,7 @@
 // type-checked (strict) by __test__/types.spec.ts with the tsconfig.json next to it.
 // The lines after `// @ts-expect-error` must NOT type-check; tsc fails if one does.
 import { App, HttpError, Request, Response } from 'harrier'
-import type { AppOptions, ErrorHook, Handler, Listening, ListenOptions, Middleware, Next, RouteParams } from 'harrier'
+import type { AppOptions, ErrorHook, Handler, Http2Options, Listening, ListenOptions, Middleware, Next, RouteParams } from 'harrier'
 
 // ---------------------------------------------------------------------------
 // App and its options
@@ -14,6 +14,11 @@ new App()
 new App({})
 new App({ driver: 'inline' })
 new App({ driver: 'threads', ioThreads: 4 })
+new App({ http2: false })
+const http2: Http2Options = { maxConcurrentStreams: 100, initialWindowSize: 2 ** 20, maxHeaderListSize: 16384 }
+new App({ http2 })
+// @ts-expect-error: not an HTTP/2 option
+new App({ http2: { maxStreams: 10 } })
 const driver: 'inline' | 'threads' = app.driver
 
 // @ts-expect-error: not a driver
@@ -113,7 +118,7 @@ app.post('/request/:id', async (req, res) => {
   const q: string | string[] | undefined = req.query.q
   const type: string | undefined = req.header('Content-Type')
   const headers: Record<string, string> = req.headers
-  const version: '1.0' | '1.1' = req.httpVersion
+  const version: '1.0' | '1.1' | '2.0' = req.httpVersion
   const aborted: boolean = req.aborted
   const signal: AbortSignal = req.signal
   signal.addEventListener('abort', () => console.log('client went away'))

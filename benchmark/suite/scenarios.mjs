@@ -9,6 +9,7 @@
 
 import { request } from './servers.mjs'
 import { STATIC_FILES, STATIC_PREFIX, sha256, staticFiles } from './static.mjs'
+import { honoScenarios, honoSkipReason } from './hono.mjs'
 
 const HELLO = 'Hello, World!'
 
@@ -417,6 +418,8 @@ export function skipReason(scenario, server) {
     return scenario.ws.feature === 'deflate' ? 'has no permessage-deflate' : `has no WebSocket ${scenario.ws.feature} route`
   }
   if (server.wsOnly) return 'runs only the WebSocket scenarios'
+  const hono = honoSkipReason(scenario, server)
+  if (hono !== undefined) return hono
   if (scenario.static) return server.static ? null : 'serves no static files in this suite'
   if (server.routes) return null
   if (server.hello && scenario.floor) return null
@@ -440,3 +443,7 @@ export async function probe(scenario, server, port) {
   const problem = server.name === 'floor' ? (res.status === 200 && res.body.toString() === HELLO ? null : expectText(res)) : check(res)
   return problem ? `${scenario.name}: ${server.label} answered ${req.method ?? 'GET'} ${req.path} wrongly: ${problem}` : null
 }
+
+// The hono group (suite/hono.mjs), not in the default set: `--scenario hono`.
+SCENARIOS.push(...honoScenarios({ loadScenario, helloProbe, expectJson }))
+SCENARIO_GROUPS.hono = SCENARIOS.filter((s) => s.hono).map((s) => s.name)

@@ -11,6 +11,7 @@ import { join } from 'node:path'
 
 import { childPids, executable } from './proc.mjs'
 import { paths } from './paths.mjs'
+import { HONO_SERVERS } from './hono.mjs'
 import { tlsCert, tlsEnv } from './tls.mjs'
 import { findCommand } from './tools.mjs'
 
@@ -44,6 +45,8 @@ export const SERVERS = {
 }
 
 const ALIASES = { 'node:http': 'node', 'node-http': 'node', http: 'node', 'deno.serve': 'deno', 'bun.serve': 'bun', 'node+ws': 'node-ws', ws: 'node-ws' }
+// The hono group's servers (suite/hono.mjs).
+Object.assign(SERVERS, HONO_SERVERS)
 
 /**
  * Reads one `--server` entry: a name, optionally followed by `:VAR=value` settings that go

@@ -296,7 +296,7 @@ pub mod hot {
                 break;
             };
             rid += 1;
-            batch.request(rid, 0, 0, &input[pos..], &parser.head, &[], 0);
+            batch.request(rid, 0, 0, &input[pos..], &parser.head, &[], 0, None);
             pos += parser.head.len;
         }
         let taken = batch.take();

@@ -48,6 +48,12 @@ pub struct ListenOptions {
     pub rate_limit: Option<f64>,
     pub rate_burst: Option<u32>,
     pub max_pending_requests: Option<u32>,
+    /// HTTP/2 on the same port (default on).
+    pub http2: Option<bool>,
+    pub http2_max_concurrent_streams: Option<u32>,
+    pub http2_initial_window_size: Option<u32>,
+    /// 0 or absent: `max_header_size`.
+    pub http2_max_header_list_size: Option<u32>,
     /// TLS on this listener: certificates as PEM (JS reads the files).
     pub tls: Option<TlsOptions>,
     /// `combined` or `json`: one access log line per request; absent: no log.
@@ -324,6 +330,24 @@ fn config(options: &ListenOptions) -> Result<Config> {
     }
     if let Some(n) = options.rate_burst {
         config.rate_burst = n;
+    }
+    if let Some(on) = options.http2 {
+        config.http2.enabled = on;
+    }
+    if let Some(n) = options.http2_max_concurrent_streams {
+        config.http2.max_concurrent_streams = n;
+    }
+    if let Some(n) = options.http2_initial_window_size {
+        if !(1..=(1 << 31) - 1).contains(&n) {
+            return Err(Error::new(
+                Status::InvalidArg,
+                format!("http2.initialWindowSize must be 1 to 2147483647, got {n}"),
+            ));
+        }
+        config.http2.initial_window_size = n;
+    }
+    if let Some(n) = options.http2_max_header_list_size {
+        config.http2.max_header_list_size = n;
     }
     if let Some(bytes) = options.high_water_mark {
         config.high_water_mark = bytes_option(bytes, "highWaterMark")? as usize;

@@ -1,6 +1,7 @@
 //! A client connection: one transport (the socket and its buffers) and the protocol it
 //! speaks now. See LIFECYCLE.md for how a connection lives and dies.
 
+pub(crate) mod answers;
 pub(crate) mod transport;
 
 use std::io;
@@ -11,6 +12,8 @@ use crate::engine::event_loop::Ctx;
 use crate::engine::io::Socket;
 use crate::engine::limits::IpState;
 use crate::engine::reply::ReplyOp;
+use crate::h2::conn::H2Conn;
+use crate::h2::Sniffed;
 use crate::http1::conn::{Http1, Upgrade};
 use crate::tls::session::TlsSession;
 use crate::ws::conn::WsConn;
@@ -27,6 +30,23 @@ pub(crate) enum Protocol {
     Http1(Http1),
     /// After a 101.
     WebSocket(Box<WsConn>),
+    /// From the start: the preface in cleartext, ALPN over TLS.
+    Http2(Box<H2Conn>),
+}
+
+/// Which protocol a new connection speaks, decided once, on its first bytes: over TLS by
+/// what ALPN chose (`h2`), in cleartext by the HTTP/2 preface (prior knowledge). Anything else
+/// is HTTP/1.1 (where `Upgrade: h2c` is not offered).
+fn choose_protocol(t: &Transport, ctx: &Ctx, input: &[u8]) -> Sniffed {
+    if !ctx.shared.config.http2.enabled {
+        return Sniffed::Http1;
+    }
+    match t.alpn() {
+        Some(b"h2") => Sniffed::Http2,
+        Some(_) => Sniffed::Http1,
+        // Over TLS without ALPN, as in cleartext: the preface tells.
+        None => crate::h2::sniff(input),
+    }
 }
 
 pub(crate) struct Conn {
@@ -34,6 +54,8 @@ pub(crate) struct Conn {
     protocol: Protocol,
     /// Not read for now (backpressure): listed in `Ctx::paused` until resumed.
     paused: bool,
+    /// No byte read yet: the protocol may still change (`choose_protocol`).
+    undecided: bool,
 }
 
 impl Conn {
@@ -48,6 +70,7 @@ impl Conn {
             t: Transport::new(sock, slot, now, ip, tls),
             protocol: Protocol::Http1(Http1::new()),
             paused: false,
+            undecided: true,
         }
     }
 
@@ -59,6 +82,7 @@ impl Conn {
             + match &self.protocol {
                 Protocol::Http1(h) => h.heap_bytes(),
                 Protocol::WebSocket(w) => w.heap_bytes(),
+                Protocol::Http2(h) => h.heap_bytes(),
             }
     }
 
@@ -66,7 +90,7 @@ impl Conn {
         match &self.protocol {
             Protocol::Http1(h) => h.is_idle(&self.t),
             // Never closed as idle by a drain: it is asked to close (`go_away`).
-            Protocol::WebSocket(_) => false,
+            Protocol::WebSocket(_) | Protocol::Http2(_) => false,
         }
     }
 
@@ -82,6 +106,7 @@ impl Conn {
         match &self.protocol {
             Protocol::Http1(h) => h.reads(),
             Protocol::WebSocket(w) => w.reads(),
+            Protocol::Http2(h) => h.reads(),
         }
     }
 
@@ -89,18 +114,42 @@ impl Conn {
         match &self.protocol {
             Protocol::Http1(h) => h.must_pause(&self.t, ctx),
             Protocol::WebSocket(w) => w.must_pause(&self.t, ctx),
+            Protocol::Http2(h) => h.must_pause(&self.t, ctx),
         }
     }
 
     fn doomed(&self) -> bool {
         match &self.protocol {
             Protocol::Http1(h) => h.doomed,
-            Protocol::WebSocket(_) => false,
+            Protocol::WebSocket(_) | Protocol::Http2(_) => false,
         }
     }
 
     /// Hands `input` to the protocol; returns the bytes it used.
     fn consume(&mut self, ctx: &mut Ctx, input: &mut [u8]) -> usize {
+        if self.undecided {
+            match choose_protocol(&self.t, ctx, input) {
+                Sniffed::NeedMore => return 0,
+                Sniffed::Http2 => {
+                    self.undecided = false;
+                    self.protocol = Protocol::Http2(Box::new(H2Conn::new(ctx)));
+                }
+                Sniffed::Http1 => {
+                    self.undecided = false;
+                    if let Protocol::Http1(h) = &mut self.protocol {
+                        if ctx.shared.config.http2.enabled && crate::http1::request::not_http(input)
+                        {
+                            // On a port that speaks HTTP/2 too, first bytes that are no HTTP/1.x
+                            // request line (no `HTTP/` version) are an invalid connection preface
+                            // (RFC 9113 3.4): the connection is closed without an answer the
+                            // client could not read. With HTTP/2 off they get their 400.
+                            h.doomed = true;
+                            return input.len();
+                        }
+                    }
+                }
+            }
+        }
         match &mut self.protocol {
             Protocol::Http1(h) => {
                 let used = h.parse(&mut self.t, ctx, input);
@@ -111,13 +160,14 @@ impl Conn {
                 used
             }
             Protocol::WebSocket(w) => w.consume(&mut self.t, ctx, input),
+            Protocol::Http2(h) => h.consume(&mut self.t, ctx, input),
         }
     }
 
     fn after_parse(&mut self, ctx: &mut Ctx) {
         match &mut self.protocol {
             Protocol::Http1(h) => h.after_parse(&self.t, ctx),
-            Protocol::WebSocket(_) => {}
+            Protocol::WebSocket(_) | Protocol::Http2(_) => {}
         }
     }
 
@@ -240,6 +290,10 @@ impl Conn {
                 Liveness::Open
             }
             Protocol::WebSocket(w) => w.apply(&mut self.t, ctx, op),
+            Protocol::Http2(h) => {
+                h.apply(&mut self.t, ctx, op);
+                Liveness::Open
+            }
         }
     }
 
@@ -295,6 +349,10 @@ impl Conn {
     pub fn push_event(&mut self, ctx: &mut Ctx, rid: u32, event: &[u8]) -> bool {
         match &mut self.protocol {
             Protocol::Http1(h) => h.push_event(&mut self.t, ctx, rid, event),
+            Protocol::Http2(h) => {
+                self.t.dirty = true;
+                h.push_event(rid, event)
+            }
             Protocol::WebSocket(_) => false,
         }
     }
@@ -303,14 +361,26 @@ impl Conn {
     pub fn heartbeat(&mut self, ctx: &mut Ctx, rid: u32) -> Option<bool> {
         match &mut self.protocol {
             Protocol::Http1(h) => h.heartbeat(&mut self.t, ctx, rid),
+            Protocol::Http2(h) => {
+                let beat = h.heartbeat(ctx, rid);
+                if beat == Some(true) {
+                    self.t.dirty = true;
+                }
+                beat
+            }
             Protocol::WebSocket(_) => None,
         }
     }
 
     /// Ends an engine-fed stream: the connection closes after it.
     pub fn end_event_stream(&mut self, ctx: &mut Ctx, rid: u32) {
-        if let Protocol::Http1(h) = &mut self.protocol {
-            h.end_event_stream(&mut self.t, ctx, rid);
+        match &mut self.protocol {
+            Protocol::Http1(h) => h.end_event_stream(&mut self.t, ctx, rid),
+            Protocol::Http2(h) => {
+                self.t.dirty = true;
+                h.end_event_stream(ctx, rid);
+            }
+            Protocol::WebSocket(_) => {}
         }
     }
 
@@ -318,14 +388,22 @@ impl Conn {
     pub fn websocket(&self) -> Option<&WsConn> {
         match &self.protocol {
             Protocol::WebSocket(w) => Some(w),
-            Protocol::Http1(_) => None,
+            Protocol::Http1(_) | Protocol::Http2(_) => None,
         }
     }
 
-    /// A shutdown began: a WebSocket is asked to close (1001); HTTP/1.1 ends on its own.
+    /// Whether a shutdown must tell this connection (`go_away`) rather than wait for it.
+    pub fn hears_go_away(&self) -> bool {
+        matches!(self.protocol, Protocol::WebSocket(_) | Protocol::Http2(_))
+    }
+
+    /// A shutdown began: a WebSocket is asked to close (1001), HTTP/2 gets GOAWAY (its
+    /// streams in flight finish); HTTP/1.1 ends on its own.
     pub fn go_away(&mut self, ctx: &mut Ctx) {
-        if let Protocol::WebSocket(w) = &mut self.protocol {
-            w.go_away(&mut self.t, ctx);
+        match &mut self.protocol {
+            Protocol::WebSocket(w) => w.go_away(&mut self.t, ctx),
+            Protocol::Http2(h) => h.go_away(&mut self.t, ctx),
+            Protocol::Http1(_) => {}
         }
     }
 
@@ -333,6 +411,7 @@ impl Conn {
     pub fn expire(&mut self, ctx: &mut Ctx, timeout: Duration) {
         match &mut self.protocol {
             Protocol::Http1(h) => h.expire(&mut self.t, ctx, timeout),
+            Protocol::Http2(h) => h.expire(&mut self.t, ctx, timeout),
             Protocol::WebSocket(_) => {}
         }
     }
@@ -355,11 +434,20 @@ impl Conn {
         match &mut self.protocol {
             Protocol::Http1(h) => h.check_timers(&mut self.t, ctx),
             Protocol::WebSocket(w) => w.check_timers(&mut self.t, ctx),
+            Protocol::Http2(h) => h.check_timers(&mut self.t, ctx),
         }
     }
 
     /// Writes what is queued. Returns `Closed` once a closing connection has said all.
     pub fn flush(&mut self, ctx: &mut Ctx) -> Liveness {
+        if let Protocol::Http2(h) = &mut self.protocol {
+            return match h2_flush(h, &mut self.t, ctx) {
+                Flushed::Broken => Liveness::Closed,
+                Flushed::Blocked => Liveness::Open,
+                Flushed::All if h.after_flush(&mut self.t, ctx) => self.linger(ctx),
+                Flushed::All => Liveness::Open,
+            };
+        }
         let flushed = self.t.flush(ctx);
         if let Protocol::Http1(h) = &mut self.protocol {
             if flushed != Flushed::Broken {
@@ -379,7 +467,7 @@ impl Conn {
             Flushed::All => {
                 let close = match &mut self.protocol {
                     Protocol::Http1(h) => h.after_flush(&mut self.t, ctx),
-                    Protocol::WebSocket(_) => false,
+                    Protocol::WebSocket(_) | Protocol::Http2(_) => false,
                 };
                 if close {
                     self.linger(ctx)
@@ -407,7 +495,25 @@ impl Conn {
         match &mut self.protocol {
             Protocol::Http1(h) => h.abort_all(ctx),
             Protocol::WebSocket(w) => w.abort(ctx, self.t.slot),
+            Protocol::Http2(h) => h.abort_all(ctx),
         }
         self.t.release_all(ctx);
     }
+}
+
+/// Drives h2 and writes what it produced, again while it has more to say and the socket
+/// takes it (h2 held frames back for the pipe's room, or a stream's window opened).
+fn h2_flush(h: &mut H2Conn, t: &mut Transport, ctx: &mut Ctx) -> Flushed {
+    for _ in 0..64 {
+        if h.wants_drive() {
+            h.drive(t, ctx);
+        }
+        let flushed = t.flush(ctx);
+        if flushed != Flushed::All || !h.wants_drive() {
+            return flushed;
+        }
+    }
+    // Still more: left for the next turn (the connection stays dirty).
+    t.dirty = true;
+    Flushed::All
 }

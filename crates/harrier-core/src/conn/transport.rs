@@ -151,7 +151,6 @@ impl Transport {
     }
 
     /// The protocol agreed on by ALPN, once a TLS handshake is done.
-    #[allow(dead_code)]
     pub fn alpn(&self) -> Option<&[u8]> {
         self.tls.as_ref().and_then(|t| t.alpn())
     }

@@ -6,7 +6,7 @@
 //!
 //! | kind | words after the kind |
 //! | --- | --- |
-//! | `REQUEST` | rid, slot, route, flags, method off/len, target off/len, path len, header count, param count, then per header name off/len, value off/len (names lower-cased), then per param off/len (into `bytes`) |
+//! | `REQUEST` | rid, slot, route, flags, method off/len, target off/len, path len, header count, param count, then per header name off/len, value off/len (names lower-cased), then per param off/len (into `bytes`), then, with `FLAG_PEER`, the client's address off/len (text) |
 //! | `BODY` | rid, off, len |
 //! | `END` | rid (the body is complete) |
 //! | `ABORT` | rid (the client went away, or the engine answered for the handler) |
@@ -42,6 +42,33 @@ pub const FLAG_UPGRADE: u32 = 4;
 pub const FLAG_SECURE: u32 = 8;
 /// The request is an HTTP/2 stream.
 pub const FLAG_HTTP2: u32 = 16;
+/// Two more words follow the request's params: the client's address (text) off/len.
+pub const FLAG_PEER: u32 = 32;
+
+/// An address as text: IPv4 by hand (every request carries one; the formatting machinery
+/// costs more than the rest of the event), IPv6 as the standard library writes it.
+fn write_ip(out: &mut Vec<u8>, ip: std::net::IpAddr) {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                if octet >= 100 {
+                    out.push(b'0' + octet / 100);
+                }
+                if octet >= 10 {
+                    out.push(b'0' + octet / 10 % 10);
+                }
+                out.push(b'0' + octet % 10);
+            }
+        }
+        std::net::IpAddr::V6(_) => {
+            use std::io::Write;
+            let _ = write!(out, "{ip}");
+        }
+    }
+}
 
 /// One batch of events from one I/O thread. The handler owns it: the bytes stay valid for
 /// as long as it keeps them, whatever the engine reads next.
@@ -131,6 +158,7 @@ impl BatchBuilder {
         head: &RequestHead,
         params: &[(u32, u32)],
         extra_flags: u32,
+        peer: Option<std::net::IpAddr>,
     ) {
         // The head is copied whole, so every span keeps its offset relative to `base`.
         let base = self.bytes.len() as u32;
@@ -142,6 +170,9 @@ impl BatchBuilder {
         }
         if head.body != crate::http1::request::BodyFraming::None {
             flags |= FLAG_HAS_BODY;
+        }
+        if peer.is_some() {
+            flags |= FLAG_PEER;
         }
         let path_off = base + head.target.start;
         self.meta.extend_from_slice(&[
@@ -167,6 +198,74 @@ impl BatchBuilder {
         }
         for &(start, len) in params {
             self.meta.extend_from_slice(&[path_off + start, len]);
+        }
+        if let Some(ip) = peer {
+            let off = self.bytes.len();
+            write_ip(&mut self.bytes, ip);
+            let len = self.bytes.len() - off;
+            self.meta.extend_from_slice(&[off as u32, len as u32]);
+        }
+    }
+
+    /// A request whose parts are not one parsed head (an HTTP/2 stream): each is copied.
+    /// Header names must be lower-case already; `params` are spans into the path.
+    #[allow(clippy::too_many_arguments)]
+    pub fn request_parts<'a>(
+        &mut self,
+        rid: u32,
+        slot: u32,
+        route: u32,
+        flags: u32,
+        method: &[u8],
+        target: &[u8],
+        path_len: usize,
+        headers: impl Iterator<Item = (&'a [u8], &'a [u8])>,
+        params: &[(u32, u32)],
+        peer: Option<std::net::IpAddr>,
+    ) {
+        let flags = if peer.is_some() {
+            flags | FLAG_PEER
+        } else {
+            flags
+        };
+        let method_off = self.copy(method);
+        let path_off = self.copy(target);
+        let at = self.meta.len();
+        self.meta.extend_from_slice(&[
+            EVENT_REQUEST,
+            rid,
+            slot,
+            route,
+            flags,
+            method_off,
+            method.len() as u32,
+            path_off,
+            target.len() as u32,
+            path_len as u32,
+            0,
+            params.len() as u32,
+        ]);
+        let mut count = 0;
+        for (name, value) in headers {
+            let name_off = self.copy(name);
+            let value_off = self.copy(value);
+            self.meta.extend_from_slice(&[
+                name_off,
+                name.len() as u32,
+                value_off,
+                value.len() as u32,
+            ]);
+            count += 1;
+        }
+        self.meta[at + 10] = count;
+        for &(start, len) in params {
+            self.meta.extend_from_slice(&[path_off + start, len]);
+        }
+        if let Some(ip) = peer {
+            let off = self.bytes.len();
+            write_ip(&mut self.bytes, ip);
+            let len = self.bytes.len() - off;
+            self.meta.extend_from_slice(&[off as u32, len as u32]);
         }
     }
 
@@ -399,7 +498,8 @@ impl<'a> Iterator for Events<'a> {
         let (event, words) = match m[i] {
             EVENT_REQUEST => {
                 let (headers, params) = (m[i + 10] as usize, m[i + 11] as usize);
-                let words = 12 + headers * 4 + params * 2;
+                let spans = 12 + headers * 4 + params * 2;
+                let words = spans + if m[i + 4] & FLAG_PEER != 0 { 2 } else { 0 };
                 let view = RequestView {
                     to: super::RequestRef {
                         thread: self.batch.thread,
@@ -411,7 +511,7 @@ impl<'a> Iterator for Events<'a> {
                     method: span(b, m[i + 5], m[i + 6]),
                     target: span(b, m[i + 7], m[i + 8]),
                     path_len: m[i + 9] as usize,
-                    words: &m[i + 12..i + words],
+                    words: &m[i + 12..i + spans],
                     header_count: headers,
                     bytes: b,
                 };
@@ -487,7 +587,7 @@ mod tests {
             Ok(Parse::Complete)
         ));
         let mut b = BatchBuilder::new(3);
-        b.request(7, 9, 2, input, &head, &[(7, 2)], 0);
+        b.request(7, 9, 2, input, &head, &[(7, 2)], 0, None);
         b.body(7, b"abc");
         b.end(7);
         b.abort(8);
@@ -521,5 +621,83 @@ mod tests {
         ));
         assert!(matches!(events[2], Event::End { rid: 7 }));
         assert!(matches!(events[3], Event::Abort { rid: 8 }));
+    }
+
+    #[test]
+    fn requests_made_of_parts_decode_alike() {
+        let mut b = BatchBuilder::new(1);
+        let headers: [(&[u8], &[u8]); 2] = [(b"host", b"example.com"), (b"accept", b"*/*")];
+        b.request_parts(
+            5,
+            3,
+            1,
+            FLAG_HTTP2 | FLAG_HAS_BODY,
+            b"PUT",
+            b"/files/a.txt?v=2",
+            12,
+            headers.into_iter(),
+            &[(7, 5)],
+            None,
+        );
+        let batch = b.take();
+        let Some(Event::Request(req)) = batch.events().next() else {
+            panic!()
+        };
+        assert_eq!(
+            (req.to.slot, req.to.rid, req.route, req.flags),
+            (3, 5, 1, FLAG_HTTP2 | FLAG_HAS_BODY)
+        );
+        assert_eq!(
+            (req.method, req.target, req.path()),
+            (&b"PUT"[..], &b"/files/a.txt?v=2"[..], &b"/files/a.txt"[..])
+        );
+        assert_eq!(req.header(b"host"), Some(&b"example.com"[..]));
+        assert_eq!(req.headers().count(), 2);
+        assert_eq!(req.params().collect::<Vec<_>>(), vec![&b"a.txt"[..]]);
+    }
+
+    #[test]
+    fn a_request_with_its_peer_keeps_its_params_and_the_next_event() {
+        let input = b"GET /users/42 HTTP/1.1\r\nHost: x\r\n\r\n";
+        let mut head = RequestHead::new();
+        assert!(matches!(
+            parse_head(input, &mut head, &HeadLimits::new(100, 16384, 8192)),
+            Ok(Parse::Complete)
+        ));
+        let mut b = BatchBuilder::new(0);
+        let peer = "127.0.0.1".parse().ok();
+        b.request(7, 9, 2, input, &head, &[(7, 2)], 0, peer);
+        b.end(7);
+        let batch = b.take();
+        let events: Vec<Event> = batch.events().collect();
+        assert_eq!(events.len(), 2, "{events:?}");
+        let Event::Request(req) = &events[0] else {
+            panic!("{events:?}")
+        };
+        assert_eq!(req.flags & FLAG_PEER, FLAG_PEER);
+        assert_eq!(req.params().collect::<Vec<_>>(), vec![&b"42"[..]]);
+        let at = batch.meta.len() - 2 - 2;
+        let (off, len) = (batch.meta[at] as usize, batch.meta[at + 1] as usize);
+        assert_eq!(&batch.bytes[off..off + len], b"127.0.0.1");
+        assert!(matches!(events[1], Event::End { rid: 7 }));
+    }
+
+    #[test]
+    fn addresses_are_written_as_the_standard_library_writes_them() {
+        for text in [
+            "0.0.0.0",
+            "1.2.3.4",
+            "10.20.30.40",
+            "100.200.250.255",
+            "127.0.0.1",
+            "::1",
+            "2001:db8::1",
+            "::ffff:1.2.3.4",
+        ] {
+            let ip: std::net::IpAddr = text.parse().unwrap();
+            let mut out = Vec::new();
+            write_ip(&mut out, ip);
+            assert_eq!(std::str::from_utf8(&out).unwrap(), ip.to_string());
+        }
     }
 }

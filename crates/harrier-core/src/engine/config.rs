@@ -79,6 +79,35 @@ pub struct Config {
     pub high_water_mark: usize,
     /// TLS on every connection of the listener, when set.
     pub tls: Option<TlsSettings>,
+    /// HTTP/2 on the same port: h2c by prior knowledge in cleartext (the preface), h2 by ALPN
+    /// over TLS.
+    pub http2: Http2Options,
+}
+
+/// What HTTP/2 connections allow.
+#[derive(Debug, Clone)]
+pub struct Http2Options {
+    /// Off: every connection is HTTP/1.1 (a preface is a bad request).
+    pub enabled: bool,
+    /// Streams a client may have open at once: past it, `REFUSED_STREAM`.
+    pub max_concurrent_streams: u32,
+    /// The flow-control window of each request body (the connection's is four times it): what
+    /// a client may send before the handler has read it (`CONSUMED`).
+    pub initial_window_size: u32,
+    /// Bytes of a request's header list (HPACK-decoded, 32 bytes per field counted as the
+    /// RFC says); 0: `max_header_size`.
+    pub max_header_list_size: u32,
+}
+
+impl Default for Http2Options {
+    fn default() -> Http2Options {
+        Http2Options {
+            enabled: true,
+            max_concurrent_streams: 100,
+            initial_window_size: 1024 * 1024,
+            max_header_list_size: 0,
+        }
+    }
 }
 
 impl Default for Config {
@@ -110,6 +139,7 @@ impl Default for Config {
             max_pending_requests: 4096,
             write_high_water: 256 * 1024,
             tls: None,
+            http2: Http2Options::default(),
             high_water_mark: 64 * 1024,
         }
     }

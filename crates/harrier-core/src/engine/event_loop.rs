@@ -484,6 +484,8 @@ impl Worker {
         if !self.ctx.shared.replier.inboxes[thread].take(&mut self.replies) {
             return false;
         }
+        // The answers are applied (and written) now: the clock the latency figures read.
+        self.ctx.now = Instant::now();
         let replies = std::mem::take(&mut self.replies);
         for op in ReplyOps::new(&replies) {
             if op.kind == OP_WS_PUBLISH {
@@ -701,11 +703,12 @@ impl Worker {
                 conn.flush(ctx)
             });
         }
-        // WebSockets are asked to close (1001) and close when the client answers.
+        // WebSockets are asked to close (1001) and close when the client answers; HTTP/2
+        // connections get GOAWAY and close once their streams in flight are answered.
         let sockets: Vec<usize> = self
             .conns
             .iter()
-            .filter(|(_, c)| c.websocket().is_some())
+            .filter(|(_, c)| c.hears_go_away())
             .map(|(k, _)| k)
             .collect();
         for key in sockets {

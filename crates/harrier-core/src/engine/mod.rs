@@ -20,7 +20,7 @@ pub use batch::{
     Batch, Event, RequestView, EVENT_ABORT, EVENT_BODY, EVENT_END, EVENT_REQUEST, FLAG_HAS_BODY,
     FLAG_HTTP10, FLAG_SECURE,
 };
-pub use config::{Config, WsOptions};
+pub use config::{Config, Http2Options, WsOptions};
 pub use io::{Backend, POLL_NAME};
 pub use listener::ListenError;
 pub use reply::{Replier, ReplyWriter, RequestRef, OP_CHUNK, OP_END, OP_FILE, OP_FULL, OP_HEAD};
@@ -139,7 +139,7 @@ fn tls_config(config: &Config) -> stdio::Result<Option<Arc<rustls::ServerConfig>
         return Ok(None);
     };
     settings
-        .server_config(ALPN)
+        .server_config(if config.http2.enabled { ALPN_H2 } else { ALPN })
         .map(Some)
         .map_err(|e| stdio::Error::new(stdio::ErrorKind::InvalidInput, e))
 }
@@ -147,6 +147,8 @@ fn tls_config(config: &Config) -> stdio::Result<Option<Arc<rustls::ServerConfig>
 /// What a TLS listener offers by ALPN, in order of preference. A client that offers only
 /// other protocols is refused with the `no_application_protocol` alert.
 const ALPN: &[&[u8]] = &[b"http/1.1"];
+/// The same, with HTTP/2 on.
+const ALPN_H2: &[&[u8]] = &[b"h2", b"http/1.1"];
 
 #[allow(clippy::too_many_arguments)]
 fn shared(

@@ -209,7 +209,8 @@ impl ReplyWriter {
     }
 
     /// The handler took `bytes` of request `to`'s body: past the high-water mark of unread
-    /// body the engine stops reading the connection until the handler says so.
+    /// body the engine stops reading the connection until the handler says so (HTTP/1.1), or
+    /// opens the client's window by that much (HTTP/2).
     pub fn consumed(&mut self, to: RequestRef, bytes: u32) {
         self.op(
             OP_CONSUMED,

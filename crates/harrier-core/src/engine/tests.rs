@@ -237,3 +237,114 @@ fn an_idle_websocket_holds_no_heap() {
     );
     server.shutdown();
 }
+
+/// Reads HTTP/2 frames from `s` until `done` says enough; returns them as (type, flags,
+/// stream, payload).
+fn read_frames(
+    s: &mut TcpStream,
+    done: impl Fn(&[(u8, u8, u32, Vec<u8>)]) -> bool,
+) -> Vec<(u8, u8, u32, Vec<u8>)> {
+    let mut buf = Vec::new();
+    let mut frames = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    while !done(&frames) {
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+        while buf.len() >= 9 {
+            let len = (buf[0] as usize) << 16 | (buf[1] as usize) << 8 | buf[2] as usize;
+            if buf.len() < 9 + len {
+                break;
+            }
+            let stream = u32::from_be_bytes([buf[5], buf[6], buf[7], buf[8]]) & 0x7fff_ffff;
+            frames.push((buf[3], buf[4], stream, buf[9..9 + len].to_vec()));
+            buf.drain(..9 + len);
+        }
+    }
+    frames
+}
+
+/// The preface, empty SETTINGS, and `GET /` on stream 1 (HPACK: `:method GET`, `:scheme
+/// http`, `:path /` from the static table, `:authority x` literal).
+const H2_GET: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0\0\0\x06\x01\x05\0\0\0\x01\x82\x86\x84\x41\x01x";
+
+#[test]
+fn http2_by_prior_knowledge_reaches_the_handler_beside_http1() {
+    for threads in [1, 2] {
+        let mut router = Router::new();
+        router.add("GET", "/", 0).unwrap();
+        let server = Server::start(
+            Config {
+                io_threads: threads,
+                io: backend(),
+                ..Config::default()
+            },
+            router,
+            Box::new(Ok200),
+        )
+        .unwrap();
+        let mut h2 = TcpStream::connect(server.local_addr()).unwrap();
+        h2.set_read_timeout(Some(PATIENCE)).unwrap();
+        // The preface in two pieces: the protocol is chosen once it is whole.
+        h2.write_all(&H2_GET[..10]).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        h2.write_all(&H2_GET[10..]).unwrap();
+        let frames = read_frames(&mut h2, |f| {
+            f.iter()
+                .any(|(kind, flags, stream, _)| *kind == 0 && *stream == 1 && flags & 1 != 0)
+        });
+        let head = frames
+            .iter()
+            .find(|(kind, _, stream, _)| *kind == 1 && *stream == 1)
+            .expect("a HEADERS answer on stream 1");
+        assert_eq!(head.3[0], 0x88, ":status 200, indexed");
+        let body: Vec<u8> = frames
+            .iter()
+            .filter(|(kind, _, stream, _)| *kind == 0 && *stream == 1)
+            .flat_map(|f| f.3.clone())
+            .collect();
+        assert_eq!(body, b"ok");
+        let mut h1 = TcpStream::connect(server.local_addr()).unwrap();
+        h1.set_read_timeout(Some(PATIENCE)).unwrap();
+        assert!(get(&mut h1, "/").ends_with("ok"));
+        server.shutdown();
+        // GOAWAY on the shutdown, then the close.
+        let frames = read_frames(&mut h2, |_| false);
+        assert!(
+            frames.iter().any(|(kind, ..)| *kind == 7),
+            "a GOAWAY before the close: {frames:?}"
+        );
+        drop((h2, h1));
+        server.join();
+    }
+}
+
+#[test]
+fn with_http2_off_a_preface_is_a_bad_http1_request() {
+    let mut router = Router::new();
+    router.add("GET", "/", 0).unwrap();
+    let config = Config {
+        io_threads: 1,
+        io: backend(),
+        http2: crate::engine::config::Http2Options {
+            enabled: false,
+            ..Default::default()
+        },
+        ..Config::default()
+    };
+    let server = Server::start(config, router, Box::new(Ok200)).unwrap();
+    let mut s = TcpStream::connect(server.local_addr()).unwrap();
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    s.write_all(H2_GET).unwrap();
+    let mut got = Vec::new();
+    let _ = s.read_to_end(&mut got);
+    assert!(
+        got.starts_with(b"HTTP/1.1 505 "),
+        "{}",
+        String::from_utf8_lossy(&got)
+    );
+    drop(s);
+    server.shutdown();
+    server.join();
+}

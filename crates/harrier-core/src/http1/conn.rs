@@ -7,6 +7,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::conn::answers;
 use crate::conn::transport::{Out, Transport};
 use crate::conn::Liveness;
 use crate::engine::batch::FLAG_UPGRADE;
@@ -24,7 +25,7 @@ use crate::ops::access_log::{LogEntry, Outcome};
 use crate::ops::stats::{Protocol, Refusal};
 use crate::ops::{self, OpsRoute};
 use crate::router::RouteMatch;
-use crate::statics::{self, Conditions, Piece, Plan, StaticOptions};
+use crate::statics::{Piece, Plan};
 use crate::ws::deflate::DeflateConfig;
 use crate::ws::handshake::{self, Accepted};
 
@@ -151,7 +152,8 @@ impl Pending {
 
     /// Counts the request among those answered, and writes its log line.
     fn finished(&mut self, ctx: &mut Ctx, aborted: bool) {
-        let duration = Instant::now().saturating_duration_since(self.since);
+        // The turn's clock (read when the answers were taken): no clock read per request.
+        let duration = ctx.now.saturating_duration_since(self.since);
         if !aborted {
             ctx.stats()
                 .request(self.status, self.protocol(), duration.as_micros() as u64);
@@ -456,14 +458,9 @@ impl Http1 {
         let mut number = [0u8; 20];
 
         // Everything the engine answers itself is decided before the handler sees anything.
-        let rate = match (&ctx.shared.ips, &t.ip) {
-            (Some(table), Some(ip)) => table.take(ip, ctx.now),
-            _ => Ok(()),
-        };
-        let routed = if rate.is_ok() {
-            ctx.shared.router.find(method, path, &mut ctx.params)
-        } else {
-            RouteMatch::NotFound
+        let (routed, rate) = match answers::route(ctx, &t.ip, method, path) {
+            Ok(routed) => (routed, Ok(())),
+            Err(secs) => (RouteMatch::NotFound, Err(secs)),
         };
         let (to_handler, limit) = match (&routed, rate) {
             (_, Err(secs)) => {
@@ -525,6 +522,7 @@ impl Http1 {
                         (None, default_limit)
                     }
                     Ok(accepted) if ctx.waiting < ctx.max_waiting => {
+                        let peer = t.peer_ip(ctx);
                         ctx.batch.request(
                             rid,
                             t.slot,
@@ -533,6 +531,7 @@ impl Http1 {
                             &ctx.head,
                             &ctx.params,
                             FLAG_UPGRADE | t.secure_flag(),
+                            peer,
                         );
                         pending.upgrade = Some(Box::new(Upgrade {
                             id: rid,
@@ -578,19 +577,17 @@ impl Http1 {
                 if ctx.shared.config.static_mount(*route).is_some() =>
             {
                 let mount = ctx.shared.config.static_mount(*route).unwrap();
-                // The wildcard, the path under the mount, is the route's last param.
-                let rel = ctx
-                    .params
-                    .last()
-                    .map_or(&b""[..], |&(s, l)| &path[s as usize..(s + l) as usize]);
                 let query = &ctx.head.target.slice(input)[path.len()..];
-                let cond = Conditions::from_headers(
+                let plan = answers::mount_plan(
+                    mount,
+                    &ctx.params,
+                    path,
+                    query,
                     ctx.head
                         .headers
                         .iter()
                         .map(|(n, v)| (n.slice(input), v.slice(input))),
                 );
-                let plan = statics::serve(mount, rel, path, query, &cond);
                 if expect_continue || declared > default_limit {
                     pending.keep_alive = false;
                 }
@@ -619,6 +616,7 @@ impl Http1 {
                     );
                     (None, default_limit)
                 } else {
+                    let peer = t.peer_ip(ctx);
                     ctx.batch.request(
                         rid,
                         t.slot,
@@ -627,6 +625,7 @@ impl Http1 {
                         &ctx.head,
                         &ctx.params,
                         t.secure_flag(),
+                        peer,
                     );
                     if expect_continue && self.inflight.is_empty() {
                         let mut out = self.take_out(t, ctx, 0);
@@ -1039,74 +1038,9 @@ impl Http1 {
 
     /// Applies a `FILE` op (`res.sendFile`): the file it names answers the request at `i`.
     fn answer_file(&mut self, t: &mut Transport, ctx: &mut Ctx, i: usize, op: &ReplyOp) {
-        let Some((headers, path)) = op.split() else {
+        let Some(plan) = answers::file_plan(op) else {
             return;
         };
-        let mut options = StaticOptions::default();
-        let mut cond = Conditions::default();
-        let mut extra = Vec::new();
-        for (name, value) in headers {
-            match name.first() {
-                Some(b':') => {
-                    let on = value == b"1";
-                    match &name[1..] {
-                        b"max-age" => {
-                            options.max_age =
-                                std::str::from_utf8(value).ok().and_then(|v| v.parse().ok())
-                        }
-                        b"immutable" => options.immutable = on,
-                        b"dotfiles" => options.dotfiles = on,
-                        b"precompressed" => options.precompressed = on,
-                        b"index" => {
-                            options.index = Some(String::from_utf8_lossy(value).into_owned())
-                                .filter(|s| !s.is_empty())
-                        }
-                        _ => {}
-                    }
-                }
-                Some(b'<') => {
-                    cond.set(&name[1..], value);
-                }
-                _ => {
-                    if !encode::is_engine_header(name) {
-                        extra.push((name, value));
-                    }
-                }
-            }
-        }
-        #[cfg(unix)]
-        let path = std::path::PathBuf::from(
-            <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(path),
-        );
-        #[cfg(not(unix))]
-        let path = std::path::PathBuf::from(String::from_utf8_lossy(path).into_owned());
-        // A status of the handler's own (`res.status(404).sendFile(page)`) answers with the
-        // whole file, whatever the request's validators and ranges say.
-        let own_status = op.status != 200 && (200..=999).contains(&op.status);
-        if own_status {
-            cond = Conditions {
-                accept_encoding: cond.accept_encoding,
-                ..Conditions::default()
-            };
-        }
-        let mut plan = statics::serve_path(&path, &options, &cond);
-        if own_status && plan.status == Status::OK {
-            plan.status = Status(op.status);
-        }
-        if plan.status.0 < 400 {
-            for (name, value) in extra {
-                // The file's own headers stand; the handler's others are added.
-                let has = plan.headers.split(|&b| b == b'\n').any(|line| {
-                    line.len() > name.len()
-                        && line[..name.len()].eq_ignore_ascii_case(name)
-                        && line[name.len()] == b':'
-                });
-                if has {
-                    continue;
-                }
-                encode::header(&mut plan.headers, name, value);
-            }
-        }
         self.answer_plan(t, ctx, i, plan);
     }
 
@@ -1161,9 +1095,7 @@ impl Http1 {
                 ctx.stats().request(
                     101,
                     done.protocol(),
-                    Instant::now()
-                        .saturating_duration_since(done.since)
-                        .as_micros() as u64,
+                    ctx.now.saturating_duration_since(done.since).as_micros() as u64,
                 );
                 upgrade.log = done.log.take();
                 self.switch = Some(upgrade);

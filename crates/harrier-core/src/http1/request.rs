@@ -224,6 +224,19 @@ fn memchr_lf(buf: &[u8]) -> Option<usize> {
     buf.iter().position(|&b| b == b'\n')
 }
 
+/// Whether the first line of a connection, once complete, shows its client does not speak
+/// HTTP at all: the line has no `HTTP/` version at its end. (Only the first bytes of a
+/// connection are looked at; a malformed request later on gets its 400.)
+pub(crate) fn not_http(first: &[u8]) -> bool {
+    let Some(end) = memchr_lf(&first[..first.len().min(8192)]) else {
+        return false;
+    };
+    let line = &first[..end];
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let version = line.rsplit(|&b| b == b' ').next().unwrap_or(b"");
+    !version.starts_with(b"HTTP/")
+}
+
 /// 505 only for a well-formed `HTTP/x.y` of another version; anything else is just malformed.
 fn version_error(buf: &[u8]) -> Status {
     let line = buf.split(|&b| b == b'\n').next().unwrap_or(b"");
@@ -423,6 +436,13 @@ mod tests {
             parse("this is not http\r\n\r\n").unwrap_err(),
             Status::BAD_REQUEST
         );
+        assert!(not_http(b"INVALID CONNECTION PREFACE\r\n\r\n"));
+        assert!(!not_http(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+        assert!(
+            !not_http(b"GET / HTTP/2.0\r\n"),
+            "a version, if not one served: 505"
+        );
+        assert!(!not_http(b"GET / HTT"), "not a whole line yet");
     }
 
     #[test]
