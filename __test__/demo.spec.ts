@@ -136,7 +136,8 @@ test.serial('the demo in a browser: the landing page runs a load burst, and the 
   const page = landing.page
   t.true(await page.$eval('link[rel=stylesheet]', (l) => ((l as HTMLLinkElement).sheet?.cssRules.length ?? 0) > 10), 'the stylesheet from /assets applied')
   await untilSelector(page, '#chat-card[data-state=open]')
-  t.regex(await page.$eval('#log', (l) => l.textContent ?? ''), /welcome, guest \d+/)
+  // The welcome comes after the socket opens: waited for, not read at once.
+  await until(page, () => /welcome, guest \d+/.test(document.getElementById('log')!.textContent ?? ''))
   await until(page, () => Number(document.getElementById('clock-card')!.dataset.ticks) >= 2)
   t.regex(await page.$eval('#clock', (c) => c.textContent ?? ''), /^\d\d:\d\d:\d\d$/, 'the server clock ticks')
   t.is(await page.$eval('#open-dashboard', (a) => a.getAttribute('href')), '/_harrier')
@@ -197,6 +198,7 @@ test.serial('the demo in a browser: two tabs talk in the chat room, and the rout
   const b = await open(t, `${base}/`)
   await untilSelector(b.page, '#chat-card[data-state=open]')
   await until(b.page, () => /1 other\(s\) here/.test(document.getElementById('log')!.textContent ?? ''))
+  await until(b.page, () => /welcome, guest \d+/.test(document.getElementById('log')!.textContent ?? ''))
   const name = await b.page.$eval('#log', (l) => /welcome, (guest \d+)/.exec(l.textContent ?? '')?.[1])
   t.truthy(name)
   await until(a.page, (n: string) => document.getElementById('log')!.textContent!.includes(`${n} joined`), name!)
@@ -205,7 +207,7 @@ test.serial('the demo in a browser: two tabs talk in the chat room, and the rout
   await b.page.type('#text', 'hello from the other tab')
   await b.page.click('#say button')
   await until(a.page, (n: string) => document.getElementById('log')!.textContent!.includes(`${n} hello from the other tab`), name!)
-  t.regex(await b.page.$eval('#log', (l) => l.textContent ?? ''), /\(you\): hello from the other tab/)
+  await until(b.page, () => /\(you\): hello from the other tab/.test(document.getElementById('log')!.textContent ?? ''))
 
   // The route explorer: a JSON answer through JavaScript, a 404 from the engine, a stream.
   await a.page.bringToFront()

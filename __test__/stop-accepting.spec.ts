@@ -4,7 +4,7 @@
 // under the inline driver, the turn under way, if close() is called from a handler, closes
 // it before it ends.)
 import test from 'ava'
-import { closeApp, deferred, fetchT, startApp, tryConnect, withTimeout } from './helpers.ts'
+import { PATIENCE_MS, closeApp, deferred, fetchT, startApp, tryConnect, withTimeout } from './helpers.ts'
 
 test('a connection attempted right after close() is refused, and the request in flight is answered', async (t) => {
   const started = deferred()
@@ -17,13 +17,13 @@ test('a connection attempted right after close() is refused, and the request in 
     })
   })
   const response = fetchT(`${base}/slow`).then(async (r) => ({ status: r.status, body: await r.text() }))
-  await withTimeout(started.promise, 4000, 'the handler to start')
+  await withTimeout(started.promise, PATIENCE_MS, 'the handler to start')
   const closed = app.close()
   const attempt = tryConnect(port)
   t.is(await attempt, 'ECONNREFUSED')
   finish.resolve()
   t.deepEqual(await response, { status: 200, body: 'done' })
-  await withTimeout(closed, 4000, 'close() to resolve')
+  await withTimeout(closed, PATIENCE_MS, 'close() to resolve')
 })
 
 for (const [when, stop] of [
@@ -51,7 +51,7 @@ for (const [when, stop] of [
       t.truthy(attempt)
       t.is(await attempt, 'ECONNREFUSED')
     } finally {
-      await withTimeout(closed ?? app.close(), 4000, 'close() to resolve')
+      await withTimeout(closed ?? app.close(), PATIENCE_MS, 'close() to resolve')
     }
   })
 }

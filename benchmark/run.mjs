@@ -14,10 +14,10 @@ import { join, relative } from 'node:path'
 import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
 
-import { autocannon, which, wrk, wrkVersion } from './suite/load.mjs'
+import { autocannon, h2loadLoop, which, wrk, wrkArgs, wrkVersion } from './suite/load.mjs'
 import { paths, setShared } from './suite/paths.mjs'
-import { clockTicksPerSecond, delta, memoryKiB, rssSummary, sampleRss, snapshot, threadCount } from './suite/proc.mjs'
-import { headerMarkdown, scenarioMarkdown, summarise, summaryMarkdown } from './suite/report.mjs'
+import { childrenCpuSeconds, clockTicksPerSecond, coreBusySeconds, delta, parseCpuList, memoryKiB, rssSummary, sampleRss, snapshot, threadCount } from './suite/proc.mjs'
+import { headerMarkdown, scenarioMarkdown, summarise, summaryMarkdown, tlsOverPlain, tlsOverPlainMarkdown } from './suite/report.mjs'
 import { DEFAULT_SCENARIOS, SCENARIOS, SCENARIO_GROUPS, applies, formatMs, probe, skipReason } from './suite/scenarios.mjs'
 import { bodyMiBps, cleanupStatic, staticFiles } from './suite/static.mjs'
 import {
@@ -36,6 +36,8 @@ import {
   stopServer,
   track,
 } from './suite/servers.mjs'
+import { OBSERVED_CONNECTIONS, cleanupTls, helloObserver, negotiated, resumesReconnections, resumption, tlsCert } from './suite/tls.mjs'
+import { PACKAGES, ensureCommands, findCommand } from './suite/tools.mjs'
 import { buildWsLoad, parseWsLoadLine, wsFigures, wsLoad, wsLoadArgs } from './suite/ws.mjs'
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
@@ -52,6 +54,8 @@ function usage() {
                        ${DEFAULT_SCENARIOS.map((s) => s.name).join(', ')}
                        WebSocket (not in the default set; \`ws\` stands for all of them):
                        ${SCENARIO_GROUPS.ws.join(', ')}
+                       TLS (not in the default set; \`tls\` stands for all of them):
+                       ${SCENARIO_GROUPS.tls.join(', ')}
   --server LIST        servers, comma-separated or repeated (default: all)
                        ${Object.keys(SERVERS).join(', ')}
                        NAME:VAR=value[:VAR=value] runs a server with extra environment,
@@ -183,7 +187,17 @@ function parseOptions(argv) {
 // ---------------------------------------------------------------- environment
 
 function need(command, pkg) {
-  if (!which(command)) fail(`${command} is not installed. Install it with:\n\n    apt-get install ${pkg}\n`)
+  if (which(command)) return
+  // The tools the suite knows a Debian package for are installed when they can be.
+  if (PACKAGES[command]) {
+    try {
+      ensureCommands([command])
+      return
+    } catch (error) {
+      fail(error.message)
+    }
+  }
+  fail(`${command} is not installed. Install it with:\n\n    apt-get install ${pkg}\n`)
 }
 
 /** Checks tools; drops servers that cannot run here, saying why. */
@@ -192,6 +206,17 @@ function checkEnvironment(options) {
   need('taskset', 'util-linux')
   need('getconf', 'libc-bin')
   if (options.scenarios.some((s) => s.kind === 'wrk')) need('wrk', 'wrk')
+  if (options.scenarios.some((s) => s.tls)) {
+    // openssl makes the certificate and checks what each server negotiates (and resumes);
+    // h2load makes the full handshakes.
+    const tools = ['openssl', 'wrk', ...(options.scenarios.some((s) => s.kind === 'handshake') ? ['h2load'] : [])]
+    try {
+      ensureCommands(tools)
+      tlsCert()
+    } catch (error) {
+      fail(`the TLS scenarios: ${error.message}`)
+    }
+  }
   if (options.scenarios.some((s) => s.script === 'pipeline') && !existsSync(paths.pipelineScript)) {
     fail(`${paths.pipelineScript} not found: the pipelined scenarios need the shared folder (--shared DIR)`)
   }
@@ -217,7 +242,10 @@ function checkEnvironment(options) {
         need('cc', 'gcc libc6-dev')
         buildFloor()
       }
-      if (server.runtime === 'nginx') nginxBinary()
+      if (server.runtime === 'nginx') {
+        if (!findCommand('nginx') && options.scenarios.some((scenario) => applies(scenario, server))) ensureCommands(['nginx'])
+        nginxBinary()
+      }
       if (!options.scenarios.some((scenario) => applies(scenario, server))) {
         console.warn(`bench: warning: ${server.label} takes part in none of the scenarios asked for`)
       }
@@ -253,6 +281,14 @@ function packageVersion(name) {
   }
 }
 
+function toolVersion(command, args) {
+  try {
+    return execFileSync(command, args, { encoding: 'utf8', stdio: 'pipe' }).split('\n')[0].trim()
+  } catch {
+    return 'not installed'
+  }
+}
+
 function describe(options) {
   const cpus = os.cpus()
   const runtimes = new Set(options.servers.map((s) => s.runtime))
@@ -271,6 +307,7 @@ function describe(options) {
       floorCompiler: runtimes.has('floor') ? runtimeVersion('floor') : 'not run',
       nginx: runtimes.has('nginx') ? runtimeVersion('nginx') : 'not run',
       wrk: which('wrk') ? wrkVersion() : 'not installed',
+      ...(options.scenarios.some((s) => s.tls) ? { openssl: toolVersion('openssl', ['version']), h2load: toolVersion('h2load', ['--version']) } : {}),
       autocannon: packageVersion('autocannon'),
       fastify: packageVersion('fastify'),
       ws: packageVersion('ws'),
@@ -311,12 +348,16 @@ async function measureLoad(scenario, server, options, handle) {
     cpus: options.clientCpu,
     script: scenario.script,
     scriptArgs: scenario.scriptArgs,
+    tls: Boolean(scenario.tls),
+    headers: scenario.headers ?? [],
   }
   const rssBeforeWarmup = memoryKiB(handle.pid).rss
   if (options.warmup > 0) await wrk({ ...load, seconds: options.warmup })
   // RSS at the start of the measured run, every 0.5 s during it, and at its end.
   const sampler = sampleRss(handle.pid, 500)
   const before = snapshot(handle.pid)
+  const clientBefore = childrenCpuSeconds()
+  const coresBefore = coreReadings(scenario, options)
   let result
   let samples
   try {
@@ -325,11 +366,20 @@ async function measureLoad(scenario, server, options, handle) {
     samples = sampler.stop()
   }
   const after = snapshot(handle.pid)
+  const client = clientFigures(clientBefore, before, after)
+  const others = otherCpu(coresBefore, coreReadings(scenario, options), before, after, client.clientCpuSeconds, sharedCores(scenario, options))
   aliveOrThrow(handle)
   const memory = memoryKiB(handle.pid)
+  const perRequest = delta(before, after, result.requests)
   return {
     ...result,
-    ...delta(before, after, result.requests),
+    ...perRequest,
+    ...(scenario.tls ? client : {}),
+    ...others,
+    // tls-resume: every request is a connection of its own, so a request is a handshake.
+    ...(scenario.tls?.perHandshake
+      ? { handshakesPerSec: result.requestsPerSec, handshakes: result.requests, cpuUsPerHandshake: perRequest.cpuUsPerRequest, ctxPerHandshake: perRequest.ctxPerRequest }
+      : {}),
     ...(scenario.static
       ? {
           transferMiBps: bodyMiBps(result.requestsPerSec, scenario.static.size),
@@ -343,6 +393,124 @@ async function measureLoad(scenario, server, options, handle) {
     peakRssMiB: memory.hwm / 1024,
     threads: threadCount(handle.pid),
     warnings: loadWarnings(scenario, server, result),
+  }
+}
+
+/**
+ * The load generator's CPU over a measured run: the utime + stime of this process's
+ * children that exited meanwhile (the generator, and the h2load runs of a loop), ÷ the
+ * run's wall time between the server's two snapshots.
+ */
+function clientFigures(clientBefore, before, after) {
+  const seconds = childrenCpuSeconds() - clientBefore
+  const wall = Number(after.at - before.at) / 1e9
+  return { clientCpuSeconds: seconds, clientCpuPct: wall > 0 ? (seconds / wall) * 100 : null }
+}
+
+function sharedCores(scenario, options) {
+  const client = new Set(parseCpuList(options.clientCpu))
+  return parseCpuList(serverCpus(scenario, options)).some((cpu) => client.has(cpu))
+}
+
+/**
+ * The load generator of a handshake scenario sent for a moment through a relay that reads
+ * each ServerHello (helloObserver in tls.mjs): how many of its handshakes the server made
+ * full, how many resumed. tls-resume: wrk with 8 connections for 1 s; tls-handshake: one
+ * h2load run of 64 clients.
+ */
+async function observeHandshakes(scenario, options, handle) {
+  const observer = await helloObserver(handle.port)
+  try {
+    if (scenario.kind === 'handshake') {
+      await h2loadLoop({ port: observer.port, batch: 64, ms: 1, cpus: options.clientCpu, path: scenario.path })
+    } else {
+      await wrk({ port: observer.port, path: scenario.path, connections: OBSERVED_CONNECTIONS, seconds: 1, cpus: options.clientCpu, tls: true, headers: scenario.headers ?? [] })
+    }
+  } finally {
+    await observer.close()
+  }
+  return { ...observer.counts }
+}
+
+/** Busy seconds of the server's CPUs and of the client's, for otherCpu. */
+function coreReadings(scenario, options) {
+  return { server: coreBusySeconds(parseCpuList(serverCpus(scenario, options))), client: coreBusySeconds(parseCpuList(options.clientCpu)) }
+}
+
+/**
+ * How much of the server's and the client's CPUs went to other processes during a measured
+ * run (builds, tests: this machine is shared), in % of one CPU: the CPUs' busy time less
+ * the server's (the client's) own, ÷ wall time. When the client runs on its own core and
+ * the server on its own, this is the machine's noise in that measurement. Unknown (null)
+ * for the client when its own CPU was not measured.
+ */
+function otherCpu(coresBefore, coresAfter, before, after, clientCpuSeconds, shared) {
+  const wall = Number(after.at - before.at) / 1e9
+  if (!(wall > 0)) return {}
+  const pct = (v) => Math.max(0, (v / wall) * 100)
+  // hello-unpinned: the server's CPUs include the client's, whose own CPU is then no noise.
+  const ownOnServerCores = after.cpu - before.cpu + (shared ? clientCpuSeconds : 0)
+  return {
+    serverCoreOtherPct: pct(coresAfter.server - coresBefore.server - ownOnServerCores),
+    clientCoreOtherPct: clientCpuSeconds === undefined ? null : pct(coresAfter.client - coresBefore.client - clientCpuSeconds),
+  }
+}
+
+/** Past this the load generator's core is taken to be its limit (a warning says so). */
+const CLIENT_SATURATED_PCT = 90
+/** Past this much of the server's CPU taken by other processes, a warning says the figures are noisy. */
+const OTHER_CPU_WARN_PCT = 15
+
+/**
+ * Full TLS handshakes (tls-handshake): h2load runs of `batch` new clients, one request
+ * each, one after the other (see h2loadLoop), for the warm-up and then the measured
+ * time. Handshakes/s are those of h2load's own clock (the sum of its runs' times, without
+ * the few ms each run takes to start); CPU per handshake is the server's over the whole
+ * measured loop ÷ handshakes.
+ */
+async function measureHandshakes(scenario, server, options, handle) {
+  const load = { port: handle.port, batch: scenario.tls.batch, cpus: options.clientCpu, path: scenario.path }
+  if (options.warmup > 0) await h2loadLoop({ ...load, ms: options.warmup * 1000 })
+  const sampler = sampleRss(handle.pid, 500)
+  const before = snapshot(handle.pid)
+  const clientBefore = childrenCpuSeconds()
+  const coresBefore = coreReadings(scenario, options)
+  let result
+  try {
+    result = await h2loadLoop({ ...load, ms: options.duration * 1000 })
+  } finally {
+    sampler.stop()
+  }
+  const after = snapshot(handle.pid)
+  const client = clientFigures(clientBefore, before, after)
+  const others = otherCpu(coresBefore, coreReadings(scenario, options), before, after, client.clientCpuSeconds, sharedCores(scenario, options))
+  aliveOrThrow(handle)
+  const memory = memoryKiB(handle.pid)
+  const d = delta(before, after, result.succeeded)
+  const wall = Number(after.at - before.at) / 1e9
+  const warnings = []
+  const bad = result.requests - result.succeeded + result.errored + result.timeout
+  if (bad > 0) warnings.push(`h2load: ${result.failed} failed, ${result.errored} errored, ${result.timeout} timed out of ${result.requests + result.errored} requests`)
+  if (result.status2xx !== result.succeeded) warnings.push(`h2load: ${result.succeeded - result.status2xx} of ${result.succeeded} answers were not 2xx`)
+  return {
+    handshakes: result.succeeded,
+    h2loadRuns: result.runs,
+    h2loadSeconds: result.seconds,
+    handshakesPerSec: result.seconds > 0 ? result.succeeded / result.seconds : null,
+    // The rate over the whole loop, h2load's start-ups included.
+    handshakesPerWallSec: wall > 0 ? result.succeeded / wall : null,
+    cpuUsPerHandshake: d.cpuUsPerRequest,
+    ctxPerHandshake: d.ctxPerRequest,
+    cpuSeconds: d.cpuSeconds,
+    ctxSwitches: d.ctxSwitches,
+    serverCpuUtilisation: d.serverCpuUtilisation,
+    ...client,
+    ...others,
+    h2loadTls: { protocol: result.protocol, cipher: result.cipher, group: result.group },
+    rssMiB: memory.rss / 1024,
+    peakRssMiB: memory.hwm / 1024,
+    threads: threadCount(handle.pid),
+    warnings,
   }
 }
 
@@ -579,7 +747,7 @@ async function measureGrowth(scenario, server, options, handle) {
   }
 }
 
-const MEASURE = { wrk: measureLoad, idle: measureIdle, growth: measureGrowth, ws: measureWs, 'ws-idle': measureWsIdle }
+const MEASURE = { wrk: measureLoad, idle: measureIdle, growth: measureGrowth, ws: measureWs, 'ws-idle': measureWsIdle, handshake: measureHandshakes }
 
 async function measure(scenario, server, options) {
   let handle
@@ -587,11 +755,40 @@ async function measure(scenario, server, options) {
     const context = { connections: scenario.connections ?? options.connections }
     if (scenario.static) context.staticDir = staticFiles().dir
     if (scenario.ws?.env) context.env = scenario.ws.env
+    if (scenario.tls) context.tls = true
     handle = await startServer(server, serverCpus(scenario, options), context)
     const problem = await probe(scenario, server, handle.port)
     if (problem) throw new Error(problem)
+    const tls = scenario.tls ? { tls: await negotiated(handle.port) } : {}
+    if (scenario.tls?.resume) {
+      // Whether the server resumes at all: if not, wrk would measure full handshakes under this name.
+      tls.resumption = await resumption(handle.port, { seconds: 1, cpus: options.clientCpu })
+      tls.observed = await observeHandshakes(scenario, options, handle)
+      const r = tls.resumption
+      const o = tls.observed
+      if (!r.resumes || !resumesReconnections(o)) {
+        return {
+          unsupported: `does not resume wrk's sessions: ${o.resumed} of wrk's ${o.full + o.resumed - OBSERVED_CONNECTIONS} reconnections resumed (s_time -reuse: ${r.reused} of ${r.reused + r.full})`,
+          ...tls,
+          banner: handle.output().split('\n')[0].trim(),
+          warnings: [],
+        }
+      }
+    }
+    if (scenario.kind === 'handshake') {
+      // Every handshake h2load makes must be a full one.
+      tls.observed = await observeHandshakes(scenario, options, handle)
+      if (tls.observed.resumed > 0) throw new Error(`h2load resumed ${tls.observed.resumed} of ${tls.observed.full + tls.observed.resumed} handshakes: not a full-handshake load`)
+    }
     const result = await MEASURE[scenario.kind](scenario, server, options, handle)
+    Object.assign(result, tls)
     result.warnings.unshift(...handle.warnings)
+    if (result.serverCoreOtherPct >= OTHER_CPU_WARN_PCT) {
+      result.warnings.push(`other processes used ${Math.round(result.serverCoreOtherPct)}% of the server's CPU during the run (the machine is shared): its figures are noisy`)
+    }
+    if (scenario.tls && result.clientCpuPct >= CLIENT_SATURATED_PCT) {
+      result.warnings.push(`the load generator used ${Math.round(result.clientCpuPct)}% of its CPU: the rate is likely its limit, not the server's (CPU per request still compares)`)
+    }
     result.banner = handle.output().split('\n')[0].trim()
     return result
   } catch (error) {
@@ -605,9 +802,16 @@ function loadDescription(scenario, options) {
   const cpus = `server on CPU ${serverCpus(scenario, options)}, client on CPU ${options.clientCpu}`
   switch (scenario.kind) {
     case 'wrk': {
+      if (scenario.tls) {
+        const args = wrkArgs({ port: 'PORT', path: scenario.path, connections: scenario.connections ?? options.connections, seconds: options.duration, tls: true, headers: scenario.headers ?? [] })
+        const shown = args.map((a) => (/\s/.test(a) ? `'${a}'` : a)).join(' ')
+        return `\`${shown}\`${scenario.tls.resume ? " after the resumption checks (`openssl s_time -connect 127.0.0.1:PORT -reuse -time 1 -www /`, then the same wrk with -c8 for 1 s through the suite's relay that reads each ServerHello)" : ''}, ${cpus}`
+      }
       const script = scenario.script === 'pipeline' ? ' -s ../shared/bench/pipeline.lua' : scenario.script === 'post' ? ` -s benchmark/scripts/post.lua -- ${scenario.scriptArgs[0]}` : ''
       return `\`wrk -t1 -c${scenario.connections ?? options.connections} -d${options.duration}s --latency${script}\`, ${cpus}`
     }
+    case 'handshake':
+      return `\`h2load --h1 -t1 -c${scenario.tls.batch} -n${scenario.tls.batch} https://127.0.0.1:PORT${scenario.path}\` run after run for ${options.duration} s (after ${options.warmup} s of the same), the loop pinned with taskset, after one run of 64 clients through the suite's relay that reads each ServerHello (every handshake must be full); handshakes/s by h2load's own clock (without its start-ups), ${cpus}`
     case 'idle':
       return `${IDLE_WARMUP_REQUESTS.toLocaleString('en-US')} requests (autocannon -c4), then ${options.idleConnections.toLocaleString('en-US')} connections opened by benchmark/suite/idle-client.mjs (one GET / each, then idle), RSS ${IDLE_SETTLE_MS / 1000} s after the last answer, no forced GC, ${cpus}`
     case 'growth':
@@ -622,6 +826,7 @@ function loadDescription(scenario, options) {
 function progressLine(scenario, round, options, server, result) {
   const head = `  ${scenario.name} ${round}/${options.runs} ${server.label.padEnd(10)}`
   if (result.error) return `${head} FAILED: ${result.error.split('\n')[0]}`
+  if (result.unsupported) return `${head} ${result.unsupported}`
   const fmt = (v, f) => (v === null || v === undefined ? 'n/a' : f(v))
   let body
   if (scenario.kind === 'idle' || scenario.kind === 'ws-idle') {
@@ -637,6 +842,11 @@ function progressLine(scenario, round, options, server, result) {
       `p50 ${fmt(result.p50Ms, formatMs)}  p99 ${fmt(result.p99Ms, formatMs)}  ` +
       `cpu ${fmt(cpu, (v) => v.toFixed(3))} µs/${unit}  ctx ${fmt(ctx, (v) => v.toFixed(4))}/${unit}  ` +
       `rss ${result.rssMiB.toFixed(1)} MiB  threads ${result.threads}`
+  } else if (scenario.kind === 'handshake' || scenario.tls?.perHandshake) {
+    body =
+      `${Math.round(result.handshakesPerSec).toLocaleString('en-US').padStart(9)} handshakes/s  ` +
+      `cpu ${fmt(result.cpuUsPerHandshake, (v) => v.toFixed(1))} µs/handshake  ctx ${fmt(result.ctxPerHandshake, (v) => v.toFixed(3))}/handshake  ` +
+      `client cpu ${fmt(result.clientCpuPct, (v) => Math.round(v))}%  rss ${result.rssMiB.toFixed(1)} MiB  threads ${result.threads}`
   } else if (scenario.kind === 'growth') {
     body = `RSS ${result.rssFirstMiB.toFixed(1)} → ${result.rssLastMiB.toFixed(1)} MiB (${result.growthPct.toFixed(1)}%), ${Math.round(result.requestsPerSec)} req/s, cpu ${fmt(result.cpuUsPerRequest, (v) => v.toFixed(2))} µs/req`
   } else {
@@ -649,6 +859,7 @@ function progressLine(scenario, round, options, server, result) {
       (scenario.static
         ? `rss ${fmt(result.rssStartMiB, mib)} → max ${fmt(result.rssMaxMiB, mib)} → ${fmt(result.rssEndMiB, mib)} MiB (${result.rssSamples} samples)`
         : `rss ${result.rssMiB.toFixed(1)} MiB`) +
+      (scenario.tls ? `  client cpu ${fmt(result.clientCpuPct, (v) => Math.round(v))}%` : '') +
       `  threads ${result.threads}`
   }
   const warn = result.warnings?.length ? `  [${result.warnings.join('; ')}]` : ''
@@ -660,8 +871,8 @@ function estimateSeconds(options) {
   for (const scenario of options.scenarios) {
     const count = options.servers.filter((s) => applies(scenario, s)).length * options.runs
     const per =
-      scenario.kind === 'wrk' || scenario.kind === 'ws'
-        ? options.warmup + options.duration + 1.5
+      scenario.kind === 'wrk' || scenario.kind === 'ws' || scenario.kind === 'handshake'
+        ? options.warmup + options.duration + 1.5 + (scenario.tls?.resume ? 1 : 0)
         : scenario.kind === 'idle' || scenario.kind === 'ws-idle'
           ? options.warmup + 8 + options.idleConnections / 2000
           : options.rssRequests[1] / 25_000 + 2
@@ -684,6 +895,7 @@ async function main() {
       killAll()
       cleanupFloor()
       cleanupStatic()
+      cleanupTls()
       process.exit(130)
     })
   }
@@ -692,6 +904,8 @@ async function main() {
   const meta = {
     date: new Date().toISOString(),
     command: commandLine(),
+    // How busy the machine was (1, 5, 15 min), at the start; `loadAverageEnd` at the end.
+    loadAverageStart: os.loadavg(),
     ...describe(options),
     config: {
       quick: options.quick,
@@ -720,16 +934,24 @@ async function main() {
   const write = () => {
     writeFileSync(join(paths.results, `${options.out}.json`), JSON.stringify(document, null, 2) + '\n')
     const summary = summaryMarkdown(document.scenarios, options.servers)
+    document.tlsOverPlain = tlsOverPlain(document.scenarios, options.servers)
+    const overPlain = tlsOverPlainMarkdown(document.tlsOverPlain)
+    const load = (l) => l.map((v) => v.toFixed(2)).join(', ')
+    const busy = `Load average (1, 5, 15 min): ${load(meta.loadAverageStart)} at the start${document.loadAverageEnd ? `, ${load(document.loadAverageEnd)} at the end` : ''} (${meta.machine.cores} CPUs).`
     const md = [
       header,
+      '',
+      busy,
       ...(unavailable.length ? ['', ...unavailable.map((u) => `Not run: ${u.server}: ${u.reason}`)] : []),
       ...(summary ? ['', summary] : []),
+      ...(overPlain ? ['', overPlain] : []),
       ...sections.map((s) => `\n${s}`),
     ]
     if (document.warnings.length) md.push('', '## Warnings', '', ...document.warnings.map((w) => `- ${w}`))
     writeFileSync(join(paths.results, `${options.out}.md`), md.join('\n') + '\n')
   }
 
+  if (options.scenarios.some((s) => s.tls)) console.log(`TLS certificate (ECDSA P-256, self-signed, 2 days) in ${tlsCert().dir}\n`)
   if (options.scenarios.some((s) => s.static)) {
     const { dir, files } = staticFiles()
     console.log(`Static files in ${dir}: ${Object.entries(files).map(([name, f]) => `${name} (${f.size} bytes)`).join(', ')}\n`)
@@ -752,6 +974,7 @@ async function main() {
         console.log(progressLine(scenario, round + 1, options, server, result))
         const where = `${scenario.name} round ${round + 1} ${server.label}`
         if (result.error) document.warnings.push(`${where} failed: ${result.error}`)
+        if (result.unsupported) document.warnings.push(`${where}: ${result.unsupported}; no figures`)
         for (const w of result.warnings ?? []) document.warnings.push(`${where}: ${w}`)
       }
       rounds.push(results)
@@ -775,8 +998,11 @@ async function main() {
 
   cleanupFloor()
   cleanupStatic()
+  cleanupTls()
+  document.loadAverageEnd = os.loadavg()
   write()
-  console.log(`${header}\n\n${summaryMarkdown(document.scenarios, options.servers)}\n`)
+  const overPlain = tlsOverPlainMarkdown(document.tlsOverPlain)
+  console.log(`${header}\n\n${summaryMarkdown(document.scenarios, options.servers)}\n${overPlain ? `\n${overPlain}\n` : ''}`)
   if (document.warnings.length) console.log(`Warnings:\n${document.warnings.map((w) => `- ${w.split('\n')[0]}`).join('\n')}\n`)
   const rel = (f) => relative(process.cwd(), join(paths.results, f)) || f
   console.log(`Wrote ${rel(`${options.out}.md`)} and ${rel(`${options.out}.json`)}`)
@@ -786,6 +1012,7 @@ main().catch((error) => {
   killAll()
   cleanupFloor()
   cleanupStatic()
+  cleanupTls()
   console.error(error?.stack ?? error)
   process.exit(1)
 })

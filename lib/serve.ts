@@ -1,5 +1,6 @@
 import { App } from './app'
 import type { FetchHandler } from './fetch'
+import { serveModule, type ServeModuleOptions, type Served } from './workers'
 import type { AppOptions, TlsOptions } from './types'
 import { type Served, type ServeModuleOptions, serveModule } from './workers'
 

@@ -6,6 +6,9 @@
 // GET /ws/broadcast subscribes each connection to topic 'b' and publishes every message
 // to it with server.publish (every subscriber, the sender too). BENCH_WS_DEFLATE=1 turns
 // on permessage-deflate (and asks send/publish to compress).
+//
+// TLS (the tls scenarios): when the suite sets BENCH_TLS_CERT and BENCH_TLS_KEY (PEM file
+// paths), Bun.serve's `tls: { cert, key }` with Bun.file of each, Bun's TLS defaults.
 const HELLO = 'Hello, World!'
 const TEXT = { 'content-type': 'text/plain; charset=utf-8' }
 const JSON_TYPE = { 'content-type': 'application/json; charset=utf-8' }
@@ -13,9 +16,11 @@ const JSON_TYPE = { 'content-type': 'application/json; charset=utf-8' }
 const port = Number(process.env.PORT)
 const deflate = process.env.BENCH_WS_DEFLATE === '1'
 const WS_ROUTES = { '/ws/echo': 'echo', '/ws/broadcast': 'broadcast' }
+const tls = process.env.BENCH_TLS_CERT ? { cert: Bun.file(process.env.BENCH_TLS_CERT), key: Bun.file(process.env.BENCH_TLS_KEY) } : undefined
 const server = Bun.serve({
   port,
   hostname: '127.0.0.1',
+  ...(tls ? { tls } : {}),
   // Idle keep-alive connections stay open for the idle scenario (the default is 10 s).
   idleTimeout: 120,
   routes: {
@@ -58,4 +63,4 @@ const server = Bun.serve({
     },
   },
 })
-console.log(`Bun.serve listening on http://127.0.0.1:${port}/, permessage-deflate ${deflate ? 'on' : 'off'}`)
+console.log(`Bun.serve listening on ${tls ? 'https' : 'http'}://127.0.0.1:${port}/, permessage-deflate ${deflate ? 'on' : 'off'}`)

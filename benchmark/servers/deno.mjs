@@ -5,6 +5,10 @@
 // (socket.send(e.data): text as text, binary as binary), GET /ws/broadcast sends every
 // message to every open socket of the route (a Set; Deno has no pub/sub), the sender too.
 // Deno's WebSocket server has no permessage-deflate: it never accepts the extension.
+//
+// TLS (the tls scenarios): when the suite sets BENCH_TLS_CERT and BENCH_TLS_KEY (PEM file
+// paths; the suite then runs deno with --allow-read), Deno.serve({ cert, key }) with the
+// PEM text of each, Deno's TLS defaults.
 const HELLO = 'Hello, World!'
 const TEXT = { 'content-type': 'text/plain; charset=utf-8' }
 const JSON_TYPE = { 'content-type': 'application/json; charset=utf-8' }
@@ -56,4 +60,7 @@ function handler(req) {
 }
 
 const port = Number(Deno.env.get('PORT'))
-Deno.serve({ port, hostname: '127.0.0.1', onListen: () => console.log(`Deno.serve listening on http://127.0.0.1:${port}/`) }, handler)
+const certFile = Deno.env.get('BENCH_TLS_CERT')
+const tls = certFile ? { cert: Deno.readTextFileSync(certFile), key: Deno.readTextFileSync(Deno.env.get('BENCH_TLS_KEY')) } : {}
+const scheme = certFile ? 'https' : 'http'
+Deno.serve({ port, hostname: '127.0.0.1', ...tls, onListen: () => console.log(`Deno.serve listening on ${scheme}://127.0.0.1:${port}/`) }, handler)

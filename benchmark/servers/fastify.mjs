@@ -1,8 +1,13 @@
 // Fastify, with the suite's routes. Listens on 127.0.0.1:$PORT.
 // JSON answers go through response schemas (fast-json-stringify), as Fastify recommends.
+// TLS (the tls scenarios): when the suite sets BENCH_TLS_CERT and BENCH_TLS_KEY (PEM file
+// paths), Fastify's `https` option (node:https underneath).
+import { readFileSync } from 'node:fs'
+
 import Fastify from 'fastify'
 
-const app = Fastify({ logger: false, keepAliveTimeout: 120_000 })
+const https = process.env.BENCH_TLS_CERT ? { cert: readFileSync(process.env.BENCH_TLS_CERT), key: readFileSync(process.env.BENCH_TLS_KEY) } : null
+const app = Fastify({ logger: false, keepAliveTimeout: 120_000, ...(https ? { https } : {}) })
 
 // POST /echo takes any body as raw bytes.
 app.removeAllContentTypeParsers()
@@ -27,4 +32,4 @@ app.post('/echo', (req, reply) => {
 
 const port = Number(process.env.PORT)
 await app.listen({ port, host: '127.0.0.1' })
-console.log(`fastify listening on http://127.0.0.1:${port}/`)
+console.log(`fastify listening on ${https ? 'https' : 'http'}://127.0.0.1:${port}/`)

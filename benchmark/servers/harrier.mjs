@@ -11,6 +11,12 @@
 // both with idleTimeout 120 s and maxPayloadLength 16 MiB (as Bun's), and
 // perMessageDeflate on when BENCH_WS_DEFLATE=1. The suite sets BENCH_WS=1 in the ws
 // scenarios: a build without app.ws then fails to start, saying so.
+//
+// TLS (the tls scenarios): when the suite sets BENCH_TLS_CERT and BENCH_TLS_KEY (PEM file
+// paths), the same routes are served over TLS: app.listen({ port, host, tls: { cert, key } }).
+// With HARRIER_DRIVER=threads the engine does TLS on its I/O threads, with the inline
+// driver on the JS thread. A build without TLS ignores the option and serves plaintext;
+// the suite then fails the measurement, saying so.
 import { App } from '../../index.mjs'
 
 // As for the peers: idle keep-alive connections stay open for the idle scenario (the
@@ -61,9 +67,10 @@ if (hasWs) {
 }
 
 const port = Number(process.env.PORT)
-await app.listen({ port, host: '127.0.0.1' })
+const tls = process.env.BENCH_TLS_CERT ? { cert: process.env.BENCH_TLS_CERT, key: process.env.BENCH_TLS_KEY } : null
+await app.listen({ port, host: '127.0.0.1', ...(tls ? { tls } : {}) })
 console.log(
-  `harrier listening on http://127.0.0.1:${port}/, driver ${app.driver ?? 'threads'}` +
+  `harrier listening on ${tls ? 'https' : 'http'}://127.0.0.1:${port}/, driver ${app.driver ?? 'threads'}` +
     // The I/O backend, where this build reports one (HARRIER_IO); an older build ignores the option.
     `${app.io !== undefined ? `, io ${app.io}` : options.io !== undefined ? ', io not reported by this build' : ''}` +
     `, options ${JSON.stringify(options)}` +

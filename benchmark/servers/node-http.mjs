@@ -1,6 +1,9 @@
 // node:http, with the suite's routes. Listens on 127.0.0.1:$PORT.
-import { createReadStream, stat } from 'node:fs'
+// TLS (the tls scenarios): when the suite sets BENCH_TLS_CERT and BENCH_TLS_KEY (PEM file
+// paths), node:https with that certificate and Node's TLS defaults, the same handler.
+import { createReadStream, readFileSync, stat } from 'node:fs'
 import http from 'node:http'
+import https from 'node:https'
 import { join } from 'node:path'
 import { pipeline } from 'node:stream'
 
@@ -32,7 +35,9 @@ function send(res, status, type, body) {
   res.end(body)
 }
 
-const server = http.createServer((req, res) => {
+const tls = process.env.BENCH_TLS_CERT ? { cert: readFileSync(process.env.BENCH_TLS_CERT), key: readFileSync(process.env.BENCH_TLS_KEY) } : null
+
+function handler(req, res) {
   const url = req.url
   const mark = url.indexOf('?')
   const path = mark === -1 ? url : url.slice(0, mark)
@@ -59,9 +64,11 @@ const server = http.createServer((req, res) => {
     return
   }
   send(res, 404, TEXT, 'Not Found')
-})
+}
+
+const server = tls ? https.createServer(tls, handler) : http.createServer(handler)
 
 // Idle keep-alive connections stay open for the idle scenario (the default is 5 s).
 server.keepAliveTimeout = 120_000
 const port = Number(process.env.PORT)
-server.listen(port, '127.0.0.1', () => console.log(`node:http listening on http://127.0.0.1:${port}/`))
+server.listen(port, '127.0.0.1', () => console.log(`node:${tls ? 'https' : 'http'} listening on ${tls ? 'https' : 'http'}://127.0.0.1:${port}/`))

@@ -7,6 +7,7 @@ import { join } from 'node:path'
 
 import { paths } from './paths.mjs'
 import { RAISE_NOFILE, track } from './servers.mjs'
+import { h2loadArgs, h2loadLoopScript, parseH2load } from './tls.mjs'
 
 export function which(command) {
   for (const dir of (process.env.PATH ?? '').split(':')) {
@@ -104,20 +105,39 @@ export function parseWrk(output) {
   return result
 }
 
-/**
- * `wrk -t1 -c<connections> -d<seconds>s --latency [-s script] url [-- args]` on `cpus`.
- * `script` is `pipeline` (16 requests per write, ../shared/bench/pipeline.lua) or
- * `post` (benchmark/scripts/post.lua; `scriptArgs` holds the body size).
- */
-export async function wrk({ port, path, connections, seconds, cpus, script = null, scriptArgs = [] }) {
-  const args = ['taskset', '-c', cpus, 'wrk', '-t1', `-c${connections}`, `-d${seconds}s`, '--timeout', '10s', '--latency']
+/** wrk's command line (after `taskset -c cpus`); see `wrk`. */
+export function wrkArgs({ port, path, connections, seconds, script = null, scriptArgs = [], tls = false, headers = [] }) {
+  const args = ['wrk', '-t1', `-c${connections}`, `-d${seconds}s`, '--timeout', '10s', '--latency']
+  for (const header of headers) args.push('-H', header)
   if (script === 'pipeline') args.push('-s', paths.pipelineScript)
   else if (script === 'post') args.push('-s', join(paths.scripts, 'post.lua'))
   else if (script) args.push('-s', script)
-  args.push(`http://127.0.0.1:${port}${path}`)
+  args.push(`${tls ? 'https' : 'http'}://127.0.0.1:${port}${path}`)
   if (scriptArgs.length) args.push('--', ...scriptArgs.map(String))
-  const { stdout } = await run(args, 'wrk')
+  return args
+}
+
+/**
+ * `wrk -t1 -c<connections> -d<seconds>s --latency [-H header]... [-s script] url [-- args]`
+ * on `cpus`. `script` is `pipeline` (16 requests per write, ../shared/bench/pipeline.lua) or
+ * `post` (benchmark/scripts/post.lua; `scriptArgs` holds the body size). `tls`: an
+ * https:// URL (wrk speaks TLS with libssl's defaults, and does not check the certificate).
+ */
+export async function wrk({ cpus, ...load }) {
+  const { stdout } = await run(['taskset', '-c', cpus, ...wrkArgs(load)], 'wrk')
   return parseWrk(stdout)
+}
+
+/**
+ * h2load runs of `batch` new clients with one request each, one after the other for
+ * `ms` milliseconds, the whole loop pinned to `cpus` (see h2loadLoopScript in tls.mjs):
+ * the runs' output, parsed (parseH2load).
+ */
+export async function h2loadLoop({ port, batch, ms, cpus, path = '/' }) {
+  const { stdout } = await run(['taskset', '-c', cpus, 'sh', '-c', h2loadLoopScript(), 'sh', String(Math.round(ms)), ...h2loadArgs({ port, batch, path })], 'h2load loop')
+  const result = parseH2load(stdout)
+  if (result.runs === 0) throw new Error(`h2load printed no result:\n${stdout.slice(0, 2000)}`)
+  return result
 }
 
 // ---------------------------------------------------------------- autocannon

@@ -27,6 +27,45 @@ export function cpuSeconds(pid) {
   return (Number(fields[11]) + Number(fields[12])) / clockTicksPerSecond()
 }
 
+/**
+ * utime + stime, in seconds, of this process's children that have exited and been waited
+ * for (cutime + cstime of /proc/self/stat): read before and after a load generator runs,
+ * the difference is that generator's CPU (and its own children's, for a shell loop), as
+ * long as no other child exits meanwhile.
+ */
+export function childrenCpuSeconds() {
+  const stat = readFileSync('/proc/self/stat', 'utf8')
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  // cutime is field 16, cstime field 17.
+  return (Number(fields[13]) + Number(fields[14])) / clockTicksPerSecond()
+}
+
+/** A taskset CPU list (`0`, `0-3`, `0,2`) as CPU numbers. */
+export function parseCpuList(list) {
+  const cpus = []
+  for (const part of String(list).split(',')) {
+    const [a, b] = part.split('-').map(Number)
+    for (let cpu = a; cpu <= (b ?? a); cpu++) cpus.push(cpu)
+  }
+  return cpus
+}
+
+/**
+ * Busy seconds of the given CPUs since boot (/proc/stat: every field but idle and iowait,
+ * guest time being counted in user already), whoever ran there.
+ */
+export function coreBusySeconds(cpus) {
+  const wanted = new Set(cpus.map((cpu) => `cpu${cpu}`))
+  let ticks = 0
+  for (const line of readFileSync('/proc/stat', 'utf8').split('\n')) {
+    const fields = line.trim().split(/\s+/)
+    if (!wanted.has(fields[0])) continue
+    const [user, nice, system, , , irq, softirq, steal] = fields.slice(1).map(Number)
+    ticks += user + nice + system + irq + softirq + (steal || 0)
+  }
+  return ticks / clockTicksPerSecond()
+}
+
 function statusField(text, key) {
   const match = text.match(new RegExp(`^${key}:\\s+(\\d+)`, 'm'))
   return match ? Number(match[1]) : null

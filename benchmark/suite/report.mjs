@@ -14,9 +14,13 @@ function ratio(a, b) {
   return typeof a === 'number' && typeof b === 'number' && Number.isFinite(a) && Number.isFinite(b) && b !== 0 ? a / b : null
 }
 
+/** A measurement with figures: neither failed (`error`) nor left without figures (`unsupported`). */
+const usable = (run) => Boolean(run) && !run.error && !run.unsupported
+
 /**
  * Summarises one scenario. `rounds` holds, per round, each server's figures (or
- * `{ error }`). Per server: the median of each figure over the rounds. Per metric and
+ * `{ error }`, or `{ unsupported }`: the server cannot do what the scenario measures, e.g.
+ * it does not resume TLS sessions; such a round has no figures and is not a failure). Per server: the median of each figure over the rounds. Per metric and
  * pair of servers: the median over the rounds of the ratio within each round (a round
  * runs the servers back to back, so both figures of a ratio saw the same machine), and
  * the ratio of the medians.
@@ -25,10 +29,17 @@ export function summarise(scenario, servers, rounds) {
   const out = { servers: {}, ratios: {}, ratiosOfMedians: {} }
   for (const server of servers) {
     const runs = rounds.map((round) => round[server.id]).filter(Boolean)
-    const ok = runs.filter((run) => !run.error)
+    const ok = runs.filter(usable)
     const med = {}
     for (const key of scenario.metrics) med[key] = median(ok.map((run) => run[key]))
-    out.servers[server.id] = { label: server.label, median: med, runs, failed: runs.length - ok.length }
+    const unsupported = runs.filter((run) => run.unsupported)
+    out.servers[server.id] = {
+      label: server.label,
+      median: med,
+      runs,
+      failed: runs.filter((run) => run.error).length,
+      ...(unsupported.length ? { unsupported: unsupported.length, unsupportedReason: unsupported[0].unsupported } : {}),
+    }
   }
   for (const key of scenario.metrics) {
     if (METRICS[key].ratio === false) continue
@@ -42,7 +53,7 @@ export function summarise(scenario, servers, rounds) {
         const paired = rounds.map((round) => {
           const x = round[a.id]
           const y = round[b.id]
-          return x && y && !x.error && !y.error ? ratio(x[key], y[key]) : null
+          return usable(x) && usable(y) ? ratio(x[key], y[key]) : null
         })
         out.ratios[key][a.id][b.id] = median(paired)
         out.ratiosOfMedians[key][a.id][b.id] = ratio(out.servers[a.id].median[key], out.servers[b.id].median[key])
@@ -72,11 +83,18 @@ export function scenarioMarkdown(scenario, load, servers, summary, skipped = [])
   const present = servers.filter((s) => summary.servers[s.id]?.runs.length)
   const lines = [`## ${scenario.name}: ${scenario.title}`, '', `${scenario.about}. Load: ${load}.`, '']
   if (skipped.length) lines.push(`Not run here: ${skipped.map((s) => `${s.label} (${s.reason})`).join(', ')}.`, '')
+  if (scenario.tls) lines.push(...tlsLines(scenario, present, summary))
+  const other = present.flatMap((s) => summary.servers[s.id].runs.map((run) => run.serverCoreOtherPct)).filter((v) => typeof v === 'number')
+  if (other.length) {
+    lines.push(`Other processes on the server's CPU during the measured runs (the machine's noise): median ${Math.round(median(other))}%, at most ${Math.round(Math.max(...other))}% of a CPU.`, '')
+  }
   const header = ['server', ...scenario.metrics.map((key) => METRICS[key].title)]
   const rows = present.map((s) => {
     const entry = summary.servers[s.id]
+    if (entry.unsupported && entry.unsupported === entry.runs.length) return [`${s.label} (${entry.unsupportedReason})`, ...scenario.metrics.map(() => '—')]
     const cells = scenario.metrics.map((key) => (entry.median[key] === null ? 'n/a' : METRICS[key].format(entry.median[key])))
-    return [entry.failed ? `${s.label} (${entry.failed} failed)` : s.label, ...cells]
+    const notes = [entry.failed ? `${entry.failed} failed` : null, entry.unsupported ? `${entry.unsupported} not resumed` : null].filter(Boolean)
+    return [notes.length ? `${s.label} (${notes.join(', ')})` : s.label, ...cells]
   })
   lines.push(markdownTable(header, rows))
   const ratioKeys = scenario.metrics.filter((key) => METRICS[key].ratio !== false)
@@ -93,6 +111,95 @@ export function scenarioMarkdown(scenario, load, servers, summary, skipped = [])
     }
   }
   return lines.join('\n')
+}
+
+/**
+ * What each server negotiated in a TLS scenario (from its first measurement that has it):
+ * openssl s_client's protocol, cipher suite and group, which are wrk's (both use libssl's
+ * defaults), h2load's where it was the client, and in tls-resume how many of the s_time
+ * -reuse connections were resumed.
+ */
+export function tlsLines(scenario, servers, summary) {
+  const lines = []
+  const first = (s, key) => summary.servers[s.id].runs.find((run) => run[key])?.[key]
+  const negotiated = servers.map((s) => [s, first(s, 'tls')]).filter(([, tls]) => tls)
+  if (negotiated.length) {
+    const text = (t) => [t.protocol, t.cipher, t.group].filter(Boolean).join(' ')
+    lines.push(`Negotiated (openssl s_client, libssl's defaults as wrk's): ${negotiated.map(([s, t]) => `${s.label} ${text(t)}`).join('; ')}.`, '')
+  }
+  const h2 = servers.map((s) => [s, first(s, 'h2loadTls')]).filter(([, t]) => t)
+  if (h2.length) lines.push(`h2load negotiated: ${h2.map(([s, t]) => `${s.label} ${[t.protocol, t.cipher, t.group].filter(Boolean).join(' ')}`).join('; ')}.`, '')
+  const resumed = servers.map((s) => [s, first(s, 'resumption')]).filter(([, r]) => r)
+  if (resumed.length) {
+    lines.push(
+      `Session resumption (openssl s_time -reuse, 1 s before the load): ${resumed
+        .map(([s, r]) => `${s.label} ${r.reused.toLocaleString('en-US')} of ${(r.reused + r.full).toLocaleString('en-US')} resumed${r.resumes ? '' : ' (does not resume)'}`)
+        .join('; ')}.`,
+      '',
+    )
+  }
+  const observed = servers.map((s) => [s, first(s, 'observed')]).filter(([, o]) => o)
+  if (observed.length) {
+    const who = scenario.kind === 'handshake' ? 'one h2load run of 64 clients' : 'wrk, 8 connections for 1 s'
+    lines.push(
+      `Handshakes seen in the servers' ServerHellos (${who}, through a relay that reads them, before the load): ${observed
+        .map(([s, o]) => `${s.label} ${o.full.toLocaleString('en-US')} full, ${o.resumed.toLocaleString('en-US')} resumed${o.tls12 ? `, ${o.tls12} TLS 1.2` : ''}`)
+        .join('; ')}.`,
+      '',
+    )
+  }
+  return lines
+}
+
+/**
+ * TLS against plaintext, per server, when a run has both `hello` and `tls-hello` (both
+ * keep-alive GET / with the same connections): CPU µs per request and requests/s of each,
+ * and TLS ÷ plaintext (ratio of the medians: the two scenarios ran minutes apart, so their
+ * rounds do not pair). harrier's target: TLS hello CPU per request ≤ 1.3× its own plaintext.
+ * Null when the run lacks one of the two.
+ */
+export function tlsOverPlain(results, servers) {
+  const plain = results.hello
+  const tls = results['tls-hello']
+  if (!plain || !tls) return null
+  const rows = {}
+  for (const s of servers) {
+    const p = plain.servers[s.id]?.median
+    const t = tls.servers[s.id]?.median
+    if (!p || !t) continue
+    rows[s.id] = {
+      label: s.label,
+      plainCpuUsPerRequest: p.cpuUsPerRequest,
+      tlsCpuUsPerRequest: t.cpuUsPerRequest,
+      cpuRatio: ratio(t.cpuUsPerRequest, p.cpuUsPerRequest),
+      plainRequestsPerSec: p.requestsPerSec,
+      tlsRequestsPerSec: t.requestsPerSec,
+      requestsRatio: ratio(t.requestsPerSec, p.requestsPerSec),
+    }
+  }
+  return Object.keys(rows).length ? rows : null
+}
+
+export function tlsOverPlainMarkdown(rows) {
+  if (!rows) return ''
+  const f = (v, digits) => (v === null || v === undefined ? 'n/a' : v.toFixed(digits))
+  const table = Object.values(rows).map((r) => [
+    r.label,
+    f(r.plainCpuUsPerRequest, 2),
+    f(r.tlsCpuUsPerRequest, 2),
+    formatRatio(r.cpuRatio) + (r.label.startsWith('harrier') && r.cpuRatio !== null ? (r.cpuRatio <= 1.3 ? ' (≤ 1.3×: met)' : ' (> 1.3×: not met)') : ''),
+    r.plainRequestsPerSec === null ? 'n/a' : Math.round(r.plainRequestsPerSec).toLocaleString('en-US'),
+    r.tlsRequestsPerSec === null ? 'n/a' : Math.round(r.tlsRequestsPerSec).toLocaleString('en-US'),
+    formatRatio(r.requestsRatio),
+  ])
+  return [
+    '## TLS against plaintext: tls-hello ÷ hello',
+    '',
+    "Each server's tls-hello against its own hello in this run (both keep-alive GET / on the same connections): " +
+      'ratio of the medians. harrier\'s target: TLS CPU per request at most 1.3× its plaintext.',
+    '',
+    markdownTable(['server', 'hello CPU µs/req', 'tls-hello CPU µs/req', 'CPU TLS ÷ plain', 'hello req/s', 'tls-hello req/s', 'req/s TLS ÷ plain'], table),
+  ].join('\n')
 }
 
 export function headerMarkdown(meta) {
@@ -132,6 +239,8 @@ export function summaryMarkdown(results, servers) {
     const m = entry.median
     const f = (key) => (m[key] === null || m[key] === undefined ? 'n/a' : METRICS[key].format(m[key]))
     if (entry.runs.length && entry.failed === entry.runs.length) return 'failed'
+    if (entry.unsupported && entry.unsupported + entry.failed === entry.runs.length) return 'not resumed'
+    if (scenario.metrics?.includes('handshakesPerSec')) return `${f('handshakesPerSec')} · ${f('cpuUsPerHandshake')} µs`
     if (scenario.kind === 'idle' || scenario.kind === 'ws-idle') return `${f('kibPerConnection')} KiB`
     if (scenario.metrics?.includes('messagesPerSec')) return `${f('messagesPerSec')} · ${f('cpuUsPerMessage')} µs`
     if (scenario.metrics?.includes('deliveriesPerSec')) return `${f('deliveriesPerSec')} · ${f('cpuUsPerDelivery')} µs`
@@ -145,7 +254,8 @@ export function summaryMarkdown(results, servers) {
     '',
     'Medians. Load scenarios: requests/s · server CPU µs per request (static files: · body MiB/s); idle-10k: RSS per idle connection; ' +
       'rss-growth: RSS growth from the first phase to the end; ws-echo-*: messages/s · CPU µs per message; ws-broadcast: deliveries/s · ' +
-      'CPU µs per delivery; ws-idle-10k: RSS per idle WebSocket. — : not run there. Details and ratios below.',
+      'CPU µs per delivery; ws-idle-10k: RSS per idle WebSocket; tls-handshake, tls-resume: handshakes/s · CPU µs per handshake. ' +
+      '— : not run there. Details and ratios below.',
     '',
     markdownTable(['scenario', ...servers.map((s) => s.label)], rows),
   ].join('\n')

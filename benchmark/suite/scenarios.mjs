@@ -2,8 +2,10 @@
 // reports. `kind` picks how it is measured (see run.mjs): `wrk` (throughput and latency
 // over a fixed time), `idle` (RSS per idle keep-alive connection), `growth` (RSS after
 // many requests against RSS after the first ones), `ws` (WebSocket messages over a fixed
-// time, benchmark/ws-load), `ws-idle` (RSS per idle WebSocket). `default: false`: not in
-// the set that runs when no --scenario is given (the WebSocket scenarios).
+// time, benchmark/ws-load), `ws-idle` (RSS per idle WebSocket), `handshake` (full TLS
+// handshakes, one request each, h2load runs one after the other). `tls`: over TLS (the
+// run's certificate, see tls.mjs). `default: false`: not in the set that runs when no
+// --scenario is given (the WebSocket and TLS scenarios).
 
 import { request } from './servers.mjs'
 import { STATIC_FILES, STATIC_PREFIX, sha256, staticFiles } from './static.mjs'
@@ -42,6 +44,13 @@ export const METRICS = {
   deliveriesPerSec: { title: 'deliveries/s', better: 'higher', format: (v) => Math.round(v).toLocaleString('en-US') },
   cpuUsPerDelivery: { title: 'CPU µs/delivery', better: 'lower', format: (v) => v.toFixed(3) },
   ctxPerDelivery: { title: 'ctx sw/delivery', better: 'lower', format: (v) => v.toFixed(4) },
+  // TLS scenarios: per handshake (one request on each connection), and the load
+  // generator's own CPU (its utime + stime ÷ the run's wall time: 100 % is its whole core,
+  // and then the figures per second are the client's limit, not the server's).
+  handshakesPerSec: { title: 'handshakes/s', better: 'higher', format: (v) => Math.round(v).toLocaleString('en-US') },
+  cpuUsPerHandshake: { title: 'CPU µs/handshake', better: 'lower', format: (v) => v.toFixed(1) },
+  ctxPerHandshake: { title: 'ctx sw/handshake', better: 'lower', format: (v) => v.toFixed(3) },
+  clientCpuPct: { title: 'client CPU', better: 'lower', format: (v) => `${Math.round(v)}%`, ratio: false },
 }
 
 export function formatMs(ms) {
@@ -55,6 +64,10 @@ const WS_ECHO_METRICS = ['messagesPerSec', 'p50Ms', 'p99Ms', 'cpuUsPerMessage', 
 const WS_BROADCAST_METRICS = ['deliveriesPerSec', 'p50Ms', 'p99Ms', 'cpuUsPerDelivery', 'ctxPerDelivery', 'rssMiB']
 const IDLE_METRICS = ['connections', 'rssBeforeMiB', 'rssAfterMiB', 'kibPerConnection', 'rssAfterCloseMiB']
 const STATIC_METRICS = ['requestsPerSec', 'transferMiBps', 'p50Ms', 'p99Ms', 'cpuUsPerRequest', 'ctxPerRequest', 'rssStartMiB', 'rssMaxMiB', 'rssEndMiB']
+const TLS_LOAD_METRICS = [...LOAD_METRICS, 'clientCpuPct']
+const TLS_STATIC_METRICS = ['requestsPerSec', 'transferMiBps', 'p50Ms', 'p99Ms', 'cpuUsPerRequest', 'ctxPerRequest', 'rssMaxMiB', 'clientCpuPct']
+const HANDSHAKE_METRICS = ['handshakesPerSec', 'cpuUsPerHandshake', 'ctxPerHandshake', 'rssMiB', 'clientCpuPct']
+const RESUME_METRICS = ['handshakesPerSec', 'p50Ms', 'p99Ms', 'cpuUsPerHandshake', 'ctxPerHandshake', 'rssMiB', 'clientCpuPct']
 
 // ---------------------------------------------------------------- answers
 
@@ -253,7 +266,75 @@ export const SCENARIOS = [
     metrics: ['rssFirstMiB', 'rssLastMiB', 'growthMiB', 'growthPct', 'requestsPerSec', 'p99Ms', 'cpuUsPerRequest', 'ctxPerRequest'],
   },
   ...WS_SCENARIOS(),
+  ...TLS_SCENARIOS(),
 ]
+
+/**
+ * The TLS scenarios, over the run's certificate (ECDSA P-256, made with openssl at run
+ * time): each server started with BENCH_TLS_CERT and BENCH_TLS_KEY, every check made over
+ * TLS. Not in the default set: `--scenario tls` runs them all. `tls.batch`: clients of
+ * each h2load run in tls-handshake; `tls.resume`: tls-resume checks first that the server
+ * resumes sessions (openssl s_time -reuse), and reports it as not resuming otherwise.
+ */
+function TLS_SCENARIOS() {
+  return [
+    loadScenario({
+      name: 'tls-hello',
+      default: false,
+      tls: {},
+      title: 'GET / → "Hello, World!" over TLS, keep-alive, 64 connections',
+      about:
+        'the hello scenario over TLS: the handshakes happen once per connection at the start (before the warm-up), ' +
+        'so the figures are the cost of TLS records (encrypting and decrypting) on the request path; compare with hello, its plaintext counterpart',
+      path: '/',
+      probe: helloProbe,
+      metrics: TLS_LOAD_METRICS,
+    }),
+    {
+      name: 'tls-handshake',
+      kind: 'handshake',
+      default: false,
+      tls: { batch: 256 },
+      title: 'full TLS handshakes, a new connection for each GET / (h2load --h1 -c256 -n256, run after run)',
+      about:
+        'a full TLS 1.3 handshake (ECDHE, the certificate and its ECDSA signature) for every request: h2load runs of 256 new clients ' +
+        'with one request each, one run after the other; no client offers a session. The client does more crypto per handshake ' +
+        '(an ECDSA verify) than the server (an ECDSA sign), so the load generator\'s core can be the limit of handshakes/s (see client CPU): ' +
+        'CPU µs per handshake is the server\'s figure either way',
+      path: '/',
+      probe: helloProbe,
+      metrics: HANDSHAKE_METRICS,
+    },
+    loadScenario({
+      name: 'tls-resume',
+      default: false,
+      tls: { resume: true, perHandshake: true },
+      headers: ['Connection: close'],
+      title: 'resumed TLS handshakes, a new connection for each GET / (wrk -H "Connection: close")',
+      about:
+        'the server closes each connection after its answer and wrk reconnects, offering the session (TLS 1.3 ticket) it got before: ' +
+        'an abbreviated handshake (PSK with ECDHE, no certificate, no signature) for every request. Checked first, for 1 s each, with ' +
+        "openssl s_time -reuse (one session offered again and again) and with wrk itself through a relay that reads each ServerHello (every " +
+        'connection offering the ticket of the one before): a server that resumes fewer than 90 % of either is reported as not resuming, without figures',
+      path: '/',
+      probe: helloProbe,
+      metrics: RESUME_METRICS,
+    }),
+    loadScenario({
+      name: 'tls-static-1m',
+      default: false,
+      tls: {},
+      title: `GET ${STATIC_PREFIX}1m.bin over TLS → a static file of 1 MiB (random bytes)`,
+      about:
+        'a file of 1 MiB over TLS, keep-alive: encrypting the body (no sendfile: the bytes go through the TLS library). ' +
+        "harrier's app.static, node:https with fs.createReadStream, nginx's static location",
+      path: `${STATIC_PREFIX}1m.bin`,
+      static: { file: '1m.bin', size: STATIC_FILES['1m.bin'] },
+      probe: { request: { path: `${STATIC_PREFIX}1m.bin` }, check: expectFile('1m.bin') },
+      metrics: TLS_STATIC_METRICS,
+    }),
+  ]
+}
 
 /**
  * The WebSocket scenarios, run by benchmark/ws-load (built with cargo on first use) on
@@ -314,16 +395,23 @@ function WS_SCENARIOS() {
 export const DEFAULT_SCENARIOS = SCENARIOS.filter((s) => s.default !== false)
 
 /** Names that stand for several scenarios in --scenario. */
-export const SCENARIO_GROUPS = { ws: SCENARIOS.filter((s) => s.ws).map((s) => s.name) }
+export const SCENARIO_GROUPS = { ws: SCENARIOS.filter((s) => s.ws).map((s) => s.name), tls: SCENARIOS.filter((s) => s.tls).map((s) => s.name) }
 
 /**
  * Why `server` does not take part in `scenario`, or null when it does. The static
  * scenarios need a server that serves the files (harrier, node:http, nginx); the others
  * need the suite's routes, except that the floor, which answers every request head with
  * its hello, runs the `GET /`-like ones. The WebSocket scenarios need the server's ws
- * routes (and, for ws-echo-deflate, permessage-deflate); node-ws runs only those.
+ * routes (and, for ws-echo-deflate, permessage-deflate); node-ws runs only those. The TLS
+ * scenarios need a server that does TLS here; nginx, which has no routes, runs them too
+ * (its TLS server block answers GET / with the hello).
  */
 export function skipReason(scenario, server) {
+  if (scenario.tls) {
+    if (!server.tls) return 'does no TLS in this suite'
+    if (scenario.static) return server.static ? null : 'serves no static files in this suite'
+    return server.routes || server.tlsHello ? null : 'answers only GET / (a fixed hello)'
+  }
   if (scenario.ws) {
     if (server.ws?.includes(scenario.ws.feature)) return null
     if (!server.ws?.length) return 'has no WebSocket routes in this suite'
@@ -335,7 +423,7 @@ export function skipReason(scenario, server) {
   if (scenario.static) return server.static ? null : 'serves no static files in this suite'
   if (server.routes) return null
   if (server.hello && scenario.floor) return null
-  return server.hello ? 'answers only GET / (a fixed hello)' : 'runs only the static-file scenarios'
+  return server.hello ? 'answers only GET / (a fixed hello)' : 'runs only the static-file and TLS scenarios'
 }
 
 export function applies(scenario, server) {
@@ -351,7 +439,7 @@ export async function probe(scenario, server, port) {
   if (!scenario.probe) return null
   if (server.name === 'floor' && scenario.probe !== helloProbe) return null
   const { request: req, check } = scenario.probe
-  const res = await request(port, { ...req, timeout: 5000 })
+  const res = await request(port, { ...req, timeout: 5000, tls: Boolean(scenario.tls) })
   const problem = server.name === 'floor' ? (res.status === 200 && res.body.toString() === HELLO ? null : expectText(res)) : check(res)
   return problem ? `${scenario.name}: ${server.label} answered ${req.method ?? 'GET'} ${req.path} wrongly: ${problem}` : null
 }

@@ -4,6 +4,7 @@
 import { execFileSync, spawn, spawnSync } from 'node:child_process'
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readSync, readdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs'
 import http from 'node:http'
+import https from 'node:https'
 import net from 'node:net'
 import os from 'node:os'
 import { join } from 'node:path'
@@ -11,6 +12,8 @@ import { join } from 'node:path'
 import { childPids, executable } from './proc.mjs'
 import { paths } from './paths.mjs'
 import { HONO_SERVERS } from './hono.mjs'
+import { tlsCert, tlsEnv } from './tls.mjs'
+import { findCommand } from './tools.mjs'
 
 /**
  * Every server the suite knows, in the order tables list them. `routes`: it has the
@@ -18,23 +21,27 @@ import { HONO_SERVERS } from './hono.mjs'
  * "Hello, World!" (the readiness check); `static`: it serves the static scenarios' files
  * under /static/; `ws`: what it has of the WebSocket routes (/ws/echo, /ws/broadcast:
  * `echo`, `broadcast`) and whether it does permessage-deflate (`deflate`); `wsOnly`: it
- * runs the WebSocket scenarios and no other (see `applies` in scenarios.mjs for who runs
- * where).
+ * runs the WebSocket scenarios and no other; `tls`: its file (or config) serves the same
+ * over TLS when the suite passes a certificate (BENCH_TLS_CERT, BENCH_TLS_KEY); `tlsHello`:
+ * over TLS it answers GET / with "Hello, World!" though it has no routes (nginx's TLS
+ * server block). See `applies` in scenarios.mjs for who runs where.
  */
 const WS_ALL = ['echo', 'broadcast', 'deflate']
 export const SERVERS = {
-  harrier: { label: 'harrier', runtime: 'node', script: 'harrier.mjs', routes: true, hello: true, static: true, ws: WS_ALL },
-  node: { label: 'node:http', runtime: 'node', script: 'node-http.mjs', routes: true, hello: true, static: true, ws: [] },
-  fastify: { label: 'fastify', runtime: 'node', script: 'fastify.mjs', routes: true, hello: true, static: false, ws: [] },
+  harrier: { label: 'harrier', runtime: 'node', script: 'harrier.mjs', routes: true, hello: true, static: true, ws: WS_ALL, tls: true },
+  // node:https instead of node:http when the suite passes a certificate.
+  node: { label: 'node:http', runtime: 'node', script: 'node-http.mjs', routes: true, hello: true, static: true, ws: [], tls: true },
+  fastify: { label: 'fastify', runtime: 'node', script: 'fastify.mjs', routes: true, hello: true, static: false, ws: [], tls: true },
   // Deno's WebSocket server does not negotiate permessage-deflate.
-  deno: { label: 'deno', runtime: 'deno', script: 'deno.mjs', routes: true, hello: true, static: false, ws: ['echo', 'broadcast'] },
-  bun: { label: 'bun', runtime: 'bun', script: 'bun.mjs', routes: true, hello: true, static: false, ws: WS_ALL },
+  deno: { label: 'deno', runtime: 'deno', script: 'deno.mjs', routes: true, hello: true, static: false, ws: ['echo', 'broadcast'], tls: true },
+  bun: { label: 'bun', runtime: 'bun', script: 'bun.mjs', routes: true, hello: true, static: false, ws: WS_ALL, tls: true },
   // node:http with the `ws` package: the WebSocket routes (and GET /) only.
   'node-ws': { label: 'node-ws', runtime: 'node', script: 'node-ws.mjs', routes: false, hello: true, static: false, ws: WS_ALL, wsOnly: true },
   // Answers every request head with the same fixed "Hello, World!", parsing nothing.
   floor: { label: 'floor', runtime: 'floor', script: null, routes: false, hello: true, static: false, ws: [] },
   // Debian's nginx, one process (master_process off), from a config written per run.
-  nginx: { label: 'nginx', runtime: 'nginx', script: null, routes: false, hello: false, static: true, ws: [] },
+  // Over TLS (the tls scenarios), its server block also answers GET / with the hello.
+  nginx: { label: 'nginx', runtime: 'nginx', script: null, routes: false, hello: false, static: true, ws: [], tls: true, tlsHello: true },
 }
 
 const ALIASES = { 'node:http': 'node', 'node-http': 'node', http: 'node', 'deno.serve': 'deno', 'bun.serve': 'bun', 'node+ws': 'node-ws', ws: 'node-ws' }
@@ -137,9 +144,8 @@ export function cleanupFloor() {
 
 /** The nginx binary (Debian puts it in /usr/sbin, which a user's PATH may lack). */
 export function nginxBinary() {
-  for (const file of [...(process.env.PATH ?? '').split(':').filter(Boolean).map((dir) => join(dir, 'nginx')), '/usr/sbin/nginx']) {
-    if (existsSync(file)) return realpathSync(file)
-  }
+  const file = findCommand('nginx')
+  if (file) return realpathSync(file)
   throw new Error('nginx is not installed: apt-get install nginx-light (or nginx)')
 }
 
@@ -157,9 +163,12 @@ function nginxConfigureArgs() {
  * nginx's configuration for one run: one process in the foreground (so that the pid the
  * suite starts is the one that serves), every path in `dir`, the static files under
  * /static/. Temp-path directives only for the modules this nginx was built with
- * (`configure`: the output of `nginx -V`).
+ * (`configure`: the output of `nginx -V`). `tls` (`{ cert, key }`, paths): the server
+ * listens with TLS (1.2 and 1.3, the default ciphers, a shared session cache and session
+ * tickets, so that clients can resume) and answers GET / with the hello, as the other
+ * servers do, rather than the plaintext config's 204.
  */
-export function nginxConfig({ dir, port, staticDir, connections = 64, configure = nginxConfigureArgs() }) {
+export function nginxConfig({ dir, port, staticDir, connections = 64, tls = null, configure = nginxConfigureArgs() }) {
   const temp = [
     ['client_body_temp_path', 'client_body', null],
     ['proxy_temp_path', 'proxy', 'http_proxy'],
@@ -192,12 +201,27 @@ http {
 ${temp.join('\n')}
 
     server {
-        listen 127.0.0.1:${port};
+${
+  tls
+    ? `        listen 127.0.0.1:${port} ssl;
+        ssl_certificate ${tls.cert};
+        ssl_certificate_key ${tls.key};
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_session_cache shared:SSL:10m;
+        ssl_session_tickets on;
+        root ${root};
+        # The hello, as every other server answers it (and the suite's readiness check).
+        location = / {
+            default_type text/plain;
+            return 200 "Hello, World!";
+        }`
+    : `        listen 127.0.0.1:${port};
         root ${root};
         # The suite's readiness check (GET /), so that it leaves nothing in the error log.
         location = / {
             return 204;
-        }
+        }`
+}
         location /static/ {
             alias ${root}/;
         }
@@ -207,13 +231,13 @@ ${temp.join('\n')}
 }
 
 /** The command line that runs a server, with the executable the server process will have. */
-export function command(server, { port, staticDir, connections } = {}) {
+export function command(server, { port, staticDir, connections, tls } = {}) {
   switch (server.runtime) {
     case 'nginx': {
       const dir = mkdtempSync(join(os.tmpdir(), 'harrier-bench-nginx-'))
       liveDirs.add(dir)
       const conf = join(dir, 'nginx.conf')
-      writeFileSync(conf, nginxConfig({ dir, port, staticDir, connections }))
+      writeFileSync(conf, nginxConfig({ dir, port, staticDir, connections, tls: tls ? tlsCert() : null }))
       return {
         exe: nginxBinary(),
         args: ['-p', dir, '-c', conf, '-e', join(dir, 'error.log')],
@@ -228,7 +252,8 @@ export function command(server, { port, staticDir, connections } = {}) {
       return { exe: process.execPath, args: [join(paths.servers, server.script)] }
     case 'deno': {
       const exe = denoBinary()
-      return { exe, args: ['run', '--allow-net', '--allow-env', '--no-prompt', join(paths.servers, server.script)] }
+      // --allow-read for the certificate and key, in the TLS scenarios.
+      return { exe, args: ['run', '--allow-net', '--allow-env', ...(tls ? ['--allow-read'] : []), '--no-prompt', join(paths.servers, server.script)] }
     }
     case 'bun':
       return { exe: bunBinary(), args: [join(paths.servers, server.script)] }
@@ -274,21 +299,35 @@ export function freePort() {
 
 /**
  * One HTTP exchange on a fresh keep-alive connection (as the load generators send them),
- * closed afterwards; the body is returned as a Buffer.
+ * closed afterwards; the body is returned as a Buffer. `tls`: over TLS, the server's
+ * certificate checked against the run's (its subjectAltName has 127.0.0.1); a server that
+ * answers in plaintext on the TLS port fails at once, saying so.
  */
-export function request(port, { method = 'GET', path = '/', headers = {}, body = null, timeout = 2000 } = {}) {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
+export function request(port, { method = 'GET', path = '/', headers = {}, body = null, timeout = 2000, tls = false } = {}) {
+  const agent = tls ? new https.Agent({ keepAlive: true, maxSockets: 1, ca: tlsCert().certPem }) : new http.Agent({ keepAlive: true, maxSockets: 1 })
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, method, path, headers, agent, timeout }, (res) => {
+    const req = (tls ? https : http).request({ host: '127.0.0.1', port, method, path, headers, agent, timeout }, (res) => {
       const chunks = []
       res.on('data', (chunk) => chunks.push(chunk))
       res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) }))
       res.on('error', reject)
     })
     req.on('timeout', () => req.destroy(new Error(`no answer to ${method} ${path} within ${timeout} ms`)))
-    req.on('error', reject)
+    req.on('error', (error) => reject(tls && isPlaintextAnswer(error) ? new PlaintextError(port, error) : error))
     req.end(body ?? undefined)
   }).finally(() => agent.destroy())
+}
+
+/** OpenSSL's errors when the bytes that came back are not TLS (an HTTP answer, say). */
+export function isPlaintextAnswer(error) {
+  return error?.code === 'ERR_SSL_WRONG_VERSION_NUMBER' || error?.code === 'ERR_SSL_PACKET_LENGTH_TOO_LONG' || /wrong version number|packet length too long/i.test(error?.message ?? '')
+}
+
+export class PlaintextError extends Error {
+  constructor(port, cause) {
+    super(`the server on port ${port} answered a TLS ClientHello with something that is not TLS (${cause.code ?? cause.message}): it serves plaintext HTTP there, so its TLS was not turned on (a build without TLS ignores the option)`)
+    this.plaintext = true
+  }
 }
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
@@ -319,11 +358,13 @@ export const RAISE_NOFILE = 'ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit 
  * `context.staticDir`: the static scenarios' directory, served under /static/ (given to
  * the Node servers as BENCH_STATIC_DIR, written into nginx's config). `context.env`: more
  * environment for the server (the WebSocket scenarios' BENCH_WS, BENCH_WS_DEFLATE).
+ * `context.tls`: the TLS scenarios: the run's certificate and key passed as BENCH_TLS_CERT
+ * and BENCH_TLS_KEY (written into nginx's config), and every check made over TLS.
  */
 export async function startServer(server, cpus, context = {}) {
   const port = await freePort()
   const { exe, args, cleanup, errorLog } = command(server, { port, ...context })
-  const extraEnv = { ...(context.staticDir ? { BENCH_STATIC_DIR: context.staticDir } : {}), ...context.env }
+  const extraEnv = { ...(context.staticDir ? { BENCH_STATIC_DIR: context.staticDir } : {}), ...(context.tls ? tlsEnv() : {}), ...context.env }
   const child = spawn('sh', ['-c', RAISE_NOFILE, 'sh', 'taskset', '-c', cpus, exe, ...args], {
     cwd: paths.root,
     env: { ...process.env, ...server.env, ...extraEnv, PORT: String(port), NODE_ENV: 'production', DENO_NO_UPDATE_CHECK: '1' },
@@ -374,14 +415,19 @@ export async function startServer(server, cpus, context = {}) {
     }
     let res
     try {
-      res = await request(port, { timeout: 1000 })
+      res = await request(port, { timeout: 1000, tls: Boolean(context.tls) })
     } catch (error) {
+      if (error.plaintext) {
+        await stopServer(handle)
+        throw new Error(`${server.label}: ${error.message}`)
+      }
       lastError = error
       await sleep(50)
       continue
     }
-    // nginx has no hello: its config answers GET / with 204 for this check.
-    if (server.hello ? res.status !== 200 || res.body.toString() !== 'Hello, World!' : res.status !== 204) {
+    // nginx has no hello: its config answers GET / with 204 for this check (over TLS, the hello).
+    const hello = server.hello || (context.tls && server.tlsHello)
+    if (hello ? res.status !== 200 || res.body.toString() !== 'Hello, World!' : res.status !== 204) {
       await stopServer(handle)
       throw new Error(`${server.label}: GET / answered ${res.status} ${JSON.stringify(res.body.toString().slice(0, 200))}`)
     }

@@ -13,6 +13,7 @@ export const STATIC_PREFIX = '/static/'
 export const STATIC_FILES = {
   '1k.bin': 1024,
   '64k.bin': 64 * 1024,
+  '1m.bin': 1024 * 1024,
   '10m.bin': 10 * 1024 * 1024,
 }
 

@@ -6,12 +6,13 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import test from 'node:test'
 
-import { parseWrk, parseWrkBytes } from './load.mjs'
-import { median, scenarioMarkdown, summarise, summaryMarkdown } from './report.mjs'
+import { parseWrk, parseWrkBytes, wrkArgs } from './load.mjs'
+import { median, scenarioMarkdown, summarise, summaryMarkdown, tlsOverPlain, tlsOverPlainMarkdown } from './report.mjs'
 import { delta, rssSummary, sampleRss } from './proc.mjs'
 import { DEFAULT_SCENARIOS, SCENARIOS, SCENARIO_GROUPS, applies, expectFile, probe, skipReason } from './scenarios.mjs'
 import { nginxConfig, parseServerSpec } from './servers.mjs'
 import { bodyMiBps, cleanupStatic, staticFiles } from './static.mjs'
+import { certArgs, h2loadArgs, parseH2load, parseSClientBrief, parseSTime, resumesReconnections, serverHelloKind } from './tls.mjs'
 import { parseWsLoadLine, wsFigures, wsLoadArgs } from './ws.mjs'
 
 const WRK_OUTPUT = `Running 2s test @ http://127.0.0.1:41234/
@@ -142,7 +143,7 @@ test('static scenarios: who takes part, and why the others do not', () => {
   assert.equal(scenario('static-64k').path, '/static/64k.bin')
   for (const name of ['harrier', 'node', 'nginx', 'harrier:HARRIER_IO=uring']) assert.equal(skipReason(scenario('static-1k'), server(name)), null, name)
   for (const name of ['fastify', 'deno', 'bun', 'floor']) assert.match(skipReason(scenario('static-1k'), server(name)), /no static files/, name)
-  assert.match(skipReason(scenario('hello'), server('nginx')), /only the static-file scenarios/)
+  assert.match(skipReason(scenario('hello'), server('nginx')), /only the static-file and TLS scenarios/)
   assert.equal(applies(scenario('hello'), server('floor')), true)
   assert.match(skipReason(scenario('json'), server('floor')), /only GET \//)
   assert.equal(applies(scenario('json'), server('harrier')), true)
@@ -326,4 +327,173 @@ test('ws reports: per-message figures, ratios, summary cells', () => {
   const md = scenarioMarkdown(echo, 'ws-load', servers, s, [{ label: 'node:http', reason: 'has no WebSocket routes in this suite' }])
   assert.match(md, /\| server +\| +msg\/s \| +p50 \| +p99 \| +CPU µs\/msg \| +ctx sw\/msg \| +RSS MiB \|/)
   assert.match(md, /Not run here: node:http \(has no WebSocket routes in this suite\)\./)
+})
+
+// ---------------------------------------------------------------- TLS scenarios
+
+test('tls scenarios: not in the default set, the group, who takes part, and why the others do not', () => {
+  const names = ['tls-hello', 'tls-handshake', 'tls-resume', 'tls-static-1m']
+  assert.deepEqual(SCENARIO_GROUPS.tls, names)
+  assert.ok(!DEFAULT_SCENARIOS.some((s) => s.tls))
+  const scenario = (name) => SCENARIOS.find((s) => s.name === name)
+  const server = (name) => parseServerSpec(name)
+  for (const name of ['tls-hello', 'tls-handshake', 'tls-resume']) {
+    for (const id of ['harrier', 'harrier:HARRIER_DRIVER=threads', 'node', 'fastify', 'bun', 'deno', 'nginx']) assert.equal(skipReason(scenario(name), server(id)), null, `${name} ${id}`)
+    for (const id of ['floor', 'node-ws']) assert.match(skipReason(scenario(name), server(id)), /no TLS/, `${name} ${id}`)
+  }
+  for (const id of ['harrier', 'node', 'nginx']) assert.equal(applies(scenario('tls-static-1m'), server(id)), true, id)
+  for (const id of ['bun', 'deno', 'fastify']) assert.match(skipReason(scenario('tls-static-1m'), server(id)), /no static files/, id)
+  assert.equal(scenario('tls-static-1m').static.size, 2 ** 20)
+  assert.equal(scenario('tls-static-1m').path, '/static/1m.bin')
+  assert.equal(scenario('tls-handshake').kind, 'handshake')
+  assert.ok(scenario('tls-resume').tls.resume)
+  assert.deepEqual(scenario('tls-resume').headers, ['Connection: close'])
+  // Plaintext nginx still runs only the static files.
+  assert.match(skipReason(scenario('hello'), server('nginx')), /static-file and TLS/)
+  assert.equal(applies(scenario('static-1k'), server('nginx')), true)
+})
+
+test('tls: wrk and h2load command lines, the certificate command', () => {
+  assert.deepEqual(wrkArgs({ port: 4321, path: '/', connections: 64, seconds: 3, tls: true, headers: ['Connection: close'] }), [
+    'wrk', '-t1', '-c64', '-d3s', '--timeout', '10s', '--latency', '-H', 'Connection: close', 'https://127.0.0.1:4321/',
+  ])
+  assert.equal(wrkArgs({ port: 1, path: '/x', connections: 4, seconds: 1 }).at(-1), 'http://127.0.0.1:1/x')
+  assert.deepEqual(h2loadArgs({ port: 4321, batch: 256 }), ['h2load', '--h1', '-t1', '-c256', '-n256', 'https://127.0.0.1:4321/'])
+  const cert = certArgs('/tmp/c').join(' ')
+  assert.ok(cert.includes('-newkey ec -pkeyopt ec_paramgen_curve:prime256v1'))
+  assert.ok(cert.includes('subjectAltName=DNS:localhost,IP:127.0.0.1'))
+  assert.ok(cert.includes('-keyout /tmp/c/key.pem -out /tmp/c/cert.pem'))
+})
+
+const H2LOAD_RUN = `starting benchmark...
+spawning thread #0: 256 total client(s). 256 total requests
+TLS Protocol: TLSv1.3
+Cipher: TLS_AES_128_GCM_SHA256
+Server Temp Key: X25519 253 bits
+Application protocol: http/1.1
+progress: 10% done
+
+finished in 96.12ms, 2663.34 req/s, 418.74KB/s
+requests: 256 total, 256 started, 256 done, 255 succeeded, 1 failed, 0 errored, 0 timeout
+status codes: 255 2xx, 0 3xx, 0 4xx, 0 5xx
+traffic: 40.25KB (41216) total, 30.25KB (30976) headers (space savings 0.00%), 3.25KB (3328) data
+`
+
+test('h2load output: runs one after the other added up', () => {
+  const one = parseH2load(H2LOAD_RUN)
+  assert.equal(one.runs, 1)
+  assert.ok(Math.abs(one.seconds - 0.09612) < 1e-12)
+  assert.equal(one.succeeded, 255)
+  assert.equal(one.failed, 1)
+  assert.equal(one.status2xx, 255)
+  assert.equal(one.cipher, 'TLS_AES_128_GCM_SHA256')
+  assert.equal(one.group, 'X25519')
+  const two = parseH2load(H2LOAD_RUN + H2LOAD_RUN.replace('96.12ms', '1.5s'))
+  assert.equal(two.runs, 2)
+  assert.equal(two.succeeded, 510)
+  assert.ok(Math.abs(two.seconds - 1.59612) < 1e-9)
+  assert.equal(parseH2load('h2load: no such host').runs, 0)
+})
+
+test('openssl output: s_client -brief, s_time with resumed and new connections', () => {
+  const brief = `CONNECTION ESTABLISHED
+Protocol version: TLSv1.3
+Ciphersuite: TLS_AES_256_GCM_SHA384
+Peer certificate: CN = localhost
+Hash used: SHA256
+Signature type: ECDSA
+Verification error: self-signed certificate
+Server Temp Key: X25519, 253 bits
+DONE`
+  assert.deepEqual(parseSClientBrief(brief), { protocol: 'TLSv1.3', cipher: 'TLS_AES_256_GCM_SHA384', group: 'X25519', signature: 'ECDSA' })
+  assert.equal(parseSClientBrief('nothing').protocol, null)
+  const reused = parseSTime(`Collecting connection statistics for 1 seconds
+rrrrrrrrrr
+rrr*
+
+14 connections in 0.03s; 466.67 connections/user sec, bytes read 2184
+14 connections in 2 real seconds, 156 bytes read per connection
+`)
+  assert.deepEqual(reused, { connections: 14, userSeconds: 0.03, reused: 13, full: 1 })
+  const none = parseSTime('starting\n*****\n\n5 connections in 0.01s; 500.00 connections/user sec, bytes read 0\n')
+  assert.equal(none.reused, 0)
+  assert.equal(none.full, 5)
+})
+
+test('tls reports: handshake cells, a server that does not resume, TLS against plaintext', () => {
+  const resume = SCENARIOS.find((s) => s.name === 'tls-resume')
+  const servers = [parseServerSpec('harrier'), parseServerSpec('nginx'), parseServerSpec('deno')]
+  const figures = (rate, cpu) => ({ handshakesPerSec: rate, p50Ms: 1, p99Ms: 2, cpuUsPerHandshake: cpu, ctxPerHandshake: 0.1, rssMiB: 20, clientCpuPct: 80 })
+  const tls = { protocol: 'TLSv1.3', cipher: 'TLS_AES_256_GCM_SHA384', group: 'X25519' }
+  const s = summarise(resume, servers, [
+    {
+      harrier: { ...figures(4000, 50), tls, resumption: { reused: 99, full: 1, resumes: true } },
+      nginx: { ...figures(2000, 100), tls, resumption: { reused: 100, full: 0, resumes: true } },
+      deno: { unsupported: 'does not resume sessions: 0 of 50 resumed', tls, resumption: { reused: 0, full: 50, resumes: false } },
+    },
+  ])
+  assert.equal(s.ratios.handshakesPerSec.harrier.nginx, 2)
+  assert.equal(s.ratios.cpuUsPerHandshake.harrier.deno, null)
+  assert.equal(s.servers.deno.failed, 0)
+  assert.equal(s.servers.deno.unsupported, 1)
+  assert.equal(s.servers.deno.median.handshakesPerSec, null)
+  assert.equal(s.ratios.clientCpuPct, undefined) // no ratio table for the client's CPU
+  const md = scenarioMarkdown(resume, 'wrk', servers, s)
+  assert.match(md, /Negotiated \(openssl s_client[^)]*\): harrier TLSv1\.3 TLS_AES_256_GCM_SHA384 X25519; nginx/)
+  assert.match(md, /Session resumption \(openssl s_time -reuse, 1 s before the load\): harrier 99 of 100 resumed; nginx 100 of 100 resumed; deno 0 of 50 resumed \(does not resume\)\./)
+  assert.match(md, /\| deno \(does not resume sessions: 0 of 50 resumed\) +\| +— \|/)
+  assert.match(md, /\| server +\| +handshakes\/s \| +p50 \| +p99 \| +CPU µs\/handshake \| +ctx sw\/handshake \| +RSS MiB \| +client CPU \|/)
+  const table = summaryMarkdown({ 'tls-resume': { kind: 'wrk', metrics: resume.metrics, ...s } }, servers)
+  assert.match(table, /\| tls-resume +\| +4,000 · 50\.0 µs \| +2,000 · 100\.0 µs \| +not resumed \|/)
+
+  // tls-hello against hello, per server, in one run.
+  const hello = SCENARIOS.find((x) => x.name === 'hello')
+  const tlsHello = SCENARIOS.find((x) => x.name === 'tls-hello')
+  const load = (rps, cpu) => ({ requestsPerSec: rps, cpuUsPerRequest: cpu, p50Ms: 1, p99Ms: 2, ctxPerRequest: 0.1, rssMiB: 50, clientCpuPct: 90 })
+  const two = servers.slice(0, 2)
+  const results = {
+    hello: summarise(hello, two, [{ harrier: load(100_000, 4), nginx: load(90_000, 5) }]),
+    'tls-hello': summarise(tlsHello, two, [{ harrier: load(80_000, 5), nginx: load(70_000, 7) }]),
+  }
+  const rows = tlsOverPlain(results, two)
+  assert.equal(rows.harrier.cpuRatio, 1.25)
+  assert.equal(rows.nginx.cpuRatio, 1.4)
+  assert.equal(rows.harrier.requestsRatio, 0.8)
+  const text = tlsOverPlainMarkdown(rows)
+  assert.match(text, /\| harrier +\| +4\.00 \| +5\.00 \| +1\.25× \(≤ 1\.3×: met\) \| +100,000 \| +80,000 \| +0\.80× \|/)
+  assert.match(text, /\| nginx +\| +5\.00 \| +7\.00 \| +1\.40× \| /)
+  assert.equal(tlsOverPlain({ hello: results.hello }, two), null)
+})
+
+/** A TLS record holding a ServerHello with these extensions ([type, bytes]). */
+function serverHello(extensions, sessionId = Buffer.alloc(32, 7)) {
+  const ext = Buffer.concat(extensions.map(([type, data]) => Buffer.concat([Buffer.from([type >> 8, type & 255, data.length >> 8, data.length & 255]), data])))
+  const body = Buffer.concat([
+    Buffer.from([3, 3]), Buffer.alloc(32, 1), Buffer.from([sessionId.length]), sessionId,
+    Buffer.from([0x13, 0x02, 0]), Buffer.from([ext.length >> 8, ext.length & 255]), ext,
+  ])
+  const handshake = Buffer.concat([Buffer.from([2, 0, body.length >> 8, body.length & 255]), body])
+  return Buffer.concat([Buffer.from([0x16, 3, 3, handshake.length >> 8, handshake.length & 255]), handshake])
+}
+
+test('ServerHello: full, resumed (pre_shared_key), TLS 1.2, not whole yet, not a ServerHello', () => {
+  const version = [43, Buffer.from([3, 4])]
+  const share = [51, Buffer.alloc(36, 9)]
+  const psk = [41, Buffer.from([0, 0])]
+  assert.equal(serverHelloKind(serverHello([version, share])), 'full')
+  assert.equal(serverHelloKind(serverHello([share, version, psk])), 'resumed')
+  assert.equal(serverHelloKind(serverHello([])), 'tls1.2')
+  const whole = serverHello([version, share, psk])
+  assert.equal(serverHelloKind(whole.subarray(0, 40)), null)
+  assert.equal(serverHelloKind(Buffer.concat([whole, Buffer.from('more records')])), 'resumed')
+  assert.equal(serverHelloKind(Buffer.from('HTTP/1.1 400 Bad Request\r\n\r\n')), 'other')
+})
+
+test('resumption check: the first handshake of each of the 8 connections is full, the reconnections must resume', () => {
+  assert.equal(resumesReconnections({ full: 8, resumed: 20 }), true) // a slow minute: few reconnections, all resumed
+  assert.equal(resumesReconnections({ full: 8, resumed: 2000 }), true)
+  assert.equal(resumesReconnections({ full: 10, resumed: 56 }), true) // 2 of 58 full
+  assert.equal(resumesReconnections({ full: 177, resumed: 176 }), false) // every other one (node:https)
+  assert.equal(resumesReconnections({ full: 8, resumed: 0 }), false) // no reconnection seen
+  assert.equal(resumesReconnections({ full: 300, resumed: 0 }), false)
 })
