@@ -2,7 +2,6 @@ import { App } from './app'
 import type { FetchHandler } from './fetch'
 import { serveModule, type ServeModuleOptions, type Served } from './workers'
 import type { AppOptions, TlsOptions } from './types'
-import { type Served, type ServeModuleOptions, serveModule } from './workers'
 
 export interface ServeOptions extends AppOptions {
   /** The web-standard handler: `(request, info) => Response | Promise<Response>` (`hono.fetch`). */
