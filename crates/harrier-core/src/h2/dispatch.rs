@@ -225,74 +225,40 @@ impl H2Conn {
     /// Answers the stream at `i` with the engine's own figures (metrics, health, the
     /// dashboard and its event stream): the handler never sees it.
     fn answer_ops(&mut self, t: &Transport, ctx: &mut Ctx, i: usize, kind: OpsRoute) {
-        const TEXT: &[u8] = b"text/plain; charset=utf-8";
-        match kind {
-            OpsRoute::Metrics => {
-                let text = ops::exposition(&ctx.shared.snapshot());
-                self.answer_own(
-                    ctx,
-                    i,
-                    Status::OK,
-                    ops::PROMETHEUS_CONTENT_TYPE,
-                    &[(b"cache-control", b"no-store")],
-                    text.as_bytes(),
-                );
-            }
-            OpsRoute::Health => {
-                // Draining from the moment a shutdown is asked, on every thread.
-                use std::sync::atomic::Ordering::SeqCst;
-                let shared = &ctx.shared;
-                let draining = ctx.draining
-                    || shared.shutdown.load(SeqCst)
-                    || shared.drain_announced.load(SeqCst)
-                    || shared.group.as_ref().is_some_and(|g| g.draining());
-                let (status, body): (Status, &[u8]) = if draining {
-                    (Status::SERVICE_UNAVAILABLE, b"draining")
-                } else {
-                    (Status::OK, b"ok")
-                };
-                self.answer_own(
-                    ctx,
-                    i,
-                    status,
-                    TEXT,
-                    &[(b"cache-control", b"no-store")],
-                    body,
-                );
-            }
-            OpsRoute::Dashboard => self.answer_own(
+        if let Some(a) = ops::own_answer(kind, ctx) {
+            self.answer_own(
                 ctx,
                 i,
-                Status::OK,
-                b"text/html; charset=utf-8",
-                &[(b"cache-control", b"no-cache")],
-                ops::DASHBOARD_HTML.as_bytes(),
-            ),
-            OpsRoute::DashboardEvents => {
-                let s = &mut self.streams[i];
-                s.uncount(ctx);
-                s.status = 200;
-                let mut head = streams::head(Status::OK, ctx.date.bytes(), None);
-                for (name, value) in [
-                    (&b"content-type"[..], &b"text/event-stream"[..]),
-                    (b"cache-control", b"no-cache"),
-                    (b"x-accel-buffering", b"no"),
-                ] {
-                    streams::add_header(head.headers_mut(), name, value);
-                }
-                let head_only = s.head_only;
-                let rid = s.rid;
-                if s.send_head(head, head_only) && !head_only {
-                    s.answer = Answer::Streaming;
-                    ctx.event_streams.push((t.slot, rid));
-                    let event = ops::snapshot_event(&ctx.shared.snapshot());
-                    self.push_event(rid, &event);
-                } else {
-                    s.answer = Answer::Done;
-                }
-                self.woken.set();
-            }
+                a.status,
+                a.content_type,
+                &[(b"cache-control", a.cache_control)],
+                &a.body,
+            );
+            return;
         }
+        // The dashboard's event stream, fed by the engine.
+        let s = &mut self.streams[i];
+        s.uncount(ctx);
+        s.status = 200;
+        let mut head = streams::head(Status::OK, ctx.date.bytes(), None);
+        for (name, value) in [
+            (&b"content-type"[..], &b"text/event-stream"[..]),
+            (b"cache-control", b"no-cache"),
+            (b"x-accel-buffering", b"no"),
+        ] {
+            streams::add_header(head.headers_mut(), name, value);
+        }
+        let head_only = s.head_only;
+        let rid = s.rid;
+        if s.send_head(head, head_only) && !head_only {
+            s.answer = Answer::Streaming;
+            ctx.event_streams.push((t.slot, rid));
+            let event = ops::snapshot_event(&ctx.shared.snapshot());
+            self.push_event(rid, &event);
+        } else {
+            s.answer = Answer::Done;
+        }
+        self.woken.set();
     }
 
     /// Writes an event to an engine-fed stream; false once that stream is gone.

@@ -809,61 +809,17 @@ impl Http1 {
     /// Answers the request at `i` with the engine's own figures (metrics, health, the
     /// dashboard): the handler never sees it.
     fn answer_ops(&mut self, t: &mut Transport, ctx: &mut Ctx, i: usize, kind: OpsRoute) {
-        match kind {
-            OpsRoute::Metrics => {
-                let text = ops::exposition(&ctx.shared.snapshot());
-                self.answer_own(
-                    t,
-                    ctx,
-                    i,
-                    Status::OK,
-                    ops::PROMETHEUS_CONTENT_TYPE,
-                    &[(b"cache-control", b"no-store")],
-                    text.as_bytes(),
-                );
-            }
-            OpsRoute::Health => {
-                // Draining from the moment a shutdown is asked, on every thread.
-                use std::sync::atomic::Ordering::SeqCst;
-                let shared = &ctx.shared;
-                if ctx.draining
-                    || shared.shutdown.load(SeqCst)
-                    || shared.drain_announced.load(SeqCst)
-                    || shared.group.as_ref().is_some_and(|g| g.draining())
-                {
-                    self.answer_own(
-                        t,
-                        ctx,
-                        i,
-                        Status::SERVICE_UNAVAILABLE,
-                        b"text/plain; charset=utf-8",
-                        &[(b"cache-control", b"no-store")],
-                        b"draining",
-                    );
-                } else {
-                    self.answer_own(
-                        t,
-                        ctx,
-                        i,
-                        Status::OK,
-                        b"text/plain; charset=utf-8",
-                        &[(b"cache-control", b"no-store")],
-                        b"ok",
-                    );
-                }
-            }
-            OpsRoute::Dashboard => {
-                self.answer_own(
-                    t,
-                    ctx,
-                    i,
-                    Status::OK,
-                    b"text/html; charset=utf-8",
-                    &[(b"cache-control", b"no-cache")],
-                    ops::DASHBOARD_HTML.as_bytes(),
-                );
-            }
-            OpsRoute::DashboardEvents => self.open_event_stream(t, ctx, i),
+        match ops::own_answer(kind, ctx) {
+            Some(a) => self.answer_own(
+                t,
+                ctx,
+                i,
+                a.status,
+                a.content_type,
+                &[(b"cache-control", a.cache_control)],
+                &a.body,
+            ),
+            None => self.open_event_stream(t, ctx, i),
         }
     }
 
