@@ -404,23 +404,17 @@ export class Response {
    * fetch adapter): `type`, a pre-encoded header, unless null. Headers set before are kept.
    */
   answer(status: number, names: string[] | null, values: string[] | null, type: Buffer | null, body: string | Uint8Array | null): void {
-    if (this.abandoned) return
-    if (this.state !== 'open') throw new Error('harrier: the response was already sent')
-    if (this.names !== null && names !== null) {
-      names = this.names.concat(names)
-      values = this.values!.concat(values!)
-    } else if (names === null) {
-      names = this.names
-      values = this.values
-    }
-    this.state = 'done'
-    this.out.op(OP_FULL, this.thread, this.slot, this.rid, status, names, values, type, body)
-    this.onFinish()
+    if (this.answerWith(OP_FULL, status, names, values, type, body)) this.onFinish()
   }
 
   /** @internal the head of a streamed answer, as `answer` takes it; `write` and `end` follow */
   answerHead(status: number, names: string[] | null, values: string[] | null, type: Buffer | null): void {
-    if (this.abandoned) return
+    this.answerWith(OP_HEAD, status, names, values, type, null)
+  }
+
+  /** `answer` and `answerHead`: the handler's headers set before come first; false if abandoned. */
+  private answerWith(kind: number, status: number, names: string[] | null, values: string[] | null, type: Buffer | null, body: string | Uint8Array | null): boolean {
+    if (this.abandoned) return false
     if (this.state !== 'open') throw new Error('harrier: the response was already sent')
     if (this.names !== null && names !== null) {
       names = this.names.concat(names)
@@ -429,8 +423,9 @@ export class Response {
       names = this.names
       values = this.values
     }
-    this.state = 'streaming'
-    this.out.op(OP_HEAD, this.thread, this.slot, this.rid, status, names, values, type, null)
+    this.state = kind === OP_FULL ? 'done' : 'streaming'
+    this.out.op(kind, this.thread, this.slot, this.rid, status, names, values, type, body)
+    return true
   }
 
   /** @internal answers an error after a handler failed, if nothing was sent yet */
