@@ -522,17 +522,7 @@ impl Http1 {
                         (None, default_limit)
                     }
                     Ok(accepted) if ctx.waiting < ctx.max_waiting => {
-                        let peer = t.peer_ip(ctx);
-                        ctx.batch.request(
-                            rid,
-                            t.slot,
-                            *route,
-                            input,
-                            &ctx.head,
-                            &ctx.params,
-                            FLAG_UPGRADE | t.secure_flag(),
-                            peer,
-                        );
+                        to_handler(t, ctx, rid, *route, input, FLAG_UPGRADE);
                         pending.upgrade = Some(Box::new(Upgrade {
                             id: rid,
                             accepted,
@@ -616,17 +606,7 @@ impl Http1 {
                     );
                     (None, default_limit)
                 } else {
-                    let peer = t.peer_ip(ctx);
-                    ctx.batch.request(
-                        rid,
-                        t.slot,
-                        *route,
-                        input,
-                        &ctx.head,
-                        &ctx.params,
-                        t.secure_flag(),
-                        peer,
-                    );
+                    to_handler(t, ctx, rid, *route, input, 0);
                     if expect_continue && self.inflight.is_empty() {
                         let mut out = self.take_out(t, ctx, 0);
                         encode::status_line(&mut out, Status::CONTINUE);
@@ -1337,6 +1317,22 @@ impl Http1 {
             p.finished(ctx, true);
         }
     }
+}
+
+/// Hands the request whose head is in `ctx.head` to the handler, with the flags of its
+/// connection (TLS, the client's address) and `extra`.
+fn to_handler(t: &mut Transport, ctx: &mut Ctx, rid: u32, route: u32, input: &[u8], extra: u32) {
+    let peer = t.peer_ip(ctx);
+    ctx.batch.request(
+        rid,
+        t.slot,
+        route,
+        input,
+        &ctx.head,
+        &ctx.params,
+        extra | t.secure_flag(),
+        peer,
+    );
 }
 
 /// What the access log will say of the request whose head is in `ctx.head`.
