@@ -88,7 +88,7 @@ test("a worker that crashes while serving fails its in-flight requests, is resta
   const victim = conns.get('1')!
   const survivor = conns.get('0')!
   // A request in flight on worker 1 when it goes.
-  await victim.write('GET /slow?ms=5000 HTTP/1.1\r\nhost: x\r\n\r\n')
+  await victim.write('GET /hold?token=never HTTP/1.1\r\nhost: x\r\n\r\n')
   const other = await RawClient.connect(served.port)
   t.teardown(() => other.destroy())
   // Whichever worker this lands on, ask until worker 1 took /crash.
@@ -153,14 +153,18 @@ test('close() with requests in flight on both workers: both are answered, then t
   const served = await withTimeout(serve({ module: APP, workers: 2, port: 0, host: '127.0.0.1', signals: false }), LONG, 'serve() to resolve')
   const conns = await connectionPerWorker(served.port)
   t.teardown(() => conns.forEach((c) => c.destroy()))
-  for (const c of conns.values()) await c.write('GET /slow?ms=800 HTTP/1.1\r\nhost: x\r\n\r\n')
-  // Both requests are in the handlers before the drain begins.
+  const token = `close-${process.pid}-${Math.random()}`
+  for (const c of conns.values()) await c.write(`GET /hold?token=${token} HTTP/1.1\r\nhost: x\r\n\r\n`)
+  // Both requests are in the handlers before the drain begins, and held until it has.
   await waitUntil(() => served.metrics().total.requests.inFlight === 2, PATIENCE_MS, 'both requests in flight')
   const closed = served.close()
+  const release = new BroadcastChannel('harrier-workers-fixture')
+  release.postMessage(token)
+  release.close()
   const answers = await Promise.all([...conns].map(async ([id, c]) => [id, (await c.readResponse()).body.toString()]))
   t.deepEqual(answers.sort(), [
-    ['0', 'slow 0'],
-    ['1', 'slow 1'],
+    ['0', 'held 0'],
+    ['1', 'held 1'],
   ])
   await withTimeout(closed, LONG, 'close() to resolve')
   t.is(await tryConnect(served.port), 'ECONNREFUSED')
@@ -214,12 +218,14 @@ test('SIGTERM drains every worker: requests in flight on both are answered, then
   )
   const conns = await connectionPerWorker(port)
   t.teardown(() => conns.forEach((c) => c.destroy()))
-  for (const c of conns.values()) await c.write('GET /slow?ms=1500 HTTP/1.1\r\nhost: x\r\n\r\n')
+  const inFlight = new Promise<void>((resolve) => child.stdout.on('data', () => /in flight 2\n/.test(stdout) && resolve()))
+  for (const c of conns.values()) await c.write('GET /hold?token=signal HTTP/1.1\r\nhost: x\r\n\r\n')
+  await withTimeout(inFlight, PATIENCE_MS, 'both requests in flight')
   child.kill('SIGTERM')
   const answers = await Promise.all([...conns].map(async ([id, c]) => [id, (await c.readResponse()).body.toString()]))
   t.deepEqual(answers.sort(), [
-    ['0', 'slow 0'],
-    ['1', 'slow 1'],
+    ['0', 'held 0'],
+    ['1', 'held 1'],
   ])
   t.deepEqual(await withTimeout(exited, LONG, 'the child to exit'), { code: null, signal: 'SIGTERM' }, stderr)
 })
