@@ -10,6 +10,7 @@ import { join } from 'node:path'
 import test from 'ava'
 import { App, serve } from 'harrier'
 import { PATIENCE_MS, RawClient, deferred, fetchT, rawReq, rawRequest, sha256, useApp, withTimeout } from './helpers.ts'
+import { lastJson, node, root } from './distribution.ts'
 import { openClient } from './ws-helpers.ts'
 
 /** The platform's classes, taken before any serve() puts harrier's Response in the global scope. */
@@ -595,4 +596,10 @@ test('fetch(request) forwards a request harrier handed over (its url, method, he
   )
   t.is(responses[0].status, 200)
   t.is(responses[0].body.toString(), 'POST /p/q kept forwarded body')
+})
+
+test("an App with only native routes does not load the platform's undici (about 4 MiB per thread); the first mount() does", async (t) => {
+  const r = await node([new URL('./fixtures/platform-load.mjs', import.meta.url).pathname], { cwd: root, timeout: PATIENCE_MS })
+  t.is(r.code, 0, r.stderr)
+  t.deepEqual(lastJson(r), { answered: true, afterServing: false, afterMount: true })
 })

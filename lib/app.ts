@@ -8,7 +8,7 @@ import { Request, readParams } from './request'
 import { Response, checkStaticOptions } from './response'
 import { unwatchSignals, watchSignals } from './signals'
 import { type EngineRoute, LoopDelayReporter, accessLogOptions } from './ops'
-import { type FetchHandler, type MountOptions, fetchHandler, installGlobals } from './fetch'
+import type { FetchHandler, MountOptions } from './fetch'
 import { loadTls, tlsError } from './tls'
 import type { AppOptions, ErrorHook, Handler, IoBackend, Listening, ListenOptions, Metrics, Middleware, WorkerMetrics, Next, RouteParams, StaticOptions, TlsOptions } from './types'
 import { WebSocket, acceptUpgrade, publish, type WebSocketBehavior, type WebSocketData, type WebSocketHub } from './websocket'
@@ -66,6 +66,11 @@ function checkBehavior(behavior: WebSocketBehavior<any, any>): void {
     throw new TypeError('harrier: ws option protocols must be an array of subprotocol tokens')
   }
 }
+
+/** The fetch layer, loaded by the first `mount()` (or `serve({ fetch })`): it loads the
+ * platform's undici, which an app without fetch handlers does not pay for (see platform.ts). */
+let fetchModule: typeof import('./fetch') | undefined
+const fetchLayer = (): typeof import('./fetch') => (fetchModule ??= require('./fetch') as typeof import('./fetch'))
 
 const BODY_LIMIT = Symbol('harrier.bodyLimit')
 /** How a worker of `serve({ module })` (lib/worker-entry.ts) listens: in its port group. */
@@ -375,6 +380,7 @@ export class App {
     if (/[:*]/.test(prefix)) throw new TypeError(`harrier: mount prefix ${JSON.stringify(prefix)} cannot have params or wildcards`)
     if (options === null || typeof options !== 'object') throw new TypeError('harrier: mount options must be an object')
     const bare = prefix.replace(/\/+$/, '')
+    const { fetchHandler, installGlobals } = fetchLayer()
     const handler = fetchHandler(fetch, bare, options, () => {
       const host = this.host ?? '127.0.0.1'
       return `${host.includes(':') ? `[${host}]` : host}:${this.port ?? 0}`

@@ -7,12 +7,11 @@ import type { Request as HarrierRequest } from './request'
 import { encodedHeader } from './reply-buffer'
 import type { Response as HarrierResponse } from './response'
 import { formKind, parseFormData, unparsable } from './form-data'
+import { platform } from './platform'
 import type { Handler } from './types'
 
 /** The platform's classes (undici's in Node), taken before `installGlobals` may replace them. */
-const PlatformRequest = globalThis.Request
-const PlatformResponse = globalThis.Response
-const PlatformHeaders = globalThis.Headers
+const { Request: PlatformRequest, Response: PlatformResponse, Headers: PlatformHeaders, fetch: platformFetch } = platform()
 
 type WebRequest = globalThis.Request
 type WebResponse = globalThis.Response
@@ -597,8 +596,6 @@ class GlobalRequest extends PlatformRequest {
 }
 
 let installed = false
-
-const platformFetch = globalThis.fetch
 
 /** The global `fetch`, taking the requests harrier hands over as well. */
 function globalFetch(input: RequestInfo, init?: RequestInit): Promise<WebResponse> {

@@ -1,8 +1,6 @@
 // Request bodies as FormData: urlencoded ones parsed here, multipart ones by the platform
 // (undici's multipart parser, through a Response made over the bytes).
-
-/** The platform's Response, taken before `serve` may put its own in the global scope. */
-const PlatformResponse = globalThis.Response
+import { platform } from './platform'
 
 /** What `formData()` can parse, from a content type; null for anything else. */
 export function formKind(contentType: string | undefined): 'multipart' | 'urlencoded' | null {
@@ -30,5 +28,5 @@ export async function parseFormData(bytes: Uint8Array, contentType: string | und
     for (const [name, value] of new URLSearchParams(text)) form.append(name, value)
     return form
   }
-  return new PlatformResponse(bytes, { headers: { 'content-type': contentType! } }).formData()
+  return new (platform().Response)(bytes, { headers: { 'content-type': contentType! } }).formData()
 }
