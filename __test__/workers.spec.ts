@@ -79,6 +79,52 @@ test('two workers both serve one port: workerId 0 and 1 across 200 new connectio
   t.log('spread of 200 connections:', figures.workers.map((w) => `worker ${w.id}: ${w.accepted}`).join(', '))
 })
 
+test("balance: 'handoff': one accept point hands new connections to the workers in turn; close() leaves the port refusing", async (t) => {
+  t.timeout(LONG * 2)
+  const served = await withTimeout(serve({ module: APP, workers: 2, port: 0, host: '127.0.0.1', signals: false, balance: 'handoff' }), LONG, 'serve() to resolve')
+  const ids: string[] = []
+  for (let i = 0; i < 20; i++) ids.push(await idOnNewConnection(served.port))
+  // In turn from the first, whichever that was.
+  t.deepEqual(ids, ids.map((_, i) => (i % 2 === 0 ? ids[0] : ids[1])), ids.join(''))
+  t.not(ids[0], ids[1])
+  t.deepEqual(
+    served.metrics().workers.map((w) => w.accepted),
+    [10, 10],
+  )
+  await withTimeout(served.close(), LONG, 'close() to resolve')
+  t.is(await tryConnect(served.port), 'ECONNREFUSED')
+})
+
+test("balance: 'handoff': the port outlives a crash of the worker that bound it; the restarted worker is handed connections again", async (t) => {
+  t.timeout(LONG * 2)
+  const heard = deferred<number>()
+  const served = await useServe(t, { balance: 'handoff', restartDelay: 1000, onError: (_, w) => heard.resolve(w.workerId) })
+  let crashed = false
+  for (let i = 0; i < 4 && !crashed; i++) {
+    const c = await RawClient.connect(served.port)
+    await c.write('GET /id HTTP/1.1\r\nhost: x\r\n\r\n')
+    if ((await c.readResponse()).body.toString() === '0') {
+      await c.write('GET /crash HTTP/1.1\r\nhost: x\r\n\r\n')
+      await c.waitForClose()
+      crashed = true
+    }
+    c.destroy()
+  }
+  t.true(crashed, 'worker 0, the founder, was reached within two connections')
+  t.is(await withTimeout(heard.promise, PATIENCE_MS, 'onError to hear of the crash'), 0)
+  // While it is gone (the restart waits a second), every new connection is answered: the
+  // accept point is the group's, not the founder's (a refused connection would throw).
+  for (let i = 0; i < 4; i++) t.regex(await idOnNewConnection(served.port), /^[01]$/)
+  await waitUntil(() => served.restarts()[0] === 1, PATIENCE_MS, 'worker 0 to be restarted')
+  const seen = new Set<string>()
+  for (let i = 0; i < 4; i++) seen.add(await idOnNewConnection(served.port))
+  t.deepEqual([...seen].sort(), ['0', '1'])
+})
+
+test('balance must be reuseport or handoff', (t) => {
+  t.throws(() => new App({ balance: 'random' as 'handoff' }), { instanceOf: RangeError, message: /balance must be 'reuseport' or 'handoff', got random/ })
+})
+
 test("a worker that crashes while serving fails its in-flight requests, is restarted, onError hears of it, the other serves on", async (t) => {
   t.timeout(LONG * 2)
   const heard = deferred<{ error: unknown; workerId: number }>()

@@ -229,6 +229,9 @@ export class App {
         }
       }
     }
+    if (options.balance !== undefined && options.balance !== 'reuseport' && options.balance !== 'handoff') {
+      throw new RangeError(`harrier: option balance must be 'reuseport' or 'handoff', got ${String(options.balance)}`)
+    }
     if (options.driver !== undefined && !['auto', 'inline', 'threads'].includes(options.driver)) {
       throw new RangeError(`harrier: option driver must be 'auto', 'inline' or 'threads', got ${String(options.driver)}`)
     }
@@ -496,6 +499,7 @@ export class App {
         ioThreads: this.settings.ioThreads,
         portGroup: this.group?.role,
         groupMember: this.group?.member,
+        balance: this.settings.balance,
         io,
         handlerTimeoutMs: this.settings.handlerTimeout,
         drainTimeoutMs: this.settings.drainTimeout,

@@ -46,6 +46,16 @@ export interface AppOptions {
   /** I/O threads of the `threads` driver (default: one per core). */
   ioThreads?: number
   /**
+   * How new connections are spread over the threads that serve one port (the `threads`
+   * driver's I/O threads, the workers of `serve({ module })`): `reuseport` (a listener per
+   * thread with `SO_REUSEPORT`, the kernel picks one by a hash of the connection's
+   * addresses: the default on Linux), or `handoff` (one listener, accepted by a thread of its
+   * own that hands each connection to the next thread in turn, as Node's `cluster` does by
+   * default: the default elsewhere, where `SO_REUSEPORT` gives every connection to one
+   * socket or is missing).
+   */
+  balance?: 'reuseport' | 'handoff'
+  /**
    * The I/O backend: `epoll` (mio: epoll on Linux, kqueue on macOS; the default), `uring`
    * (io_uring, Linux 6.0 or later: `listen()` fails with code `HARRIER_IO_UNAVAILABLE` where
    * the kernel refuses it), or `auto` (io_uring where the kernel allows it, else epoll with one

@@ -14,8 +14,9 @@ pub mod tls;
 pub(crate) mod ws;
 
 pub use engine::{
-    Backend, Batch, Config, GroupJoin, GroupRole, Handler, Http2Options, InlineServer, ListenError,
-    Metrics, PortGroup, Replier, ReplyWriter, RequestRef, Server, ShutdownSignal, WsOptions,
+    Backend, Balance, Batch, Config, GroupJoin, GroupRole, Handler, Http2Options, InlineServer,
+    ListenError, Metrics, PortGroup, Replier, ReplyWriter, RequestRef, Server, ShutdownSignal,
+    WsOptions,
 };
 pub use router::{RouteError, RouteMatch, Router};
 pub use statics::{StaticMount, StaticOptions};

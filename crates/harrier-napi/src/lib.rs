@@ -69,6 +69,9 @@ pub struct ListenOptions {
     pub port_group: Option<String>,
     /// The member's number in its port group (a worker's id), for the figures per member.
     pub group_member: Option<u32>,
+    /// `reuseport` (a listener per thread, the kernel spreads connections: Linux) or
+    /// `handoff` (one accept point hands them out in turn); absent: the platform's.
+    pub balance: Option<String>,
 }
 
 #[napi(object)]
@@ -423,6 +426,18 @@ fn config(options: &ListenOptions) -> Result<Config> {
             role,
             member: options.group_member.unwrap_or(0),
         });
+    }
+    if let Some(balance) = &options.balance {
+        config.balance = match balance.as_str() {
+            "reuseport" => harrier_core::Balance::ReusePort,
+            "handoff" => harrier_core::Balance::Handoff,
+            other => {
+                return Err(Error::new(
+                    Status::InvalidArg,
+                    format!("balance must be 'reuseport' or 'handoff', got {other:?}"),
+                ))
+            }
+        };
     }
     if let Some(format) = &options.access_log_format {
         let format = match format.as_str() {

@@ -86,6 +86,32 @@ pub struct Config {
     /// sharing pub/sub, subscriber counts, figures and the drain (`engine::group`). Inline
     /// engines only (one thread each).
     pub port_group: Option<super::group::GroupJoin>,
+    /// How new connections are spread over the listeners of one port (several I/O threads,
+    /// or a port group).
+    pub balance: Balance,
+}
+
+/// How the connections to one port are spread over the threads that serve it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Balance {
+    /// A listener per thread with SO_REUSEPORT: the kernel picks one by a hash of the
+    /// connection's addresses. Only Linux spreads them so.
+    ReusePort,
+    /// One listener, accepted by a thread of its own that hands each connection to the
+    /// next serving thread in turn (`engine::accept_point`): for platforms whose
+    /// SO_REUSEPORT gives every connection to one socket (macOS, the BSDs) or lacks it.
+    Handoff,
+}
+
+impl Balance {
+    /// What spreads connections on this platform.
+    pub const fn platform() -> Balance {
+        if cfg!(any(target_os = "linux", target_os = "android")) {
+            Balance::ReusePort
+        } else {
+            Balance::Handoff
+        }
+    }
 }
 
 /// What HTTP/2 connections allow.
@@ -146,6 +172,7 @@ impl Default for Config {
             http2: Http2Options::default(),
             high_water_mark: 64 * 1024,
             port_group: None,
+            balance: Balance::platform(),
         }
     }
 }

@@ -273,6 +273,7 @@ impl Worker {
     }
 
     fn after_events(&mut self) {
+        self.adopt_arrivals();
         // Hand requests over before writing answers, so that a handler on another thread
         // works while this one writes.
         self.ctx.hand_over_batch();
@@ -410,6 +411,21 @@ impl Worker {
                     eprintln!("harrier: accept failed: {e}");
                     return;
                 }
+            }
+        }
+    }
+
+    /// Serves the connections the accept point handed to this thread (`Balance::Handoff`);
+    /// once draining, they are closed, as the listener would refuse them.
+    fn adopt_arrivals(&mut self) {
+        let thread = self.ctx.thread as usize;
+        for stream in self.ctx.shared.replier.inboxes[thread].take_arrivals() {
+            if self.ctx.draining {
+                continue;
+            }
+            match self.ctx.io.adopt(stream.into()) {
+                Ok(fresh) => self.admit(fresh),
+                Err(e) => eprintln!("harrier: a connection handed over was lost: {e}"),
             }
         }
     }

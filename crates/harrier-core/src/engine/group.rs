@@ -17,8 +17,9 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
+use super::accept_point::{AcceptPoint, Seats};
 use super::reply::{Inbox, ALL_THREADS};
-use super::Shared;
+use super::{listener, Shared};
 use crate::ops::Snapshot;
 
 /// How an engine stands in its port group.
@@ -51,6 +52,9 @@ pub struct PortGroup {
     addr: SocketAddr,
     members: Mutex<Vec<Member>>,
     draining: AtomicBool,
+    /// The group's one listener, where connections are handed out (`Balance::Handoff`):
+    /// the group's rather than a member's, so that it outlives a member that crashes.
+    accept_point: Mutex<Option<AcceptPoint>>,
 }
 
 static GROUPS: Mutex<Vec<Weak<PortGroup>>> = Mutex::new(Vec::new());
@@ -78,6 +82,7 @@ impl PortGroup {
             addr,
             members: Mutex::new(Vec::new()),
             draining: AtomicBool::new(false),
+            accept_point: Mutex::new(None),
         });
         let mut groups = GROUPS.lock().unwrap();
         groups.retain(|g| g.strong_count() > 0 && g.upgrade().is_some_and(|g| g.addr != addr));
@@ -101,6 +106,47 @@ impl PortGroup {
             .lock()
             .unwrap()
             .retain(|m| m.shared.strong_count() > 0 && m.shared.as_ptr() != gone);
+    }
+
+    /// Starts the group's accept point on `bound` (the founder's listener), or on a listener
+    /// bound now (a member joining a group whose accept point stopped: every member had
+    /// gone), unless one runs already.
+    pub(crate) fn ensure_accept_point(
+        self: &Arc<PortGroup>,
+        bound: Option<std::net::TcpListener>,
+    ) -> std::io::Result<()> {
+        let mut point = self.accept_point.lock().unwrap();
+        if point.as_ref().is_some_and(AcceptPoint::running) {
+            return Ok(());
+        }
+        let listener = match bound {
+            Some(l) => l,
+            None => listener::bind(self.addr, listener::Group::Alone)?,
+        };
+        *point = Some(AcceptPoint::start(
+            listener,
+            Seats::Group(Arc::downgrade(self)),
+        )?);
+        Ok(())
+    }
+
+    /// A member began to shut down: once every member has, the group's accept point stops
+    /// and the port refuses connections.
+    pub(crate) fn member_stopping(&self) {
+        if self
+            .live()
+            .iter()
+            .all(|(_, s)| s.shutdown.load(Ordering::SeqCst))
+        {
+            if let Some(point) = self.accept_point.lock().unwrap().as_ref() {
+                point.stop();
+            }
+        }
+    }
+
+    /// The engines alive in the group, in order of joining.
+    pub(crate) fn serving(&self) -> Vec<Arc<Shared>> {
+        self.live().into_iter().map(|(_, s)| s).collect()
     }
 
     /// The engines alive in the group, with their member numbers, in order of joining.

@@ -183,9 +183,9 @@ struct GateState {
 }
 
 impl Gate {
-    pub fn new(listeners: &[Option<std::net::TcpListener>]) -> io::Result<Gate> {
-        let mut fds = Vec::with_capacity(listeners.len());
-        for l in listeners.iter().flatten() {
+    pub fn new<'a>(listeners: impl Iterator<Item = &'a std::net::TcpListener>) -> io::Result<Gate> {
+        let mut fds = Vec::new();
+        for l in listeners {
             fds.push(OwnedFd::from(l.try_clone()?));
         }
         Ok(Gate {

@@ -1,6 +1,7 @@
 //! The engine: N I/O threads, each a mio poll with its own listener, parsing HTTP/1.1,
 //! routing, batching requests for the handler and writing its replies.
 
+mod accept_point;
 pub(crate) mod batch;
 pub(crate) mod config;
 pub(crate) mod event_loop;
@@ -14,14 +15,14 @@ pub(crate) mod reply;
 use std::io as stdio;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, OnceLock};
 use std::thread::JoinHandle;
 
 pub use batch::{
     Batch, Event, RequestView, EVENT_ABORT, EVENT_BODY, EVENT_END, EVENT_REQUEST, FLAG_HAS_BODY,
     FLAG_HTTP10, FLAG_SECURE,
 };
-pub use config::{Config, Http2Options, WsOptions};
+pub use config::{Balance, Config, Http2Options, WsOptions};
 pub use group::{GroupJoin, GroupRole, PortGroup};
 pub use io::{Backend, POLL_NAME};
 pub use listener::ListenError;
@@ -30,6 +31,7 @@ pub use reply::{Replier, ReplyWriter, RequestRef, OP_CHUNK, OP_END, OP_FILE, OP_
 use crate::ops::access_log::AccessLog;
 use crate::ops::stats::Stats;
 use crate::router::Router;
+use accept_point::{AcceptPoint, Seats};
 use event_loop::Worker;
 use reply::Inbox;
 
@@ -68,6 +70,9 @@ pub(crate) struct Shared {
     /// Subscribers per topic, all threads together, when the engine is of a group (whose
     /// subscriber counts sum these).
     pub topic_counts: Option<Arc<group::TopicCounts>>,
+    /// The engine's own accept point, when its I/O threads share one listener
+    /// (`Balance::Handoff`; a port group's is the group's).
+    pub accept_point: OnceLock<AcceptPoint>,
 }
 
 impl Shared {
@@ -90,6 +95,12 @@ impl Shared {
     fn begin_shutdown(&self) {
         self.shutdown.store(true, Ordering::SeqCst);
         self.gate.close();
+        if let Some(point) = self.accept_point.get() {
+            point.stop();
+        }
+        if let Some(group) = &self.group {
+            group.member_stopping();
+        }
     }
 }
 
@@ -134,16 +145,43 @@ pub struct Server {
     backend: &'static str,
 }
 
-/// Binds a listener per loop (one, where SO_REUSEPORT is missing) and picks the I/O backend.
-fn bind_all(
-    config: &Config,
-    count: usize,
-) -> stdio::Result<(io::Backend, Vec<Option<std::net::TcpListener>>, SocketAddr)> {
+/// The listeners of an engine: one per I/O thread (`None` for those that have none), and
+/// the one its accept point takes, when connections are handed out (`Balance::Handoff`).
+struct Bound {
+    per_thread: Vec<Option<std::net::TcpListener>>,
+    accept_point: Option<std::net::TcpListener>,
+    local_addr: SocketAddr,
+}
+
+/// Binds a listener per loop (one, where SO_REUSEPORT is missing), or the one an accept
+/// point hands out, and picks the I/O backend.
+fn bind_all(config: &Config, count: usize) -> stdio::Result<(io::Backend, Bound)> {
     let backend = io::choose(config.io)?;
     let mut local_addr = listener::resolve(&config.host, config.port)?;
-    let mut listeners = Vec::with_capacity(count);
+    if config.balance == Balance::Handoff && (count > 1 || config.port_group.is_some()) {
+        // A member joining a group is served by the group's accept point (or binds one
+        // once it is in the group, if none runs: see `PortGroup::ensure_accept_point`).
+        let accept_point = match config.port_group.map(|g| g.role) {
+            Some(GroupRole::Joins) => None,
+            _ => {
+                let l = listener::bind(local_addr, listener::Group::Alone)?;
+                local_addr = l.local_addr()?;
+                Some(l)
+            }
+        };
+        let per_thread = (0..count).map(|_| None).collect();
+        return Ok((
+            backend,
+            Bound {
+                per_thread,
+                accept_point,
+                local_addr,
+            },
+        ));
+    }
+    let mut per_thread = Vec::with_capacity(count);
     for i in 0..count {
-        listeners.push(if i == 0 || listener::REUSE_PORT {
+        per_thread.push(if i == 0 || listener::REUSE_PORT {
             // Port 0 is resolved by the first bind; the others join that port.
             let group = match (count > 1 && listener::REUSE_PORT, i) {
                 // One engine of a port group: founds it or joins it, as it was told.
@@ -162,7 +200,45 @@ fn bind_all(
             None
         });
     }
-    Ok((backend, listeners, local_addr))
+    Ok((
+        backend,
+        Bound {
+            per_thread,
+            accept_point: None,
+            local_addr,
+        },
+    ))
+}
+
+impl Bound {
+    /// The gate closes the threads' listeners and an engine's own accept point's; a port
+    /// group's accept point is the group's to close (`PortGroup::member_stopping`).
+    fn gate(&self, config: &Config) -> stdio::Result<listener::Gate> {
+        let own_point = self
+            .accept_point
+            .as_ref()
+            .filter(|_| config.port_group.is_none());
+        listener::Gate::new(self.per_thread.iter().flatten().chain(own_point))
+    }
+
+    /// Starts the accept point, once the engine it hands connections to exists.
+    fn start_accept_point(
+        accept_point: Option<std::net::TcpListener>,
+        shared: &Arc<Shared>,
+    ) -> stdio::Result<()> {
+        match &shared.group {
+            Some(group) if shared.config.balance == Balance::Handoff => {
+                group.ensure_accept_point(accept_point)
+            }
+            _ => {
+                if let Some(l) = accept_point {
+                    let point = AcceptPoint::start(l, Seats::Engine(Arc::downgrade(shared)))?;
+                    let _ = shared.accept_point.set(point);
+                }
+                Ok(())
+            }
+        }
+    }
 }
 
 /// The listener's rustls configuration, if it speaks TLS: made before anything is bound, so
@@ -231,6 +307,7 @@ fn shared(
         access_log,
         topic_counts: group.as_ref().map(|_| Arc::default()),
         group: group.as_ref().map(|(_, g)| g.clone()),
+        accept_point: OnceLock::new(),
     }))
     .map(|shared| {
         if let Some((member, g)) = &group {
@@ -259,8 +336,13 @@ impl Server {
     ) -> stdio::Result<Server> {
         let count = config.thread_count();
         let tls = tls_config(&config)?;
-        let (backend, listeners, local_addr) = bind_all(&config, count)?;
-        let gate = listener::Gate::new(&listeners)?;
+        let (backend, bound) = bind_all(&config, count)?;
+        let gate = bound.gate(&config)?;
+        let Bound {
+            per_thread: listeners,
+            accept_point,
+            local_addr,
+        } = bound;
         let (started_tx, started_rx) = mpsc::channel::<(usize, Started)>();
         let mut threads = Vec::with_capacity(count);
         let mut handoffs = Vec::with_capacity(count);
@@ -330,6 +412,13 @@ impl Server {
         for handoff in handoffs {
             let _ = handoff.send(shared.clone());
         }
+        if let Err(e) = Bound::start_accept_point(accept_point, &shared) {
+            shared.begin_shutdown();
+            for t in threads {
+                let _ = t.join();
+            }
+            return Err(e);
+        }
         let backend = match backend {
             io::Backend::Poll => POLL_NAME,
             _ => "uring",
@@ -394,10 +483,16 @@ impl InlineServer {
         handler: Box<dyn Handler>,
     ) -> stdio::Result<InlineServer> {
         let tls = tls_config(&config)?;
-        let (backend, mut listeners, local_addr) = bind_all(&config, 1)?;
-        let gate = listener::Gate::new(&listeners)?;
+        let (backend, bound) = bind_all(&config, 1)?;
+        let gate = bound.gate(&config)?;
+        let Bound {
+            per_thread: mut listeners,
+            accept_point,
+            local_addr,
+        } = bound;
         let (io, waker) = io::Io::new(backend, listeners.pop().flatten(), false)?;
         let shared = shared(config, router, handler, vec![waker], gate, tls, local_addr)?;
+        Bound::start_accept_point(accept_point, &shared)?;
         Ok(InlineServer {
             worker: Worker::new(0, io, shared.clone()),
             shared,

@@ -291,6 +291,9 @@ pub struct RequestRef {
 pub(crate) struct Inbox {
     ops: Mutex<Vec<u8>>,
     has_ops: AtomicBool,
+    /// Connections the accept point handed to this thread (`Balance::Handoff`).
+    arrivals: Mutex<Vec<std::net::TcpStream>>,
+    has_arrivals: AtomicBool,
     /// Set while the thread blocks in poll: only then is a wake-up (a syscall) needed.
     sleeping: AtomicBool,
     waker: Waker,
@@ -301,6 +304,8 @@ impl Inbox {
         Inbox {
             ops: Mutex::new(Vec::new()),
             has_ops: AtomicBool::new(false),
+            arrivals: Mutex::new(Vec::new()),
+            has_arrivals: AtomicBool::new(false),
             sleeping: AtomicBool::new(false),
             waker,
         }
@@ -327,6 +332,26 @@ impl Inbox {
         self.push(op);
         self.has_ops.store(true, Ordering::SeqCst);
         self.waker.wake();
+    }
+
+    /// A connection for this thread to serve, from the accept point. The thread may be the
+    /// JS thread of a worker, driven by libuv, which never says it sleeps: always woken.
+    pub(crate) fn hand(&self, stream: std::net::TcpStream) {
+        self.arrivals.lock().unwrap().push(stream);
+        self.has_arrivals.store(true, Ordering::SeqCst);
+        // A thread about to block sees it and does not.
+        self.has_ops.store(true, Ordering::SeqCst);
+        self.waker.wake();
+    }
+
+    /// The connections handed to this thread since the last call.
+    pub(crate) fn take_arrivals(&self) -> Vec<std::net::TcpStream> {
+        if !self.has_arrivals.load(Ordering::Relaxed)
+            || !self.has_arrivals.swap(false, Ordering::SeqCst)
+        {
+            return Vec::new();
+        }
+        std::mem::take(&mut *self.arrivals.lock().unwrap())
     }
 
     /// Swaps the pending ops into `into` (emptied first); false if there were none.

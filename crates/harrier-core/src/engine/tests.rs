@@ -348,3 +348,48 @@ fn with_http2_off_a_preface_is_a_bad_http1_request() {
     server.shutdown();
     server.join();
 }
+
+#[test]
+fn handoff_spreads_connections_over_the_io_threads_in_turn_and_refuses_once_shut_down() {
+    let mut router = Router::new();
+    router.add("GET", "/", 0).unwrap();
+    let server = Server::start(
+        Config {
+            io_threads: 3,
+            io: backend(),
+            balance: Balance::Handoff,
+            ..Config::default()
+        },
+        router,
+        Box::new(Ok200),
+    )
+    .unwrap();
+    let addr = server.local_addr();
+    // Held open, so that each is counted once by the thread it was handed to.
+    let mut conns = Vec::new();
+    for _ in 0..12 {
+        let mut c = TcpStream::connect(addr).unwrap();
+        c.set_read_timeout(Some(PATIENCE)).unwrap();
+        assert!(get(&mut c, "/").ends_with("ok"));
+        conns.push(c);
+    }
+    let accepted: Vec<u64> = server
+        .shared
+        .stats
+        .threads
+        .iter()
+        .map(|t| t.accepted.load(Ordering::Relaxed))
+        .collect();
+    assert_eq!(accepted, [4, 4, 4], "one in turn to each I/O thread");
+    server.shutdown();
+    let refused = TcpStream::connect(addr).map(|mut c| {
+        // Accepted by the kernel before the listener went: closed without an answer.
+        let mut buf = [0u8; 16];
+        c.set_read_timeout(Some(PATIENCE)).unwrap();
+        let _ = c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        c.read(&mut buf).unwrap_or(0)
+    });
+    assert!(matches!(refused, Err(_) | Ok(0)), "{refused:?}");
+    drop(conns);
+    server.join();
+}

@@ -93,7 +93,7 @@ pub(crate) struct ThreadStats {
     latency_sum_us: AtomicU64,
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
-    accepted: AtomicU64,
+    pub(crate) accepted: AtomicU64,
     refusals: [AtomicU64; REFUSALS],
     ws_open: AtomicU64,
     ws_in: AtomicU64,
