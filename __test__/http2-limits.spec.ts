@@ -2,7 +2,7 @@
 // (CVE-2023-44487), CONTINUATION floods (CVE-2024-27316), SETTINGS and PING floods. After
 // each, the server serves a well-behaved client as before.
 import test from 'ava'
-import { deferred, fetchT, sleep, useApp, withTimeout } from './helpers.ts'
+import { PATIENCE_MS, deferred, fetchT, sleep, useApp, withTimeout } from './helpers.ts'
 import {
   ACK, CANCEL, CONTINUATION, DATA, END_HEADERS, END_STREAM, ENHANCE_YOUR_CALM, HEADERS, PING, REFUSED_STREAM, RST_STREAM, RawH2, SETTINGS, WINDOW_UPDATE, errorCode, frame, h2get, h2session, headerBlock, rst,
 } from './h2-helpers.ts'
@@ -160,14 +160,16 @@ test('a request body opens the client window only as the handler reads it: one t
       })
       app.get('/ok', (req, res) => res.text('ok'))
     },
-    { http2: { initialWindowSize: 65_535 } },
+    // The body timeout is shorter than the handler's wait: the client is held back by the
+    // window then, which is no stall of the client's.
+    { bodyTimeout: 250, http2: { initialWindowSize: 65_535 } },
   )
   const c = await RawH2.connect(t, port)
   c.write(frame(HEADERS, END_HEADERS, 1, headerBlock('POST', '/hold')))
   // The whole stream window: 65,535 bytes in frames of 16 KiB.
   for (let sent = 0; sent < 65_535; sent += 16_384) c.write(frame(DATA, 0, 1, Buffer.alloc(Math.min(16_384, 65_535 - sent), 0x61)))
   await withTimeout(seen.promise, 10_000, 'the handler to get the request')
-  await sleep(300)
+  await sleep(700)
   const opened = () => c.frames.filter((f) => f.type === WINDOW_UPDATE && f.stream === 1)
   t.is(opened().length, 0, 'no WINDOW_UPDATE for the stream while its handler does not read')
   go.resolve()
@@ -177,5 +179,35 @@ test('a request body opens the client window only as the handler reads it: one t
   c.write(frame(DATA, END_STREAM, 1, Buffer.alloc(10, 0x62)))
   const answer = await c.waitFor((f) => f.type === DATA && f.stream === 1, 'the answer')
   t.is(answer.payload.toString(), '65545')
+  await stillServes(t, base)
+})
+
+test('a request body that stops for bodyTimeout: 408 on its stream, the handler sees the abort, the other streams go on', async (t) => {
+  const aborted = deferred<string>()
+  const { base } = await useApp(
+    t,
+    (app) => {
+      app.post('/upload', async (req, res) => {
+        req.signal.addEventListener('abort', () => aborted.resolve('signal'))
+        try {
+          for await (const chunk of req) void chunk
+          res.text('whole')
+        } catch {
+          // The body read fails with the abort; the engine has answered.
+        }
+      })
+      app.get('/ok', (req, res) => res.text('ok'))
+    },
+    { bodyTimeout: 300 },
+  )
+  const session = await h2session(t, base)
+  const upload = session.request({ ':method': 'POST', ':path': '/upload' }, { endStream: false })
+  upload.on('error', () => {})
+  const status = new Promise<number>((resolve) => upload.on('response', (h) => resolve(Number(h[':status']))))
+  upload.write(Buffer.alloc(1000, 0x61))
+  // The stall: nothing more is sent on this stream.
+  t.is(await withTimeout(status, PATIENCE_MS, 'the 408'), 408)
+  t.is(await withTimeout(aborted.promise, PATIENCE_MS, 'the handler to hear of the abort'), 'signal')
+  t.is((await h2get(session, '/ok')).status, 200, 'the same connection serves on')
   await stillServes(t, base)
 })

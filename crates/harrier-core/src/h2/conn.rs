@@ -300,6 +300,7 @@ impl H2Conn {
                     match body.poll_data(cx) {
                         Poll::Ready(Some(Ok(data))) => {
                             s.seen += data.len() as u64;
+                            s.body_at = ctx.now;
                             if s.limit > 0 && s.seen > s.limit {
                                 over_limit(s, ctx);
                                 break;
@@ -394,35 +395,64 @@ impl H2Conn {
             }
         }
         if any {
-            let mut i = 0;
-            while i < self.streams.len() {
-                if self.streams[i].finished() {
-                    self.retire(ctx, i);
-                } else {
-                    i += 1;
-                }
-            }
-            t.dirty = true;
+            self.after_engine_answers(t, ctx);
         }
     }
 
+    /// After the engine answered or reset streams itself: those finished let go, and the
+    /// connection is written.
+    fn after_engine_answers(&mut self, t: &mut Transport, ctx: &mut Ctx) {
+        let mut i = 0;
+        while i < self.streams.len() {
+            if self.streams[i].finished() {
+                self.retire(ctx, i);
+            } else {
+                i += 1;
+            }
+        }
+        t.dirty = true;
+    }
+
     /// The connection clocks: the preface and settings must come within the header timeout;
-    /// a connection with no stream for the keep-alive timeout is sent GOAWAY and closed.
+    /// a connection with no stream for the keep-alive timeout is sent GOAWAY and closed; a
+    /// request body that stops for the body timeout ends its stream (below).
     pub fn check_timers(&mut self, t: &mut Transport, ctx: &mut Ctx) -> Liveness {
         let now = ctx.now;
         let config = &ctx.shared.config;
+        let (header_timeout, body_timeout, keep_alive_timeout) = (
+            config.header_timeout,
+            config.body_timeout,
+            config.keep_alive_timeout,
+        );
         let over = |since: std::time::Instant, limit: Duration| {
             !limit.is_zero() && now.saturating_duration_since(since) >= limit
         };
+        let mut stalled = false;
+        for i in 0..self.streams.len() {
+            let s = &self.streams[i];
+            // A handler that has not read what it was given holds the client back by the
+            // window: that wait is the handler's, not the client's.
+            if s.body.is_some()
+                && !s.body_ended
+                && s.unreleased == 0
+                && over(s.body_at, body_timeout)
+            {
+                self.body_stalled(ctx, i);
+                stalled = true;
+            }
+        }
+        if stalled {
+            self.after_engine_answers(t, ctx);
+        }
         match &mut self.state {
-            State::Handshaking(_) if over(t.last_read.min(t.last_write), config.header_timeout) => {
+            State::Handshaking(_) if over(t.last_read.min(t.last_write), header_timeout) => {
                 return Liveness::Closed
             }
             State::Serving(conn)
                 if self.streams.is_empty()
                     && !conn.has_streams()
                     && t.has_no_output()
-                    && over(t.last_read.max(t.last_write), config.keep_alive_timeout) =>
+                    && over(t.last_read.max(t.last_write), keep_alive_timeout) =>
             {
                 conn.abrupt_shutdown(Reason::NO_ERROR);
                 self.woken.set();
@@ -431,6 +461,30 @@ impl H2Conn {
             _ => {}
         }
         Liveness::Open
+    }
+
+    /// The client stopped sending the body of stream `i` for the body timeout, as HTTP/1.1's
+    /// 408: the handler hears of an abort (`req.signal`, a body read that fails); a stream
+    /// not yet answered gets `408`, one whose answer is under way is reset (it can no longer
+    /// end well); the rest of the body is not wanted.
+    fn body_stalled(&mut self, ctx: &mut Ctx, i: usize) {
+        let s = &mut self.streams[i];
+        s.body = None;
+        s.body_ended = true;
+        if s.answer == Answer::Done {
+            return;
+        }
+        if s.to_handler {
+            ctx.batch.abort(s.rid);
+        }
+        if s.answer == Answer::Waiting {
+            self.answer_in_engine(ctx, i, Status::REQUEST_TIMEOUT, &[]);
+        } else {
+            s.aborted = true;
+            s.uncount(ctx);
+            s.reset(Reason::CANCEL);
+        }
+        self.woken.set();
     }
 
     /// A shutdown began: GOAWAY, the streams in flight finish, then the connection closes.

@@ -50,6 +50,9 @@ pub(crate) struct Stream {
     pub unreleased: usize,
     /// The body's end came; `body` is kept only to release what the handler reads.
     pub body_ended: bool,
+    /// When body bytes last came (the request's start before any): a body the client stops
+    /// sending while the handler has read all it was given meets `bodyTimeout`.
+    pub body_at: Instant,
     /// Body bytes received, refused past `limit` (0: none).
     pub seen: u64,
     pub limit: u64,
@@ -87,6 +90,7 @@ impl Stream {
             counted: false,
             unreleased: 0,
             body_ended: false,
+            body_at: now,
             seen: 0,
             limit: 0,
             file: None,
