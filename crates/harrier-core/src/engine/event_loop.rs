@@ -59,6 +59,8 @@ pub(crate) struct Ctx {
     pub params: Vec<(u32, u32)>,
     pub batch: BatchBuilder,
     pub date: CachedDate,
+    /// HTTP/2 answers' header values, kept for reuse.
+    pub h2_values: crate::h2::HeadValues,
     pub pool: BufPool,
     pub pendings: PendingPool,
     /// This thread's WebSocket topics.
@@ -173,6 +175,7 @@ impl Worker {
                 params: Vec::with_capacity(8),
                 batch: BatchBuilder::new(thread),
                 date: CachedDate::new(),
+                h2_values: Default::default(),
                 pool: BufPool::default(),
                 pendings: PendingPool::default(),
                 topics,

@@ -233,9 +233,9 @@ impl H2Conn {
                 let streamed = op.kind == OP_HEAD;
                 let allows_body = status.allows_body();
                 let length = (!streamed && allows_body).then_some(body.len() as u64);
-                let mut head = streams::head(status, ctx.date.bytes(), length);
+                let mut head = streams::head(status, &mut ctx.h2_values, ctx.date.bytes(), length);
                 for (name, value) in headers {
-                    streams::add_header(head.headers_mut(), name, value);
+                    streams::add_header(head.headers_mut(), &mut ctx.h2_values, name, value);
                 }
                 let body_allowed = !s.head_only && allows_body;
                 if streamed {

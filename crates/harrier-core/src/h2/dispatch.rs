@@ -208,11 +208,16 @@ impl H2Conn {
         let s = &mut self.streams[i];
         s.uncount(ctx);
         s.status = status.0;
-        let mut head = streams::head(status, ctx.date.bytes(), Some(body.len() as u64));
+        let mut head = streams::head(
+            status,
+            &mut ctx.h2_values,
+            ctx.date.bytes(),
+            Some(body.len() as u64),
+        );
         let h = head.headers_mut();
-        streams::add_header(h, b"content-type", content_type);
+        streams::add_header(h, &mut ctx.h2_values, b"content-type", content_type);
         for (name, value) in extra {
-            streams::add_header(h, name, value);
+            streams::add_header(h, &mut ctx.h2_values, name, value);
         }
         let end = s.head_only || body.is_empty();
         if s.send_head(head, end) && !end {
@@ -240,13 +245,13 @@ impl H2Conn {
         let s = &mut self.streams[i];
         s.uncount(ctx);
         s.status = 200;
-        let mut head = streams::head(Status::OK, ctx.date.bytes(), None);
+        let mut head = streams::head(Status::OK, &mut ctx.h2_values, ctx.date.bytes(), None);
         for (name, value) in [
             (&b"content-type"[..], &b"text/event-stream"[..]),
             (b"cache-control", b"no-cache"),
             (b"x-accel-buffering", b"no"),
         ] {
-            streams::add_header(head.headers_mut(), name, value);
+            streams::add_header(head.headers_mut(), &mut ctx.h2_values, name, value);
         }
         let head_only = s.head_only;
         let rid = s.rid;
@@ -319,11 +324,12 @@ impl H2Conn {
         let allows_body = plan.status.allows_body();
         let mut head = streams::head(
             plan.status,
+            &mut ctx.h2_values,
             ctx.date.bytes(),
             allows_body.then_some(plan.length),
         );
         for (name, value) in answers::plan_headers(&plan.headers) {
-            streams::add_header(head.headers_mut(), name, value);
+            streams::add_header(head.headers_mut(), &mut ctx.h2_values, name, value);
         }
         let end = s.head_only || !allows_body || plan.length == 0;
         if s.send_head(head, end) && !end {
@@ -356,7 +362,12 @@ pub(super) fn over_limit(s: &mut Stream, ctx: &mut Ctx) {
             ctx.stats().refused(why);
         }
         let body = status.reason().as_bytes();
-        let mut head = streams::head(status, ctx.date.bytes(), Some(body.len() as u64));
+        let mut head = streams::head(
+            status,
+            &mut ctx.h2_values,
+            ctx.date.bytes(),
+            Some(body.len() as u64),
+        );
         head.headers_mut().insert(
             http::header::CONTENT_TYPE,
             http::HeaderValue::from_static("text/plain; charset=utf-8"),

@@ -11,8 +11,11 @@
 pub(crate) mod adapter;
 pub(crate) mod conn;
 mod dispatch;
+mod head_values;
 mod limits;
 mod streams;
+
+pub(crate) use head_values::HeadValues;
 
 /// What a client speaking HTTP/2 with prior knowledge sends first.
 pub(crate) const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";

@@ -12,6 +12,7 @@ use ::h2::{Reason, RecvStream, SendStream};
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 
+use super::HeadValues;
 use crate::engine::event_loop::Ctx;
 use crate::http1::Status;
 use crate::ops::access_log::{LogEntry, Outcome};
@@ -325,27 +326,42 @@ pub(crate) fn is_dropped_header(name: &[u8]) -> bool {
 }
 
 /// A response head with the engine's own headers.
-pub(crate) fn head(status: Status, date: &[u8], length: Option<u64>) -> http::Response<()> {
+pub(crate) fn head(
+    status: Status,
+    values: &mut HeadValues,
+    date: &[u8],
+    length: Option<u64>,
+) -> http::Response<()> {
     let mut r = http::Response::new(());
     *r.status_mut() =
         http::StatusCode::from_u16(status.0).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
     let h = r.headers_mut();
-    if let Ok(v) = HeaderValue::from_bytes(date) {
+    if let Some(v) = values.date(date) {
         h.insert(http::header::DATE, v);
     }
     if let Some(n) = length {
-        h.insert(http::header::CONTENT_LENGTH, HeaderValue::from(n));
+        h.insert(http::header::CONTENT_LENGTH, values.length(n));
     }
     r
 }
 
 /// Adds one header of the handler's (or of a file answer); false if it is dropped or
 /// malformed.
-pub(crate) fn add_header(headers: &mut HeaderMap, name: &[u8], value: &[u8]) -> bool {
+pub(crate) fn add_header(
+    headers: &mut HeaderMap,
+    values: &mut HeadValues,
+    name: &[u8],
+    value: &[u8],
+) -> bool {
     if is_dropped_header(name) {
         return false;
     }
-    match (HeaderName::from_bytes(name), HeaderValue::from_bytes(value)) {
+    let value = if name.eq_ignore_ascii_case(b"content-type") {
+        values.content_type(value).ok_or(())
+    } else {
+        HeaderValue::from_bytes(value).map_err(|_| ())
+    };
+    match (HeaderName::from_bytes(name), value) {
         (Ok(name), Ok(value)) => {
             headers.append(name, value);
             true
@@ -361,6 +377,7 @@ mod tests {
     #[test]
     fn connection_headers_are_dropped() {
         let mut h = HeaderMap::new();
+        let v = &mut HeadValues::default();
         for name in [
             "Connection",
             "keep-alive",
@@ -369,13 +386,13 @@ mod tests {
             "proxy-connection",
             "content-length",
         ] {
-            assert!(!add_header(&mut h, name.as_bytes(), b"x"), "{name}");
+            assert!(!add_header(&mut h, v, name.as_bytes(), b"x"), "{name}");
         }
-        assert!(add_header(&mut h, b"X-Thing", b"1"));
-        assert!(add_header(&mut h, b"set-cookie", b"a=1"));
-        assert!(add_header(&mut h, b"set-cookie", b"b=2"));
-        assert!(!add_header(&mut h, b"bad name", b"x"));
-        assert!(!add_header(&mut h, b"x-bad", b"a\r\nb"));
+        assert!(add_header(&mut h, v, b"X-Thing", b"1"));
+        assert!(add_header(&mut h, v, b"set-cookie", b"a=1"));
+        assert!(add_header(&mut h, v, b"set-cookie", b"b=2"));
+        assert!(!add_header(&mut h, v, b"bad name", b"x"));
+        assert!(!add_header(&mut h, v, b"x-bad", b"a\r\nb"));
         assert_eq!(h.len(), 3);
         assert_eq!(h.get("x-thing").unwrap(), "1");
         assert_eq!(h.get_all("set-cookie").iter().count(), 2);
@@ -383,11 +400,16 @@ mod tests {
 
     #[test]
     fn heads_carry_date_and_length() {
-        let r = head(Status(404), b"Sun, 06 Nov 1994 08:49:37 GMT", Some(9));
+        let r = head(
+            Status(404),
+            &mut HeadValues::default(),
+            b"Sun, 06 Nov 1994 08:49:37 GMT",
+            Some(9),
+        );
         assert_eq!(r.status(), 404);
         assert_eq!(r.headers()["content-length"], "9");
         assert_eq!(r.headers()["date"], "Sun, 06 Nov 1994 08:49:37 GMT");
-        assert!(head(Status(204), b"x", None)
+        assert!(head(Status(204), &mut HeadValues::default(), b"x", None)
             .headers()
             .get("content-length")
             .is_none());
