@@ -343,6 +343,20 @@ function aliveOrThrow(handle) {
   if (exited) throw new Error(`${handle.server.label} exited during the run (code ${exited.code}, signal ${exited.signal}):\n${handle.output()}`)
 }
 
+/**
+ * The server's counters after a run. When its /proc entry is gone the server died during
+ * the run: say so with its exit status and output (once its exit is seen), not as ENOENT.
+ */
+async function serverSnapshot(handle) {
+  try {
+    return snapshot(handle.pid)
+  } catch (error) {
+    await Promise.race([handle.exit, sleep(2000)])
+    aliveOrThrow(handle)
+    throw new Error(`cannot read ${handle.server.label}'s counters (pid ${handle.pid}): ${error.message}`)
+  }
+}
+
 /** A fixed-time wrk run: requests/s, latency, CPU and context switches per request, RSS. */
 async function measureLoad(scenario, server, options, handle) {
   const load = {
@@ -369,7 +383,7 @@ async function measureLoad(scenario, server, options, handle) {
   } finally {
     samples = sampler.stop()
   }
-  const after = snapshot(handle.pid)
+  const after = await serverSnapshot(handle)
   const client = clientFigures(clientBefore, before, after)
   const others = otherCpu(coresBefore, coreReadings(scenario, options), before, after, client.clientCpuSeconds, sharedCores(scenario, options))
   aliveOrThrow(handle)
@@ -753,9 +767,8 @@ async function measureGrowth(scenario, server, options, handle) {
 
 /**
  * A fixed-time h2load run (the h2 scenarios): one h2load process, its warm-up, then its
- * main duration, during which the server's counters are read, and h2load's own (it is the
- * child started: sh and taskset exec), between the two lines h2load prints as that duration
- * starts and ends (a few ms off its edges). Any request that failed, errored, timed out or
+ * main duration; the server's counters are read at the two lines h2load prints as that
+ * duration starts and ends (a few ms off its edges). Any request that failed, errored, timed out or
  * was answered other than 2xx, or another protocol than the scenario's, fails the measurement.
  */
 async function measureH2load(scenario, server, options, handle) {
@@ -763,6 +776,7 @@ async function measureH2load(scenario, server, options, handle) {
   const tls = Boolean(scenario.tls)
   const args = h2loadRunArgs({ port: handle.port, path: scenario.path, connections: scenario.h2.connections, streams: scenario.h2.streams, seconds: options.duration, warmup: options.warmup, tls, h1 })
   const rssBeforeWarmup = memoryKiB(handle.pid).rss
+  const clientStart = { at: process.hrtime.bigint(), cpu: childrenCpuSeconds() }
   const client = track(spawn('sh', ['-c', RAISE_NOFILE, 'sh', 'taskset', '-c', options.clientCpu, ...args], { stdio: ['ignore', 'pipe', 'pipe'] }))
   let stdout = ''
   let stderr = ''
@@ -781,7 +795,6 @@ async function measureH2load(scenario, server, options, handle) {
     await until(H2LOAD_MEASURE_START, (options.warmup + 30) * 1000, 'start of the main duration')
     const sampler = sampleRss(handle.pid, 500)
     const before = snapshot(handle.pid)
-    const clientBefore = snapshot(client.pid)
     const coresBefore = coreReadings(scenario, options)
     let samples
     try {
@@ -789,8 +802,7 @@ async function measureH2load(scenario, server, options, handle) {
     } finally {
       samples = sampler.stop()
     }
-    const after = snapshot(handle.pid)
-    const clientAfter = snapshot(client.pid)
+    const after = await serverSnapshot(handle)
     const coresAfter = coreReadings(scenario, options)
     const { code, signal } = await exited
     if (code !== 0) throw new Error(`h2load exited with ${code ?? signal}`)
@@ -798,8 +810,12 @@ async function measureH2load(scenario, server, options, handle) {
     const result = parseH2loadRun(stdout)
     const problem = h2loadProblem(result, expectedProtocol({ tls, h1 }))
     if (problem) throw new Error(problem)
-    const clientCpuSeconds = clientAfter.cpu - clientBefore.cpu
+    // h2load's CPU over its whole life (it may be gone by the time its last line is read),
+    // as a share of its wall time: the warm-up is the same load, so the share is the window's.
+    const clientWall = Number(process.hrtime.bigint() - clientStart.at) / 1e9
+    const clientPct = clientWall > 0 ? ((childrenCpuSeconds() - clientStart.cpu) / clientWall) * 100 : null
     const wall = Number(after.at - before.at) / 1e9
+    const clientCpuSeconds = clientPct === null ? undefined : (clientPct / 100) * wall
     const memory = memoryKiB(handle.pid)
     return {
       requests: result.succeeded,
@@ -807,7 +823,7 @@ async function measureH2load(scenario, server, options, handle) {
       meanMs: result.meanMs,
       ...delta(before, after, result.succeeded),
       clientCpuSeconds,
-      clientCpuPct: wall > 0 ? (clientCpuSeconds / wall) * 100 : null,
+      clientCpuPct: clientPct,
       ...otherCpu(coresBefore, coresAfter, before, after, clientCpuSeconds, sharedCores(scenario, options)),
       ...(scenario.static ? { transferMiBps: bodyMiBps(result.requestsPerSec, scenario.static.size) } : {}),
       ...rssSummary(samples),
