@@ -793,8 +793,9 @@ async function measureH2load(scenario, server, options, handle) {
   }
   try {
     await until(H2LOAD_MEASURE_START, (options.warmup + 30) * 1000, 'start of the main duration')
+    // The counters first: a server that died in the warm-up must not leave a sampler running.
+    const before = await serverSnapshot(handle)
     const sampler = sampleRss(handle.pid, 500)
-    const before = snapshot(handle.pid)
     const coresBefore = coreReadings(scenario, options)
     let samples
     try {
