@@ -36,6 +36,7 @@ import {
   stopServer,
   track,
 } from './suite/servers.mjs'
+import { H2LOAD_MEASURE_END, H2LOAD_MEASURE_START, expectedProtocol, h2Targets, h2TargetsMarkdown, h2loadProblem, h2loadRunArgs, parseH2loadRun } from './suite/h2.mjs'
 import { OBSERVED_CONNECTIONS, cleanupTls, helloObserver, negotiated, resumesReconnections, resumption, tlsCert } from './suite/tls.mjs'
 import { PACKAGES, ensureCommands, findCommand } from './suite/tools.mjs'
 import { buildWsLoad, parseWsLoadLine, wsFigures, wsLoad, wsLoadArgs } from './suite/ws.mjs'
@@ -56,6 +57,8 @@ function usage() {
                        ${SCENARIO_GROUPS.ws.join(', ')}
                        TLS (not in the default set; \`tls\` stands for all of them):
                        ${SCENARIO_GROUPS.tls.join(', ')}
+                       HTTP/2 (not in the default set; \`h2\` stands for all of them):
+                       ${SCENARIO_GROUPS.h2.join(', ')}
   --server LIST        servers, comma-separated or repeated (default: all)
                        ${Object.keys(SERVERS).join(', ')}
                        NAME:VAR=value[:VAR=value] runs a server with extra environment,
@@ -206,10 +209,11 @@ function checkEnvironment(options) {
   need('taskset', 'util-linux')
   need('getconf', 'libc-bin')
   if (options.scenarios.some((s) => s.kind === 'wrk')) need('wrk', 'wrk')
+  if (options.scenarios.some((s) => s.kind === 'h2load')) need('h2load', 'nghttp2-client')
   if (options.scenarios.some((s) => s.tls)) {
     // openssl makes the certificate and checks what each server negotiates (and resumes);
     // h2load makes the full handshakes.
-    const tools = ['openssl', 'wrk', ...(options.scenarios.some((s) => s.kind === 'handshake') ? ['h2load'] : [])]
+    const tools = ['openssl', ...(options.scenarios.some((s) => s.tls && s.kind === 'wrk') ? ['wrk'] : []), ...(options.scenarios.some((s) => s.kind === 'handshake') ? ['h2load'] : [])]
     try {
       ensureCommands(tools)
       tlsCert()
@@ -307,7 +311,7 @@ function describe(options) {
       floorCompiler: runtimes.has('floor') ? runtimeVersion('floor') : 'not run',
       nginx: runtimes.has('nginx') ? runtimeVersion('nginx') : 'not run',
       wrk: which('wrk') ? wrkVersion() : 'not installed',
-      ...(options.scenarios.some((s) => s.tls) ? { openssl: toolVersion('openssl', ['version']), h2load: toolVersion('h2load', ['--version']) } : {}),
+      ...(options.scenarios.some((s) => s.tls || s.h2) ? { openssl: toolVersion('openssl', ['version']), h2load: toolVersion('h2load', ['--version']) } : {}),
       autocannon: packageVersion('autocannon'),
       fastify: packageVersion('fastify'),
       ws: packageVersion('ws'),
@@ -339,6 +343,20 @@ function aliveOrThrow(handle) {
   if (exited) throw new Error(`${handle.server.label} exited during the run (code ${exited.code}, signal ${exited.signal}):\n${handle.output()}`)
 }
 
+/**
+ * The server's counters after a run. When its /proc entry is gone the server died during
+ * the run: say so with its exit status and output (once its exit is seen), not as ENOENT.
+ */
+async function serverSnapshot(handle) {
+  try {
+    return snapshot(handle.pid)
+  } catch (error) {
+    await Promise.race([handle.exit, sleep(2000)])
+    aliveOrThrow(handle)
+    throw new Error(`cannot read ${handle.server.label}'s counters (pid ${handle.pid}): ${error.message}`)
+  }
+}
+
 /** A fixed-time wrk run: requests/s, latency, CPU and context switches per request, RSS. */
 async function measureLoad(scenario, server, options, handle) {
   const load = {
@@ -365,7 +383,7 @@ async function measureLoad(scenario, server, options, handle) {
   } finally {
     samples = sampler.stop()
   }
-  const after = snapshot(handle.pid)
+  const after = await serverSnapshot(handle)
   const client = clientFigures(clientBefore, before, after)
   const others = otherCpu(coresBefore, coreReadings(scenario, options), before, after, client.clientCpuSeconds, sharedCores(scenario, options))
   aliveOrThrow(handle)
@@ -747,7 +765,89 @@ async function measureGrowth(scenario, server, options, handle) {
   }
 }
 
-const MEASURE = { wrk: measureLoad, idle: measureIdle, growth: measureGrowth, ws: measureWs, 'ws-idle': measureWsIdle, handshake: measureHandshakes }
+/**
+ * A fixed-time h2load run (the h2 scenarios): one h2load process, its warm-up, then its
+ * main duration; the server's counters are read at the two lines h2load prints as that
+ * duration starts and ends (a few ms off its edges). Any request that failed, errored, timed out or
+ * was answered other than 2xx, or another protocol than the scenario's, fails the measurement.
+ */
+async function measureH2load(scenario, server, options, handle) {
+  const h1 = Boolean(scenario.h2.h1)
+  const tls = Boolean(scenario.tls)
+  const args = h2loadRunArgs({ port: handle.port, path: scenario.path, connections: scenario.h2.connections, streams: scenario.h2.streams, seconds: options.duration, warmup: options.warmup, tls, h1 })
+  const rssBeforeWarmup = memoryKiB(handle.pid).rss
+  const clientStart = { at: process.hrtime.bigint(), cpu: childrenCpuSeconds() }
+  const client = track(spawn('sh', ['-c', RAISE_NOFILE, 'sh', 'taskset', '-c', options.clientCpu, ...args], { stdio: ['ignore', 'pipe', 'pipe'] }))
+  let stdout = ''
+  let stderr = ''
+  client.stdout.on('data', (chunk) => (stdout += chunk))
+  client.stderr.on('data', (chunk) => (stderr += chunk))
+  const exited = new Promise((resolve) => client.on('exit', (code, signal) => resolve({ code, signal })))
+  const next = lineReader(client.stdout, 'h2load')
+  const until = async (pattern, timeoutMs, what) => {
+    const deadline = Date.now() + timeoutMs
+    for (;;) {
+      const line = await next(Math.max(1, deadline - Date.now()), what)
+      if (pattern.test(line)) return
+    }
+  }
+  try {
+    await until(H2LOAD_MEASURE_START, (options.warmup + 30) * 1000, 'start of the main duration')
+    // The counters first: a server that died in the warm-up must not leave a sampler running.
+    const before = await serverSnapshot(handle)
+    const sampler = sampleRss(handle.pid, 500)
+    const coresBefore = coreReadings(scenario, options)
+    let samples
+    try {
+      await until(H2LOAD_MEASURE_END, (options.duration + 30) * 1000, 'end of the main duration')
+    } finally {
+      samples = sampler.stop()
+    }
+    const after = await serverSnapshot(handle)
+    const coresAfter = coreReadings(scenario, options)
+    const { code, signal } = await exited
+    if (code !== 0) throw new Error(`h2load exited with ${code ?? signal}`)
+    aliveOrThrow(handle)
+    const result = parseH2loadRun(stdout)
+    const problem = h2loadProblem(result, expectedProtocol({ tls, h1 }))
+    if (problem) throw new Error(problem)
+    // h2load's CPU over its whole life (it may be gone by the time its last line is read),
+    // as a share of its wall time: the warm-up is the same load, so the share is the window's.
+    const clientWall = Number(process.hrtime.bigint() - clientStart.at) / 1e9
+    const clientPct = clientWall > 0 ? ((childrenCpuSeconds() - clientStart.cpu) / clientWall) * 100 : null
+    const wall = Number(after.at - before.at) / 1e9
+    const clientCpuSeconds = clientPct === null ? undefined : (clientPct / 100) * wall
+    const memory = memoryKiB(handle.pid)
+    return {
+      requests: result.succeeded,
+      requestsPerSec: result.requestsPerSec,
+      meanMs: result.meanMs,
+      ...delta(before, after, result.succeeded),
+      clientCpuSeconds,
+      clientCpuPct: clientPct,
+      ...otherCpu(coresBefore, coresAfter, before, after, clientCpuSeconds, sharedCores(scenario, options)),
+      ...(scenario.static ? { transferMiBps: bodyMiBps(result.requestsPerSec, scenario.static.size) } : {}),
+      ...rssSummary(samples),
+      h2loadTls: tls ? { protocol: result.protocol, cipher: result.cipher, group: result.group, alpn: result.application } : null,
+      protocol: result.application,
+      trafficBytes: result.trafficBytes,
+      rssBeforeWarmupMiB: rssBeforeWarmup / 1024,
+      rssMiB: memory.rss / 1024,
+      peakRssMiB: memory.hwm / 1024,
+      threads: threadCount(handle.pid),
+      command: args.join(' '),
+      warnings: [],
+    }
+  } catch (error) {
+    const tail = `${stdout.slice(-1500)}${stderr.slice(-1500)}`.trim()
+    if (tail) error.message += `\n${tail}`
+    throw error
+  } finally {
+    client.kill('SIGKILL')
+  }
+}
+
+const MEASURE = { wrk: measureLoad, idle: measureIdle, growth: measureGrowth, ws: measureWs, 'ws-idle': measureWsIdle, handshake: measureHandshakes, h2load: measureH2load }
 
 async function measure(scenario, server, options) {
   let handle
@@ -756,10 +856,12 @@ async function measure(scenario, server, options) {
     if (scenario.static) context.staticDir = staticFiles().dir
     if (scenario.ws?.env) context.env = scenario.ws.env
     if (scenario.tls) context.tls = true
+    if (scenario.h2 && !scenario.h2.h1) context.h2 = true
     handle = await startServer(server, serverCpus(scenario, options), context)
     const problem = await probe(scenario, server, handle.port)
     if (problem) throw new Error(problem)
-    const tls = scenario.tls ? { tls: await negotiated(handle.port) } : {}
+    // The h2 scenarios take what was negotiated from h2load itself (ALPN h2 among it).
+    const tls = scenario.tls && !scenario.h2 ? { tls: await negotiated(handle.port) } : {}
     if (scenario.tls?.resume) {
       // Whether the server resumes at all: if not, wrk would measure full handshakes under this name.
       tls.resumption = await resumption(handle.port, { seconds: 1, cpus: options.clientCpu })
@@ -786,7 +888,7 @@ async function measure(scenario, server, options) {
     if (result.serverCoreOtherPct >= OTHER_CPU_WARN_PCT) {
       result.warnings.push(`other processes used ${Math.round(result.serverCoreOtherPct)}% of the server's CPU during the run (the machine is shared): its figures are noisy`)
     }
-    if (scenario.tls && result.clientCpuPct >= CLIENT_SATURATED_PCT) {
+    if ((scenario.tls || scenario.h2) && result.clientCpuPct >= CLIENT_SATURATED_PCT) {
       result.warnings.push(`the load generator used ${Math.round(result.clientCpuPct)}% of its CPU: the rate is likely its limit, not the server's (CPU per request still compares)`)
     }
     result.banner = handle.output().split('\n')[0].trim()
@@ -812,6 +914,11 @@ function loadDescription(scenario, options) {
     }
     case 'handshake':
       return `\`h2load --h1 -t1 -c${scenario.tls.batch} -n${scenario.tls.batch} https://127.0.0.1:PORT${scenario.path}\` run after run for ${options.duration} s (after ${options.warmup} s of the same), the loop pinned with taskset, after one run of 64 clients through the suite's relay that reads each ServerHello (every handshake must be full); handshakes/s by h2load's own clock (without its start-ups), ${cpus}`
+    case 'h2load': {
+      const args = h2loadRunArgs({ port: 'PORT', path: scenario.path, connections: scenario.h2.connections, streams: scenario.h2.streams, seconds: options.duration, warmup: options.warmup, tls: Boolean(scenario.tls), h1: Boolean(scenario.h2.h1) })
+      const proto = expectedProtocol({ tls: Boolean(scenario.tls), h1: Boolean(scenario.h2.h1) })
+      return `\`${args.join(' ')}\` (${proto}; the server's counters read between h2load's start and end of its main duration), ${cpus}`
+    }
     case 'idle':
       return `${IDLE_WARMUP_REQUESTS.toLocaleString('en-US')} requests (autocannon -c4), then ${options.idleConnections.toLocaleString('en-US')} connections opened by benchmark/suite/idle-client.mjs (one GET / each, then idle), RSS ${IDLE_SETTLE_MS / 1000} s after the last answer, no forced GC, ${cpus}`
     case 'growth':
@@ -847,6 +954,12 @@ function progressLine(scenario, round, options, server, result) {
       `${Math.round(result.handshakesPerSec).toLocaleString('en-US').padStart(9)} handshakes/s  ` +
       `cpu ${fmt(result.cpuUsPerHandshake, (v) => v.toFixed(1))} µs/handshake  ctx ${fmt(result.ctxPerHandshake, (v) => v.toFixed(3))}/handshake  ` +
       `client cpu ${fmt(result.clientCpuPct, (v) => Math.round(v))}%  rss ${result.rssMiB.toFixed(1)} MiB  threads ${result.threads}`
+  } else if (scenario.kind === 'h2load') {
+    body =
+      `${Math.round(result.requestsPerSec).toLocaleString('en-US').padStart(9)} req/s  ` +
+      (scenario.static ? `${fmt(result.transferMiBps, (v) => v.toFixed(1))} MiB/s  ` : '') +
+      `mean ${fmt(result.meanMs, formatMs)}  cpu ${fmt(result.cpuUsPerRequest, (v) => v.toFixed(2))} µs/req  ctx ${fmt(result.ctxPerRequest, (v) => v.toFixed(3))}/req  ` +
+      `rss ${result.rssMiB.toFixed(1)} MiB  client cpu ${fmt(result.clientCpuPct, (v) => Math.round(v))}%  threads ${result.threads}`
   } else if (scenario.kind === 'growth') {
     body = `RSS ${result.rssFirstMiB.toFixed(1)} → ${result.rssLastMiB.toFixed(1)} MiB (${result.growthPct.toFixed(1)}%), ${Math.round(result.requestsPerSec)} req/s, cpu ${fmt(result.cpuUsPerRequest, (v) => v.toFixed(2))} µs/req`
   } else {
@@ -871,7 +984,7 @@ function estimateSeconds(options) {
   for (const scenario of options.scenarios) {
     const count = options.servers.filter((s) => applies(scenario, s)).length * options.runs
     const per =
-      scenario.kind === 'wrk' || scenario.kind === 'ws' || scenario.kind === 'handshake'
+      scenario.kind === 'wrk' || scenario.kind === 'ws' || scenario.kind === 'handshake' || scenario.kind === 'h2load'
         ? options.warmup + options.duration + 1.5 + (scenario.tls?.resume ? 1 : 0)
         : scenario.kind === 'idle' || scenario.kind === 'ws-idle'
           ? options.warmup + 8 + options.idleConnections / 2000
@@ -936,6 +1049,8 @@ async function main() {
     const summary = summaryMarkdown(document.scenarios, options.servers)
     document.tlsOverPlain = tlsOverPlain(document.scenarios, options.servers)
     const overPlain = tlsOverPlainMarkdown(document.tlsOverPlain)
+    document.h2Targets = h2Targets(document.scenarios, options.servers)
+    const targets = h2TargetsMarkdown(document.h2Targets)
     const load = (l) => l.map((v) => v.toFixed(2)).join(', ')
     const busy = `Load average (1, 5, 15 min): ${load(meta.loadAverageStart)} at the start${document.loadAverageEnd ? `, ${load(document.loadAverageEnd)} at the end` : ''} (${meta.machine.cores} CPUs).`
     const md = [
@@ -945,6 +1060,7 @@ async function main() {
       ...(unavailable.length ? ['', ...unavailable.map((u) => `Not run: ${u.server}: ${u.reason}`)] : []),
       ...(summary ? ['', summary] : []),
       ...(overPlain ? ['', overPlain] : []),
+      ...(targets ? ['', targets] : []),
       ...sections.map((s) => `\n${s}`),
     ]
     if (document.warnings.length) md.push('', '## Warnings', '', ...document.warnings.map((w) => `- ${w}`))
@@ -1002,7 +1118,8 @@ async function main() {
   document.loadAverageEnd = os.loadavg()
   write()
   const overPlain = tlsOverPlainMarkdown(document.tlsOverPlain)
-  console.log(`${header}\n\n${summaryMarkdown(document.scenarios, options.servers)}\n${overPlain ? `\n${overPlain}\n` : ''}`)
+  const targets = h2TargetsMarkdown(document.h2Targets)
+  console.log(`${header}\n\n${summaryMarkdown(document.scenarios, options.servers)}\n${overPlain ? `\n${overPlain}\n` : ''}${targets ? `\n${targets}\n` : ''}`)
   if (document.warnings.length) console.log(`Warnings:\n${document.warnings.map((w) => `- ${w.split('\n')[0]}`).join('\n')}\n`)
   const rel = (f) => relative(process.cwd(), join(paths.results, f)) || f
   console.log(`Wrote ${rel(`${options.out}.md`)} and ${rel(`${options.out}.json`)}`)

@@ -3,11 +3,14 @@
 // over a fixed time), `idle` (RSS per idle keep-alive connection), `growth` (RSS after
 // many requests against RSS after the first ones), `ws` (WebSocket messages over a fixed
 // time, benchmark/ws-load), `ws-idle` (RSS per idle WebSocket), `handshake` (full TLS
-// handshakes, one request each, h2load runs one after the other). `tls`: over TLS (the
-// run's certificate, see tls.mjs). `default: false`: not in the set that runs when no
-// --scenario is given (the WebSocket and TLS scenarios).
+// handshakes, one request each, h2load runs one after the other), `h2load` (a fixed-time
+// h2load run: HTTP/2, or HTTP/1.1 pipelined). `tls`: over TLS (the run's certificate, see
+// tls.mjs). `h2`: an HTTP/2 scenario (see h2.mjs). `default: false`: not in the set that
+// runs when no --scenario is given (the WebSocket, TLS and HTTP/2 scenarios).
 
+import { h2request } from './h2.mjs'
 import { request } from './servers.mjs'
+import { tlsCert } from './tls.mjs'
 import { STATIC_FILES, STATIC_PREFIX, sha256, staticFiles } from './static.mjs'
 import { honoScenarios, honoSkipReason } from './hono.mjs'
 
@@ -51,6 +54,8 @@ export const METRICS = {
   cpuUsPerHandshake: { title: 'CPU µs/handshake', better: 'lower', format: (v) => v.toFixed(1) },
   ctxPerHandshake: { title: 'ctx sw/handshake', better: 'lower', format: (v) => v.toFixed(3) },
   clientCpuPct: { title: 'client CPU', better: 'lower', format: (v) => `${Math.round(v)}%`, ratio: false },
+  // h2load gives no percentiles: the mean time from a request's start to its answer's end.
+  meanMs: { title: 'mean latency', better: 'lower', format: formatMs },
 }
 
 export function formatMs(ms) {
@@ -67,6 +72,8 @@ const STATIC_METRICS = ['requestsPerSec', 'transferMiBps', 'p50Ms', 'p99Ms', 'cp
 const TLS_LOAD_METRICS = [...LOAD_METRICS, 'clientCpuPct']
 const TLS_STATIC_METRICS = ['requestsPerSec', 'transferMiBps', 'p50Ms', 'p99Ms', 'cpuUsPerRequest', 'ctxPerRequest', 'rssMaxMiB', 'clientCpuPct']
 const HANDSHAKE_METRICS = ['handshakesPerSec', 'cpuUsPerHandshake', 'ctxPerHandshake', 'rssMiB', 'clientCpuPct']
+const H2_METRICS = ['requestsPerSec', 'meanMs', 'cpuUsPerRequest', 'ctxPerRequest', 'rssMiB', 'clientCpuPct']
+const H2_STATIC_METRICS = ['requestsPerSec', 'transferMiBps', 'meanMs', 'cpuUsPerRequest', 'ctxPerRequest', 'rssMaxMiB', 'clientCpuPct']
 const RESUME_METRICS = ['handshakesPerSec', 'p50Ms', 'p99Ms', 'cpuUsPerHandshake', 'ctxPerHandshake', 'rssMiB', 'clientCpuPct']
 
 // ---------------------------------------------------------------- answers
@@ -267,7 +274,86 @@ export const SCENARIOS = [
   },
   ...WS_SCENARIOS(),
   ...TLS_SCENARIOS(),
+  ...H2_SCENARIOS(),
 ]
+
+/**
+ * The HTTP/2 scenarios (issue 15), each a fixed-time h2load run (kind `h2load`): h2c by
+ * prior knowledge in cleartext, h2 by ALPN over TLS, and harrier's own HTTP/1.1 pipelined
+ * 16 deep through the same h2load (`--h1`) as the reference of the same route. Not in the
+ * default set: `--scenario h2` runs them all. `h2.connections` × `h2.streams`: h2load's
+ * -c and -m; `h2.h1`: the HTTP/1.1 reference.
+ */
+function H2_SCENARIOS() {
+  const h2 = (fields) => ({ kind: 'h2load', default: false, metrics: H2_METRICS, ...fields })
+  const jsonProbe = { request: { path: '/json' }, check: expectJson({ message: HELLO }) }
+  return [
+    h2({
+      name: 'h2-hello',
+      title: 'GET / → "Hello, World!" over h2c (prior knowledge), h2load -c64 -m16',
+      about: 'the hello over HTTP/2 in cleartext: 64 connections with 16 streams in flight each, so that each client write carries about 16 requests (as h1-pipelined-16 does)',
+      path: '/',
+      h2: { connections: 64, streams: 16 },
+      probe: helloProbe,
+    }),
+    h2({
+      name: 'h2-json',
+      title: 'GET /json → {"message":"Hello, World!"} over h2c, h2load -c64 -m16',
+      about: 'a JSON answer over HTTP/2 in cleartext (nginx: a fixed `return 200` of the same JSON)',
+      path: '/json',
+      h2: { connections: 64, streams: 16 },
+      probe: jsonProbe,
+    }),
+    h2({
+      name: 'h2-hello-tls',
+      tls: {},
+      title: 'GET / → "Hello, World!" over h2 (TLS, ALPN), h2load -c64 -m16',
+      about: 'h2-hello over TLS: the handshakes happen in the warm-up, so the figures are HTTP/2 plus TLS records',
+      path: '/',
+      h2: { connections: 64, streams: 16 },
+      probe: helloProbe,
+    }),
+    h2({
+      name: 'h2-json-tls',
+      tls: {},
+      title: 'GET /json over h2 (TLS, ALPN), h2load -c64 -m16',
+      about: 'h2-json over TLS',
+      path: '/json',
+      h2: { connections: 64, streams: 16 },
+      probe: jsonProbe,
+    }),
+    h2({
+      name: 'h2-streams-100',
+      title: 'GET / over h2c, one connection with 100 streams in flight (h2load -c1 -m100)',
+      about: 'many concurrent streams on one connection: stream bookkeeping, HPACK and flow control without the spread over connections',
+      path: '/',
+      h2: { connections: 1, streams: 100 },
+      probe: helloProbe,
+    }),
+    h2({
+      name: 'h2-static-64k',
+      title: `GET ${STATIC_PREFIX}64k.bin over h2c → a static file of 64 KiB, h2load -c64 -m16`,
+      about:
+        "a 64 KiB file (random bytes, the page cache) over HTTP/2 in cleartext: DATA frames and flow control (h2load's windows are 2^30 − 1). " +
+        "harrier's app.static, node:http2's respondWithFile, nginx's static location",
+      path: `${STATIC_PREFIX}64k.bin`,
+      static: { file: '64k.bin', size: STATIC_FILES['64k.bin'] },
+      h2: { connections: 64, streams: 16 },
+      probe: { request: { path: `${STATIC_PREFIX}64k.bin` }, check: expectFile('64k.bin') },
+      metrics: H2_STATIC_METRICS,
+    }),
+    h2({
+      name: 'h1-pipelined-16',
+      title: 'GET / over HTTP/1.1, pipelined 16 deep (h2load --h1 -c64 -m16)',
+      about:
+        "harrier's own HTTP/1.1 for the hello, through the same client as the h2 scenarios: h2load keeps 16 requests pipelined on each of 64 connections, " +
+        'the HTTP/1.1 counterpart of h2-hello (the reference of the target "h2 ≤ 3× HTTP/1.1 pipelined ×16")',
+      path: '/',
+      h2: { connections: 64, streams: 16, h1: true },
+      probe: helloProbe,
+    }),
+  ]
+}
 
 /**
  * The TLS scenarios, over the run's certificate (ECDSA P-256, made with openssl at run
@@ -395,7 +481,11 @@ function WS_SCENARIOS() {
 export const DEFAULT_SCENARIOS = SCENARIOS.filter((s) => s.default !== false)
 
 /** Names that stand for several scenarios in --scenario. */
-export const SCENARIO_GROUPS = { ws: SCENARIOS.filter((s) => s.ws).map((s) => s.name), tls: SCENARIOS.filter((s) => s.tls).map((s) => s.name) }
+export const SCENARIO_GROUPS = {
+  ws: SCENARIOS.filter((s) => s.ws).map((s) => s.name),
+  tls: SCENARIOS.filter((s) => s.tls && !s.h2).map((s) => s.name),
+  h2: SCENARIOS.filter((s) => s.h2).map((s) => s.name),
+}
 
 /**
  * Why `server` does not take part in `scenario`, or null when it does. The static
@@ -407,6 +497,8 @@ export const SCENARIO_GROUPS = { ws: SCENARIOS.filter((s) => s.ws).map((s) => s.
  * (its TLS server block answers GET / with the hello).
  */
 export function skipReason(scenario, server) {
+  const h2 = h2SkipReason(scenario, server)
+  if (h2 !== undefined) return h2
   if (scenario.tls) {
     if (!server.tls) return 'does no TLS in this suite'
     if (scenario.static) return server.static ? null : 'serves no static files in this suite'
@@ -426,6 +518,21 @@ export function skipReason(scenario, server) {
   return server.hello ? 'answers only GET / (a fixed hello)' : 'runs only the static-file and TLS scenarios'
 }
 
+/**
+ * Who runs the HTTP/2 scenarios: the servers that speak HTTP/2 here (`h2`), the static one
+ * only those that serve files; h1-pipelined-16 is harrier's own. The HTTP/2-only servers
+ * (node:http2, Bun's node:http2) run nothing else. Undefined where the h2 group has no say.
+ */
+function h2SkipReason(scenario, server) {
+  if (scenario.h2?.h1) return server.name === 'harrier' ? null : "harrier's own HTTP/1.1 reference in the h2 group"
+  if (scenario.h2) {
+    if (!server.h2) return server.noH2 ?? 'speaks no HTTP/2 in this suite'
+    return scenario.static && !server.static ? 'serves no static files in this suite' : null
+  }
+  if (server.h2Only) return 'runs only the HTTP/2 scenarios'
+  return undefined
+}
+
 export function applies(scenario, server) {
   return skipReason(scenario, server) === null
 }
@@ -439,7 +546,10 @@ export async function probe(scenario, server, port) {
   if (!scenario.probe) return null
   if (server.name === 'floor' && scenario.probe !== helloProbe) return null
   const { request: req, check } = scenario.probe
-  const res = await request(port, { ...req, timeout: 5000, tls: Boolean(scenario.tls) })
+  const overH2 = Boolean(scenario.h2 && !scenario.h2.h1)
+  const tls = Boolean(scenario.tls)
+  const res = overH2 ? await h2request(port, { ...req, timeout: 5000, tls, ca: tls ? tlsCert().certPem : null }) : await request(port, { ...req, timeout: 5000, tls })
+  if (overH2 && res.alpn !== (tls ? 'h2' : 'h2c')) return `${scenario.name}: ${server.label} spoke ${res.alpn} to an HTTP/2 client`
   const problem = server.name === 'floor' ? (res.status === 200 && res.body.toString() === HELLO ? null : expectText(res)) : check(res)
   return problem ? `${scenario.name}: ${server.label} answered ${req.method ?? 'GET'} ${req.path} wrongly: ${problem}` : null
 }

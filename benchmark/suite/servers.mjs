@@ -9,6 +9,7 @@ import net from 'node:net'
 import os from 'node:os'
 import { join } from 'node:path'
 
+import { h2request } from './h2.mjs'
 import { childPids, executable } from './proc.mjs'
 import { paths } from './paths.mjs'
 import { HONO_SERVERS } from './hono.mjs'
@@ -24,27 +25,36 @@ import { findCommand } from './tools.mjs'
  * runs the WebSocket scenarios and no other; `tls`: its file (or config) serves the same
  * over TLS when the suite passes a certificate (BENCH_TLS_CERT, BENCH_TLS_KEY); `tlsHello`:
  * over TLS it answers GET / with "Hello, World!" though it has no routes (nginx's TLS
- * server block). See `applies` in scenarios.mjs for who runs where.
+ * server block). `h2`: it speaks HTTP/2 (h2c by prior knowledge in cleartext, h2 by ALPN over
+ * TLS) with GET /, /json and (where `static`) the files; `h2Only`: it runs the HTTP/2
+ * scenarios and no other; `noH2`: why a server with no HTTP/2 is left out of them. See
+ * `applies` in scenarios.mjs for who runs where.
  */
 const WS_ALL = ['echo', 'broadcast', 'deflate']
 export const SERVERS = {
-  harrier: { label: 'harrier', runtime: 'node', script: 'harrier.mjs', routes: true, hello: true, static: true, ws: WS_ALL, tls: true },
+  // HTTP/2 on the same port as HTTP/1.1, with no option: the preface (h2c) or ALPN (h2) decides.
+  harrier: { label: 'harrier', runtime: 'node', script: 'harrier.mjs', routes: true, hello: true, static: true, ws: WS_ALL, tls: true, h2: true },
   // node:https instead of node:http when the suite passes a certificate.
-  node: { label: 'node:http', runtime: 'node', script: 'node-http.mjs', routes: true, hello: true, static: true, ws: [], tls: true },
+  node: { label: 'node:http', runtime: 'node', script: 'node-http.mjs', routes: true, hello: true, static: true, ws: [], tls: true, noH2: 'node:http has no HTTP/2 (node-http2 is node:http2)' },
   fastify: { label: 'fastify', runtime: 'node', script: 'fastify.mjs', routes: true, hello: true, static: false, ws: [], tls: true },
   // Deno's WebSocket server does not negotiate permessage-deflate.
-  deno: { label: 'deno', runtime: 'deno', script: 'deno.mjs', routes: true, hello: true, static: false, ws: ['echo', 'broadcast'], tls: true },
-  bun: { label: 'bun', runtime: 'bun', script: 'bun.mjs', routes: true, hello: true, static: false, ws: WS_ALL, tls: true },
+  // Deno.serve speaks h2c by prior knowledge in cleartext and h2 by ALPN over TLS.
+  deno: { label: 'deno', runtime: 'deno', script: 'deno.mjs', routes: true, hello: true, static: false, ws: ['echo', 'broadcast'], tls: true, h2: true },
+  bun: { label: 'bun', runtime: 'bun', script: 'bun.mjs', routes: true, hello: true, static: false, ws: WS_ALL, tls: true, noH2: "Bun.serve has no HTTP/2 (bun-http2 is Bun's node:http2)" },
+  // node:http2 (createServer for h2c, createSecureServer for h2), and the same file under Bun.
+  'node-http2': { label: 'node:http2', runtime: 'node', script: 'node-http2.mjs', routes: false, hello: true, static: true, ws: [], tls: true, h2: true, h2Only: true },
+  'bun-http2': { label: 'bun node:http2', runtime: 'bun', script: 'node-http2.mjs', routes: false, hello: true, static: true, ws: [], tls: true, h2: true, h2Only: true },
   // node:http with the `ws` package: the WebSocket routes (and GET /) only.
   'node-ws': { label: 'node-ws', runtime: 'node', script: 'node-ws.mjs', routes: false, hello: true, static: false, ws: WS_ALL, wsOnly: true },
   // Answers every request head with the same fixed "Hello, World!", parsing nothing.
   floor: { label: 'floor', runtime: 'floor', script: null, routes: false, hello: true, static: false, ws: [] },
   // Debian's nginx, one process (master_process off), from a config written per run.
   // Over TLS (the tls scenarios), its server block also answers GET / with the hello.
-  nginx: { label: 'nginx', runtime: 'nginx', script: null, routes: false, hello: false, static: true, ws: [], tls: true, tlsHello: true },
+  // Its HTTP/2 config (the h2 scenarios) answers GET / and GET /json with fixed bodies.
+  nginx: { label: 'nginx', runtime: 'nginx', script: null, routes: false, hello: false, static: true, ws: [], tls: true, tlsHello: true, h2: true },
 }
 
-const ALIASES = { 'node:http': 'node', 'node-http': 'node', http: 'node', 'deno.serve': 'deno', 'bun.serve': 'bun', 'node+ws': 'node-ws', ws: 'node-ws' }
+const ALIASES = { 'node:http2': 'node-http2', http2: 'node-http2', 'bun:http2': 'bun-http2', 'node:http': 'node', 'node-http': 'node', http: 'node', 'deno.serve': 'deno', 'bun.serve': 'bun', 'node+ws': 'node-ws', ws: 'node-ws' }
 // The hono group's servers (suite/hono.mjs).
 Object.assign(SERVERS, HONO_SERVERS)
 
@@ -166,9 +176,12 @@ function nginxConfigureArgs() {
  * (`configure`: the output of `nginx -V`). `tls` (`{ cert, key }`, paths): the server
  * listens with TLS (1.2 and 1.3, the default ciphers, a shared session cache and session
  * tickets, so that clients can resume) and answers GET / with the hello, as the other
- * servers do, rather than the plaintext config's 204.
+ * servers do, rather than the plaintext config's 204. `h2`: the server speaks HTTP/2 (h2c
+ * by prior knowledge in cleartext, h2 by ALPN with `tls`), answers GET / with the hello and
+ * GET /json with the suite's JSON (fixed bodies), and lets a connection carry any number of
+ * requests (one h2load connection carries all of h2-streams-100's).
  */
-export function nginxConfig({ dir, port, staticDir, connections = 64, tls = null, configure = nginxConfigureArgs() }) {
+export function nginxConfig({ dir, port, staticDir, connections = 64, tls = null, h2 = false, configure = nginxConfigureArgs() }) {
   const temp = [
     ['client_body_temp_path', 'client_body', null],
     ['proxy_temp_path', 'proxy', 'http_proxy'],
@@ -179,27 +192,9 @@ export function nginxConfig({ dir, port, staticDir, connections = 64, tls = null
     .filter(([, , module]) => !module || !configure.includes(`--without-${module}_module`))
     .map(([directive, sub]) => `    ${directive} ${join(dir, sub)};`)
   const root = staticDir ?? dir
-  return `# Written by benchmark/suite/servers.mjs for one run.
-daemon off;
-master_process off;
-worker_processes 1;
-pid ${join(dir, 'nginx.pid')};
-error_log ${join(dir, 'error.log')};
-
-events {
-    worker_connections ${Math.max(1024, connections * 2 + 16)};
-}
-
-http {
-    default_type application/octet-stream;
-    sendfile on;
-    tcp_nopush on;
-    tcp_nodelay on;
-    access_log off;
-    keepalive_requests 100000;
-    keepalive_timeout 120s;
-${temp.join('\n')}
-
+  const head = nginxHead(dir, connections, temp)
+  if (h2) return nginxH2Server({ head, port, root, tls, configure })
+  return `${head}
     server {
 ${
   tls
@@ -230,14 +225,89 @@ ${
 `
 }
 
+// The part of the config before the server block, as nginxConfig writes it (one process, paths in `dir`).
+function nginxHead(dir, connections, temp) {
+  return `# Written by benchmark/suite/servers.mjs for one run.
+daemon off;
+master_process off;
+worker_processes 1;
+pid ${join(dir, 'nginx.pid')};
+error_log ${join(dir, 'error.log')};
+
+events {
+    worker_connections ${Math.max(1024, connections * 2 + 16)};
+}
+
+http {
+    default_type application/octet-stream;
+    sendfile on;
+    tcp_nopush on;
+    tcp_nodelay on;
+    access_log off;
+    keepalive_requests 100000;
+    keepalive_timeout 120s;
+${temp.join('\n')}
+`
+}
+
+/** nginx's version from `nginx -V` (`[1, 22, 1]`), or null. */
+export function nginxVersion(configure) {
+  const match = /nginx version: nginx\/(\d+)\.(\d+)\.(\d+)/.exec(configure)
+  return match ? match.slice(1).map(Number) : null
+}
+
+/**
+ * nginx turns HTTP/2 on with `http2 on;` from 1.25.1, and before that (Debian 12 has 1.22.1)
+ * with the `http2` parameter of `listen`. Either way a cleartext listen takes h2c by prior
+ * knowledge and a TLS one offers h2 by ALPN.
+ */
+export function nginxHasHttp2Directive(configure) {
+  const v = nginxVersion(configure)
+  return v !== null && (v[0] > 1 || (v[0] === 1 && (v[1] > 25 || (v[1] === 25 && v[2] >= 1))))
+}
+
+function nginxH2Server({ head, port, root, tls, configure }) {
+  const directive = nginxHasHttp2Directive(configure)
+  const listen = `listen 127.0.0.1:${port}${tls ? ' ssl' : ''}${directive ? '' : ' http2'};`
+  return `${head}
+    server {
+        ${listen}${directive ? '\n        http2 on;' : ''}
+${
+  tls
+    ? `        ssl_certificate ${tls.cert};
+        ssl_certificate_key ${tls.key};
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_session_cache shared:SSL:10m;
+        ssl_session_tickets on;
+`
+    : ''
+}        # HTTP/2 counts every stream as a request of the connection's keepalive_requests.
+        keepalive_requests 1000000000;
+        root ${root};
+        location = / {
+            default_type text/plain;
+            return 200 "Hello, World!";
+        }
+        location = /json {
+            default_type application/json;
+            return 200 '{"message":"Hello, World!"}';
+        }
+        location /static/ {
+            alias ${root}/;
+        }
+    }
+}
+`
+}
+
 /** The command line that runs a server, with the executable the server process will have. */
-export function command(server, { port, staticDir, connections, tls } = {}) {
+export function command(server, { port, staticDir, connections, tls, h2 } = {}) {
   switch (server.runtime) {
     case 'nginx': {
       const dir = mkdtempSync(join(os.tmpdir(), 'harrier-bench-nginx-'))
       liveDirs.add(dir)
       const conf = join(dir, 'nginx.conf')
-      writeFileSync(conf, nginxConfig({ dir, port, staticDir, connections, tls: tls ? tlsCert() : null }))
+      writeFileSync(conf, nginxConfig({ dir, port, staticDir, connections, tls: tls ? tlsCert() : null, h2 }))
       return {
         exe: nginxBinary(),
         args: ['-p', dir, '-c', conf, '-e', join(dir, 'error.log')],
@@ -360,6 +430,8 @@ export const RAISE_NOFILE = 'ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit 
  * environment for the server (the WebSocket scenarios' BENCH_WS, BENCH_WS_DEFLATE).
  * `context.tls`: the TLS scenarios: the run's certificate and key passed as BENCH_TLS_CERT
  * and BENCH_TLS_KEY (written into nginx's config), and every check made over TLS.
+ * `context.h2`: the HTTP/2 scenarios: the checks are made over HTTP/2 (h2c, or h2 by ALPN),
+ * which the HTTP/2-only servers need, and nginx gets its HTTP/2 config (which has the hello).
  */
 export async function startServer(server, cpus, context = {}) {
   const port = await freePort()
@@ -415,7 +487,9 @@ export async function startServer(server, cpus, context = {}) {
     }
     let res
     try {
-      res = await request(port, { timeout: 1000, tls: Boolean(context.tls) })
+      res = context.h2
+        ? await h2request(port, { timeout: 1000, tls: Boolean(context.tls), ca: context.tls ? tlsCert().certPem : null })
+        : await request(port, { timeout: 1000, tls: Boolean(context.tls) })
     } catch (error) {
       if (error.plaintext) {
         await stopServer(handle)
@@ -425,8 +499,8 @@ export async function startServer(server, cpus, context = {}) {
       await sleep(50)
       continue
     }
-    // nginx has no hello: its config answers GET / with 204 for this check (over TLS, the hello).
-    const hello = server.hello || (context.tls && server.tlsHello)
+    // nginx has no hello: its config answers GET / with 204 for this check (over TLS or HTTP/2, the hello).
+    const hello = server.hello || (context.tls && server.tlsHello) || context.h2
     if (hello ? res.status !== 200 || res.body.toString() !== 'Hello, World!' : res.status !== 204) {
       await stopServer(handle)
       throw new Error(`${server.label}: GET / answered ${res.status} ${JSON.stringify(res.body.toString().slice(0, 200))}`)

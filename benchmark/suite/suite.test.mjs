@@ -10,7 +10,8 @@ import { parseWrk, parseWrkBytes, wrkArgs } from './load.mjs'
 import { median, scenarioMarkdown, summarise, summaryMarkdown, tlsOverPlain, tlsOverPlainMarkdown } from './report.mjs'
 import { delta, rssSummary, sampleRss } from './proc.mjs'
 import { DEFAULT_SCENARIOS, SCENARIOS, SCENARIO_GROUPS, applies, expectFile, probe, skipReason } from './scenarios.mjs'
-import { nginxConfig, parseServerSpec } from './servers.mjs'
+import { nginxConfig, nginxHasHttp2Directive, nginxVersion, parseServerSpec } from './servers.mjs'
+import { expectedProtocol, h2Targets, h2TargetsMarkdown, h2loadProblem, h2loadRunArgs, parseH2loadRun } from './h2.mjs'
 import { bodyMiBps, cleanupStatic, staticFiles } from './static.mjs'
 import { certArgs, h2loadArgs, parseH2load, parseSClientBrief, parseSTime, resumesReconnections, serverHelloKind } from './tls.mjs'
 import { parseWsLoadLine, wsFigures, wsLoadArgs } from './ws.mjs'
@@ -496,4 +497,140 @@ test('resumption check: the first handshake of each of the 8 connections is full
   assert.equal(resumesReconnections({ full: 177, resumed: 176 }), false) // every other one (node:https)
   assert.equal(resumesReconnections({ full: 8, resumed: 0 }), false) // no reconnection seen
   assert.equal(resumesReconnections({ full: 300, resumed: 0 }), false)
+})
+
+// ---------------------------------------------------------------- HTTP/2
+
+// A fixed-time run with a warm-up, as h2load 1.52 prints it (the progress lines left out).
+const H2LOAD_TIMED = `starting benchmark...
+spawning thread #0: 64 total client(s). Timing-based test with 1s of warm-up time and 2s of main duration for measurements.
+Warm-up started for thread #0.
+TLS Protocol: TLSv1.3
+Cipher: TLS_AES_128_GCM_SHA256
+Server Temp Key: X25519 253 bits
+Application protocol: h2
+Warm-up phase is over for thread #0.
+Main benchmark duration is started for thread #0.
+Main benchmark duration is over for thread #0. Stopping all clients.
+Stopped all clients for thread #0
+
+finished in 3.01s, 71264.00 req/s, 2.65MB/s
+requests: 142528 total, 142528 started, 142528 done, 142528 succeeded, 0 failed, 0 errored, 0 timeout
+status codes: 142527 2xx, 0 3xx, 0 4xx, 0 5xx
+traffic: 5.30MB (5561536) total, 1.54MB (1617379) headers (space savings 91.64%), 2.50MB (2618304) data
+                     min         max         mean         sd        +/- sd
+time for request:     4.68ms     38.33ms     14.47ms      3.74ms    93.14%
+time for connect:        0us         0us         0us         0us     0.00%
+time to 1st byte:        0us         0us         0us         0us     0.00%
+req/s           :    1101.68     1118.04     1111.59        6.57    73.44%
+`
+
+test('h2 scenarios: h2load command lines for h2c, h2 over TLS, one connection of 100 streams, HTTP/1.1 pipelined', () => {
+  assert.deepEqual(h2loadRunArgs({ port: 4321, path: '/', connections: 64, streams: 16, seconds: 10, warmup: 2 }), [
+    'h2load', '-t1', '-c64', '-m16', '-D', '10', '--warm-up-time', '2', 'http://127.0.0.1:4321/',
+  ])
+  assert.equal(h2loadRunArgs({ port: 1, path: '/json', connections: 64, streams: 16, seconds: 3, tls: true }).at(-1), 'https://127.0.0.1:1/json')
+  assert.ok(!h2loadRunArgs({ port: 1, path: '/', connections: 1, streams: 100, seconds: 3, warmup: 0 }).includes('--warm-up-time'), 'no warm-up asked, none given')
+  assert.deepEqual(h2loadRunArgs({ port: 1, path: '/', connections: 64, streams: 16, seconds: 3, warmup: 1, h1: true }).slice(-2), ['--h1', 'http://127.0.0.1:1/'])
+  assert.equal(expectedProtocol({}), 'h2c')
+  assert.equal(expectedProtocol({ tls: true }), 'h2')
+  assert.equal(expectedProtocol({ h1: true }), 'http/1.1')
+})
+
+test('h2 scenarios: a fixed-time h2load run read, and what fails it', () => {
+  const r = parseH2loadRun(H2LOAD_TIMED)
+  assert.equal(r.requestsPerSec, 71264)
+  assert.equal(r.succeeded, 142528)
+  assert.equal(r.meanMs, 14.47)
+  assert.equal(r.application, 'h2')
+  assert.equal(r.cipher, 'TLS_AES_128_GCM_SHA256')
+  assert.equal(r.trafficBytes, 5561536)
+  assert.equal(r.statusOther, 0)
+  assert.equal(parseH2loadRun(H2LOAD_TIMED.replace('14.47ms', '812us')).meanMs, 0.812)
+  // One head in the warm-up, its end in the main duration: a success without a status, no failure.
+  assert.equal(h2loadProblem(r, 'h2'), null)
+  assert.match(h2loadProblem(r, 'h2c'), /spoke h2, not h2c/)
+  assert.match(h2loadProblem(parseH2loadRun(H2LOAD_TIMED.replace('0 failed, 0 errored', '3 failed, 1 errored')), 'h2'), /3 failed, 1 errored, 0 timed out/)
+  assert.match(h2loadProblem(parseH2loadRun(H2LOAD_TIMED.replace('0 3xx, 0 4xx, 0 5xx', '0 3xx, 5 4xx, 2 5xx')), 'h2'), /7 of 142528 answers were not 2xx/)
+  assert.match(h2loadProblem(parseH2loadRun(H2LOAD_TIMED.replace('142528 succeeded', '0 succeeded')), 'h2'), /no request succeed/)
+  assert.match(h2loadProblem(parseH2loadRun(H2LOAD_TIMED.replace(/^status codes:.*$/m, '')), 'h2'), /no status codes/)
+})
+
+test('h2 scenarios: not in the default set, the group, who takes part, and why the others do not', () => {
+  const names = ['h2-hello', 'h2-json', 'h2-hello-tls', 'h2-json-tls', 'h2-streams-100', 'h2-static-64k', 'h1-pipelined-16']
+  assert.deepEqual(SCENARIO_GROUPS.h2, names)
+  assert.ok(!DEFAULT_SCENARIOS.some((s) => s.h2))
+  assert.ok(!SCENARIO_GROUPS.tls.some((name) => name.startsWith('h2')), 'the tls group keeps its four')
+  const scenario = (name) => SCENARIOS.find((s) => s.name === name)
+  const server = (name) => parseServerSpec(name)
+  for (const name of ['h2-hello', 'h2-json', 'h2-hello-tls', 'h2-json-tls', 'h2-streams-100']) {
+    assert.equal(scenario(name).kind, 'h2load')
+    for (const id of ['harrier', 'harrier:HARRIER_DRIVER=threads', 'nginx', 'node-http2', 'bun-http2', 'deno']) assert.equal(skipReason(scenario(name), server(id)), null, `${name} ${id}`)
+    assert.match(skipReason(scenario(name), server('bun')), /Bun\.serve has no HTTP\/2/)
+    assert.match(skipReason(scenario(name), server('node')), /node:http has no HTTP\/2/)
+    for (const id of ['fastify', 'floor', 'node-ws', 'harrier-hono']) assert.match(skipReason(scenario(name), server(id)), /no HTTP\/2/, `${name} ${id}`)
+  }
+  assert.deepEqual(scenario('h2-streams-100').h2, { connections: 1, streams: 100 })
+  assert.ok(scenario('h2-hello-tls').tls && !scenario('h2-hello').tls)
+  for (const id of ['harrier', 'nginx', 'node-http2', 'bun-http2']) assert.equal(applies(scenario('h2-static-64k'), server(id)), true, id)
+  assert.match(skipReason(scenario('h2-static-64k'), server('deno')), /no static files/)
+  assert.equal(scenario('h2-static-64k').static.size, 65536)
+  assert.equal(applies(scenario('h1-pipelined-16'), server('harrier:HARRIER_DRIVER=threads')), true)
+  for (const id of ['nginx', 'node-http2', 'deno', 'bun']) assert.match(skipReason(scenario('h1-pipelined-16'), server(id)), /harrier's own/, id)
+  // The HTTP/2-only servers run nothing else.
+  for (const name of ['hello', 'static-64k', 'tls-hello', 'ws-echo-32', 'hono-hello']) {
+    for (const id of ['node-http2', 'bun-http2']) assert.match(skipReason(scenario(name), server(id)), /only the HTTP\/2 scenarios/, `${name} ${id}`)
+  }
+  assert.equal(parseServerSpec('node:http2').id, 'node-http2')
+  assert.equal(parseServerSpec('bun-http2').runtime, 'bun')
+  assert.equal(parseServerSpec('bun-http2').script, 'node-http2.mjs')
+})
+
+test('nginx HTTP/2 config: listen … http2 before 1.25.1, http2 on from it; the hello, the JSON, the files, TLS', () => {
+  assert.deepEqual(nginxVersion('nginx version: nginx/1.22.1\nbuilt with OpenSSL'), [1, 22, 1])
+  assert.equal(nginxVersion('no version here'), null)
+  assert.equal(nginxHasHttp2Directive('nginx version: nginx/1.22.1'), false)
+  assert.equal(nginxHasHttp2Directive('nginx version: nginx/1.25.0'), false)
+  assert.equal(nginxHasHttp2Directive('nginx version: nginx/1.25.1'), true)
+  assert.equal(nginxHasHttp2Directive('nginx version: nginx/1.26.3'), true)
+  const old = nginxConfig({ dir: '/tmp/x', port: 4321, staticDir: '/tmp/files', h2: true, configure: 'nginx version: nginx/1.22.1' })
+  assert.ok(old.includes('listen 127.0.0.1:4321 http2;'))
+  assert.ok(!old.includes('http2 on;'))
+  assert.ok(!old.includes('ssl'))
+  assert.match(old, /location = \/ \{\s+default_type text\/plain;\s+return 200 "Hello, World!";/)
+  assert.match(old, /location = \/json \{\s+default_type application\/json;\s+return 200 '\{"message":"Hello, World!"\}';/)
+  assert.match(old, /location \/static\/ \{\s+alias \/tmp\/files\/;/)
+  assert.ok(old.includes('keepalive_requests 1000000000;'), 'one connection may carry all of h2-streams-100')
+  assert.ok(old.includes('master_process off;') && old.includes('worker_processes 1;'))
+  const tls = nginxConfig({ dir: '/tmp/x', port: 4321, h2: true, tls: { cert: '/c.pem', key: '/k.pem' }, configure: 'nginx version: nginx/1.22.1' })
+  assert.ok(tls.includes('listen 127.0.0.1:4321 ssl http2;'))
+  assert.ok(tls.includes('ssl_certificate /c.pem;') && tls.includes('ssl_certificate_key /k.pem;'))
+  const recent = nginxConfig({ dir: '/tmp/x', port: 4321, h2: true, tls: { cert: '/c.pem', key: '/k.pem' }, configure: 'nginx version: nginx/1.26.3' })
+  assert.match(recent, /listen 127\.0\.0\.1:4321 ssl;\s+http2 on;/)
+  // Without h2, the config is the one the other scenarios have always had.
+  assert.ok(!nginxConfig({ dir: '/tmp/x', port: 4321, configure: 'nginx version: nginx/1.22.1' }).includes('http2'))
+})
+
+test('h2 targets: against nginx, against its own HTTP/1.1 pipelined, ahead of node:http2 and Deno', () => {
+  const servers = ['harrier', 'nginx', 'node-http2', 'deno', 'bun-http2'].map((id) => parseServerSpec(id))
+  const figures = { harrier: [200_000, 2], nginx: [50_000, 8], 'node-http2': [40_000, 15], deno: [250_000, 1.5], 'bun-http2': [45_000, 11] }
+  const round = (scale) => Object.fromEntries(Object.entries(figures).map(([id, [rps, cpu]]) => [id, { requestsPerSec: rps * scale, cpuUsPerRequest: cpu }]))
+  const hello = summarise({ metrics: ['requestsPerSec', 'cpuUsPerRequest'] }, servers, [round(1), round(1.1)])
+  const h1 = summarise({ metrics: ['requestsPerSec', 'cpuUsPerRequest'] }, [servers[0]], [{ harrier: { requestsPerSec: 1e6, cpuUsPerRequest: 0.5 } }])
+  const rows = h2Targets({ 'h2-hello': hello, 'h1-pipelined-16': h1 }, servers)
+  const find = (text) => rows.find((r) => r.target.includes(text))
+  assert.equal(find('nginx').value, 0.25)
+  assert.equal(find('nginx').met, true)
+  assert.equal(find('h1-pipelined-16').value, 4)
+  assert.equal(find('h1-pipelined-16').met, false)
+  assert.equal(find('ahead of node:http2').value, 5)
+  assert.equal(find('ahead of node:http2').met, true)
+  assert.equal(find('ahead of deno').met, false, 'Deno has more req/s and less CPU here')
+  assert.ok(!rows.some((r) => r.target.includes('bun')), 'the issue asks nothing of Bun')
+  const md = h2TargetsMarkdown(rows)
+  assert.match(md, /## HTTP\/2 targets/)
+  assert.match(md, /NOT met/)
+  // Without h1-pipelined-16 in the run, that row has no value.
+  assert.equal(h2Targets({ 'h2-hello': hello }, servers).find((r) => r.target.includes('h1-pipelined-16')).met, null)
+  assert.equal(h2TargetsMarkdown([]), '')
 })
