@@ -20,6 +20,9 @@ function run(title, command, args, env) {
   console.log(`# ${title}: passed in ${((Date.now() - started) / 1000).toFixed(1)} s`)
 }
 
+// The benchmark suite's own parsers and configs (h2load's and wrk's output, nginx's config):
+// a broken one would misreport every figure.
+if (process.argv.length <= 2) run('node --test benchmark/suite/', process.execPath, ['--test', 'benchmark/suite/'], {})
 for (const io of backends) {
   // The napi crate has no tests of its own worth repeating; the engine's run per backend.
   const crates = io === 'epoll' ? ['test', '--workspace'] : ['test', '-p', 'harrier-core']
