@@ -1,6 +1,7 @@
 // JavaScript on every core (issue 19): a route that burns about 100 µs of CPU per request (a
 // fixed hash loop, benchmark/workers/burn.mjs), loaded by `wrk -t1 -c64`, nothing pinned:
 //   harrier   serve({ module, workers: N }): N worker threads of one process, SO_REUSEPORT
+//   harrier:handoff  the same with balance: 'handoff' (one accept point hands connections out)
 //   node      node:http under node:cluster, N processes (and the primary)
 //   bun       Bun.serve({ reusePort: true }), N processes
 // for N = 1 and 2, interleaved, in the same run. Requests/s and the resident memory of the
@@ -30,6 +31,8 @@ const here = join(paths.root, 'benchmark', 'workers')
 
 const SERVERS = {
   harrier: { label: 'harrier serve({ workers })', unit: 'worker threads', start: (port, n) => [spawnServer(process.execPath, [join(here, 'harrier.mjs')], port, n)] },
+  // One accept point handing connections out, as on platforms whose SO_REUSEPORT does not balance.
+  'harrier:handoff': { label: "harrier serve({ workers, balance: 'handoff' })", unit: 'worker threads', start: (port, n) => [spawnServer(process.execPath, [join(here, 'harrier.mjs'), 'handoff'], port, n)] },
   node: { label: 'node:http + cluster', unit: 'processes', start: (port, n) => [spawnServer(process.execPath, [join(here, 'node-cluster.mjs')], port, n)] },
   // One process per worker, each with reusePort: Bun has no cluster of its own.
   // (one shell starting them, so that they are one session, as the others are)
@@ -140,7 +143,7 @@ async function measure(name, n) {
     const p99 = /99%\s+([\d.]+\w+)/.exec(out)?.[1]
     const requests = Number(/(\d+) requests in/.exec(out)?.[1] ?? 0)
     // harrier: connections accepted per worker (wrk's 64, the warm-up's and the checks').
-    const spread = name === 'harrier' ? await (await fetch(`http://127.0.0.1:${server.port}/spread`, { headers: { connection: 'close' } })).json() : undefined
+    const spread = name.startsWith('harrier') ? await (await fetch(`http://127.0.0.1:${server.port}/spread`, { headers: { connection: 'close' } })).json() : undefined
     return { rps, cpuUsPerRequest: (cpu * 1e6) / requests, rssMiB: rssMiB(pids), spread, errors, latency: /Latency\s+([\d.]+\w+)/.exec(out)?.[1], p99 }
   } finally {
     // The whole session: the bun processes under their shell too.
@@ -192,9 +195,9 @@ if (names.includes('harrier') && names.includes('node') && counts.includes(1) &&
     '',
   )
 }
-if (names.includes('harrier')) {
-  const spreads = counts.filter((n) => n > 1).map((n) => `${n} workers: ${results[`harrier x${n}`].map((r) => r.spread.join('/')).join(', ')}`)
-  if (spreads.length > 0) lines.push(`Connections per harrier worker, each run (the two wrk runs' 64 each and the 21 of the checks): ${spreads.join('; ')}.`, '')
+for (const name of names.filter((n) => n.startsWith('harrier'))) {
+  const spreads = counts.filter((n) => n > 1).map((n) => `${n} workers: ${results[`${name} x${n}`].map((r) => r.spread.join('/')).join(', ')}`)
+  if (spreads.length > 0) lines.push(`Connections per worker of ${SERVERS[name].label}, each run (the two wrk runs' 64 each and the 21 of the checks): ${spreads.join('; ')}.`, '')
 }
 const md = lines.join('\n')
 console.log(md)
