@@ -244,7 +244,7 @@ impl H2Conn {
                 } else {
                     let end = !body_allowed || body.is_empty();
                     if s.send_head(head, end) && !end {
-                        s.send_data(ctx.h2_values.body(body), true);
+                        s.send_data(Bytes::copy_from_slice(body), true);
                     }
                     s.answer = Answer::Done;
                     self.resets.answered();
@@ -267,7 +267,7 @@ impl H2Conn {
                 }
                 let end = op.kind == OP_END;
                 if end || !body.is_empty() {
-                    s.send_data(ctx.h2_values.body(body), end);
+                    s.send_data(Bytes::copy_from_slice(body), end);
                 }
                 if end {
                     s.send = None;

@@ -31,21 +31,8 @@ impl H2Conn {
         request: http::Request<RecvStream>,
         respond: SendResponse<Bytes>,
     ) {
-        let (mut parts, body) = request.into_parts();
-        self.accept_parts(t, ctx, &parts, body, respond);
-        // Read into the batch by now: the map's room serves an answer's head next.
-        ctx.h2_values.recycle(std::mem::take(&mut parts.headers));
-    }
-
-    fn accept_parts(
-        &mut self,
-        t: &mut Transport,
-        ctx: &mut Ctx,
-        parts: &http::request::Parts,
-        body: RecvStream,
-        respond: SendResponse<Bytes>,
-    ) {
         let rid = ctx.next_rid();
+        let (parts, body) = request.into_parts();
         let has_body = !body.is_end_stream();
         let mut s = Stream::new(rid, ctx.now, respond, body);
         let method = parts.method.as_str().as_bytes();
@@ -234,7 +221,7 @@ impl H2Conn {
         }
         let end = s.head_only || body.is_empty();
         if s.send_head(head, end) && !end {
-            s.send_data(ctx.h2_values.body(body), true);
+            s.send_data(Bytes::copy_from_slice(body), true);
         }
         s.answer = Answer::Done;
         self.woken.set();

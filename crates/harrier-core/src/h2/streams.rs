@@ -335,7 +335,6 @@ pub(crate) fn head(
     let mut r = http::Response::new(());
     *r.status_mut() =
         http::StatusCode::from_u16(status.0).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
-    *r.headers_mut() = values.map();
     let h = r.headers_mut();
     if let Some(v) = values.date(date) {
         h.insert(http::header::DATE, v);
