@@ -19,8 +19,8 @@ use crate::http1::conn::PendingPool;
 use crate::http1::date::CachedDate;
 use crate::http1::encode;
 use crate::http1::request::{HeadLimits, RequestHead};
-use crate::ops::access_log::ThreadLog;
-use crate::ops::stats::{Refusal, ThreadStats};
+use crate::ops::access_log::{LogEntry, Outcome, ThreadLog};
+use crate::ops::stats::{Protocol, Refusal, ThreadStats};
 use crate::tls::session::TlsSession;
 use crate::ws;
 use crate::ws::topics::Topics;
@@ -89,6 +89,36 @@ impl Ctx {
     #[inline]
     pub fn stats(&self) -> &ThreadStats {
         &self.shared.stats.threads[self.thread as usize]
+    }
+
+    /// A request done with, over any protocol: counted among those answered (unless it was
+    /// aborted) and its access log line written. The duration is read from the turn's clock
+    /// (taken when the answers were applied): no clock read per request.
+    pub fn request_done(
+        &mut self,
+        protocol: Protocol,
+        status: u16,
+        since: Instant,
+        sent: u64,
+        aborted: bool,
+        log: Option<Box<LogEntry>>,
+    ) {
+        let duration = self.now.saturating_duration_since(since);
+        if !aborted {
+            self.stats()
+                .request(status, protocol, duration.as_micros() as u64);
+        }
+        if let (Some(log), Some(entry)) = (self.log.as_mut(), log) {
+            log.line(
+                &entry,
+                &Outcome {
+                    status,
+                    bytes: sent,
+                    duration,
+                    aborted,
+                },
+            );
+        }
     }
 
     pub fn deflater(&mut self, window_bits: u8) -> &mut ws::deflate::Deflater {

@@ -98,6 +98,20 @@ impl<'a> ReplyOp<'a> {
         }
         Some((HeaderIter { rest: &b[..pos] }, &b[pos..]))
     }
+
+    /// A `HEARTBEAT` op's interval (its body: milliseconds, u32). 0 is no heartbeat, but the
+    /// engine knows the stream (a drain ends it): `Duration::MAX`. `None` if malformed.
+    pub fn heartbeat_every(&self) -> Option<std::time::Duration> {
+        let (_, ms) = self.split()?;
+        let ms = ms
+            .get(..4)
+            .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+        Some(if ms == 0 {
+            std::time::Duration::MAX
+        } else {
+            std::time::Duration::from_millis(u64::from(ms))
+        })
+    }
 }
 
 #[derive(Clone)]

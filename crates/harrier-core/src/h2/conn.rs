@@ -187,18 +187,11 @@ impl H2Conn {
         let answer = self.streams[i].answer;
         match (op.kind, answer) {
             (OP_HEARTBEAT, Answer::Streaming) => {
-                let Some((_, ms)) = op.split() else { return };
-                let ms = ms
-                    .get(..4)
-                    .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+                let Some(every) = op.heartbeat_every() else {
+                    return;
+                };
                 let s = &mut self.streams[i];
                 if s.heartbeat.is_none() {
-                    // 0: no heartbeat, but the engine knows the stream (a drain ends it).
-                    let every = if ms == 0 {
-                        Duration::MAX
-                    } else {
-                        Duration::from_millis(u64::from(ms))
-                    };
                     s.heartbeat = Some((every, ctx.now));
                     ctx.heartbeats.push((t.slot, s.rid));
                 }
@@ -348,12 +341,7 @@ impl H2Conn {
                     calm |= self.resets.reset();
                 }
                 s.uncount(ctx);
-                s.respond = None;
-                s.send = None;
-                s.body = None;
-                s.file = None;
-                s.answer = Answer::Done;
-                s.aborted = true;
+                s.let_go();
             }
             if s.file.is_some() {
                 s.pump_file(cx);

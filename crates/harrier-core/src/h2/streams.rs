@@ -15,7 +15,7 @@ use http::header::{HeaderMap, HeaderName, HeaderValue};
 use super::HeadValues;
 use crate::engine::event_loop::Ctx;
 use crate::http1::Status;
-use crate::ops::access_log::{LogEntry, Outcome};
+use crate::ops::access_log::LogEntry;
 use crate::ops::stats::Protocol;
 use crate::statics::{self, Piece};
 
@@ -126,24 +126,15 @@ impl Stream {
     /// Counts the stream among the requests answered (unless it was aborted) and writes its
     /// access log line.
     pub fn record(&mut self, ctx: &mut Ctx) {
-        // The turn's clock (read when the answers were taken), as for HTTP/1.1.
-        let duration = ctx.now.saturating_duration_since(self.since);
         let aborted = self.aborted || self.answer != Answer::Done;
-        if !aborted {
-            ctx.stats()
-                .request(self.status, Protocol::Http2, duration.as_micros() as u64);
-        }
-        if let (Some(log), Some(entry)) = (ctx.log.as_mut(), self.log.take()) {
-            log.line(
-                &entry,
-                &Outcome {
-                    status: self.status,
-                    bytes: self.sent,
-                    duration,
-                    aborted,
-                },
-            );
-        }
+        ctx.request_done(
+            Protocol::Http2,
+            self.status,
+            self.since,
+            self.sent,
+            aborted,
+            self.log.take(),
+        );
     }
 
     /// Opens the client's window by `n` of the bytes the handler was handed (all: `usize::MAX`);
@@ -211,6 +202,12 @@ impl Stream {
         } else if let Some(respond) = self.respond.as_mut() {
             respond.send_reset(reason);
         }
+        self.let_go();
+    }
+
+    /// Gives up on the stream (reset by either side): its handles dropped, its answer over,
+    /// counted as aborted.
+    pub fn let_go(&mut self) {
         self.send = None;
         self.respond = None;
         self.file = None;

@@ -21,7 +21,7 @@ use crate::http1::chunked::{Chunk, ChunkedDecoder};
 use crate::http1::encode::{self, decimal, Framing, Persistence};
 use crate::http1::request::{parse_head, BodyFraming, Parse};
 use crate::http1::Status;
-use crate::ops::access_log::{LogEntry, Outcome};
+use crate::ops::access_log::LogEntry;
 use crate::ops::stats::{Protocol, Refusal};
 use crate::ops::{self, OpsRoute};
 use crate::router::RouteMatch;
@@ -152,23 +152,15 @@ impl Pending {
 
     /// Counts the request among those answered, and writes its log line.
     fn finished(&mut self, ctx: &mut Ctx, aborted: bool) {
-        // The turn's clock (read when the answers were taken): no clock read per request.
-        let duration = ctx.now.saturating_duration_since(self.since);
-        if !aborted {
-            ctx.stats()
-                .request(self.status, self.protocol(), duration.as_micros() as u64);
-        }
-        if let (Some(log), Some(entry)) = (ctx.log.as_mut(), self.log.take()) {
-            log.line(
-                &entry,
-                &Outcome {
-                    status: self.status,
-                    bytes: self.sent,
-                    duration,
-                    aborted,
-                },
-            );
-        }
+        let protocol = self.protocol();
+        ctx.request_done(
+            protocol,
+            self.status,
+            self.since,
+            self.sent,
+            aborted,
+            self.log.take(),
+        );
     }
 
     /// The handler no longer holds this request unanswered.
@@ -1075,18 +1067,9 @@ impl Http1 {
             return;
         }
         if op.kind == OP_HEARTBEAT {
-            if let Some((_, ms)) = op.split() {
-                let ms = ms
-                    .get(..4)
-                    .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+            if let Some(every) = op.heartbeat_every() {
                 let p = &mut self.inflight[i];
                 if p.answer == Answer::Streaming && p.heartbeat.is_none() {
-                    // 0: no heartbeat, but the engine knows the stream (a drain ends it).
-                    let every = if ms == 0 {
-                        Duration::MAX
-                    } else {
-                        Duration::from_millis(u64::from(ms))
-                    };
                     p.heartbeat = Some((every, ctx.now));
                     ctx.heartbeats.push((t.slot, p.rid));
                 }
