@@ -44,49 +44,49 @@ test('streams past maxConcurrentStreams are refused with REFUSED_STREAM; the ope
   await stillServes(t, base)
 })
 
-test('rapid reset: streams opened and reset in bulk get GOAWAY ENHANCE_YOUR_CALM', async (t) => {
+/** An app whose `/slow` handler never answers (it counts its calls), beside `/ok`. */
+async function useNeverAnswering(t: Parameters<Parameters<typeof test>[1]>[0]) {
   let calls = 0
-  const { port, base } = await useApp(t, (app) => {
+  const served = await useApp(t, (app) => {
     app.get('/slow', () => {
       calls++
     })
     app.get('/ok', (req, res) => res.text('ok'))
   })
+  return { ...served, calls: () => calls }
+}
+
+test('rapid reset: streams opened and reset in bulk get GOAWAY ENHANCE_YOUR_CALM', async (t) => {
+  const { port, base, calls } = await useNeverAnswering(t)
   const c = await RawH2.connect(t, port)
   const frames = []
   for (let i = 0; i < 1000; i++) frames.push(get(2 * i + 1, '/slow'), rst(2 * i + 1, CANCEL))
   c.write(...frames)
   t.is(await c.goaway(), ENHANCE_YOUR_CALM)
   await c.waitClosed()
-  t.true(calls < 1000, `the handler saw ${calls} of the 1000 streams`)
+  t.true(calls() < 1000, `the handler saw ${calls()} of the 1000 streams`)
   await stillServes(t, base)
 })
 
 test('rapid reset: a client that resets the streams its handler holds faster than they finish gets GOAWAY ENHANCE_YOUR_CALM', async (t) => {
   t.timeout(60_000)
-  let calls = 0
-  const { port, base } = await useApp(t, (app) => {
-    app.get('/slow', () => {
-      calls++
-    })
-    app.get('/ok', (req, res) => res.text('ok'))
-  })
+  const { port, base, calls } = await useNeverAnswering(t)
   const c = await RawH2.connect(t, port)
   let code: number | null = null
   c.goaway(60_000).then((got) => (code = got), () => {})
   for (let i = 0; i < 400 && code === null && !c.closed; i++) {
     const id = 2 * i + 1
-    const before = calls
+    const before = calls()
     c.write(get(id, '/slow'))
     // The handler has the stream before the client takes it back.
     await withTimeout((async () => {
-      while (calls === before && code === null && !c.closed) await sleep(1)
+      while (calls() === before && code === null && !c.closed) await sleep(1)
     })(), 10_000, `the handler to see stream ${id}`)
     c.write(rst(id, CANCEL))
   }
   t.is(await c.goaway(), ENHANCE_YOUR_CALM)
-  t.true(calls > 20 && calls < 400, `the handler saw ${calls} streams before the GOAWAY`)
-  t.log(`GOAWAY after ${calls} streams taken back`)
+  t.true(calls() > 20 && calls() < 400, `the handler saw ${calls()} streams before the GOAWAY`)
+  t.log(`GOAWAY after ${calls()} streams taken back`)
   await stillServes(t, base)
 })
 

@@ -4,13 +4,13 @@
 // Usage: node benchmark/ops.mjs [--rounds 3] [--seconds 10]
 import { spawn } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 
 import { paths } from './suite/paths.mjs'
 import { cpuSeconds } from './suite/proc.mjs'
+import { freePort } from './suite/servers.mjs'
 
 const { values } = parseArgs({ options: { rounds: { type: 'string', default: '3' }, seconds: { type: 'string', default: '10' } } })
 const rounds = Number(values.rounds)
@@ -18,15 +18,6 @@ const seconds = Number(values.seconds)
 const dir = mkdtempSync(join(tmpdir(), 'harrier-ops-bench-'))
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const probe = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = probe.address()
-      probe.close(() => resolve(port))
-    })
-    probe.on('error', reject)
-  })
-}
 
 function run(cmd, args) {
   return new Promise((resolve) => {

@@ -7,13 +7,12 @@
 // Writes benchmark/results/streaming.md and .json. Needs `npm run build`, wrk, taskset.
 import { spawn } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
-import net from 'node:net'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 
 import { paths } from './suite/paths.mjs'
 import { cpuSeconds, memoryKiB } from './suite/proc.mjs'
-import { bunBinary, denoBinary } from './suite/servers.mjs'
+import { bunBinary, denoBinary, freePort } from './suite/servers.mjs'
 
 const { values } = parseArgs({
   options: {
@@ -36,16 +35,6 @@ const SERVERS = {
   deno: { label: 'deno', cmd: () => [denoBinary(), ['run', '--allow-net', '--allow-env', join(here, 'web.mjs')]] },
 }
 
-/** A port free now (the machine runs other benchmarks: no fixed ports). */
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const probe = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = probe.address()
-      probe.close(() => resolve(port))
-    })
-    probe.on('error', reject)
-  })
-}
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 
 async function start(name) {

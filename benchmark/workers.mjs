@@ -11,12 +11,11 @@
 // Writes benchmark/results/workers.md and .json. Needs `npm run build` and wrk.
 import { spawn } from 'node:child_process'
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
-import net from 'node:net'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 
 import { paths } from './suite/paths.mjs'
-import { bunBinary } from './suite/servers.mjs'
+import { bunBinary, freePort } from './suite/servers.mjs'
 
 const { values } = parseArgs({
   options: {
@@ -50,15 +49,6 @@ function spawnServer(bin, args, port, n) {
   return spawn(bin, args, { env: { ...process.env, PORT: String(port), WORKERS: String(n) }, stdio: ['ignore', 'ignore', 'inherit'], detached: true })
 }
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const probe = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = probe.address()
-      probe.close(() => resolve(port))
-    })
-    probe.on('error', reject)
-  })
-}
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 
 /** The processes under `roots` (children, grandchildren), roots included. */
