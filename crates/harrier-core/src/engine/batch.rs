@@ -196,6 +196,18 @@ impl BatchBuilder {
             self.meta
                 .extend_from_slice(&[base + start, len, base + value.start, value.len]);
         }
+        self.params_and_peer(path_off, params, peer);
+    }
+
+    /// A request's route params (offsets into its path) and, when given, the client's
+    /// address: the end of every request event.
+    #[inline]
+    fn params_and_peer(
+        &mut self,
+        path_off: u32,
+        params: &[(u32, u32)],
+        peer: Option<std::net::IpAddr>,
+    ) {
         for &(start, len) in params {
             self.meta.extend_from_slice(&[path_off + start, len]);
         }
@@ -258,15 +270,7 @@ impl BatchBuilder {
             count += 1;
         }
         self.meta[at + 10] = count;
-        for &(start, len) in params {
-            self.meta.extend_from_slice(&[path_off + start, len]);
-        }
-        if let Some(ip) = peer {
-            let off = self.bytes.len();
-            write_ip(&mut self.bytes, ip);
-            let len = self.bytes.len() - off;
-            self.meta.extend_from_slice(&[off as u32, len as u32]);
-        }
+        self.params_and_peer(path_off, params, peer);
     }
 
     pub fn body(&mut self, rid: u32, data: &[u8]) {
