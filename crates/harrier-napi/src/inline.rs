@@ -20,8 +20,8 @@ use crate::Resolver;
 const TICK_MS: u64 = 100;
 
 /// Calls the JS batch callback from the JS thread, inside a callback scope so that the
-/// promise jobs handlers start run before the turn ends; then takes every answer given
-/// meanwhile from the shared reply buffer, so that they are written in the same turn.
+/// promise jobs handlers start run before the turn ends; every answer given meanwhile is
+/// left in the shared reply buffer, where the engine reads it in place in the same turn.
 pub(crate) struct JsCaller {
     env: sys::napi_env,
     on_batch: sys::napi_ref,
@@ -103,14 +103,25 @@ impl SharedReplies {
         unsafe { *self.word(TURN) = 1 };
     }
 
-    /// Ends the turn and hands what JS wrote during it to the engine.
-    fn take(&self, replier: &Replier) {
+    /// Ends the turn. What JS wrote during it stays in the buffer until the engine takes it
+    /// (`take_written`), before JS runs again.
+    fn end_turn(&self) {
+        unsafe { *self.word(TURN) = 0 };
+    }
+
+    /// Gives what JS wrote and nobody took yet to `apply`, in place, then lets JS write
+    /// over it. Not while JS is in a turn (the engine called from a handler).
+    fn take_written(&self, apply: &mut dyn FnMut(&[u8])) {
         unsafe {
-            *self.word(TURN) = 0;
             let written = *self.word(WRITTEN) as usize;
+            if written == 0 || *self.word(TURN) != 0 {
+                return;
+            }
             let (_, data, len) = self.buffer.get();
-            if written > 0 && written <= len {
-                replier.send(std::slice::from_raw_parts(data, written));
+            if written <= len {
+                // SAFETY: the buffer is kept alive by its reference; JS does not run while
+                // `apply` reads it (the engine calls no handler while it applies ops).
+                apply(std::slice::from_raw_parts(data, written));
             }
             *self.word(WRITTEN) = 0;
         }
@@ -350,7 +361,7 @@ impl JsCaller {
 }
 
 impl Handler for JsCaller {
-    fn on_batch(&self, batch: &mut Batch, replier: &Replier) {
+    fn on_batch(&self, batch: &mut Batch, _replier: &Replier) {
         unsafe {
             let env = self.env;
             let mut handles = ptr::null_mut();
@@ -379,9 +390,13 @@ impl Handler for JsCaller {
             // Closing the outermost callback scope runs the promise jobs queued by handlers:
             // what they answered is taken with the rest, in this turn.
             sys::napi_close_callback_scope(env, scope);
-            self.replies.take(replier);
+            self.replies.end_turn();
             sys::napi_close_handle_scope(env, handles);
         }
+    }
+
+    fn take_written(&self, apply: &mut dyn FnMut(&[u8])) {
+        self.replies.take_written(apply);
     }
 }
 
@@ -514,8 +529,17 @@ impl InlineDriver {
         unsafe { self.replies.follow(buffer) }
     }
 
+    /// Ops JS flushed outside a turn: applied where they lie, or, when the engine is in a
+    /// turn already (JS called from inside one), copied to its inbox for that turn's end.
     pub fn respond(&self, ops: &[u8]) {
-        self.replier.send(ops);
+        match self.engine.try_borrow_mut() {
+            Ok(mut slot) => {
+                if let Some(engine) = slot.as_mut() {
+                    engine.apply(ops);
+                }
+            }
+            Err(_) => self.replier.send(ops),
+        }
         self.turn(|_| Ok(()));
     }
 

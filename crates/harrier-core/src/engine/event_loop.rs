@@ -12,7 +12,7 @@ use slab::Slab;
 use super::batch::BatchBuilder;
 use super::io::{Fresh, Io, Ready};
 use super::pool::BufPool;
-use super::reply::{ReplyOp, ReplyOps, OP_WS_PUBLISH, WS_BINARY, WS_COMPRESS};
+use super::reply::{ReplyOp, ReplyOps, ALL_THREADS, OP_WS_PUBLISH, WS_BINARY, WS_COMPRESS};
 use super::Shared;
 use crate::conn::{Conn, Liveness};
 use crate::http1::conn::PendingPool;
@@ -528,18 +528,50 @@ impl Worker {
         });
     }
 
-    /// Applies what the inbox holds; false if it held nothing.
+    /// Applies what the inbox holds, and what the handler left in place; false if neither
+    /// held anything.
     fn take_replies(&mut self) -> bool {
         let thread = self.ctx.thread as usize;
-        if !self.ctx.shared.replier.inboxes[thread].take(&mut self.replies) {
-            return false;
+        let mut taken = false;
+        if self.ctx.shared.replier.inboxes[thread].take(&mut self.replies) {
+            let replies = std::mem::take(&mut self.replies);
+            self.apply_ops(&replies);
+            self.replies = replies;
+            taken = true;
         }
+        let shared = self.ctx.shared.clone();
+        shared.handler.take_written(&mut |ops| {
+            self.apply_in_place(ops);
+            taken = true;
+        });
+        taken
+    }
+
+    /// Applies ops read where the handler wrote them, as `Replier::send` would route them:
+    /// those for this thread, and publishes, which the port group's other engines get too.
+    pub fn apply_in_place(&mut self, ops: &[u8]) {
+        if let Some(group) = &self.ctx.shared.replier.group {
+            for op in ReplyOps::new(ops) {
+                if op.thread == ALL_THREADS {
+                    group.forward(&self.ctx.shared.replier.inboxes, op.bytes);
+                }
+            }
+        }
+        self.apply_ops(ops);
+    }
+
+    /// Applies ops in order (stopping at a malformed one) and marks what they dirtied.
+    fn apply_ops(&mut self, ops: &[u8]) {
         // The answers are applied (and written) now: the clock the latency figures read.
         self.ctx.now = Instant::now();
-        let replies = std::mem::take(&mut self.replies);
-        for op in ReplyOps::new(&replies) {
+        let thread = self.ctx.thread;
+        for op in ReplyOps::new(ops) {
             if op.kind == OP_WS_PUBLISH {
                 self.publish(&op);
+                continue;
+            }
+            // Ops read in place were not routed: another thread's are not this one's.
+            if op.thread != thread && op.thread != ALL_THREADS {
                 continue;
             }
             let key = op.slot as usize;
@@ -551,8 +583,6 @@ impl Worker {
                 self.dirty.push(key);
             }
         }
-        self.replies = replies;
-        true
     }
 
     /// Frames a published message once (and compresses it at most once) and queues it for

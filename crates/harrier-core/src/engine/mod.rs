@@ -41,6 +41,12 @@ pub trait Handler: Send + Sync + 'static {
     /// A handler that keeps the batch takes its vectors (`std::mem::take`); what it leaves
     /// is reused for the next batch.
     fn on_batch(&self, batch: &mut Batch, replier: &Replier);
+
+    /// Ops the handler left where it wrote them instead of sending them (the inline
+    /// driver: the JS reply buffer), given to `apply` to be read in place, with no copy
+    /// through the inbox. The engine asks on its own thread, between calls to `on_batch`,
+    /// whenever it takes its inbox.
+    fn take_written(&self, _apply: &mut dyn FnMut(&[u8])) {}
 }
 
 pub(crate) struct Shared {
@@ -533,6 +539,12 @@ impl InlineServer {
     /// finished as they were submitted). Taking them in the same turn saves a wake-up.
     pub fn has_completions(&mut self) -> bool {
         self.worker.has_completions()
+    }
+
+    /// Applies `ops` where they lie (the caller's buffer, free again on return), as if they
+    /// had been sent; `answer` writes them.
+    pub fn apply(&mut self, ops: &[u8]) {
+        self.worker.apply_in_place(ops);
     }
 
     /// Applies and writes replies sent since the last turn. What that raised for the

@@ -73,10 +73,13 @@ const OP_HEADER_LEN: usize = 20;
 /// One decoded op, borrowing from the buffer it was read from.
 pub(crate) struct ReplyOp<'a> {
     pub kind: u8,
+    pub thread: u8,
     pub status: u16,
     pub slot: u32,
     pub rid: u32,
     pub header_count: u32,
+    /// The whole op, as written.
+    pub bytes: &'a [u8],
     headers_and_body: &'a [u8],
 }
 
@@ -159,10 +162,12 @@ impl<'a> Iterator for ReplyOps<'a> {
         self.rest = &b[len..];
         Some(ReplyOp {
             kind: b[4],
+            thread: b[5],
             status: u16::from_le_bytes([b[6], b[7]]),
             slot: u32_at(b, 8),
             rid: u32_at(b, 12),
             header_count: u32_at(b, 16),
+            bytes: &b[..len],
             headers_and_body: &b[OP_HEADER_LEN..len],
         })
     }
