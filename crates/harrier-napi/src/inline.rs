@@ -165,9 +165,31 @@ impl Arena {
             return None;
         }
         let bytes_at = data as *mut u8;
-        let mut buffer = ptr::null_mut();
-        if sys::napi_create_arraybuffer(env, ARENA_WORDS * 4, &mut data, &mut buffer)
+        // The words' memory as a Buffer too: an ArrayBuffer made by napi is zeroed first,
+        // 64k of memset per arena for words that are written before they are read.
+        let mut words = ptr::null_mut();
+        if sys::napi_create_buffer(env, ARENA_WORDS * 4, &mut data, &mut words)
             != sys::Status::napi_ok
+        {
+            return None;
+        }
+        let (mut kind, mut len, mut at, mut buffer, mut offset) = (
+            sys::TypedarrayType::uint8_array,
+            0usize,
+            ptr::null_mut::<c_void>(),
+            ptr::null_mut(),
+            0usize,
+        );
+        if sys::napi_get_typedarray_info(
+            env,
+            words,
+            &mut kind,
+            &mut len,
+            &mut at,
+            &mut buffer,
+            &mut offset,
+        ) != sys::Status::napi_ok
+            || offset % 4 != 0
         {
             return None;
         }
@@ -177,7 +199,7 @@ impl Arena {
             sys::TypedarrayType::uint32_array,
             ARENA_WORDS,
             buffer,
-            0,
+            offset,
             &mut meta,
         ) != sys::Status::napi_ok
         {

@@ -19,6 +19,9 @@ const LINGER: Duration = Duration::from_secs(2);
 /// A file sent over TLS is read this much at a time (four records).
 const FILE_PIECE: u64 = 64 * 1024;
 
+/* What the thread's pool keeps: output buffers are not grown past it (`append`). */
+const SEGMENT: usize = crate::engine::pool::MAX_POOLED_CAPACITY;
+
 /// Output that follows the write buffer, in order: bytes, or a span of a file sent from the
 /// file itself (sendfile on Linux, chunked reads elsewhere) so that it is never held whole.
 pub(crate) enum Out {
@@ -234,8 +237,79 @@ impl Transport {
 
     /// Appends bytes to the output.
     pub fn push(&mut self, ctx: &mut Ctx, bytes: &[u8]) {
+        self.append(ctx, bytes.len(), |out, _| out.extend_from_slice(bytes));
+    }
+
+    /// Appends `parts` to the output, offered to the socket first from where they lie when
+    /// nothing waits before them (plaintext on a readiness backend): a large piece (a
+    /// streamed chunk) is then not copied into the output just to be written from there.
+    pub fn send_parts(&mut self, ctx: &mut Ctx, parts: &[&[u8]]) {
+        let mut taken = self.write_through(ctx, parts);
+        let rest = parts.iter().map(|p| p.len()).sum::<usize>() - taken;
+        if rest == 0 {
+            // Flushed all the same: what follows a flush (drains reported, the next answer
+            // started) follows this write too.
+            self.dirty = true;
+            return;
+        }
+        self.append(ctx, rest, |out, _| {
+            for part in parts {
+                if taken >= part.len() {
+                    taken -= part.len();
+                    continue;
+                }
+                out.extend_from_slice(&part[taken..]);
+                taken = 0;
+            }
+        });
+    }
+
+    /// The bytes of `parts` the socket took at once (0 if anything is queued before them,
+    /// over TLS, on a completion backend, or when the socket takes none: a broken socket
+    /// is found by the flush that follows).
+    fn write_through(&mut self, ctx: &mut Ctx, parts: &[&[u8]]) -> usize {
+        if self.tls.is_some() || !self.has_no_output() || self.lingering_until.is_some() {
+            return 0;
+        }
+        let mut slices = [io::IoSlice::new(&[]); 4];
+        let n = parts.len().min(slices.len());
+        for (slice, part) in slices.iter_mut().zip(&parts[..n]) {
+            *slice = io::IoSlice::new(part);
+        }
+        match self.sock.write_now(&slices[..n]) {
+            Some(Ok(n)) if n > 0 => {
+                ctx.stats().bytes_out(n);
+                self.last_write = ctx.now;
+                n
+            }
+            _ => 0,
+        }
+    }
+
+    /// Appends what `write` writes (about `more` bytes) to the output: in its last buffer,
+    /// or in a new one queued after it when that buffer would grow past `SEGMENT`. Large
+    /// output (a turn of big messages or chunks) is then a row of pooled buffers, not one
+    /// that grows by copying itself and is freed, too big to pool, once written.
+    pub fn append(
+        &mut self,
+        ctx: &mut Ctx,
+        more: usize,
+        write: impl FnOnce(&mut Vec<u8>, &mut Ctx),
+    ) {
+        let last = match self.queue.back() {
+            None => self.wbuf.len(),
+            Some(Out::Bytes(b)) => b.len(),
+            Some(Out::File { .. }) => 0,
+        };
+        if last > 0 && last + more > SEGMENT {
+            let mut fresh = ctx.pool.get();
+            write(&mut fresh, ctx);
+            self.queue.push_back(Out::Bytes(fresh));
+            self.dirty = true;
+            return;
+        }
         let mut out = self.take_out(ctx);
-        out.extend_from_slice(bytes);
+        write(&mut out, ctx);
         self.put_out(out);
     }
 

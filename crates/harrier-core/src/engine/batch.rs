@@ -79,7 +79,7 @@ pub struct Batch {
 }
 
 /// Past this many body bytes a batch is handed over at once rather than growing further.
-pub(crate) const BATCH_SOFT_LIMIT: usize = 1 << 20;
+pub(crate) const BATCH_SOFT_LIMIT: usize = 64 << 10;
 
 pub(crate) struct BatchBuilder {
     thread: u8,

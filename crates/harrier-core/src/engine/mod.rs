@@ -9,7 +9,7 @@ pub(crate) mod group;
 pub(crate) mod io;
 pub(crate) mod limits;
 mod listener;
-mod pool;
+pub(crate) mod pool;
 pub(crate) mod reply;
 
 use std::io as stdio;

@@ -7,7 +7,7 @@
 const MAX_POOLED: usize = 256;
 const MAX_POOLED_IN_BURST: usize = 4096;
 /// Buffers that grew past this (a large response) are freed rather than pooled.
-const MAX_POOLED_CAPACITY: usize = 64 * 1024;
+pub(crate) const MAX_POOLED_CAPACITY: usize = 64 * 1024;
 const FRESH_CAPACITY: usize = 4096;
 
 #[derive(Default)]

@@ -33,6 +33,10 @@ use crate::ws::handshake::{self, Accepted};
 /// answered: a client that pipelines without reading cannot queue without end.
 const MAX_PIPELINED: usize = 128;
 
+/* A streamed chunk this big is offered to the socket from the handler's buffer, not copied
+into the output first: the copy would cost more than the syscall it saves. */
+const WRITE_THROUGH: usize = 16 * 1024;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Answer {
     /// The handler has the request and has not started the response.
@@ -1162,7 +1166,6 @@ impl Http1 {
                 self.put_out(t, i, out);
             }
             (OP_CHUNK | OP_END, Answer::Streaming) => {
-                let mut out = self.take_out(t, ctx, i);
                 let p = &mut self.inflight[i];
                 if op.kind == OP_CHUNK && op.status & CHUNK_WANT_DRAIN != 0 {
                     p.want_drain = true;
@@ -1174,27 +1177,42 @@ impl Http1 {
                     // Cut short: no last chunk; the connection closes once it is written.
                     p.close = true;
                     p.answer = Answer::Done;
-                    self.put_out(t, i, out);
+                    t.dirty = true;
                     if i == 0 {
                         self.advance(t, ctx);
                     }
                     return;
                 }
-                if p.body_allowed {
-                    p.sent += body.len() as u64;
-                    if p.chunked {
-                        encode::chunk(&mut out, body);
+                let body = if p.body_allowed { body } else { &[][..] };
+                let (chunked, last) = (p.chunked, op.kind == OP_END && p.body_allowed);
+                p.sent += body.len() as u64;
+                if op.kind == OP_END {
+                    p.answer = Answer::Done;
+                }
+                let write = |out: &mut Vec<u8>, _: &mut Ctx| {
+                    if chunked {
+                        encode::chunk(out, body);
+                        if last {
+                            encode::last_chunk(out);
+                        }
                     } else {
                         out.extend_from_slice(body);
                     }
-                }
-                if op.kind == OP_END {
-                    if p.body_allowed && p.chunked {
-                        encode::last_chunk(&mut out);
+                };
+                if i == 0 && body.len() >= WRITE_THROUGH {
+                    if chunked {
+                        let size = encode::ChunkSize::new(body.len());
+                        t.send_parts(ctx, &[size.bytes(), body, encode::chunk_tail(last)]);
+                    } else {
+                        t.send_parts(ctx, &[body]);
                     }
-                    p.answer = Answer::Done;
+                } else if i == 0 {
+                    t.append(ctx, body.len() + encode::CHUNK_FRAMING, write);
+                } else {
+                    let mut out = std::mem::take(&mut self.inflight[i].out);
+                    write(&mut out, ctx);
+                    self.put_out(t, i, out);
                 }
-                self.put_out(t, i, out);
             }
             // Answered twice, or a chunk without a head: the first answer stands.
             _ => return,

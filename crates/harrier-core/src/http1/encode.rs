@@ -94,6 +94,10 @@ pub(crate) fn end_head(out: &mut Vec<u8>) {
     out.extend_from_slice(b"\r\n");
 }
 
+/// The most a chunk adds around its data, with the last chunk after it: the size in hex
+/// (16 digits at most), two CRLFs, `0\r\n\r\n`.
+pub(crate) const CHUNK_FRAMING: usize = 16 + 4 + 5;
+
 pub(crate) fn chunk(out: &mut Vec<u8>, data: &[u8]) {
     if data.is_empty() {
         return; // an empty chunk would end the body
@@ -189,8 +193,14 @@ pub(crate) fn write_decimal(out: &mut Vec<u8>, n: u64) {
     out.extend_from_slice(decimal(&mut [0u8; 20], n));
 }
 
-fn write_hex(out: &mut Vec<u8>, mut n: usize) {
+fn write_hex(out: &mut Vec<u8>, n: usize) {
     let mut buf = [0u8; 16];
+    let i = hex_into(&mut buf, n);
+    out.extend_from_slice(&buf[i..]);
+}
+
+/// Writes `n` in hex at the end of `buf`; returns where it starts.
+fn hex_into(buf: &mut [u8; 16], mut n: usize) -> usize {
     let mut i = buf.len();
     loop {
         i -= 1;
@@ -200,7 +210,37 @@ fn write_hex(out: &mut Vec<u8>, mut n: usize) {
             break;
         }
     }
-    out.extend_from_slice(&buf[i..]);
+    i
+}
+
+/// A chunk's size line (`{hex}\r\n`), for a chunk sent in parts (`Transport::send_parts`).
+pub(crate) struct ChunkSize {
+    buf: [u8; 18],
+    start: usize,
+}
+
+impl ChunkSize {
+    pub fn new(len: usize) -> ChunkSize {
+        let mut hex = [0u8; 16];
+        let start = hex_into(&mut hex, len);
+        let mut buf = [0u8; 18];
+        buf[..16].copy_from_slice(&hex);
+        buf[16..].copy_from_slice(b"\r\n");
+        ChunkSize { buf, start }
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+}
+
+/// What follows a chunk's data: its CRLF, and the last chunk when the body ends with it.
+pub(crate) fn chunk_tail(last: bool) -> &'static [u8] {
+    if last {
+        b"\r\n0\r\n\r\n"
+    } else {
+        b"\r\n"
+    }
 }
 
 #[cfg(test)]

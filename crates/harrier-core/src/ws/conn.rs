@@ -154,6 +154,9 @@ impl WsConn {
         });
         self.last_heard = ctx.now;
         self.pinged = false;
+        if ctx.batch.is_full() {
+            ctx.hand_over_batch();
+        }
         match fed {
             Ok(used) => {
                 if let Some((code, reason)) = closed {
@@ -235,21 +238,31 @@ impl WsConn {
 
     fn send(&mut self, t: &mut Transport, ctx: &mut Ctx, flags: u16, message: &[u8]) {
         let opcode = if flags & WS_BINARY != 0 { BINARY } else { TEXT };
-        let mut out = t.take_out(ctx);
-        let before = out.len();
-        match self.deflate_window_bits {
+        let mut written = 0;
+        let compress = match self.deflate_window_bits {
             Some(bits)
                 if flags & WS_COMPRESS != 0 && message.len() >= self.options.deflate_threshold =>
             {
-                ctx.deflater(bits).write_frame(&mut out, opcode, message)
+                Some(bits)
             }
-            _ => frame::write_frame(&mut out, opcode, message),
-        }
+            _ => None,
+        };
+        t.append(
+            ctx,
+            frame::header_len(message.len()) + message.len(),
+            |out, ctx| {
+                let before = out.len();
+                match compress {
+                    Some(bits) => ctx.deflater(bits).write_frame(out, opcode, message),
+                    None => frame::write_frame(out, opcode, message),
+                }
+                written = out.len() - before;
+            },
+        );
         if let Some(session) = self.session.as_mut() {
-            session.sent += (out.len() - before) as u64;
+            session.sent += written as u64;
         }
         ctx.stats().ws_messages_out(1);
-        t.put_out(out);
     }
 
     /// Queues a frame published to a topic (framed once for every subscriber).

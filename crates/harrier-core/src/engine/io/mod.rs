@@ -342,6 +342,18 @@ impl Socket {
         }
     }
 
+    /// Sends from the caller's memory at once where the backend allows it: a readiness
+    /// backend, whose caller's buffers are free again on return. `None` for a completion
+    /// backend, which owns what it sends until the send completes.
+    #[inline]
+    pub fn write_now(&mut self, parts: &[io::IoSlice]) -> Option<io::Result<usize>> {
+        match self {
+            Socket::Poll(s) => Some(io::Write::write_vectored(s, parts)),
+            #[allow(unreachable_patterns)]
+            _ => None,
+        }
+    }
+
     /// Sends what it can of a file span, from the file itself where the backend can (the
     /// span's `offset` and `len` move by what was taken); returns whether bytes moved. Where
     /// the file must pass through memory, a chunk may be put in `wbuf` (empty on entry) for
