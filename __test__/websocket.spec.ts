@@ -8,7 +8,7 @@ import test from 'ava'
 import { HttpError } from 'harrier'
 import { assertBuilt, node, root, tempDir } from './distribution.ts'
 import { PATIENCE_MS, deferred, rawRequest, sha256, useApp, withTimeout } from './helpers.ts'
-import { OP, RawWs, Recorder, acceptFor, asciiOf, frameLength, handshakeRequest, openClient, useClient, useRaw } from './ws-helpers.ts'
+import { OP, RawWs, Recorder, acceptFor, asciiOf, frame, frameLength, handshakeRequest, openClient, useClient, useRaw } from './ws-helpers.ts'
 
 // ---------------------------------------------------------------------------
 // Handshake
@@ -295,6 +295,53 @@ test('a text message with multi-byte UTF-8 arrives as the same string', async (t
   t.is(await c.nextText(), s)
   await got.count(1)
   t.is(got.items[0], s)
+})
+
+test('binary messages read together stay apart: each kept, changed by the handler, and the next ones intact', async (t) => {
+  // Two sockets each write 120 binary frames (1 B to 3 KiB, text frames among them) in one
+  // write: the server reads them together. The handler keeps every message and zeroes it
+  // after noting its digest: no message may see another's bytes, or be seen by another.
+  const sizes = Array.from({ length: 120 }, (_, k) => 1 + ((k * 997) % 3000))
+  const kept = new Map<string, Buffer[]>()
+  const digests = new Map<string, string[]>()
+  const done = new Recorder<string>()
+  const { port } = await useApp(t, (app) => {
+    app.ws('/:who', {
+      message(ws, m) {
+        const who = ws.params.who
+        if (typeof m === 'string') {
+          if (m === 'end') done.push(who)
+          return
+        }
+        if (!kept.has(who)) kept.set(who, [])
+        if (!digests.has(who)) digests.set(who, [])
+        kept.get(who)!.push(m)
+        digests.get(who)!.push(sha256(m))
+        m.fill(0)
+      },
+    })
+  })
+  const payloads = (seed: number) => sizes.map((n, k) => Buffer.from(Array.from({ length: n }, (_, i) => (i * 13 + k * 7 + seed) & 0xff)))
+  const clients = await Promise.all(['a', 'b'].map((who) => useRaw(t, port, `/${who}`)))
+  const sent = [payloads(1), payloads(2)]
+  await Promise.all(
+    clients.map((c, n) => {
+      const frames: Buffer[] = []
+      sent[n].forEach((p, k) => {
+        frames.push(frame({ opcode: OP.BINARY, payload: p }))
+        if (k % 17 === 0) frames.push(frame({ opcode: OP.TEXT, payload: `text ${k}` }))
+      })
+      frames.push(frame({ opcode: OP.TEXT, payload: 'end' }))
+      return c.write(Buffer.concat(frames))
+    }),
+  )
+  await done.count(2)
+  for (const [n, who] of ['a', 'b'].entries()) {
+    t.deepEqual(digests.get(who), sent[n].map((p) => sha256(p)), `${who}: every message as sent`)
+    const messages = kept.get(who)!
+    t.deepEqual(messages.map((m) => m.length), sizes)
+    t.true(messages.every((m) => m.every((b) => b === 0)), `${who}: each kept message holds only what its handler wrote`)
+  }
 })
 
 test('send takes string, Buffer, Uint8Array and ArrayBuffer; only a string is sent as text', async (t) => {

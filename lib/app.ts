@@ -13,7 +13,7 @@ import { loadTls, tlsError } from './tls'
 import type { AppOptions, ErrorHook, Handler, IoBackend, Listening, ListenOptions, Metrics, Middleware, WorkerMetrics, Next, RouteParams, StaticOptions, TlsOptions } from './types'
 import { WebSocket, acceptUpgrade, publish, type WebSocketBehavior, type WebSocketData, type WebSocketHub } from './websocket'
 import {
-  EVENT_ABORT, EVENT_BODY, EVENT_DRAIN, EVENT_END, EVENT_REQUEST, EVENT_WS_CLOSE, EVENT_WS_DRAIN, EVENT_WS_MESSAGE, EVENT_WS_OPEN, FLAG_UPGRADE, WS_ASCII, WS_TEXT, requestWords,
+  EVENT_ABORT, EVENT_BODY, EVENT_DRAIN, EVENT_END, EVENT_REQUEST, EVENT_WS_CLOSE, EVENT_WS_DRAIN, EVENT_WS_MESSAGE, EVENT_WS_OPEN, FLAG_UPGRADE, WS_ASCII, WS_BINARY_MESSAGE, WS_TEXT, requestWords,
 } from './wire'
 
 interface Route {
@@ -111,6 +111,29 @@ function listenError(e: unknown, io: string | undefined): unknown {
  * A body chunk in memory of its own: a view of the batch would let `chunk.buffer` reach the
  * heads of other requests (other clients' headers) read in the same wake.
  */
+/* A run of one socket's binary messages copied out together stays under this: what a
+   message kept by user code keeps alive of the others. */
+const MESSAGE_RUN_BYTES = 64 * 1024
+
+/**
+ * Where the run of binary messages that starts with the message event at `i` ends in
+ * `bytes`: the messages of the same socket that follow it, each right after the one before.
+ * They are copied out of the batch together, into one Buffer they share (as the chunks
+ * Node reads from one socket do): one allocation for a read's worth of them, not one each.
+ */
+function binaryRunEnd(meta: Uint32Array, i: number): number {
+  const id = meta[i + 1]
+  const slot = meta[i + 2]
+  const start = meta[i + 4]
+  let end = start + meta[i + 5]
+  for (let j = i + 6; j + 5 < meta.length; j += 6) {
+    if (meta[j] !== EVENT_WS_MESSAGE || meta[j + 1] !== id || meta[j + 2] !== slot) break
+    if (meta[j + 3] !== WS_BINARY_MESSAGE || meta[j + 4] !== end || end - start + meta[j + 5] > MESSAGE_RUN_BYTES) break
+    end += meta[j + 5]
+  }
+  return end
+}
+
 function ownCopy(bytes: Buffer, start: number, length: number): Buffer {
   const chunk = Buffer.allocUnsafeSlow(length)
   bytes.copy(chunk, 0, start, start + length)
@@ -643,6 +666,9 @@ export class App {
     // The inline driver has begun the turn and takes the answers at its end; otherwise the
     // answers of this batch go in one call when it is dispatched.
     const ownTurn = out.beginTurn()
+    // The binary messages copied out last, and where they began in `bytes`.
+    let run: Buffer | null = null
+    let runStart = 0
     try {
       let i = 1
       while (i < meta.length) {
@@ -680,7 +706,15 @@ export class App {
             const kind = meta[i + 3]
             const off = meta[i + 4]
             const end = off + meta[i + 5]
-            ws.received(kind === WS_ASCII ? bytes.latin1Slice(off, end) : kind === WS_TEXT ? bytes.utf8Slice(off, end) : ownCopy(bytes, off, meta[i + 5]))
+            if (kind === WS_ASCII) ws.received(bytes.latin1Slice(off, end))
+            else if (kind === WS_TEXT) ws.received(bytes.utf8Slice(off, end))
+            else {
+              if (run === null || off < runStart || end > runStart + run.length) {
+                runStart = off
+                run = ownCopy(bytes, off, binaryRunEnd(meta, i) - off)
+              }
+              ws.received(run.subarray(off - runStart, end - runStart))
+            }
           }
           i += 6
         } else if (kind === EVENT_WS_OPEN) {

@@ -112,6 +112,11 @@ impl Transport {
         }
     }
 
+    /// The client's address as the accept gave it: the socket need not be asked.
+    pub fn knows_peer(&mut self, ip: std::net::IpAddr) {
+        self.peer = Some(Some(ip));
+    }
+
     /// The client's address (asked of the socket once).
     pub fn peer_ip(&mut self, ctx: &Ctx) -> Option<std::net::IpAddr> {
         *self

@@ -499,13 +499,17 @@ impl Worker {
             None => None,
         };
         fresh.set_nodelay();
+        let peer = fresh.accepted_peer();
         let entry = self.conns.vacant_entry();
         let key = entry.key();
         match self.ctx.io.register(fresh, key) {
             Ok(sock) => {
                 shared.open.fetch_add(1, Ordering::Relaxed);
                 self.ctx.stats().accepted();
-                entry.insert(Conn::new(sock, key as u32, self.ctx.now, ip, tls));
+                let conn = entry.insert(Conn::new(sock, key as u32, self.ctx.now, ip, tls));
+                if let Some(peer) = peer {
+                    conn.t.knows_peer(peer);
+                }
             }
             Err(_) => {
                 if let (Some(table), Some(state)) = (&shared.ips, ip) {

@@ -60,7 +60,7 @@ impl PollIo {
 
     pub fn accept(&mut self) -> io::Result<Fresh> {
         match self.listener.as_ref() {
-            Some(l) => l.accept().map(|(s, _)| Fresh::Poll(s)),
+            Some(l) => l.accept().map(|(s, peer)| Fresh::Poll(s, Some(peer))),
             None => Err(io::ErrorKind::WouldBlock.into()),
         }
     }
@@ -73,10 +73,6 @@ impl PollIo {
             Interest::READABLE | Interest::WRITABLE,
         )?;
         Ok(Socket::Poll(sock))
-    }
-
-    pub fn deregister(&mut self, mut sock: TcpStream) {
-        let _ = self.poll.registry().deregister(&mut sock);
     }
 
     pub fn close_listener(&mut self) {
