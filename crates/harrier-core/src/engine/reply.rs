@@ -1,5 +1,8 @@
 //! Replies from the handler to the engine: a byte format that the JS side writes in one
-//! buffer per flush and the I/O thread reads in place, and the inboxes that carry it.
+//! buffer per flush and the I/O thread reads in place, and the inboxes that carry it. The
+//! threads driver sends each flush through the inboxes (a copy, for another thread); the
+//! inline driver's engine reads the ops where JS wrote them (`Handler::take_written`,
+//! `InlineServer::apply`), and only a flush made while a turn is under way is copied.
 //!
 //! Every op starts with a 20-byte header, little-endian:
 //! `u32 op_len` (whole op), `u8 kind`, `u8 thread`, `u16 status`, `u32 slot`, `u32 rid`,
