@@ -474,7 +474,8 @@ test('the body readers: text(), json(), arrayBuffer(), formData() (multipart and
 
 // ------------------------------------------------------------------------------- streaming
 
-test('a ReadableStream answer to a slow client: backpressure holds (the stream is not read ahead), then every byte arrives', async (t) => {
+// Serial: it measures the process's RSS, which the other tests of this file would move.
+test.serial('a ReadableStream answer to a slow client: backpressure holds (the stream is not read ahead), then every byte arrives', async (t) => {
   const total = 128 * MiB
   const piece = Buffer.alloc(MiB, 'x')
   let pulled = 0
