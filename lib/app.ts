@@ -107,10 +107,7 @@ function listenError(e: unknown, io: string | undefined): unknown {
   ;(error as Error & { code: string }).code = 'HARRIER_IO_UNAVAILABLE'
   return error
 }
-/**
- * A body chunk in memory of its own: a view of the batch would let `chunk.buffer` reach the
- * heads of other requests (other clients' headers) read in the same wake.
- */
+
 /* A run of one socket's binary messages copied out together stays under this: what a
    message kept by user code keeps alive of the others. */
 const MESSAGE_RUN_BYTES = 64 * 1024
@@ -134,6 +131,10 @@ function binaryRunEnd(meta: Uint32Array, i: number): number {
   return end
 }
 
+/**
+ * A body chunk in memory of its own: a view of the batch would let `chunk.buffer` reach the
+ * heads of other requests (other clients' headers) read in the same wake.
+ */
 function ownCopy(bytes: Buffer, start: number, length: number): Buffer {
   const chunk = Buffer.allocUnsafeSlow(length)
   bytes.copy(chunk, 0, start, start + length)

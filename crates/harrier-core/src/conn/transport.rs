@@ -22,6 +22,10 @@ const FILE_PIECE: u64 = 64 * 1024;
 /* What the thread's pool keeps: output buffers are not grown past it (`append`). */
 const SEGMENT: usize = crate::engine::pool::MAX_POOLED_CAPACITY;
 
+/* Output this big is offered to the socket from the caller's memory (`send_parts`), not
+copied into the output first: the copy would cost more than the system call it saves. */
+const WRITE_THROUGH: usize = 16 * 1024;
+
 /// Output that follows the write buffer, in order: bytes, or a span of a file sent from the
 /// file itself (sendfile on Linux, chunked reads elsewhere) so that it is never held whole.
 pub(crate) enum Out {
@@ -245,12 +249,18 @@ impl Transport {
         self.append(ctx, bytes.len(), |out, _| out.extend_from_slice(bytes));
     }
 
-    /// Appends `parts` to the output, offered to the socket first from where they lie when
-    /// nothing waits before them (plaintext on a readiness backend): a large piece (a
-    /// streamed chunk) is then not copied into the output just to be written from there.
+    /// Appends `parts` to the output. Large ones (`WRITE_THROUGH` and more: a streamed
+    /// chunk) are offered to the socket first from where they lie when nothing waits before
+    /// them (plaintext on a readiness backend), not copied into the output just to be
+    /// written from there.
     pub fn send_parts(&mut self, ctx: &mut Ctx, parts: &[&[u8]]) {
-        let mut taken = self.write_through(ctx, parts);
-        let rest = parts.iter().map(|p| p.len()).sum::<usize>() - taken;
+        let total = parts.iter().map(|p| p.len()).sum::<usize>();
+        let mut taken = if total >= WRITE_THROUGH {
+            self.write_through(ctx, parts)
+        } else {
+            0
+        };
+        let rest = total - taken;
         if rest == 0 {
             // Flushed all the same: what follows a flush (drains reported, the next answer
             // started) follows this write too.

@@ -33,10 +33,6 @@ use crate::ws::handshake::{self, Accepted};
 /// answered: a client that pipelines without reading cannot queue without end.
 const MAX_PIPELINED: usize = 128;
 
-/* A streamed chunk this big is offered to the socket from the handler's buffer, not copied
-into the output first: the copy would cost more than the syscall it saves. */
-const WRITE_THROUGH: usize = 16 * 1024;
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Answer {
     /// The handler has the request and has not started the response.
@@ -1184,34 +1180,23 @@ impl Http1 {
                     return;
                 }
                 let body = if p.body_allowed { body } else { &[][..] };
-                let (chunked, last) = (p.chunked, op.kind == OP_END && p.body_allowed);
+                let last = op.kind == OP_END && p.body_allowed;
                 p.sent += body.len() as u64;
                 if op.kind == OP_END {
                     p.answer = Answer::Done;
                 }
-                let write = |out: &mut Vec<u8>, _: &mut Ctx| {
-                    if chunked {
-                        encode::chunk(out, body);
-                        if last {
-                            encode::last_chunk(out);
-                        }
-                    } else {
-                        out.extend_from_slice(body);
-                    }
-                };
-                if i == 0 && body.len() >= WRITE_THROUGH {
-                    if chunked {
-                        let size = encode::ChunkSize::new(body.len());
-                        t.send_parts(ctx, &[size.bytes(), body, encode::chunk_tail(last)]);
-                    } else {
-                        t.send_parts(ctx, &[body]);
-                    }
-                } else if i == 0 {
-                    t.append(ctx, body.len() + encode::CHUNK_FRAMING, write);
+                let size = encode::ChunkSize::new(body.len());
+                let parts = if p.chunked {
+                    size.parts(body, last)
                 } else {
-                    let mut out = std::mem::take(&mut self.inflight[i].out);
-                    write(&mut out, ctx);
-                    self.put_out(t, i, out);
+                    [body, &[][..], &[][..]]
+                };
+                if i == 0 {
+                    t.send_parts(ctx, &parts);
+                } else {
+                    let out = &mut self.inflight[i].out;
+                    parts.iter().for_each(|part| out.extend_from_slice(part));
+                    t.dirty = true;
                 }
             }
             // Answered twice, or a chunk without a head: the first answer stands.

@@ -94,10 +94,6 @@ pub(crate) fn end_head(out: &mut Vec<u8>) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// The most a chunk adds around its data, with the last chunk after it: the size in hex
-/// (16 digits at most), two CRLFs, `0\r\n\r\n`.
-pub(crate) const CHUNK_FRAMING: usize = 16 + 4 + 5;
-
 pub(crate) fn chunk(out: &mut Vec<u8>, data: &[u8]) {
     if data.is_empty() {
         return; // an empty chunk would end the body
@@ -229,17 +225,15 @@ impl ChunkSize {
         ChunkSize { buf, start }
     }
 
-    pub fn bytes(&self) -> &[u8] {
-        &self.buf[self.start..]
-    }
-}
-
-/// What follows a chunk's data: its CRLF, and the last chunk when the body ends with it.
-pub(crate) fn chunk_tail(last: bool) -> &'static [u8] {
-    if last {
-        b"\r\n0\r\n\r\n"
-    } else {
-        b"\r\n"
+    /// A piece of a chunked body as parts: the size line, the data, its CRLF and, when
+    /// `last`, the last chunk. Empty data is no chunk (one would end the body).
+    pub fn parts<'a>(&'a self, data: &'a [u8], last: bool) -> [&'a [u8]; 3] {
+        let end: &[u8] = if last { b"0\r\n\r\n" } else { b"" };
+        if data.is_empty() {
+            return [end, b"", b""];
+        }
+        let tail: &[u8] = if last { b"\r\n0\r\n\r\n" } else { b"\r\n" };
+        [&self.buf[self.start..], data, tail]
     }
 }
 
