@@ -40,6 +40,11 @@ interface Opening {
   params: Record<string, string>
 }
 
+/** `ws.params` of a route without parameters: one frozen object for every such socket. */
+const NO_PARAMS: Record<string, string> = Object.freeze({})
+/* Distinct client addresses kept before the table starts again. */
+const MAX_REMOTES = 4096
+
 /** Where a WebSocket (or its opening) is found by its thread and id. */
 const socketKey = (thread: number, id: number) => id * 64 + thread
 
@@ -192,6 +197,12 @@ export class App {
   private readonly openings = new Map<number, Opening>()
   /** Open WebSockets by I/O thread and connection slot (their ids tell a reused slot apart). */
   private readonly sockets: (WebSocket<any, any> | undefined)[][] = []
+  /**
+   * The client addresses of open WebSockets, each string kept once: every object a socket
+   * keeps lives as long as it does, and a crowd of sockets comes from few addresses (a
+   * proxy, a NAT, a test client).
+   */
+  private readonly remotes = new Map<string, string>()
   private readonly topicHeaders = new Map<string, Buffer>()
   /** Serving as one of `serve()`'s workers: the other engines on the port share pub/sub. */
   private group: GroupPlace | null = null
@@ -774,13 +785,23 @@ export class App {
     if (opening === undefined) {
       const route = this.routes[meta[i + 6]]
       if (route?.ws === undefined || route.ws.upgrade !== undefined) return
-      opening = { behavior: route.ws, data: undefined, params: readParams(bytes, meta, i + 8, route.paramNames) }
+      const params = route.paramNames.length === 0 ? NO_PARAMS : readParams(bytes, meta, i + 8, route.paramNames)
+      opening = { behavior: route.ws, data: undefined, params }
     } else this.openings.delete(key)
     const protocol = meta[i + 5] === 0 ? '' : opening.behavior.protocols?.[meta[i + 5] - 1] ?? ''
-    const remote = bytes.latin1Slice(meta[i + 3], meta[i + 3] + meta[i + 4])
+    const remote = this.remoteString(bytes.latin1Slice(meta[i + 3], meta[i + 3] + meta[i + 4]))
     const ws = new WebSocket(this.hub, thread, meta[i + 2], meta[i + 1], opening.behavior, opening.data, opening.params, remote, protocol)
     ;(this.sockets[thread] ??= [])[ws.slot] = ws
     if (opening.behavior.open !== undefined) ws.call(() => opening.behavior.open!(ws))
+  }
+
+  /** The one string kept for this address (see `remotes`). */
+  private remoteString(remote: string): string {
+    const kept = this.remotes.get(remote)
+    if (kept !== undefined) return kept
+    if (this.remotes.size >= MAX_REMOTES) this.remotes.clear()
+    this.remotes.set(remote, remote)
+    return remote
   }
 
   private socket(thread: number, id: number, slot: number): WebSocket<any, any> | undefined {
