@@ -40,7 +40,7 @@ interface Opening {
   params: Record<string, string>
 }
 
-/** `ws.params` of a route without parameters: one frozen object for every such socket. */
+/** `ws.params` of a route without parameters or `upgrade`: one frozen object for every such socket. */
 const NO_PARAMS: Record<string, string> = Object.freeze({})
 /* Distinct client addresses kept before the table starts again. */
 const MAX_REMOTES = 4096
@@ -198,9 +198,9 @@ export class App {
   /** Open WebSockets by I/O thread and connection slot (their ids tell a reused slot apart). */
   private readonly sockets: (WebSocket<any, any> | undefined)[][] = []
   /**
-   * The client addresses of open WebSockets, each string kept once: every object a socket
-   * keeps lives as long as it does, and a crowd of sockets comes from few addresses (a
-   * proxy, a NAT, a test client).
+   * The client addresses WebSockets were opened from (the last 4,096), each string kept
+   * once: every object a socket keeps lives as long as it does, and a crowd of sockets
+   * comes from few addresses (a proxy, a NAT, a test client).
    */
   private readonly remotes = new Map<string, string>()
   private readonly topicHeaders = new Map<string, Buffer>()
