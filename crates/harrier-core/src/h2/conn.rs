@@ -202,7 +202,11 @@ impl H2Conn {
                 let Ok(n) = <[u8; 4]>::try_from(n) else {
                     return;
                 };
-                self.streams[i].release(u32::from_le_bytes(n) as usize);
+                let s = &mut self.streams[i];
+                s.release(u32::from_le_bytes(n) as usize);
+                // The client may send again from now: its silence counts from here, not
+                // from before the handler held it back.
+                s.body_at = ctx.now;
                 self.woken.set();
             }
             (OP_FILE, Answer::Waiting) => {

@@ -51,8 +51,9 @@ pub(crate) struct Stream {
     pub unreleased: usize,
     /// The body's end came; `body` is kept only to release what the handler reads.
     pub body_ended: bool,
-    /// When body bytes last came (the request's start before any): a body the client stops
-    /// sending while the handler has read all it was given meets `bodyTimeout`.
+    /// When body bytes last came, or the handler last opened the window (the request's
+    /// start before either): a body the client stops sending while the handler has read all
+    /// it was given meets `bodyTimeout`.
     pub body_at: Instant,
     /// Body bytes received, refused past `limit` (0: none).
     pub seen: u64,
