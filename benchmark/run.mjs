@@ -64,6 +64,9 @@ function usage() {
                        NAME:VAR=value[:VAR=value] runs a server with extra environment,
                        e.g. harrier:HARRIER_IO_THREADS=1 (a variant, side by side)
   --runs N             rounds per scenario; servers interleaved in each (default ${DEFAULTS.runs})
+  --interleave         scenarios interleaved too: each round runs every scenario, so that
+                       figures compared across scenarios (h2-hello against h1-pipelined-16)
+                       are paired by round, minutes apart at most, as servers are
   --duration S         seconds of each measured wrk run (default ${DEFAULTS.duration})
   --warmup S           seconds of unmeasured load before each run (default ${DEFAULTS.warmup})
   --connections C      connections for scenarios that do not set their own (default ${DEFAULTS.connections})
@@ -100,6 +103,7 @@ function parseOptions(argv) {
         'idle-connections': { type: 'string' },
         'rss-requests': { type: 'string' },
         quick: { type: 'boolean', default: false },
+        interleave: { type: 'boolean', default: false },
         'server-cpu': { type: 'string', default: '0' },
         'client-cpu': { type: 'string', default: '1' },
         shared: { type: 'string' },
@@ -174,6 +178,7 @@ function parseOptions(argv) {
     // the scenarios asked for are left out without a word (node-ws, in a run without ws scenarios).
     serversGiven: list(values.server).length > 0,
     quick: values.quick,
+    interleave: values.interleave,
     runs: integer('runs', base.runs, 1),
     duration: integer('duration', base.duration, 1),
     warmup: integer('warmup', base.warmup, 0),
@@ -1022,6 +1027,7 @@ async function main() {
     ...describe(options),
     config: {
       quick: options.quick,
+      interleave: options.interleave,
       runs: options.runs,
       duration: options.duration,
       warmup: options.warmup,
@@ -1049,8 +1055,8 @@ async function main() {
     const summary = summaryMarkdown(document.scenarios, options.servers)
     document.tlsOverPlain = tlsOverPlain(document.scenarios, options.servers)
     const overPlain = tlsOverPlainMarkdown(document.tlsOverPlain)
-    document.h2Targets = h2Targets(document.scenarios, options.servers)
-    const targets = h2TargetsMarkdown(document.h2Targets)
+    document.h2Targets = h2Targets(document.scenarios, options.servers, { interleaved: options.interleave })
+    const targets = h2TargetsMarkdown(document.h2Targets, { interleaved: options.interleave })
     const load = (l) => l.map((v) => v.toFixed(2)).join(', ')
     const busy = `Load average (1, 5, 15 min): ${load(meta.loadAverageStart)} at the start${document.loadAverageEnd ? `, ${load(document.loadAverageEnd)} at the end` : ''} (${meta.machine.cores} CPUs).`
     const md = [
@@ -1073,28 +1079,30 @@ async function main() {
     console.log(`Static files in ${dir}: ${Object.entries(files).map(([name, f]) => `${name} (${f.size} bytes)`).join(', ')}\n`)
   }
 
-  for (const scenario of options.scenarios) {
+  const plan = options.scenarios.map((scenario) => {
     const servers = options.servers.filter((s) => applies(scenario, s))
     const skipped = options.servers.filter((s) => !applies(scenario, s)).map((s) => ({ server: s.id, label: s.label, reason: skipReason(scenario, s) }))
     if (servers.length === 0) {
       console.log(`  ${scenario.name}: no server asked for takes part (${skipped.map((s) => `${s.label}: ${s.reason}`).join('; ')})\n`)
     }
-    const rounds = []
-    for (let round = 0; round < options.runs; round++) {
-      const results = {}
-      // Rotate the order each round so that no server always runs first or last.
-      const order = servers.map((_, i) => servers[(i + round) % servers.length])
-      for (const server of order) {
-        const result = await measure(scenario, server, options)
-        results[server.id] = result
-        console.log(progressLine(scenario, round + 1, options, server, result))
-        const where = `${scenario.name} round ${round + 1} ${server.label}`
-        if (result.error) document.warnings.push(`${where} failed: ${result.error}`)
-        if (result.unsupported) document.warnings.push(`${where}: ${result.unsupported}; no figures`)
-        for (const w of result.warnings ?? []) document.warnings.push(`${where}: ${w}`)
-      }
-      rounds.push(results)
+    return { scenario, servers, skipped, rounds: [] }
+  })
+  const runRound = async ({ scenario, servers, rounds }, round) => {
+    const results = {}
+    // Rotate the order each round so that no server always runs first or last.
+    const order = servers.map((_, i) => servers[(i + round) % servers.length])
+    for (const server of order) {
+      const result = await measure(scenario, server, options)
+      results[server.id] = result
+      console.log(progressLine(scenario, round + 1, options, server, result))
+      const where = `${scenario.name} round ${round + 1} ${server.label}`
+      if (result.error) document.warnings.push(`${where} failed: ${result.error}`)
+      if (result.unsupported) document.warnings.push(`${where}: ${result.unsupported}; no figures`)
+      for (const w of result.warnings ?? []) document.warnings.push(`${where}: ${w}`)
     }
+    rounds.push(results)
+  }
+  const finish = ({ scenario, servers, skipped, rounds }) => {
     const load = loadDescription(scenario, options)
     const summary = summarise(scenario, servers, rounds)
     document.scenarios[scenario.name] = {
@@ -1111,6 +1119,17 @@ async function main() {
     write()
     console.log(`\n${section}\n`)
   }
+  if (options.interleave) {
+    // Round by round through every scenario: a scenario's round k and another's are
+    // measured within minutes of each other, and their ratios are paired by round.
+    for (let round = 0; round < options.runs; round++) for (const entry of plan) await runRound(entry, round)
+    for (const entry of plan) finish(entry)
+  } else {
+    for (const entry of plan) {
+      for (let round = 0; round < options.runs; round++) await runRound(entry, round)
+      finish(entry)
+    }
+  }
 
   cleanupFloor()
   cleanupStatic()
@@ -1118,7 +1137,7 @@ async function main() {
   document.loadAverageEnd = os.loadavg()
   write()
   const overPlain = tlsOverPlainMarkdown(document.tlsOverPlain)
-  const targets = h2TargetsMarkdown(document.h2Targets)
+  const targets = h2TargetsMarkdown(document.h2Targets, { interleaved: options.interleave })
   console.log(`${header}\n\n${summaryMarkdown(document.scenarios, options.servers)}\n${overPlain ? `\n${overPlain}\n` : ''}${targets ? `\n${targets}\n` : ''}`)
   if (document.warnings.length) console.log(`Warnings:\n${document.warnings.map((w) => `- ${w.split('\n')[0]}`).join('\n')}\n`)
   const rel = (f) => relative(process.cwd(), join(paths.results, f)) || f

@@ -634,3 +634,23 @@ test('h2 targets: against nginx, against its own HTTP/1.1 pipelined, ahead of no
   assert.equal(h2Targets({ 'h2-hello': hello }, servers).find((r) => r.target.includes('h1-pipelined-16')).met, null)
   assert.equal(h2TargetsMarkdown([]), '')
 })
+
+test('h2 targets, interleaved: against its own HTTP/1.1 pipelined, the median of the ratios within each round', () => {
+  const harrier = parseServerSpec('harrier')
+  const metrics = { metrics: ['requestsPerSec', 'cpuUsPerRequest'] }
+  const run = (cpu) => ({ harrier: { requestsPerSec: 1, cpuUsPerRequest: cpu } })
+  // Round by round the ratios are 2, 2 and 5 (the third round's h1 run was lucky): their
+  // median is 2, while the ratio of the medians (3 ÷ 1.2) says 2.5.
+  const hello = summarise(metrics, [harrier], [run(2), run(3), run(6)])
+  const h1 = summarise(metrics, [harrier], [run(1), run(1.5), run(1.2)])
+  const row = (rows) => rows.find((r) => r.target.includes('h1-pipelined-16'))
+  const both = { 'h2-hello': hello, 'h1-pipelined-16': h1 }
+  assert.equal(row(h2Targets(both, [harrier], { interleaved: true })).value, 2)
+  assert.equal(row(h2Targets(both, [harrier], { interleaved: true })).met, true)
+  assert.equal(row(h2Targets(both, [harrier])).value, 2.5)
+  // A failed run leaves its round out of the pairs: (2 ÷ 1, 6 ÷ 1.2) → 3.5.
+  const failed = summarise(metrics, [harrier], [run(1), { harrier: { error: 'h2load failed' } }, run(1.2)])
+  assert.equal(row(h2Targets({ 'h2-hello': hello, 'h1-pipelined-16': failed }, [harrier], { interleaved: true })).value, 3.5)
+  assert.match(h2TargetsMarkdown(h2Targets(both, [harrier], { interleaved: true }), { interleaved: true }), /against h1-pipelined-16 too/)
+  assert.match(h2TargetsMarkdown(h2Targets(both, [harrier])), /a ratio of medians/)
+})
