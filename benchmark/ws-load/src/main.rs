@@ -823,6 +823,12 @@ impl Run {
                     if c.out.len() - c.opos > 256 * 1024 {
                         flush(c)?;
                     }
+                    // A read that did not fill the buffer took all there was: mio's
+                    // readiness is edge-triggered, and bytes that come after it raise a new
+                    // event. Reading on until WouldBlock would cost a second read per event.
+                    if n < scratch.len() {
+                        return Ok(());
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
