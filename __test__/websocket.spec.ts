@@ -344,6 +344,50 @@ test('binary messages read together stay apart: each kept, changed by the handle
   }
 })
 
+test("a binary message's memory (message.buffer) holds its own socket's messages only", async (t) => {
+  // Three sockets each write 24 binary messages of 4 KiB, every byte of them the socket's
+  // own marker, in one write: the server reads them into batches past 64 KiB, some of one
+  // socket's messages alone (handed to JS in memory of their own), some mixed with another
+  // socket's, or with text (copied out per socket). Whatever a message shares memory with,
+  // no byte of another socket may be reachable through message.buffer.
+  const markers = { a: 0x0a, b: 0x0b, c: 0x0c } as const
+  const foreign = new Map<string, number>()
+  const received = new Map<string, number>()
+  const done = new Recorder<string>()
+  const { port } = await useApp(t, (app) => {
+    app.ws('/:who', {
+      message(ws, m) {
+        const who = ws.params.who as keyof typeof markers
+        if (typeof m === 'string') {
+          if (m === 'end') done.push(who)
+          return
+        }
+        received.set(who, (received.get(who) ?? 0) + 1)
+        const all = new Uint8Array(m.buffer, 0, m.buffer.byteLength)
+        let others = 0
+        for (const byte of all) if (byte !== markers[who]) others++
+        if (others > 0) foreign.set(who, (foreign.get(who) ?? 0) + others)
+      },
+    })
+  })
+  const clients = await Promise.all(Object.keys(markers).map((who) => useRaw(t, port, `/${who}`)))
+  await Promise.all(
+    Object.values(markers).map((marker, n) => {
+      const frames: Buffer[] = []
+      for (let k = 0; k < 24; k++) {
+        frames.push(frame({ opcode: OP.BINARY, payload: Buffer.alloc(4096, marker) }))
+        // The third socket's text among its binary messages: its batches are never its binary messages alone.
+        if (n === 2 && k % 5 === 0) frames.push(frame({ opcode: OP.TEXT, payload: `text ${k}` }))
+      }
+      frames.push(frame({ opcode: OP.TEXT, payload: 'end' }))
+      return clients[n].write(Buffer.concat(frames))
+    }),
+  )
+  await done.count(3)
+  for (const who of Object.keys(markers)) t.is(received.get(who), 24, `${who}: every message arrived`)
+  t.deepEqual(Object.fromEntries(foreign), {}, 'bytes of another socket (or of text) reachable through message.buffer')
+})
+
 test('send takes string, Buffer, Uint8Array and ArrayBuffer; only a string is sent as text', async (t) => {
   const sent = deferred<number[]>()
   const { port } = await useApp(t, (app) => {

@@ -137,6 +137,15 @@ function binaryRunEnd(meta: Uint32Array, i: number): number {
 }
 
 /**
+ * Whether `bytes` is all of its memory (a batch handed over in memory of its own, not a view
+ * of an arena): then a run of one socket's messages that fills it may be viewed in place,
+ * since `message.buffer` reaches nothing of any other socket's.
+ */
+function ownsMemory(bytes: Buffer): boolean {
+  return bytes.byteOffset === 0 && bytes.buffer.byteLength === bytes.length
+}
+
+/**
  * A body chunk in memory of its own: a view of the batch would let `chunk.buffer` reach the
  * heads of other requests (other clients' headers) read in the same wake.
  */
@@ -723,7 +732,8 @@ export class App {
             else {
               if (run === null || off < runStart || end > runStart + run.length) {
                 runStart = off
-                run = ownCopy(bytes, off, binaryRunEnd(meta, i) - off)
+                const runEnd = binaryRunEnd(meta, i)
+                run = off === 0 && runEnd === bytes.length && ownsMemory(bytes) ? bytes : ownCopy(bytes, off, runEnd - off)
               }
               ws.received(run.subarray(off - runStart, end - runStart))
             }

@@ -270,6 +270,30 @@ unsafe fn rethrow_pending(env: sys::napi_env, status: sys::napi_status) {
     }
 }
 
+/* A batch this large (WebSocket messages, bodies) goes to JS in its own memory, not copied
+into an arena: an external buffer's finalizer costs less than the copy, and JS hands a
+socket's messages views of a batch that holds nothing else (lib/app.ts). */
+const OWN_MEMORY_BYTES: usize = 32 * 1024;
+
+/// The batch's bytes, given to JS as they are: the buffer frees them when collected.
+/// Copied where the runtime allows no external buffers.
+unsafe fn buffer_own(env: sys::napi_env, data: Vec<u8>) -> sys::napi_value {
+    unsafe extern "C" fn free(_env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
+        drop(Box::from_raw(hint as *mut Vec<u8>));
+    }
+    let mut data = Box::new(data);
+    let (at, len) = (data.as_mut_ptr(), data.len());
+    let hint = Box::into_raw(data);
+    let mut out = ptr::null_mut();
+    if sys::napi_create_external_buffer(env, len, at.cast(), Some(free), hint.cast(), &mut out)
+        != sys::Status::napi_ok
+    {
+        let data = Box::from_raw(hint);
+        return buffer_copy(env, &data);
+    }
+    out
+}
+
 /// A batch is copied into memory V8 owns: cheaper than an external buffer, whose finalizer
 /// costs a callback per batch, and the copy is small (heads, not bodies, dominate).
 unsafe fn buffer_copy(env: sys::napi_env, data: &[u8]) -> sys::napi_value {
@@ -331,9 +355,14 @@ impl JsCaller {
 
     /// Puts the batch where JS reads it: the current arena, a new one, or (larger than an
     /// arena) buffers of its own.
-    unsafe fn batch_args(&self, batch: &Batch) -> BatchArgs {
+    unsafe fn batch_args(&self, batch: &mut Batch) -> BatchArgs {
         let env = self.env;
         let mut values = [ptr::null_mut(); 6];
+        if batch.bytes.len() >= OWN_MEMORY_BYTES {
+            values[0] = buffer_own(env, std::mem::take(&mut batch.bytes));
+            values[1] = u32_array_copy(env, &batch.meta);
+            return BatchArgs { values, count: 2 };
+        }
         if let Some((b0, b1, m0, m1)) = self.into_arena(batch) {
             let slot = self.arena.borrow();
             let arena = slot.as_ref().unwrap();

@@ -89,6 +89,8 @@ pub(crate) struct BatchBuilder {
     meta: Vec<u32>,
     /// Counts batches handed over, so that a mark knows whether it still applies.
     generation: u64,
+    /// The bytes of the batch last taken: how to start the next if the handler kept them.
+    taken_bytes: usize,
 }
 
 /* A batch's vectors are reused for the next one unless they grew past this (a burst of
@@ -110,6 +112,7 @@ impl BatchBuilder {
             bytes: Vec::new(),
             meta: vec![thread as u32],
             generation: 0,
+            taken_bytes: 0,
         }
     }
 
@@ -363,9 +366,15 @@ impl BatchBuilder {
         self.event(&[EVENT_DRAIN, rid, slot, unsent.min(u32::MAX as usize) as u32]);
     }
 
+    /// How many batches were handed over so far: a change tells that one went mid-turn.
+    pub fn handed(&self) -> u64 {
+        self.generation
+    }
+
     /// The batch gathered so far, to hand over; give it back with `recycle` once handled.
     pub fn take(&mut self) -> Batch {
         self.generation += 1;
+        self.taken_bytes = self.bytes.len();
         Batch {
             thread: self.thread,
             bytes: std::mem::take(&mut self.bytes),
@@ -387,7 +396,12 @@ impl BatchBuilder {
         meta.clear();
         meta.push(self.thread as u32);
         self.meta = meta;
-        if bytes.capacity() <= REUSED_CAPACITY {
+        if bytes.capacity() == 0 && self.taken_bytes >= BATCH_SOFT_LIMIT {
+            // The handler kept the bytes of a full batch (handed over in its own memory): the
+            // next is likely as large, and growing to it by doubling would copy it four times.
+            // Under glibc's mmap threshold (128 KiB), so it comes from the heap.
+            self.bytes = Vec::with_capacity(BATCH_SOFT_LIMIT + BATCH_SOFT_LIMIT / 2);
+        } else if bytes.capacity() <= REUSED_CAPACITY {
             bytes.clear();
             self.bytes = bytes;
         }
@@ -582,6 +596,38 @@ impl<'a> Iterator for Events<'a> {
 mod tests {
     use super::*;
     use crate::http1::request::{parse_head, HeadLimits, Parse};
+
+    #[test]
+    fn a_full_batch_whose_bytes_the_handler_kept_starts_the_next_at_full_size() {
+        let mut b = BatchBuilder::new(0);
+        b.ws_message(1, 2, true, &vec![7u8; BATCH_SOFT_LIMIT]);
+        assert!(b.is_full());
+        let mut batch = b.take();
+        let kept = std::mem::take(&mut batch.bytes); // the inline driver's own-memory hand-over
+        assert_eq!(kept.len(), BATCH_SOFT_LIMIT);
+        b.recycle(batch);
+        assert!(
+            b.bytes.capacity() >= BATCH_SOFT_LIMIT,
+            "no doubling up to the next full batch"
+        );
+        assert!(
+            b.bytes.capacity() < 128 * 1024,
+            "under glibc's mmap threshold"
+        );
+        // A small batch kept by the handler (the threads driver keeps every one) does not.
+        b.ws_message(1, 2, true, b"small");
+        let mut batch = b.take();
+        batch.bytes = Vec::new();
+        b.recycle(batch);
+        assert_eq!(b.bytes.capacity(), 0);
+        // A batch handed back is reused as it was.
+        b.ws_message(1, 2, true, b"again");
+        let batch = b.take();
+        let capacity = batch.bytes.capacity();
+        b.recycle(batch);
+        assert_eq!(b.bytes.capacity(), capacity);
+        assert!(b.is_empty());
+    }
 
     #[test]
     fn events_decode_what_the_builder_wrote() {

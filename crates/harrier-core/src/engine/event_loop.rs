@@ -520,6 +520,7 @@ impl Worker {
     }
 
     fn on_socket(&mut self, key: usize, readable: bool, writable: bool) {
+        let handed = self.ctx.batch.handed();
         self.guarded(key, |conn, ctx| {
             let mut alive = Liveness::Open;
             if readable {
@@ -530,6 +531,13 @@ impl Worker {
             }
             alive
         });
+        if self.ctx.batch.handed() != handed {
+            // A batch filled up while this socket was read (large messages, bodies) and went
+            // to the handler: what it answered is applied now, while it is in cache, not after
+            // the turn's other sockets have filled several more; it is written at the turn's
+            // end with the rest (one write per socket per turn, as before).
+            self.take_replies();
+        }
     }
 
     /// Applies what the inbox holds, and what the handler left in place; false if neither
