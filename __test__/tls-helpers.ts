@@ -8,6 +8,7 @@
 // tools (curl, openssl s_client).
 
 import { spawn } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import https from 'node:https'
 import net from 'node:net'
 import tls from 'node:tls'
@@ -58,14 +59,46 @@ export async function useTlsApp(t: TeardownContext, build: (app: App) => void, t
   return { app, port: addr.port, base: `https://127.0.0.1:${addr.port}` }
 }
 
-/** A port that was free a moment ago (for the tests that must know the port before listen). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/**
+ * A port that was free a moment ago, for the tests that must know the port before listen and
+ * then check that nothing listens on it. Below the kernel's ephemeral range where there is
+ * one to read: every other server of the suite listens on port 0, which the kernel picks from
+ * that range, so none of them can take this port meanwhile (under load another file's server
+ * was given a port freed this way, and "nothing listens" found it).
+ */
+export async function freePort(): Promise<number> {
+  const low = ephemeralLow()
+  if (low !== null && low > QUIET_PORTS_FROM + 1000) {
+    for (let attempt = 0; attempt < 100; attempt++) {
+      const port = QUIET_PORTS_FROM + Math.floor(Math.random() * (low - QUIET_PORTS_FROM))
+      if ((await listenOnce(port)) !== null) return port
+    }
+  }
+  const port = await listenOnce(0)
+  if (port === null) throw new Error('no free port')
+  return port
+}
+
+/* Ports under this are left alone: services and other software's fixed ports. */
+const QUIET_PORTS_FROM = 20_000
+
+function ephemeralLow(): number | null {
+  try {
+    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0])
+    return Number.isInteger(low) ? low : null
+  } catch {
+    return null
+  }
+}
+
+/** Listens on `port` and closes at once: the port it had, or null if it was taken. */
+function listenOnce(port: number): Promise<number | null> {
+  return new Promise((resolve) => {
     const s = net.createServer()
-    s.once('error', reject)
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port
-      s.close(() => resolve(port))
+    s.once('error', () => resolve(null))
+    s.listen(port, '127.0.0.1', () => {
+      const got = (s.address() as net.AddressInfo).port
+      s.close(() => resolve(got))
     })
   })
 }
