@@ -4,6 +4,7 @@
 
 import http2 from 'node:http2'
 
+import { median } from './report.mjs'
 import { parseH2load } from './tls.mjs'
 
 /**
@@ -170,10 +171,7 @@ export function pairedAcross(a, b, s) {
     const y = runsB[i]?.cpuUsPerRequest
     if (!runsA[i]?.error && !runsB[i]?.error && Number.isFinite(x) && Number.isFinite(y) && y > 0) ratios.push(x / y)
   }
-  if (ratios.length === 0) return null
-  ratios.sort((p, q) => p - q)
-  const mid = ratios.length >> 1
-  return ratios.length % 2 ? ratios[mid] : (ratios[mid - 1] + ratios[mid]) / 2
+  return median(ratios)
 }
 
 export function h2TargetsMarkdown(rows, { interleaved = false } = {}) {

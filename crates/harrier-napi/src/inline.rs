@@ -353,8 +353,8 @@ impl JsCaller {
         })
     }
 
-    /// Puts the batch where JS reads it: the current arena, a new one, or (larger than an
-    /// arena) buffers of its own.
+    /// Puts the batch where JS reads it: its own memory (`OWN_MEMORY_BYTES` or more), the
+    /// current arena, a new one, or (more words than an arena holds) buffers of its own.
     unsafe fn batch_args(&self, batch: &mut Batch) -> BatchArgs {
         let env = self.env;
         let mut values = [ptr::null_mut(); 6];
