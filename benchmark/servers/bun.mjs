@@ -9,14 +9,27 @@
 //
 // TLS (the tls scenarios): when the suite sets BENCH_TLS_CERT and BENCH_TLS_KEY (PEM file
 // paths), Bun.serve's `tls: { cert, key }` with Bun.file of each, Bun's TLS defaults.
+//
+// The static scenarios' files (the suite sets BENCH_STATIC_DIR for those only) under
+// /static/, as Bun's docs serve a file: a Response of Bun.file (sendfile(2) in plaintext).
 const HELLO = 'Hello, World!'
 const TEXT = { 'content-type': 'text/plain; charset=utf-8' }
 const JSON_TYPE = { 'content-type': 'application/json; charset=utf-8' }
 
 const port = Number(process.env.PORT)
+const STATIC_DIR = process.env.BENCH_STATIC_DIR
 const deflate = process.env.BENCH_WS_DEFLATE === '1'
 const WS_ROUTES = { '/ws/echo': 'echo', '/ws/broadcast': 'broadcast' }
 const tls = process.env.BENCH_TLS_CERT ? { cert: Bun.file(process.env.BENCH_TLS_CERT), key: Bun.file(process.env.BENCH_TLS_KEY) } : undefined
+const notFound = () => new Response('Not Found', { status: 404, headers: TEXT })
+
+async function sendFile(name) {
+  if (!name || name.includes('/') || name.startsWith('.')) return notFound()
+  const file = Bun.file(`${STATIC_DIR}/${name}`)
+  if (!(await file.exists())) return notFound()
+  return new Response(file, { headers: { 'content-type': 'application/octet-stream' } })
+}
+
 const server = Bun.serve({
   port,
   hostname: '127.0.0.1',
@@ -46,9 +59,13 @@ const server = Bun.serve({
     const url = req.url
     const start = url.indexOf('/', url.indexOf('//') + 2)
     const mark = url.indexOf('?', start)
-    const route = WS_ROUTES[mark === -1 ? url.slice(start) : url.slice(start, mark)]
+    const path = mark === -1 ? url.slice(start) : url.slice(start, mark)
+    const route = WS_ROUTES[path]
     if (route && server.upgrade(req, { data: { route } })) return undefined
-    return new Response('Not Found', { status: 404, headers: TEXT })
+    if (STATIC_DIR && path.startsWith('/static/') && (req.method === 'GET' || req.method === 'HEAD')) {
+      return sendFile(path.slice('/static/'.length))
+    }
+    return notFound()
   },
   websocket: {
     idleTimeout: 120,

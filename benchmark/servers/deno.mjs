@@ -9,11 +9,33 @@
 // TLS (the tls scenarios): when the suite sets BENCH_TLS_CERT and BENCH_TLS_KEY (PEM file
 // paths; the suite then runs deno with --allow-read), Deno.serve({ cert, key }) with the
 // PEM text of each, Deno's TLS defaults.
+//
+// The static scenarios' files (the suite sets BENCH_STATIC_DIR for those only, and runs deno
+// with --allow-read) under /static/, as Deno's docs serve a file: Deno.open, then a Response
+// of the file's readable stream with its length.
 const HELLO = 'Hello, World!'
 const TEXT = { 'content-type': 'text/plain; charset=utf-8' }
 const JSON_TYPE = { 'content-type': 'application/json; charset=utf-8' }
 
 const broadcast = new Set()
+const STATIC_DIR = Deno.env.get('BENCH_STATIC_DIR')
+
+async function sendFile(req, name) {
+  if (!name || name.includes('/') || name.startsWith('.')) return new Response('Not Found', { status: 404, headers: TEXT })
+  let file
+  try {
+    file = await Deno.open(`${STATIC_DIR}/${name}`, { read: true })
+  } catch {
+    return new Response('Not Found', { status: 404, headers: TEXT })
+  }
+  const info = await file.stat()
+  const headers = { 'content-type': 'application/octet-stream', 'content-length': String(info.size) }
+  if (req.method === 'HEAD') {
+    file.close()
+    return new Response(null, { headers })
+  }
+  return new Response(file.readable, { headers })
+}
 
 function upgrade(req, route) {
   // Idle WebSockets stay open for the idle scenario (Deno pings after idleTimeout seconds).
@@ -45,6 +67,7 @@ function handler(req) {
       return new Response('Upgrade Required', { status: 426, headers: TEXT })
     }
     if (path === '/') return new Response(HELLO, { headers: TEXT })
+    if (STATIC_DIR && path.startsWith('/static/')) return sendFile(req, path.slice('/static/'.length))
     if (path === '/json') return new Response(JSON.stringify({ message: HELLO }), { headers: JSON_TYPE })
     if (path.startsWith('/users/') && path.indexOf('/', 7) === -1 && path.length > 7) {
       const query = new URLSearchParams(mark === -1 ? '' : url.slice(mark + 1))

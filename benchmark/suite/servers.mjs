@@ -39,8 +39,8 @@ export const SERVERS = {
   fastify: { label: 'fastify', runtime: 'node', script: 'fastify.mjs', routes: true, hello: true, static: false, ws: [], tls: true },
   // Deno's WebSocket server does not negotiate permessage-deflate.
   // Deno.serve speaks h2c by prior knowledge in cleartext and h2 by ALPN over TLS.
-  deno: { label: 'deno', runtime: 'deno', script: 'deno.mjs', routes: true, hello: true, static: false, ws: ['echo', 'broadcast'], tls: true, h2: true },
-  bun: { label: 'bun', runtime: 'bun', script: 'bun.mjs', routes: true, hello: true, static: false, ws: WS_ALL, tls: true, noH2: "Bun.serve has no HTTP/2 (bun-http2 is Bun's node:http2)" },
+  deno: { label: 'deno', runtime: 'deno', script: 'deno.mjs', routes: true, hello: true, static: true, ws: ['echo', 'broadcast'], tls: true, h2: true },
+  bun: { label: 'bun', runtime: 'bun', script: 'bun.mjs', routes: true, hello: true, static: true, ws: WS_ALL, tls: true, noH2: "Bun.serve has no HTTP/2 (bun-http2 is Bun's node:http2)" },
   // node:http2 (createServer for h2c, createSecureServer for h2), and the same file under Bun.
   'node-http2': { label: 'node:http2', runtime: 'node', script: 'node-http2.mjs', routes: false, hello: true, static: true, ws: [], tls: true, h2: true, h2Only: true },
   'bun-http2': { label: 'bun node:http2', runtime: 'bun', script: 'node-http2.mjs', routes: false, hello: true, static: true, ws: [], tls: true, h2: true, h2Only: true },
@@ -322,8 +322,8 @@ export function command(server, { port, staticDir, connections, tls, h2 } = {}) 
       return { exe: process.execPath, args: [join(paths.servers, server.script)] }
     case 'deno': {
       const exe = denoBinary()
-      // --allow-read for the certificate and key, in the TLS scenarios.
-      return { exe, args: ['run', '--allow-net', '--allow-env', ...(tls ? ['--allow-read'] : []), '--no-prompt', join(paths.servers, server.script)] }
+      // --allow-read for the certificate and key (the TLS scenarios) and the static files.
+      return { exe, args: ['run', '--allow-net', '--allow-env', ...(tls || staticDir ? ['--allow-read'] : []), '--no-prompt', join(paths.servers, server.script)] }
     }
     case 'bun':
       return { exe: bunBinary(), args: [join(paths.servers, server.script)] }
