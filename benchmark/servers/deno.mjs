@@ -19,14 +19,15 @@ const JSON_TYPE = { 'content-type': 'application/json; charset=utf-8' }
 
 const broadcast = new Set()
 const STATIC_DIR = Deno.env.get('BENCH_STATIC_DIR')
+const notFound = () => new Response('Not Found', { status: 404, headers: TEXT })
 
 async function sendFile(req, name) {
-  if (!name || name.includes('/') || name.startsWith('.')) return new Response('Not Found', { status: 404, headers: TEXT })
+  if (!name || name.includes('/') || name.startsWith('.')) return notFound()
   let file
   try {
     file = await Deno.open(`${STATIC_DIR}/${name}`, { read: true })
   } catch {
-    return new Response('Not Found', { status: 404, headers: TEXT })
+    return notFound()
   }
   const info = await file.stat()
   const headers = { 'content-type': 'application/octet-stream', 'content-length': String(info.size) }
@@ -79,7 +80,7 @@ function handler(req) {
       (body) => new Response(body, { headers: { 'content-type': req.headers.get('content-type') ?? 'application/octet-stream' } }),
     )
   }
-  return new Response('Not Found', { status: 404, headers: TEXT })
+  return notFound()
 }
 
 const port = Number(Deno.env.get('PORT'))
